@@ -1,0 +1,42 @@
+"""Dispatcher: risk gates, then simulated fills or Alpaca orders, each recommendation at most once."""
+
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from ops_pipeline import alpaca, config
+from ops_pipeline.config import TradingMode
+from ops_pipeline.db import ConnectionCache
+from ops_pipeline.dispatch import AlpacaBroker, Broker, SimulatedBroker, dispatch
+from ops_pipeline.event_time import event_minute
+from ops_pipeline.observability import metrics, stage_handler
+
+DB = ConnectionCache()
+
+
+@cache
+def _broker(mode: TradingMode) -> Broker:
+    if mode is TradingMode.SIMULATION:
+        return SimulatedBroker()
+    client = alpaca.trading_client(config.alpaca_credentials(), paper=mode is TradingMode.PAPER)
+    return AlpacaBroker(client, mode)
+
+
+@stage_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    mode = config.trading_mode()
+    summary = dispatch(
+        DB.get(),
+        _broker(mode),
+        minute=event_minute(event),
+        market_open=bool(event.get("market", {}).get("is_open")),
+        state=config.trading_state(),
+        limits=config.risk_limits(),
+    )
+    metrics.add_dimension(name="mode", value=mode.value)
+    outcomes = summary["outcomes"]
+    metrics.add_metric(name="OrdersFilled", unit="Count", value=outcomes.get("filled", 0))
+    metrics.add_metric(name="OrdersSubmitted", unit="Count", value=outcomes.get("submitted", 0))
+    metrics.add_metric(name="OrdersRejected", unit="Count", value=outcomes.get("rejected", 0))
+    return summary

@@ -1,0 +1,33 @@
+"""Market check: which minute this run is about, and whether its bar is in a trading session."""
+
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from ops_pipeline import alpaca, config
+from ops_pipeline.event_time import event_minute, iso_minute
+from ops_pipeline.market import TradingSession, market_status, trading_day
+from ops_pipeline.observability import logger, metrics, stage_handler
+
+
+@cache
+def _client() -> Any:
+    return alpaca.trading_client(config.alpaca_credentials())
+
+
+@cache
+def _session(day: str) -> TradingSession | None:
+    from alpaca.trading.requests import GetCalendarRequest
+
+    days = alpaca.call("calendar", lambda: _client().get_calendar(GetCalendarRequest(start=day, end=day)))
+    return next((TradingSession.from_calendar_entry(d) for d in days if str(d["date"]) == day), None)
+
+
+@stage_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    minute = event_minute(event)
+    status = market_status(minute, _session(trading_day(minute).isoformat()))
+    metrics.add_metric(name="MarketOpen", unit="Count", value=int(status.is_open))
+    logger.info("market check", extra={"market": status.as_event()})
+    return {"time": iso_minute(minute), "execution": event.get("execution"), "market": status.as_event()}

@@ -1,0 +1,149 @@
+"""PostgreSQL connections through pg8000.
+
+In AWS a function connects to RDS Proxy with an IAM auth token over TLS (`DB_HOST`, `DB_PORT`,
+`DB_NAME`, `DB_USER`, `DB_IAM_AUTH=true`); locally `DATABASE_URL` names the database, including a
+unix socket directory as `?host=/path`. Statements are sent with pg8000's unnamed prepared
+statements and no session `SET`, so RDS Proxy never pins a connection.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import pg8000.native
+
+Connection = pg8000.native.Connection
+
+CONNECT_TIMEOUT_SECONDS = 10
+
+
+class DatabaseConfigError(ValueError):
+    """The database settings are missing or malformed."""
+
+
+@dataclass(frozen=True)
+class DatabaseTarget:
+    user: str
+    database: str
+    host: str | None = "127.0.0.1"
+    port: int = 5432
+    password: str | None = None
+    unix_socket_dir: str | None = None
+    iam_auth: bool = False
+    tls: bool = False
+
+    def describe(self) -> str:
+        """Say where this points, without any secret."""
+        where = self.unix_socket_dir or f"{self.host}:{self.port}"
+        return f"postgresql://{self.user}@{where}/{self.database}"
+
+
+def parse_database_url(url: str) -> DatabaseTarget:
+    """Read `postgresql://user[:password]@host[:port]/dbname[?host=/socket/dir&sslmode=require]`."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgres", "postgresql"):
+        raise DatabaseConfigError(f"DATABASE_URL must start with postgresql://, got {parts.scheme!r}")
+    query = parse_qs(parts.query)
+    database = unquote(parts.path.lstrip("/")) or "postgres"
+    socket_dir = query.get("host", [None])[0]
+    return DatabaseTarget(
+        user=unquote(parts.username or "postgres"),
+        password=unquote(parts.password) if parts.password else None,
+        database=database,
+        host=None if socket_dir else (parts.hostname or "127.0.0.1"),
+        port=parts.port or int(query.get("port", ["5432"])[0]),
+        unix_socket_dir=socket_dir,
+        tls=query.get("sslmode", ["disable"])[0] in ("require", "verify-ca", "verify-full"),
+    )
+
+
+def target_from_env(env: dict[str, str] | None = None) -> DatabaseTarget:
+    """`DATABASE_URL` when set, else the `DB_*` variables the template hands to each function."""
+    env = dict(os.environ) if env is None else env
+    if env.get("DATABASE_URL"):
+        return parse_database_url(env["DATABASE_URL"])
+    missing = [name for name in ("DB_HOST", "DB_NAME", "DB_USER") if not env.get(name)]
+    if missing:
+        raise DatabaseConfigError(f"set DATABASE_URL, or {', '.join(missing)}")
+    iam = env.get("DB_IAM_AUTH", "false").lower() == "true"
+    return DatabaseTarget(
+        user=env["DB_USER"],
+        database=env["DB_NAME"],
+        host=env["DB_HOST"],
+        port=int(env.get("DB_PORT", "5432")),
+        iam_auth=iam,
+        tls=iam or env.get("DB_TLS", "false").lower() == "true",
+    )
+
+
+def _iam_token(target: DatabaseTarget) -> str:
+    import boto3  # only the AWS path needs it
+
+    return boto3.client("rds").generate_db_auth_token(
+        DBHostname=target.host, Port=target.port, DBUsername=target.user
+    )
+
+
+def connect(target: DatabaseTarget | None = None) -> Connection:
+    """Open a connection; IAM token and TLS when the target asks for them."""
+    target = target or target_from_env()
+    kwargs: dict[str, Any] = {
+        "user": target.user,
+        "database": target.database,
+        "timeout": CONNECT_TIMEOUT_SECONDS,
+        "application_name": "ops-pipeline",
+    }
+    if target.unix_socket_dir:
+        kwargs["unix_sock"] = f"{target.unix_socket_dir}/.s.PGSQL.{target.port}"
+    else:
+        kwargs["host"] = target.host
+        kwargs["port"] = target.port
+    if target.iam_auth:
+        kwargs["password"] = _iam_token(target)
+    elif target.password:
+        kwargs["password"] = target.password
+    if target.tls:
+        kwargs["ssl_context"] = ssl.create_default_context()
+    return pg8000.native.Connection(**kwargs)
+
+
+class ConnectionCache:
+    """One connection per Lambda container, reopened when it has gone bad."""
+
+    def __init__(self, target: DatabaseTarget | None = None) -> None:
+        self._target = target
+        self._conn: Connection | None = None
+
+    def get(self) -> Connection:
+        if self._conn is not None:
+            try:
+                self._conn.run("SELECT 1")
+                return self._conn
+            except Exception:  # noqa: BLE001 - any failure means: open a new one
+                self.close()
+        self._conn = connect(self._target)
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:  # noqa: BLE001
+                pass
+            self._conn = None
+
+
+def rows_as_dicts(conn: Connection, rows: list[list[Any]]) -> list[dict[str, Any]]:
+    """Name the columns of the rows that `conn.run` just returned."""
+    names = [column["name"] for column in conn.columns or []]
+    return [dict(zip(names, row)) for row in rows]
+
+
+def query(conn: Connection, sql: str, **params: Any) -> list[dict[str, Any]]:
+    """Run one statement and return its rows as dicts."""
+    rows = conn.run(sql, **params)
+    return rows_as_dicts(conn, rows or [])

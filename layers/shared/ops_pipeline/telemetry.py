@@ -1,0 +1,190 @@
+"""Telemetry ingestor: closed 1-minute bars from Alpaca into `lane_telemetry`.
+
+One multi-symbol, paged request per run covers every ticker from its last stored bar (a bounded
+lookback) up to the bar that closed at the event minute, so missed minutes are backfilled. The
+last few minutes are always asked again, because a bar can arrive or be corrected up to ~30 s after
+its minute closes. Bars are upserted in one statement; an unchanged bar is left untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from ops_pipeline.db import Connection
+from ops_pipeline.event_time import ONE_MINUTE, parse_minute
+from ops_pipeline.errors import InvalidEventError
+from ops_pipeline.observability import logger
+
+LOOKBACK = timedelta(minutes=120)
+REFETCH = timedelta(minutes=3)
+
+
+@dataclass(frozen=True)
+class Bar:
+    ticker: str
+    ts: datetime  # the bar's start, UTC
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: int
+    trade_count: int | None = None
+    vwap: Decimal | None = None
+
+
+class MalformedBar(ValueError):
+    """A bar that cannot be stored: a missing field, a bad number, or prices that contradict."""
+
+
+def _price(raw: Mapping[str, Any], field: str) -> Decimal:
+    try:
+        value = Decimal(str(raw[field]))
+    except (KeyError, InvalidOperation) as exc:
+        raise MalformedBar(f"{field}={raw.get(field)!r}") from exc
+    if not value.is_finite() or value <= 0:
+        raise MalformedBar(f"{field}={value} is not a positive price")
+    return value
+
+
+def parse_bar(ticker: str, raw: Mapping[str, Any]) -> Bar:
+    """Read one bar of Alpaca's bars API (`t o h l c v n vw`)."""
+    try:
+        ts = parse_minute(raw["t"])
+    except (KeyError, InvalidEventError) as exc:
+        raise MalformedBar(f"t={raw.get('t')!r}") from exc
+    o, h, l, c = (_price(raw, field) for field in "ohlc")
+    try:
+        volume = int(raw["v"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise MalformedBar(f"v={raw.get('v')!r}") from exc
+    if volume < 0:
+        raise MalformedBar(f"v={volume} is negative")
+    if h < max(o, c, l) or l > min(o, c):
+        raise MalformedBar(f"high {h} / low {l} do not contain open {o} and close {c}")
+    vwap = raw.get("vw")
+    return Bar(
+        ticker=ticker,
+        ts=ts,
+        open=o,
+        high=h,
+        low=l,
+        close=c,
+        volume=volume,
+        trade_count=int(raw["n"]) if raw.get("n") is not None else None,
+        vwap=Decimal(str(vwap)) if vwap is not None else None,
+    )
+
+
+def closed_bars(
+    raw_by_ticker: Mapping[str, Iterable[Mapping[str, Any]]],
+    tickers: Sequence[str],
+    minute: datetime,
+) -> list[Bar]:
+    """Valid bars of the asked tickers that closed by `minute`; malformed ones are logged and skipped."""
+    bars = []
+    wanted = set(tickers)
+    for ticker, raws in raw_by_ticker.items():
+        if ticker not in wanted:
+            continue
+        for raw in raws:
+            try:
+                bar = parse_bar(ticker, raw)
+            except MalformedBar as exc:
+                logger.warning("skipping malformed bar", extra={"ticker": ticker, "bar": raw, "problem": str(exc)})
+                continue
+            if bar.ts + ONE_MINUTE <= minute:
+                bars.append(bar)
+    return sorted(bars, key=lambda b: (b.ticker, b.ts))
+
+
+def fetch_start(last_stored: Mapping[str, datetime], tickers: Sequence[str], minute: datetime) -> datetime:
+    """Where the one request starts: the earliest ticker's next bar, within the lookback, minus the refetch."""
+    floor = minute - LOOKBACK
+    nexts = [last_stored[t] + ONE_MINUTE if t in last_stored else floor for t in tickers]
+    return max(floor, min(nexts) - REFETCH)
+
+
+def last_stored_bars(conn: Connection, tickers: Sequence[str], minute: datetime) -> dict[str, datetime]:
+    rows = conn.run(
+        "SELECT ticker, max(ts) FROM lane_telemetry"
+        " WHERE ticker = ANY(CAST(:tickers AS text[])) AND ts >= :floor AND ts < :minute"
+        " GROUP BY ticker",
+        tickers=list(tickers),
+        floor=minute - LOOKBACK,
+        minute=minute,
+    )
+    return {ticker: ts for ticker, ts in rows}
+
+
+UPSERT_BARS = """
+INSERT INTO lane_telemetry AS t (ticker, ts, open, high, low, close, volume, trade_count, vwap)
+SELECT * FROM unnest(
+    CAST(:ticker AS text[]), CAST(:ts AS timestamptz[]), CAST(:open AS numeric[]),
+    CAST(:high AS numeric[]), CAST(:low AS numeric[]), CAST(:close AS numeric[]),
+    CAST(:volume AS bigint[]), CAST(:trade_count AS integer[]), CAST(:vwap AS numeric[]))
+ON CONFLICT (ticker, ts) DO UPDATE SET
+    open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close,
+    volume = excluded.volume, trade_count = excluded.trade_count, vwap = excluded.vwap,
+    ingested_at = now()
+WHERE (t.open, t.high, t.low, t.close, t.volume)
+      IS DISTINCT FROM (excluded.open, excluded.high, excluded.low, excluded.close, excluded.volume)
+RETURNING (xmax = 0) AS inserted
+"""
+
+
+def upsert_bars(conn: Connection, bars: Sequence[Bar]) -> tuple[int, int]:
+    """Store bars in one statement; return (inserted, corrected)."""
+    if not bars:
+        return 0, 0
+    rows = conn.run(
+        UPSERT_BARS,
+        ticker=[b.ticker for b in bars],
+        ts=[b.ts for b in bars],
+        open=[str(b.open) for b in bars],
+        high=[str(b.high) for b in bars],
+        low=[str(b.low) for b in bars],
+        close=[str(b.close) for b in bars],
+        volume=[b.volume for b in bars],
+        trade_count=[b.trade_count for b in bars],
+        vwap=[str(b.vwap) if b.vwap is not None else None for b in bars],
+    )
+    inserted = sum(1 for (was_insert,) in rows if was_insert)
+    return inserted, len(rows) - inserted
+
+
+def request_bars(client: Any, tickers: Sequence[str], start: datetime, end: datetime) -> dict[str, list[dict[str, Any]]]:
+    """One multi-symbol request (alpaca-py follows the pages) for 1-minute IEX bars, start and end inclusive."""
+    from alpaca.data.enums import DataFeed
+    from alpaca.data.requests import StockBarsRequest
+    from alpaca.data.timeframe import TimeFrame
+
+    from ops_pipeline import alpaca
+
+    request = StockBarsRequest(
+        symbol_or_symbols=list(tickers), timeframe=TimeFrame.Minute, feed=DataFeed.IEX, start=start, end=end
+    )
+    return alpaca.call("bars", lambda: client.get_stock_bars(request))
+
+
+def ingest(conn: Connection, client: Any, tickers: Sequence[str], minute: datetime) -> dict[str, Any]:
+    """Fetch and store every closed bar that is missing or changed, up to the bar that closed at `minute`."""
+    last = last_stored_bars(conn, tickers, minute)
+    start, end = fetch_start(last, tickers, minute), minute - ONE_MINUTE
+    raw = request_bars(client, tickers, start, end)
+    received = sum(len(v) for v in raw.values())
+    bars = closed_bars(raw, tickers, minute)
+    inserted, corrected = upsert_bars(conn, bars)
+    return {
+        "tickers": len(tickers),
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "received": received,
+        "stored": len(bars),
+        "inserted": inserted,
+        "corrected": corrected,
+        "tickers_without_bar": sorted(set(tickers) - {b.ticker for b in bars if b.ts == end}),
+    }

@@ -1,0 +1,219 @@
+#!/usr/bin/env python
+"""Train the financial-news sentiment model and export it for pure-Python inference.
+
+Model selection uses stratified k-fold cross-validation on the TRAIN split only; the valid
+split is never read here (bench/sentiment_eval.py reports on it). The chosen configuration is
+refitted on all of train, its weights rounded, and written to
+layers/shared/ops_pipeline/news/sentiment_model.json.gz together with reference probabilities
+computed by scikit-learn from the rounded weights (the unit tests check the pure-Python
+inference against them).
+
+Needs the ``train`` extra (scikit-learn, numpy). Usage:
+    PYTHONPATH=layers/shared:src python scripts/train_sentiment.py [--data DIR] [--folds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import itertools
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, f1_score
+from sklearn.model_selection import StratifiedKFold
+from scipy.sparse import hstack
+
+from ops_pipeline.news import sentiment as S
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "sentiment"
+# Dataset labels: 0 = bearish, 1 = bullish, 2 = neutral.
+LABEL_OF = {0: "negative", 1: "positive", 2: "neutral"}
+DECIMALS = 4  # weights/idf are rounded to this many decimals in the exported file
+
+# Own sentences (not from any dataset) added to the parity checks in the weights file.
+CHECK_SENTENCES = [
+    "Apple shares surge after record quarterly earnings beat estimates",
+    "Tesla stock plunges as deliveries miss expectations",
+    "Microsoft to hold annual shareholder meeting on December 5",
+    "$NVDA upgraded to buy at Morgan Stanley, price target raised to $600",
+    "Company doesn't expect a recovery in 2024; cuts guidance by 15%",
+    "",
+]
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    name: str
+    blocks: tuple[tuple[str, dict[str, Any]], ...]  # (analyzer name, params)
+    min_df: int = 2
+    sublinear_tf: bool = True
+
+
+FEATURE_CONFIGS = (
+    FeatureConfig("word12", (("word", {}),)),
+    FeatureConfig("word12+char25", (("word", {}), ("char", {"low": 2, "high": 5}))),
+    FeatureConfig("word12+char36", (("word", {}), ("char", {"low": 3, "high": 6}))),
+)
+C_VALUES = (1.0, 3.0, 10.0, 30.0)
+CLASS_WEIGHTS: tuple[str | None, ...] = (None, "balanced")
+
+
+def read_split(path: Path) -> tuple[list[str], list[str]]:
+    with path.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    return [r["text"] for r in rows], [LABEL_OF[int(r["label"])] for r in rows]
+
+
+def make_vectorizers(cfg: FeatureConfig) -> list[TfidfVectorizer]:
+    return [
+        TfidfVectorizer(
+            analyzer=S.make_analyzer(name, params),
+            min_df=cfg.min_df,
+            sublinear_tf=cfg.sublinear_tf,
+            norm="l2",
+            smooth_idf=True,
+            dtype=np.float64,
+        )
+        for name, params in cfg.blocks
+    ]
+
+
+def fit_transform(vecs: list[TfidfVectorizer], texts: list[str]):
+    return hstack([v.fit_transform(texts) for v in vecs]).tocsr()
+
+
+def transform(vecs: list[TfidfVectorizer], texts: list[str]):
+    return hstack([v.transform(texts) for v in vecs]).tocsr()
+
+
+def make_clf(c: float, cw: str | None) -> LogisticRegression:
+    return LogisticRegression(C=c, class_weight=cw, max_iter=3000, solver="lbfgs")
+
+
+def cross_validate(texts: list[str], labels: list[str], folds: int) -> list[dict[str, Any]]:
+    """Mean accuracy / macro-F1 of every (features, C, class_weight) over k folds of train."""
+    y = np.array(labels)
+    skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=13)
+    results: dict[tuple[str, float, str | None], list[tuple[float, float]]] = {}
+    for cfg in FEATURE_CONFIGS:
+        for tr, te in skf.split(texts, y):
+            vecs = make_vectorizers(cfg)
+            xtr = fit_transform(vecs, [texts[i] for i in tr])
+            xte = transform(vecs, [texts[i] for i in te])
+            for c, cw in itertools.product(C_VALUES, CLASS_WEIGHTS):
+                pred = make_clf(c, cw).fit(xtr, y[tr]).predict(xte)
+                score = (accuracy_score(y[te], pred), f1_score(y[te], pred, average="macro"))
+                results.setdefault((cfg.name, c, cw), []).append(score)
+        print(f"  cv done: {cfg.name}", file=sys.stderr)
+    rows = []
+    for (name, c, cw), scores in results.items():
+        acc, f1 = np.mean(scores, axis=0)
+        rows.append({"features": name, "C": c, "class_weight": cw,
+                     "cv_accuracy": round(float(acc), 4), "cv_macro_f1": round(float(f1), 4)})
+    rows.sort(key=lambda r: (r["cv_macro_f1"], r["cv_accuracy"]), reverse=True)
+    return rows
+
+
+def export(cfg: FeatureConfig, vecs: list[TfidfVectorizer], clf: LogisticRegression,
+           extra: dict[str, Any]) -> dict[str, Any]:
+    """Weights file content; rounds clf.coef_/intercept_ and the idf vectors IN PLACE."""
+    classes = [str(c) for c in clf.classes_]
+    coef = np.round(clf.coef_, DECIMALS)
+    clf.coef_ = coef
+    clf.intercept_ = np.round(clf.intercept_, DECIMALS)
+    blocks, offset = [], 0
+    for (name, params), vec in zip(cfg.blocks, vecs):
+        vocab = vec.vocabulary_
+        terms = sorted(vocab, key=vocab.__getitem__)
+        vec.idf_ = np.round(vec.idf_, DECIMALS)
+        w = coef[:, offset:offset + len(terms)].T  # terms x classes
+        offset += len(terms)
+        blocks.append({
+            "analyzer": name, "params": params, "sublinear_tf": cfg.sublinear_tf,
+            "terms": terms,
+            "idf": [float(v) for v in vec.idf_],
+            "weights": [float(v) for v in w.reshape(-1)],
+        })
+    return {
+        "name": S.MODEL_NAME,
+        "preprocess_version": S.PREPROCESS_VERSION,
+        "classes": classes,
+        "intercepts": [float(v) for v in clf.intercept_],
+        "blocks": blocks,
+        **extra,
+    }
+
+
+def parity_checks(vecs, clf, texts: list[str]) -> list[dict[str, Any]]:
+    proba = clf.predict_proba(transform(vecs, texts))
+    return [{"text": t, "proba": [round(float(p), 10) for p in row]}
+            for t, row in zip(texts, proba)]
+
+
+def write_model(data: dict[str, Any], path: Path) -> None:
+    raw = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    path.write_bytes(gzip.compress(raw, compresslevel=9, mtime=0))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--out", type=Path, default=S.MODEL_PATH)
+    args = ap.parse_args()
+
+    texts, labels = read_split(args.data / "twitter_financial_news_train.csv")
+    print(f"train: {len(texts)} texts", file=sys.stderr)
+    t0 = time.time()
+    cv = cross_validate(texts, labels, args.folds)
+    for row in cv[:8]:
+        print("  ", row, file=sys.stderr)
+    best = cv[0]
+    cfg = next(c for c in FEATURE_CONFIGS if c.name == best["features"])
+    print(f"best by cv macro-F1: {best} ({time.time() - t0:.0f}s)", file=sys.stderr)
+
+    vecs = make_vectorizers(cfg)
+    clf = make_clf(best["C"], best["class_weight"]).fit(fit_transform(vecs, texts), labels)
+    full_pred = clf.predict(transform(vecs, texts))
+    extra = {
+        "training": {
+            "data": "twitter_financial_news_train.csv (zeroshot/twitter-financial-news-sentiment, MIT)",
+            "n_train": len(texts),
+            "selection": f"{args.folds}-fold stratified CV on train, by macro-F1",
+            "chosen": best,
+            "cv_top": cv[:5],
+            "decimals": DECIMALS,
+        },
+    }
+    data = export(cfg, vecs, clf, extra)
+    changed = int((clf.predict(transform(vecs, texts)) != full_pred).sum())
+    print(f"rounding to {DECIMALS} decimals changed {changed} train predictions", file=sys.stderr)
+    sample = texts[:: max(1, len(texts) // 40)][:40] + CHECK_SENTENCES
+    data["checks"] = parity_checks(vecs, clf, sample)
+
+    write_model(data, args.out)
+    print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB, "
+          f"{sum(len(b['terms']) for b in data['blocks'])} features)", file=sys.stderr)
+
+    model = S.load_model(args.out)
+    worst = max(
+        abs(S.predict_proba(c["text"], model)[k] - p)
+        for c in data["checks"] for k, p in zip(data["classes"], c["proba"])
+    )
+    print(f"pure-Python vs scikit-learn max |dp| on {len(data['checks'])} checks: {worst:.2e}",
+          file=sys.stderr)
+    return 0 if worst < 1e-6 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

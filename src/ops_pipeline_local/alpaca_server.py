@@ -1,0 +1,695 @@
+"""A local stand-in for Alpaca's market-data and paper-trading HTTP APIs.
+
+Real alpaca-py clients talk to it unchanged::
+
+    with LocalAlpaca(bars, "key", "secret") as alpaca:
+        alpaca.set_time(datetime(2019, 2, 12, 15, 0, tzinfo=UTC))
+        data = StockHistoricalDataClient("key", "secret", url_override=alpaca.base_url)
+        trading = TradingClient("key", "secret", paper=True, url_override=alpaca.base_url)
+
+Everything is relative to a simulated clock: a bar is visible once its minute has closed
+(start + 1 min <= now), and market orders fill at once at the close of the latest visible bar.
+"""
+
+from __future__ import annotations
+
+import base64
+import bisect
+import hmac
+import json
+import threading
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal, InvalidOperation
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from ops_pipeline_local.bars import NEW_YORK, Bar
+
+BAR_LENGTH = timedelta(minutes=1)
+MARKET_OPEN = time(9, 30)
+MARKET_CLOSE = time(16, 0)
+MAX_DATA_LIMIT = 10_000
+DEFAULT_DATA_LIMIT = 1_000
+STARTING_CASH = Decimal("100000")
+_PRICE_QUANTUM = Decimal("0.000000001")
+_NAMESPACE = uuid.UUID("6f1d4c1e-8f57-4e55-9a7e-3f4f0d6c2a10")
+_EXCHANGES = {"SPY": "ARCA"}
+
+Query = dict[str, str]
+Json = dict[str, Any] | list[Any]
+
+
+class _ApiError(Exception):
+    """An error answered as Alpaca does: HTTP status plus ``{"code", "message"}``."""
+
+    def __init__(self, status: int, code: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def _unprocessable(message: str, code: int = 42210000) -> _ApiError:
+    return _ApiError(422, code, message)
+
+
+def _not_found(message: str) -> _ApiError:
+    return _ApiError(404, 40410000, message)
+
+
+# ---------------------------------------------------------------- formatting / parsing
+
+
+def _iso_z(dt: datetime) -> str:
+    return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _num(value: Decimal) -> str:
+    return format(value.normalize(), "f")
+
+
+def _parse_rfc3339(name: str, text: str) -> datetime:
+    text = text.strip().replace(" ", "+")  # an unencoded '+' arrives as a space
+    try:
+        if len(text) == 10:
+            return datetime.combine(date.fromisoformat(text), time(), UTC)
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise _unprocessable(f"invalid {name}: {text!r} is not RFC-3339") from None
+    if dt.tzinfo is None:
+        raise _unprocessable(f"invalid {name}: {text!r} has no time zone offset")
+    return dt.astimezone(UTC)
+
+
+def _parse_int(name: str, text: str, low: int, high: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise _unprocessable(f"invalid {name}: {text!r}") from None
+    if not low <= value <= high:
+        raise _unprocessable(f"invalid {name}: must be between {low} and {high}")
+    return value
+
+
+def _parse_qty(raw: Any) -> Decimal:
+    try:
+        qty = Decimal(str(raw))
+    except InvalidOperation:
+        raise _unprocessable(f"invalid qty: {raw!r}", 40010001) from None
+    if not qty.is_finite() or qty <= 0:
+        raise _unprocessable(f"qty must be > 0, got {raw!r}", 40010001)
+    return qty
+
+
+def _bar_json(bar: Bar) -> dict[str, Any]:
+    # n (trade count) and vw (VWAP) are not in our data; alpaca-py requires the keys, accepts null.
+    return {
+        "t": _iso_z(bar.ts),
+        "o": float(bar.open),
+        "h": float(bar.high),
+        "l": float(bar.low),
+        "c": float(bar.close),
+        "v": bar.volume,
+        "n": None,
+        "vw": None,
+    }
+
+
+def _encode_token(bar: Bar) -> str:
+    raw = f"{bar.symbol}|{bar.ts.isoformat()}".encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def _decode_token(token: str) -> tuple[str, datetime]:
+    try:
+        symbol, ts = base64.urlsafe_b64decode(token.encode()).decode().split("|", 1)
+        return symbol, datetime.fromisoformat(ts)
+    except (ValueError, UnicodeDecodeError):
+        raise _unprocessable("invalid page_token") from None
+
+
+# ---------------------------------------------------------------- trading state
+
+
+@dataclass
+class _Position:
+    symbol: str
+    qty: Decimal
+    avg_entry_price: Decimal
+
+
+@dataclass
+class _Order:
+    id: str
+    client_order_id: str
+    symbol: str
+    side: str
+    qty: Decimal
+    time_in_force: str
+    extended_hours: bool
+    submitted_at: datetime
+    filled_avg_price: Decimal
+
+    def to_json(self) -> dict[str, Any]:
+        stamp = _iso_z(self.submitted_at)
+        return {
+            "id": self.id,
+            "client_order_id": self.client_order_id,
+            "created_at": stamp,
+            "updated_at": stamp,
+            "submitted_at": stamp,
+            "filled_at": stamp,
+            "expired_at": None,
+            "canceled_at": None,
+            "failed_at": None,
+            "replaced_at": None,
+            "replaced_by": None,
+            "replaces": None,
+            "asset_id": str(_asset_id(self.symbol)),
+            "symbol": self.symbol,
+            "asset_class": "us_equity",
+            "notional": None,
+            "qty": _num(self.qty),
+            "filled_qty": _num(self.qty),
+            "filled_avg_price": _num(self.filled_avg_price),
+            "order_class": "simple",
+            "order_type": "market",
+            "type": "market",
+            "side": self.side,
+            "time_in_force": self.time_in_force,
+            "limit_price": None,
+            "stop_price": None,
+            "status": "filled",
+            "extended_hours": self.extended_hours,
+            "legs": None,
+            "trail_percent": None,
+            "trail_price": None,
+            "hwm": None,
+        }
+
+
+def _asset_id(symbol: str) -> uuid.UUID:
+    return uuid.uuid5(_NAMESPACE, symbol)
+
+
+# ---------------------------------------------------------------- the server
+
+
+class LocalAlpaca:
+    """Local Alpaca data + paper-trading API on ``http://127.0.0.1:<free port>``.
+
+    ``bars``: the market data (1-minute bars); the trading calendar is the set of New York
+    dates that have bars (09:30-16:00). ``now``: initial simulated time (default: wall clock).
+    ``page_size``: server-side cap on bars per data page (Alpaca's is 10,000); lower it to
+    force paging. Requests without the right ``APCA-API-KEY-ID``/``APCA-API-SECRET-KEY``
+    headers get 401. ``requests`` records every request as ``(method, path, query)``.
+    """
+
+    def __init__(
+        self,
+        bars: Iterable[Bar],
+        key_id: str,
+        secret_key: str,
+        *,
+        now: datetime | None = None,
+        cash: Decimal = STARTING_CASH,
+        page_size: int = MAX_DATA_LIMIT,
+    ) -> None:
+        self._key_id = key_id
+        self._secret_key = secret_key
+        self._page_size = page_size
+        self._lock = threading.RLock()
+        self._bars: dict[str, list[Bar]] = {}
+        for bar in sorted(set(bars), key=lambda b: (b.symbol, b.ts)):
+            self._bars.setdefault(bar.symbol, []).append(bar)
+        self._starts = {s: [b.ts for b in bs] for s, bs in self._bars.items()}
+        self._sessions = sorted(
+            {b.ts.astimezone(NEW_YORK).date() for bs in self._bars.values() for b in bs}
+        )
+        self._now = datetime.now(UTC)
+        if now is not None:
+            self.set_time(now)
+        self._cash = Decimal(cash)
+        self._initial_equity = Decimal(cash)
+        self._positions: dict[str, _Position] = {}
+        self._orders: list[_Order] = []
+        self._orders_by_id: dict[str, _Order] = {}
+        self._orders_by_client_id: dict[str, _Order] = {}
+        self._failures: list[int] = []
+        self.requests: list[tuple[str, str, Query]] = []
+        self._closed = False
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server.app = self  # type: ignore[attr-defined]
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name="local-alpaca", daemon=True
+        )
+        self._thread.start()
+
+    # -- public API
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT`` (no ``/v2``), for alpaca-py's ``url_override``."""
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def now(self) -> datetime:
+        """The simulated time (tz-aware UTC)."""
+        with self._lock:
+            return self._now
+
+    def set_time(self, dt: datetime) -> None:
+        """Set the simulated clock; ``dt`` must be tz-aware."""
+        if dt.tzinfo is None or dt.utcoffset() is None:
+            raise ValueError("set_time needs a tz-aware datetime")
+        with self._lock:
+            self._now = dt.astimezone(UTC)
+
+    def advance(self, delta: timedelta) -> datetime:
+        """Move the simulated clock forward by ``delta``; returns the new time."""
+        with self._lock:
+            self._now += delta
+            return self._now
+
+    def fail_next(self, n: int, status: int = 500) -> None:
+        """Make the next ``n`` requests fail with HTTP ``status``.
+
+        alpaca-py retries 429 and 504 itself (3 times, 3 s apart) before raising.
+        """
+        with self._lock:
+            self._failures.extend([status] * n)
+
+    def close(self) -> None:
+        """Stop the server (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> LocalAlpaca:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- request handling (called by the handler thread)
+
+    def handle(self, method: str, target: str, headers: Any, body: bytes) -> tuple[int, Json]:
+        parts = urlsplit(target)
+        query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        with self._lock:
+            self.requests.append((method, parts.path, query))
+            try:
+                if self._failures:
+                    status = self._failures.pop(0)
+                    raise _ApiError(status, status * 100000, "injected failure")
+                self._authorize(headers)
+                return 200, self._route(method, parts.path, query, body)
+            except _ApiError as err:
+                return err.status, {"code": err.code, "message": err.message}
+
+    def _authorize(self, headers: Any) -> None:
+        key = headers.get("APCA-API-KEY-ID") or ""
+        secret = headers.get("APCA-API-SECRET-KEY") or ""
+        ok_key = hmac.compare_digest(key.encode(), self._key_id.encode())
+        ok_secret = hmac.compare_digest(secret.encode(), self._secret_key.encode())
+        if not (ok_key and ok_secret):
+            raise _ApiError(401, 40110000, "request is not authorized")
+
+    def _route(self, method: str, path: str, query: Query, body: bytes) -> Json:
+        segments = path.strip("/").split("/")
+        if len(segments) < 2 or segments[0] != "v2":
+            raise _not_found("endpoint not found")
+        handler = self._find_handler(method, segments[1:])
+        if handler is None:
+            raise _not_found("endpoint not found")
+        return handler(query, body)
+
+    def _find_handler(self, method: str, seg: list[str]) -> Callable[[Query, bytes], Json] | None:
+        if method == "GET":
+            if seg == ["stocks", "bars"]:
+                return self._get_bars
+            if len(seg) == 3 and seg[0] == "stocks" and seg[2] == "bars":
+                return lambda q, b: self._get_symbol_bars(seg[1], q)
+            simple = {
+                ("clock",): self._get_clock,
+                ("calendar",): self._get_calendar,
+                ("account",): self._get_account,
+                ("positions",): self._get_positions,
+                ("orders",): self._get_orders,
+                ("orders:by_client_order_id",): self._get_order_by_client_id,
+            }
+            if tuple(seg) in simple:
+                return simple[tuple(seg)]
+            if len(seg) == 2 and seg[0] == "orders":
+                return lambda q, b: self._get_order(seg[1])
+            if len(seg) == 2 and seg[0] == "positions":
+                return lambda q, b: self._get_position(seg[1])
+        if method == "POST" and seg == ["orders"]:
+            return self._post_order
+        return None
+
+    # -- market data
+
+    def _visible_bars(self, symbol: str, start: datetime, end: datetime) -> list[Bar]:
+        last_closed = self._now - BAR_LENGTH
+        end = min(end, last_closed)
+        starts = self._starts.get(symbol, [])
+        lo = bisect.bisect_left(starts, start)
+        hi = bisect.bisect_right(starts, end)
+        return self._bars.get(symbol, [])[lo:hi]
+
+    def _bars_query(self, symbols: list[str], query: Query) -> tuple[list[Bar], str | None]:
+        timeframe = query.get("timeframe", "")
+        if timeframe not in ("1Min", "1T"):
+            raise _unprocessable(f"invalid timeframe {timeframe!r}: only 1Min bars are served")
+        day_start = datetime.combine(self._now.astimezone(NEW_YORK).date(), time(), NEW_YORK)
+        start = _parse_rfc3339("start", query["start"]) if query.get("start") else day_start
+        end = _parse_rfc3339("end", query["end"]) if query.get("end") else self._now
+        raw_limit = query.get("limit") or str(DEFAULT_DATA_LIMIT)
+        limit = _parse_int("limit", raw_limit, 1, MAX_DATA_LIMIT)
+        sort = query.get("sort") or "asc"
+        if sort not in ("asc", "desc"):
+            raise _unprocessable(f"invalid sort {sort!r}")
+        descending = sort == "desc"
+        matches: list[Bar] = []
+        for symbol in sorted(set(symbols)):
+            chunk = self._visible_bars(symbol, start, end)
+            matches.extend(reversed(chunk) if descending else chunk)
+        token = query.get("page_token") or None
+        return self._page(matches, token, min(limit, self._page_size), descending)
+
+    def _page(
+        self, matches: list[Bar], token: str | None, size: int, descending: bool
+    ) -> tuple[list[Bar], str | None]:
+        def key(symbol: str, ts: datetime) -> tuple[str, float]:
+            stamp = ts.timestamp()
+            return symbol, -stamp if descending else stamp
+
+        first = 0
+        if token is not None:
+            cursor = key(*_decode_token(token))
+            first = bisect.bisect_left([key(b.symbol, b.ts) for b in matches], cursor)
+        page = matches[first : first + size]
+        rest = matches[first + size : first + size + 1]
+        return page, (_encode_token(rest[0]) if rest else None)
+
+    def _get_bars(self, query: Query, body: bytes) -> Json:
+        symbols = [s.strip() for s in query.get("symbols", "").split(",") if s.strip()]
+        if not symbols:
+            raise _unprocessable("missing symbols")
+        page, token = self._bars_query(symbols, query)
+        grouped: dict[str, list[dict[str, Any]]] = {}
+        for bar in page:
+            grouped.setdefault(bar.symbol, []).append(_bar_json(bar))
+        return {"bars": grouped, "next_page_token": token}
+
+    def _get_symbol_bars(self, symbol: str, query: Query) -> Json:
+        page, token = self._bars_query([symbol], query)
+        return {"bars": [_bar_json(b) for b in page], "symbol": symbol, "next_page_token": token}
+
+    def _last_price(self, symbol: str) -> Decimal | None:
+        starts = self._starts.get(symbol, [])
+        i = bisect.bisect_right(starts, self._now - BAR_LENGTH)
+        return self._bars[symbol][i - 1].close if i else None
+
+    # -- calendar and clock
+
+    def _is_session(self, day: date) -> bool:
+        if day in self._sessions:
+            return True
+        beyond_data = not self._sessions or day > self._sessions[-1]
+        return beyond_data and day.weekday() < 5
+
+    @staticmethod
+    def _session_bounds(day: date) -> tuple[datetime, datetime]:
+        return (
+            datetime.combine(day, MARKET_OPEN, NEW_YORK),
+            datetime.combine(day, MARKET_CLOSE, NEW_YORK),
+        )
+
+    def _get_clock(self, query: Query, body: bytes) -> Json:
+        now_ny = self._now.astimezone(NEW_YORK)
+        today = now_ny.date()
+        is_open = False
+        if self._is_session(today):
+            open_, close = self._session_bounds(today)
+            is_open = open_ <= now_ny < close
+        next_open = next_close = None
+        for offset in range(0, 15):
+            day = today + timedelta(days=offset)
+            if not self._is_session(day):
+                continue
+            open_, close = self._session_bounds(day)
+            if next_close is None and close > now_ny:
+                next_close = close
+            if open_ > now_ny:
+                next_open = open_
+                break
+        assert next_open is not None and next_close is not None
+        return {
+            "timestamp": now_ny.isoformat(),
+            "is_open": is_open,
+            "next_open": next_open.isoformat(),
+            "next_close": next_close.isoformat(),
+        }
+
+    def _get_calendar(self, query: Query, body: bytes) -> Json:
+        try:
+            start = date.fromisoformat(query["start"][:10]) if query.get("start") else date.min
+            end = date.fromisoformat(query["end"][:10]) if query.get("end") else date.max
+        except ValueError:
+            raise _unprocessable("invalid start or end date") from None
+        return [
+            {
+                "date": day.isoformat(),
+                "open": MARKET_OPEN.strftime("%H:%M"),
+                "close": MARKET_CLOSE.strftime("%H:%M"),
+                "session_open": "0400",
+                "session_close": "2000",
+            }
+            for day in self._sessions
+            if start <= day <= end
+        ]
+
+    # -- account and positions
+
+    def _market_value(self, position: _Position) -> tuple[Decimal, Decimal]:
+        price = self._last_price(position.symbol) or position.avg_entry_price
+        return price, price * position.qty
+
+    def _get_account(self, query: Query, body: bytes) -> Json:
+        long_value = sum((self._market_value(p)[1] for p in self._positions.values()), Decimal(0))
+        equity = self._cash + long_value
+        zero = "0"
+        return {
+            "id": str(uuid.uuid5(_NAMESPACE, "account")),
+            "account_number": "PA0LOCAL0001",
+            "status": "ACTIVE",
+            "currency": "USD",
+            "cash": _num(self._cash),
+            "buying_power": _num(self._cash),
+            "regt_buying_power": _num(self._cash),
+            "daytrading_buying_power": zero,
+            "non_marginable_buying_power": _num(self._cash),
+            "accrued_fees": zero,
+            "pending_transfer_in": zero,
+            "pending_transfer_out": zero,
+            "portfolio_value": _num(equity),
+            "equity": _num(equity),
+            "last_equity": _num(self._initial_equity),
+            "long_market_value": _num(long_value),
+            "short_market_value": zero,
+            "initial_margin": zero,
+            "maintenance_margin": zero,
+            "last_maintenance_margin": zero,
+            "sma": zero,
+            "multiplier": "1",
+            "daytrade_count": 0,
+            "pattern_day_trader": False,
+            "trading_blocked": False,
+            "transfers_blocked": False,
+            "account_blocked": False,
+            "trade_suspended_by_user": False,
+            "shorting_enabled": False,
+            "created_at": "2019-01-01T00:00:00Z",
+        }
+
+    def _position_json(self, position: _Position) -> dict[str, Any]:
+        price, value = self._market_value(position)
+        cost = position.avg_entry_price * position.qty
+        pl = value - cost
+        return {
+            "asset_id": str(_asset_id(position.symbol)),
+            "symbol": position.symbol,
+            "exchange": _EXCHANGES.get(position.symbol, "NASDAQ"),
+            "asset_class": "us_equity",
+            "asset_marginable": True,
+            "avg_entry_price": _num(position.avg_entry_price),
+            "qty": _num(position.qty),
+            "qty_available": _num(position.qty),
+            "side": "long",
+            "market_value": _num(value),
+            "cost_basis": _num(cost),
+            "unrealized_pl": _num(pl),
+            "unrealized_plpc": _num(pl / cost) if cost else "0",
+            "current_price": _num(price),
+        }
+
+    def _get_positions(self, query: Query, body: bytes) -> Json:
+        return [self._position_json(p) for _, p in sorted(self._positions.items())]
+
+    def _get_position(self, symbol: str) -> Json:
+        position = self._positions.get(symbol)
+        if position is None:
+            raise _not_found("position does not exist")
+        return self._position_json(position)
+
+    # -- orders
+
+    def _get_orders(self, query: Query, body: bytes) -> Json:
+        status = query.get("status") or "open"
+        if status not in ("open", "closed", "all"):
+            raise _unprocessable(f"invalid status {status!r}", 40010001)
+        orders = [] if status == "open" else list(self._orders)  # every order fills at once
+        if query.get("symbols"):
+            wanted = set(query["symbols"].split(","))
+            orders = [o for o in orders if o.symbol in wanted]
+        if query.get("side"):
+            orders = [o for o in orders if o.side == query["side"]]
+        if query.get("after"):
+            after = _parse_rfc3339("after", query["after"])
+            orders = [o for o in orders if o.submitted_at > after]
+        if query.get("until"):
+            until = _parse_rfc3339("until", query["until"])
+            orders = [o for o in orders if o.submitted_at < until]
+        if (query.get("direction") or "desc") == "desc":
+            orders.reverse()
+        limit = _parse_int("limit", query.get("limit") or "50", 1, 500)
+        return [o.to_json() for o in orders[:limit]]
+
+    def _get_order(self, order_id: str) -> Json:
+        order = self._orders_by_id.get(order_id)
+        if order is None:
+            raise _not_found(f"order not found for {order_id}")
+        return order.to_json()
+
+    def _get_order_by_client_id(self, query: Query, body: bytes) -> Json:
+        client_id = query.get("client_order_id", "")
+        order = self._orders_by_client_id.get(client_id)
+        if order is None:
+            raise _not_found(f"order not found for client_order_id {client_id}")
+        return order.to_json()
+
+    def _post_order(self, query: Query, body: bytes) -> Json:
+        try:
+            data = json.loads(body or b"{}")
+        except ValueError:
+            raise _ApiError(400, 40010000, "request body format is invalid") from None
+        if not isinstance(data, dict):
+            raise _ApiError(400, 40010000, "request body format is invalid")
+        client_id = str(data.get("client_order_id") or uuid.uuid4())
+        if len(client_id) > 128:
+            raise _unprocessable("client_order_id must be at most 128 characters", 40010001)
+        if client_id in self._orders_by_client_id:
+            raise _unprocessable("client_order_id must be unique", 40010001)
+        symbol, side, qty, price = self._validate_order(data)
+        order = _Order(
+            id=str(uuid.uuid4()),
+            client_order_id=client_id,
+            symbol=symbol,
+            side=side,
+            qty=qty,
+            time_in_force=str(data.get("time_in_force") or "day"),
+            extended_hours=bool(data.get("extended_hours") or False),
+            submitted_at=self._now,
+            filled_avg_price=price,
+        )
+        self._fill(order)
+        return order.to_json()
+
+    def _validate_order(self, data: dict[str, Any]) -> tuple[str, str, Decimal, Decimal]:
+        symbol = str(data.get("symbol") or "")
+        if symbol not in self._bars:
+            raise _unprocessable(f'asset "{symbol}" not found', 40010001)
+        if (data.get("type") or "market") != "market":
+            raise _unprocessable("the local server supports market orders only", 40010001)
+        side = data.get("side")
+        if side not in ("buy", "sell"):
+            raise _unprocessable(f"invalid side {side!r}", 40010001)
+        if data.get("qty") is None:
+            raise _unprocessable("qty is required (no notional orders locally)", 40010001)
+        qty = _parse_qty(data["qty"])
+        price = self._last_price(symbol)
+        if price is None:
+            raise _unprocessable(f'no closed bar for "{symbol}" at {_iso_z(self._now)}', 40010001)
+        if side == "sell":
+            held = self._positions[symbol].qty if symbol in self._positions else Decimal(0)
+            if qty > held:
+                message = (
+                    "insufficient qty available for order"
+                    f" (requested: {_num(qty)}, available: {_num(held)})"
+                )
+                raise _ApiError(403, 40310000, message)
+        elif qty * price > self._cash:
+            raise _ApiError(403, 40310000, "insufficient buying power")
+        return symbol, side, qty, price
+
+    def _fill(self, order: _Order) -> None:
+        value = order.qty * order.filled_avg_price
+        position = self._positions.get(order.symbol)
+        if order.side == "buy":
+            self._cash -= value
+            if position is None:
+                position = _Position(order.symbol, order.qty, order.filled_avg_price)
+                self._positions[order.symbol] = position
+            else:
+                total = position.qty + order.qty
+                average = (position.avg_entry_price * position.qty + value) / total
+                position.avg_entry_price = average.quantize(_PRICE_QUANTUM)
+                position.qty = total
+        else:
+            assert position is not None
+            self._cash += value
+            position.qty -= order.qty
+            if position.qty == 0:
+                del self._positions[order.symbol]
+        self._orders.append(order)
+        self._orders_by_id[order.id] = order
+        self._orders_by_client_id[order.client_order_id] = order
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # the default 5 resets bursts of parallel connections
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    timeout = 60
+    disable_nagle_algorithm = True  # headers and body are separate writes: avoid 40 ms stalls
+    server_version = "LocalAlpaca/1"
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        app: LocalAlpaca = self.server.app  # type: ignore[attr-defined]
+        status, payload = app.handle(self.command, self.path, self.headers, body)
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_DELETE = do_PATCH = do_PUT = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass

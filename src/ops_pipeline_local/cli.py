@@ -1,0 +1,228 @@
+"""`ops-pipeline`: the same state machines and handlers as in AWS, on one machine."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+BUNDLED_BARS = Path(__file__).parent / "data" / "bars"
+BUNDLED_FEEDS = Path(__file__).parent / "data" / "feeds"
+
+
+def _database_url(args: argparse.Namespace) -> str:
+    if args.database_url:
+        return args.database_url
+    if os.environ.get("DATABASE_URL"):
+        return os.environ["DATABASE_URL"]
+    from ops_pipeline_local.embedded_db import embedded_database_url
+
+    print("starting the embedded PostgreSQL (no DATABASE_URL given) ...", file=sys.stderr)
+    return embedded_database_url()
+
+
+def _connect(args: argparse.Namespace) -> Any:
+    from ops_pipeline.db import connect, parse_database_url
+
+    return connect(parse_database_url(_database_url(args)))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value) if value != value.to_integral_value() else int(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(type(value).__name__)
+
+
+def _print_summary(result: Any) -> None:
+    s = result.summary
+    out = sys.stdout
+    out.write("\nReplay summary\n")
+    out.write(f"  window              {result.first_minute:%Y-%m-%d %H:%M} to {result.last_minute:%H:%M} UTC\n")
+    for machine, tally in result.executions.items():
+        out.write(f"  {machine:<30} {', '.join(f'{k.lower()} {v}' for k, v in sorted(tally.items()))}\n")
+    out.write(f"  bars                {s['bars']}\n")
+    f = s["features"]
+    out.write(f"  features            {f['total']} ({f['with_ratio']} with a volume ratio, {f['surges']} surges)\n")
+    out.write("  recommendations by multiplier band\n")
+    for band, n in s["recommendations_by_band"].items() or {"none": 0}.items():
+        out.write(f"    {band:<24} {n}\n")
+    out.write(f"  moved by news       {s['recommendations_moved_by_news']}\n")
+    out.write(f"  news                {s['news']['ingested']} ingested, {s['news']['classified']} classified\n")
+    out.write("  executions\n")
+    for kind, n in s["executions"].items() or {"none": 0}.items():
+        out.write(f"    {kind:<24} {n}\n")
+    pnl = s["simulated_pnl"]
+    held = ", ".join(f"{t} {q}" for t, q in pnl["open_positions"].items()) or "none"
+    out.write(f"  simulated P&L       {pnl['realized_and_unrealized']} USD (open positions: {held})\n")
+    for failure in result.failures[:5]:
+        out.write(f"  FAILED {failure.name}: {failure.error}: {(failure.cause or '')[:300]}\n")
+
+
+def _replay(args: argparse.Namespace, bars_path: Path, feeds: Path | None) -> int:
+    from ops_pipeline_local.bars import read_bars
+    from ops_pipeline_local.replay import Progress, replay, replay_minutes
+
+    bars = read_bars(bars_path)
+    if not bars:
+        print(f"no valid bars in {bars_path}", file=sys.stderr)
+        return 2
+    tickers = [t.strip().upper() for t in args.tickers.split(",")] if args.tickers else None
+    if tickers:
+        bars = [b for b in bars if b.symbol in tickers]
+        if not bars:
+            print(f"no bars for {', '.join(tickers)} in {bars_path}", file=sys.stderr)
+            return 2
+    database_url = _database_url(args)
+    progress = Progress(len(replay_minutes(bars)))
+    print(
+        f"replaying {len(bars)} bars of {', '.join(sorted({b.symbol for b in bars}))}"
+        f" through the minute state machine" + (" and the 5-minute one" if feeds else ""),
+        file=sys.stderr,
+    )
+    result = replay(bars, database_url=database_url, tickers=tickers, feeds_dir=feeds, progress=progress.update)
+    if args.json:
+        print(json.dumps({"executions": result.executions, **result.summary}, default=_json_default, indent=2))
+    else:
+        _print_summary(result)
+    return 0 if not result.failures else 1
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """The bundled trading day, with the bundled feeds, on the embedded database."""
+    return _replay(args, BUNDLED_BARS, BUNDLED_FEEDS)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    return _replay(args, Path(args.bars), Path(args.feeds) if args.feeds else None)
+
+
+STATUS_TABLES = {
+    "lane_telemetry": "ts",
+    "lane_features": "ts",
+    "dispatch_recommendations": "ts",
+    "dispatch_executions": "updated_at",
+    "inbound_events_raw": "fetched_at",
+    "inbound_events_classified": "event_time",
+    "lane_watchlist_state": "ts",
+}
+
+
+def status_report(conn: Any, now: datetime) -> dict[str, Any]:
+    """Per table: rows and newest timestamp; the last execution and its outcome; data age."""
+    from ops_pipeline.db import query
+
+    parts = [
+        f"SELECT '{table}' AS name, count(*) AS rows, max({column}) AS newest FROM {table}"
+        for table, column in STATUS_TABLES.items()  # fixed names from this module, not input
+    ]
+    tables = {row["name"]: row for row in query(conn, " UNION ALL ".join(parts))}
+    last = query(
+        conn,
+        "SELECT e.ticker, e.side, e.qty, e.price, e.mode, e.status, e.reject_reason, e.updated_at,"
+        " r.reason FROM dispatch_executions e JOIN dispatch_recommendations r ON r.id = e.recommendation_id"
+        " ORDER BY e.updated_at DESC, e.id DESC LIMIT 1",
+    )
+    newest_bar = tables["lane_telemetry"]["newest"]
+    return {
+        "tables": {name: {"rows": row["rows"], "newest": row["newest"]} for name, row in tables.items()},
+        "last_execution": last[0] if last else None,
+        "data_age_seconds": int((now - newest_bar).total_seconds()) if newest_bar else None,
+    }
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    conn = _connect(args)
+    from ops_pipeline.migrate import migrate
+
+    migrate(conn)
+    report = status_report(conn, datetime.now(UTC))
+    if args.json:
+        print(json.dumps(report, default=_json_default))
+        return 0
+    print(f"{'table':<28} {'rows':>8}  newest")
+    for name, row in report["tables"].items():
+        print(f"{name:<28} {row['rows']:>8}  {row['newest'] or '-'}")
+    last = report["last_execution"]
+    if last:
+        print(
+            f"last execution: {last['mode']} {last['side']} {last['qty']} {last['ticker']}"
+            f" -> {last['status']}{' (' + last['reject_reason'] + ')' if last['reject_reason'] else ''}"
+            f" at {last['updated_at']}"
+        )
+    else:
+        print("last execution: none")
+    age = report["data_age_seconds"]
+    print(f"data age: {'no bars yet' if age is None else f'{age} s since the newest bar started'}")
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from ops_pipeline.migrate import migrate
+
+    applied = migrate(_connect(args))
+    print("applied: " + ", ".join(applied) if applied else "the database is up to date")
+    return 0
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    from ops_pipeline.news.classify import classify
+
+    universe = [t.strip().upper() for t in args.tickers.split(",")] if args.tickers else None
+    for line in sys.stdin:
+        text = line.rstrip("\n")
+        if not text.strip():
+            continue
+        print(json.dumps(classify(text, universe).to_json()), flush=True)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ops-pipeline", description=__doc__)
+    parser.add_argument("--log-level", default="WARNING", help="handlers' log level (default WARNING)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, func: Any, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--database-url", help="PostgreSQL URL (default: $DATABASE_URL, else the embedded database)")
+        p.set_defaults(func=func)
+        return p
+
+    run = command("run", cmd_run, "replay the bundled trading day (2019-02-12) in simulation")
+    run.add_argument("--tickers", help="only these tickers (comma-separated)")
+    run.add_argument("--json", action="store_true", help="print the summary as JSON")
+    rep = command("replay", cmd_replay, "replay bars from a CSV file or folder minute by minute")
+    rep.add_argument("--bars", required=True, help="CSV file or folder: symbol,timestamp,open,high,low,close,volume")
+    rep.add_argument("--feeds", help="a folder of RSS/Atom files, served on loopback to the 5-minute pipeline")
+    rep.add_argument("--tickers", help="only these tickers (comma-separated)")
+    rep.add_argument("--json", action="store_true", help="print the summary as JSON")
+    st = command("status", cmd_status, "row counts, newest timestamps, last execution, data age")
+    st.add_argument("--json", action="store_true", help="print one JSON object")
+    db = sub.add_parser("db", help="database commands")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    mig = db_sub.add_parser("migrate", help="apply pending migrations")
+    mig.add_argument("--database-url", help="PostgreSQL URL (default: $DATABASE_URL, else the embedded database)")
+    mig.set_defaults(func=cmd_migrate)
+    cls = sub.add_parser("classify", help="classify one text per line from stdin, one JSON object per line out")
+    cls.add_argument("--tickers", help="limit ticker inference to this universe (comma-separated)")
+    cls.add_argument("--database-url", help=argparse.SUPPRESS)
+    cls.set_defaults(func=cmd_classify)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", args.log_level.upper())
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,238 @@
+"""Run the real state machines on one machine.
+
+moto's Amazon States Language interpreter executes `statemachines/*.asl.json` as written, with
+the substitutions `template.yaml` declares. Its Lambda tasks call `lambda.invoke` through boto3's
+default session; a botocore hook on that session hands each invoke to our real handler, in this
+process, and answers with Lambda's response shape (including its error shape, so `Retry` and
+`Catch` see the exception's class name as the error). SSM parameters and the Alpaca secret are
+created in moto from the template, so the handlers read their settings exactly as in AWS.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import logging
+import os
+import secrets
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from urllib.parse import unquote
+
+from ops_pipeline_local.template import ACCOUNT, REGION, FunctionSpec, Stack
+
+LOCAL_ENV = {
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    "AWS_ACCESS_KEY_ID": "local",
+    "AWS_SECRET_ACCESS_KEY": "local",
+    "AWS_SESSION_TOKEN": "local",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_METRICS_DISABLED": "true",
+    "POWERTOOLS_METRICS_NAMESPACE": "OpsPipeline",
+}
+
+
+@dataclass(frozen=True)
+class ExecutionResult:
+    name: str
+    status: str
+    output: dict[str, Any] | None
+    error: str | None = None
+    cause: str | None = None
+
+
+@dataclass
+class LocalContext:
+    """The parts of Lambda's context object that Powertools reads."""
+
+    function_name: str
+    invoked_function_arn: str
+    memory_limit_in_mb: int = 512
+    aws_request_id: str = ""
+    log_group_name: str = ""
+    log_stream_name: str = "local"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+def project_root() -> Path:
+    """The checkout this package runs from (it holds template.yaml), else the working directory."""
+    for candidate in (Path(__file__).resolve().parents[2], Path.cwd(), *Path.cwd().parents):
+        if (candidate / "template.yaml").is_file():
+            return candidate
+    raise FileNotFoundError("template.yaml not found: run ops-pipeline from the project checkout")
+
+
+def _load_handler(spec: FunctionSpec) -> Callable[[dict[str, Any], Any], Any]:
+    module_file, _, attribute = spec.handler.rpartition(".")
+    path = spec.code_dir / f"{module_file}.py"
+    module_spec = importlib.util.spec_from_file_location(f"ops_fn_{spec.logical_id}", path)
+    if module_spec is None or module_spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module: ModuleType = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return getattr(module, attribute)
+
+
+def _lambda_response(payload: dict[str, Any], function_error: str | None = None) -> tuple[Any, dict[str, Any]]:
+    from botocore.awsrequest import AWSResponse
+    from botocore.response import StreamingBody
+
+    body = json.dumps(payload).encode()
+    parsed: dict[str, Any] = {
+        "ResponseMetadata": {"HTTPStatusCode": 200},
+        "StatusCode": 200,
+        "ExecutedVersion": "$LATEST",
+        "Payload": StreamingBody(io.BytesIO(body), len(body)),
+    }
+    if function_error:
+        parsed["FunctionError"] = function_error
+    return AWSResponse("local", 200, {}, None), parsed
+
+
+class LocalRuntime:
+    """moto's AWS with our stack in it: parameters, the secret, functions and state machines."""
+
+    def __init__(
+        self,
+        *,
+        database_url: str,
+        parameters: dict[str, str] | None = None,
+        env: dict[str, str] | None = None,
+        root: Path | None = None,
+    ) -> None:
+        self.root = root or project_root()
+        self.database_url = database_url
+        self.parameter_overrides = parameters or {}
+        self.extra_env = env or {}
+        self.alpaca_key_id = f"LOCAL{secrets.token_hex(8).upper()}"
+        self.alpaca_secret_key = secrets.token_urlsafe(24)
+        self.invocations: list[tuple[str, dict[str, Any]]] = []
+        self._saved_env: dict[str, str | None] = {}
+        self._mock: Any = None
+
+    def __enter__(self) -> LocalRuntime:
+        from moto import mock_aws
+
+        self._set_env(LOCAL_ENV)
+        self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
+        self._mock.start()
+        logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
+        try:
+            self._build()
+        except Exception:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._mock is not None:
+            self._mock.stop()
+            self._mock = None
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_env.clear()
+
+    def _set_env(self, values: dict[str, str]) -> None:
+        for key, value in values.items():
+            self._saved_env.setdefault(key, os.environ.get(key))
+            os.environ[key] = value
+
+    def _build(self) -> None:
+        import boto3
+        from aws_lambda_powertools.utilities import parameters
+
+        parameters.clear_caches()
+        self.stack = Stack.load(self.root, self.parameter_overrides)
+        resolver = self.stack.resolver
+        ssm = boto3.client("ssm", region_name=REGION)
+        for name, value in self.stack.ssm_parameters().items():
+            ssm.put_parameter(Name=name, Value=value, Type="String", Overwrite=True)
+        sm = boto3.client("secretsmanager", region_name=REGION)
+        for logical_id, name in self.stack.secrets().items():
+            secret = {"key_id": self.alpaca_key_id, "secret_key": self.alpaca_secret_key}
+            resolver.refs[logical_id] = sm.create_secret(Name=name, SecretString=json.dumps(secret))["ARN"]
+        machines = self.stack.state_machines()
+        for logical_id in machines:
+            resolver.refs[logical_id] = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{logical_id}"
+        self.functions = self.stack.functions()
+        env: dict[str, str] = {}
+        for spec in self.functions.values():
+            env.update(spec.environment)
+        env.update({"DATABASE_URL": self.database_url, **self.extra_env})
+        self._set_env(env)
+        self.handlers = {spec.logical_id: _load_handler(spec) for spec in self.functions.values()}
+
+        boto3.DEFAULT_SESSION.events.register("before-call.lambda.Invoke", self._invoke)
+        self.sfn = boto3.client("stepfunctions", region_name=REGION)
+        self.machine_arns = {}
+        for logical_id, machine in machines.items():
+            created = self.sfn.create_state_machine(
+                name=logical_id,
+                definition=machine.definition(self.functions),
+                roleArn=f"arn:aws:iam::{ACCOUNT}:role/{logical_id}Role",
+            )
+            self.machine_arns[logical_id] = created["stateMachineArn"]
+
+    def _invoke(self, params: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
+        path = unquote(params["url_path"])
+        target = path.split("/functions/", 1)[1].rsplit("/invocations", 1)[0]
+        logical_id = target.rsplit(":", 1)[-1]
+        handler = self.handlers[logical_id]
+        event = json.loads(params["body"] or b"{}")
+        self.invocations.append((logical_id, event))
+        spec = self.functions[logical_id]
+        context = LocalContext(logical_id, spec.arn, aws_request_id=str(uuid.uuid4()),
+                               log_group_name=f"/aws/lambda/{logical_id}")
+        try:
+            return _lambda_response(handler(event, context))
+        except Exception as exc:  # noqa: BLE001 - Lambda reports every exception this way
+            return _lambda_response(
+                {
+                    "errorType": type(exc).__name__,
+                    "errorMessage": str(exc),
+                    "stackTrace": traceback.format_exception(exc)[-3:],
+                },
+                function_error="Unhandled",
+            )
+        finally:
+            # With metrics disabled, Powertools never clears its metric set; a Lambda container
+            # would start the next invoke clean, so do the same here.
+            from ops_pipeline.observability import metrics
+
+            metrics.clear_metrics()
+
+    def execute(self, machine: str, payload: dict[str, Any], name: str | None = None, timeout: float = 300) -> ExecutionResult:
+        """Start an execution of a state machine (by logical id) and wait for it to finish."""
+        name = name or f"local-{uuid.uuid4().hex[:12]}"
+        arn = self.sfn.start_execution(
+            stateMachineArn=self.machine_arns[machine], name=name, input=json.dumps(payload)
+        )["executionArn"]
+        deadline = time.monotonic() + timeout
+        while True:
+            described = self.sfn.describe_execution(executionArn=arn)
+            if described["status"] != "RUNNING":
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"execution {name} still running after {timeout} s")
+            time.sleep(0.002)
+        output = described.get("output")
+        return ExecutionResult(
+            name=name,
+            status=described["status"],
+            output=json.loads(output) if output else None,
+            error=described.get("error"),
+            cause=described.get("cause"),
+        )
