@@ -1,4 +1,4 @@
-"""RSS ingest stage: fetch the configured feeds and store their new items in `inbound_events_raw`."""
+"""RSS ingest stage: fetch the configured feeds, store their new items in `inbound_events_raw`."""
 
 from typing import Any
 

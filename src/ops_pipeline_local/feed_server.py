@@ -100,7 +100,9 @@ class FeedServer:
             feed_server = server
 
         self._httpd = _Server(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="feed-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, args=(0.05,), name="feed-server", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -114,7 +116,10 @@ class FeedServer:
         return self.start()
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.stop()
 
@@ -152,7 +157,9 @@ class FeedServer:
     ) -> str:
         """Serve an in-memory document at `path` (it wins over a file); return its URL."""
         with self._lock:
-            self._documents[path.lstrip("/")] = Document(body, dict(headers or {}), status, delay, time.time())
+            self._documents[path.lstrip("/")] = Document(
+                body, dict(headers or {}), status, delay, time.time()
+            )
         return self.url_for(path)
 
     def requests_for(self, filename: str) -> list[ServedRequest]:
@@ -170,7 +177,9 @@ class FeedServer:
         body = file.read_bytes()
         headers = corpus_headers(body)
         if not any(name.lower() == "content-type" for name in headers):
-            headers["Content-Type"] = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+            headers["Content-Type"] = (
+                mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+            )
         return Document(body, headers, 200, 0.0, file.stat().st_mtime)
 
     def _record(self, request: ServedRequest) -> None:
@@ -203,7 +212,9 @@ class _FeedRequestHandler(BaseHTTPRequestHandler):
         if document is not None and document.delay:
             time.sleep(document.delay)
         if document is None:
-            self._send(404, {"Content-Type": "text/plain; charset=utf-8"}, b"not found\n", send_body)
+            self._send(
+                404, {"Content-Type": "text/plain; charset=utf-8"}, b"not found\n", send_body
+            )
             return
         headers = {"ETag": _etag(document.body)}
         if document.mtime is not None:
@@ -214,7 +225,9 @@ class _FeedRequestHandler(BaseHTTPRequestHandler):
         self._send(status, {**document.headers, **headers}, document.body, send_body)
 
     @staticmethod
-    def _status(document: Document | None, if_none_match: str | None, if_modified_since: str | None) -> int:
+    def _status(
+        document: Document | None, if_none_match: str | None, if_modified_since: str | None
+    ) -> int:
         if document is None:
             return 404
         if document.status != 200:

@@ -32,7 +32,9 @@ MINUTE_1 = datetime(2019, 2, 12, 15, 0, tzinfo=UTC)
 MINUTE_2 = datetime(2019, 2, 12, 15, 5, tzinfo=UTC)
 MINUTE_3 = datetime(2019, 2, 12, 15, 10, tzinfo=UTC)
 
-HTML_PAGE = b"<!doctype html><html><head><title>Sign in</title></head><body><p>Please log in</p></body></html>"
+HTML_PAGE = (
+    b"<!doctype html><html><head><title>Sign in</title></head><body><p>Log in</p></body></html>"
+)
 GARBAGE = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x01\xff\xfe not xml at all"
 
 
@@ -51,7 +53,7 @@ pytestmark = [
 
 
 @dataclass
-class TestDatabase:
+class ThrowawayDatabase:
     name: str
     conn: pg8000.native.Connection
 
@@ -61,7 +63,7 @@ class TestDatabase:
 
 
 @pytest.fixture(scope="module")
-def db() -> Iterator[TestDatabase]:
+def db() -> Iterator[ThrowawayDatabase]:
     """A throwaway database with every migration applied, dropped at the end of the module."""
     name = f"ops_rss_test_{uuid.uuid4().hex[:10]}"
     admin = pg8000.native.Connection(database="postgres", **PG)
@@ -69,7 +71,7 @@ def db() -> Iterator[TestDatabase]:
     conn = pg8000.native.Connection(database=name, **PG)
     try:
         migrate(conn)
-        yield TestDatabase(name, conn)
+        yield ThrowawayDatabase(name, conn)
     finally:
         conn.close()
         admin.run(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
@@ -79,7 +81,7 @@ def db() -> Iterator[TestDatabase]:
 def rows(conn: pg8000.native.Connection, sql: str, **params: Any) -> list[dict[str, Any]]:
     result = conn.run(sql, **params)
     names = [c["name"] for c in conn.columns or []]
-    return [dict(zip(names, r)) for r in result or []]
+    return [dict(zip(names, r, strict=True)) for r in result or []]
 
 
 # --- the whole corpus, three runs -------------------------------------------------------------
@@ -97,14 +99,26 @@ class CorpusRuns:
 
 
 @pytest.fixture(scope="module")
-def corpus_runs(db: TestDatabase) -> Iterator[CorpusRuns]:
+def corpus_runs(db: ThrowawayDatabase) -> Iterator[CorpusRuns]:
     with FeedServer(CORPUS) as server:
         planted = {
             "missing": Feed("planted/missing", server.url_for("planted/missing.xml")),
-            "html": Feed("planted/html", server.add("planted/login.html", HTML_PAGE,
-                                                    headers={"Content-Type": "text/html; charset=utf-8"})),
-            "garbage": Feed("planted/garbage", server.add("planted/garbage.bin", GARBAGE,
-                                                          headers={"Content-Type": "application/octet-stream"})),
+            "html": Feed(
+                "planted/html",
+                server.add(
+                    "planted/login.html",
+                    HTML_PAGE,
+                    headers={"Content-Type": "text/html; charset=utf-8"},
+                ),
+            ),
+            "garbage": Feed(
+                "planted/garbage",
+                server.add(
+                    "planted/garbage.bin",
+                    GARBAGE,
+                    headers={"Content-Type": "application/octet-stream"},
+                ),
+            ),
         }
         feeds = server.feeds() + list(planted.values())
         summaries, seconds, marks = [], [], []
@@ -137,12 +151,16 @@ def test_every_corpus_file_is_fetched_and_none_crashes_the_run(corpus_runs: Corp
     assert corpus_runs.seconds[0] < 10, corpus_runs.seconds  # a thread pool, not ~100 serial GETs
 
 
-def test_each_recoverable_item_is_stored_exactly_once(corpus_runs: CorpusRuns, db: TestDatabase) -> None:
+def test_each_recoverable_item_is_stored_exactly_once(
+    corpus_runs: CorpusRuns, db: ThrowawayDatabase
+) -> None:
     stored: dict[str, set[str]] = {}
     for row in rows(db.conn, "SELECT feed_url, item_key FROM inbound_events_raw"):
         stored.setdefault(row["feed_url"], set()).add(row["item_key"])
-    total = db.conn.run("SELECT count(*) FROM inbound_events_raw WHERE feed_url LIKE :u",
-                        u=corpus_runs.server.base_url + "/%")[0][0]
+    total = db.conn.run(
+        "SELECT count(*) FROM inbound_events_raw WHERE feed_url LIKE :u",
+        u=corpus_runs.server.base_url + "/%",
+    )[0][0]
     expected_total = 0
     for feed in corpus_runs.feeds:
         if feed.name.startswith("planted/"):
@@ -153,23 +171,32 @@ def test_each_recoverable_item_is_stored_exactly_once(corpus_runs: CorpusRuns, d
     assert total == expected_total == corpus_runs.summaries[0]["inserted"]
 
 
-def test_bad_feeds_are_errors_for_those_feeds_only(corpus_runs: CorpusRuns, db: TestDatabase) -> None:
+def test_bad_feeds_are_errors_for_those_feeds_only(
+    corpus_runs: CorpusRuns, db: ThrowawayDatabase
+) -> None:
     states = {r["feed_url"]: r for r in rows(db.conn, "SELECT * FROM feed_state")}
     assert set(states) == {f.url for f in corpus_runs.feeds}
-    missing, html, garbage = (states[corpus_runs.planted[k].url] for k in ("missing", "html", "garbage"))
+    missing, html, garbage = (
+        states[corpus_runs.planted[k].url] for k in ("missing", "html", "garbage")
+    )
     assert (missing["last_status"], missing["last_error"]) == (404, "HTTP 404 Not Found")
     assert html["last_status"] == 200 and html["last_error"].startswith("not a feed")
     assert garbage["last_status"] == 200 and garbage["last_error"].startswith("not a feed")
 
     failed = {s["feed_name"] for s in states.values() if s["last_error"]}
     # In the corpus itself only the licence text and the empty document are not feeds at all.
-    assert failed == {"planted/missing", "planted/html", "planted/garbage",
-                      "LICENSE.feedparser.txt", "illformed/rss_empty_document.xml"}
+    assert failed == {
+        "planted/missing",
+        "planted/html",
+        "planted/garbage",
+        "LICENSE.feedparser.txt",
+        "illformed/rss_empty_document.xml",
+    }
     assert corpus_runs.summaries[0]["failed"] == len(failed)
     for state in states.values():
         assert state["last_fetched_at"] == MINUTE_3
         if not state["last_error"]:
-            assert state["etag"] is None  # run 3 forgot them; a 304 would have brought them back
+            assert state["etag"] and state["last_modified"]  # run 3 fetched them afresh
             assert state["last_status"] == 200
 
 
@@ -179,7 +206,9 @@ def test_second_run_is_conditional_and_stores_nothing_new(corpus_runs: CorpusRun
     assert second["not_modified"] == first["fetched"]
     assert second["failed"] == first["failed"]  # failures keep no validators: retried in full
 
-    run_2 = corpus_runs.server.requests[corpus_runs.requests_before_run_2 : corpus_runs.requests_before_run_3]
+    run_2 = corpus_runs.server.requests[
+        corpus_runs.requests_before_run_2 : corpus_runs.requests_before_run_3
+    ]
     assert len(run_2) == first["feeds"]
     conditional = [r for r in run_2 if r.status == 304]
     assert len(conditional) == first["fetched"]
@@ -197,18 +226,29 @@ def test_third_run_without_validators_relies_on_the_unique_key(corpus_runs: Corp
     assert third["inserted"] == 0
 
 
-def test_rows_carry_the_fetch_minute_and_normalised_text(corpus_runs: CorpusRuns, db: TestDatabase) -> None:
+def test_rows_carry_the_fetch_minute_and_normalised_text(
+    corpus_runs: CorpusRuns, db: ThrowawayDatabase
+) -> None:
     def by_name(name: str) -> list[dict[str, Any]]:
-        return rows(db.conn, "SELECT * FROM inbound_events_raw WHERE feed_name = :n ORDER BY id", n=name)
+        return rows(
+            db.conn, "SELECT * FROM inbound_events_raw WHERE feed_name = :n ORDER BY id", n=name
+        )
 
-    assert {r[0] for r in db.conn.run("SELECT DISTINCT fetched_at FROM inbound_events_raw")} == {MINUTE_1}
+    assert {r[0] for r in db.conn.run("SELECT DISTINCT fetched_at FROM inbound_events_raw")} == {
+        MINUTE_1
+    }
     # HTTP charset honoured end to end (the file declares another encoding, the header wins)
     assert by_name("encoding/http_text_xml_charset_2.xml")[0]["summary"] == "This is a £“test.”"
     assert by_name("encoding/euc-kr-item.xml")[0]["summary"] == "년"
     # ill-formed but recoverable: items kept
-    assert by_name("illformed/rss_item_link_corrupted_ampersands.xml")[0]["link"] == "http://link/get?a=1&b=2"
+    assert (
+        by_name("illformed/rss_item_link_corrupted_ampersands.xml")[0]["link"]
+        == "http://link/get?a=1&b=2"
+    )
     assert by_name("illformed/rdf_channel_empty_textinput.xml")[0]["title"] == "crashes here"
-    assert by_name("encoding/bozo_linenoise.xml")  # undecodable bytes: the item is kept all the same
+    assert by_name(
+        "encoding/bozo_linenoise.xml"
+    )  # undecodable bytes: the item is kept all the same
     # items with nothing to show are skipped, not stored empty
     assert by_name("wellformed/rss/item_pubDate.xml") == []
 
@@ -216,20 +256,24 @@ def test_rows_carry_the_fetch_minute_and_normalised_text(corpus_runs: CorpusRuns
 # --- timeouts, round trips, the sample feeds, the handler ----------------------------------------
 
 
-def forget(db: TestDatabase, server: FeedServer) -> None:
+def forget(db: ThrowawayDatabase, server: FeedServer) -> None:
     """Remove what an earlier server on the same (reused) port may have left."""
     prefix = server.base_url + "/%"
     db.conn.run("DELETE FROM inbound_events_raw WHERE feed_url LIKE :p", p=prefix)
     db.conn.run("DELETE FROM feed_state WHERE feed_url LIKE :p", p=prefix)
 
 
-def test_slow_feed_times_out_without_holding_up_the_others(db: TestDatabase) -> None:
+def test_slow_feed_times_out_without_holding_up_the_others(db: ThrowawayDatabase) -> None:
     with FeedServer(SAMPLE_FEEDS_DIR) as server:
         forget(db, server)
-        slow = Feed("slow", server.add("slow.xml", (SAMPLE_FEEDS_DIR / "market_wire.xml").read_bytes(),
-                                       delay=3.0))
+        slow = Feed(
+            "slow",
+            server.add("slow.xml", (SAMPLE_FEEDS_DIR / "market_wire.xml").read_bytes(), delay=3.0),
+        )
         started = time.monotonic()
-        summary = rss.ingest(db.conn, [slow, *server.feeds("market_wire.xml")], MINUTE_1, timeout=0.5)
+        summary = rss.ingest(
+            db.conn, [slow, *server.feeds("market_wire.xml")], MINUTE_1, timeout=0.5
+        )
         assert time.monotonic() - started < 2.5
     assert (summary["fetched"], summary["failed"]) == (1, 1)
     error = db.conn.run("SELECT last_error FROM feed_state WHERE feed_url = :u", u=slow.url)[0][0]
@@ -250,7 +294,7 @@ class CountingConnection:
         return self.conn.columns
 
 
-def test_database_round_trips_do_not_grow_with_feeds_or_items(db: TestDatabase) -> None:
+def test_database_round_trips_do_not_grow_with_feeds_or_items(db: ThrowawayDatabase) -> None:
     calls = []
     with FeedServer(SAMPLE_FEEDS_DIR) as small, FeedServer(CORPUS) as large:
         forget(db, small)
@@ -263,19 +307,34 @@ def test_database_round_trips_do_not_grow_with_feeds_or_items(db: TestDatabase) 
     assert calls[0] == calls[1] == 5  # read states, BEGIN, insert items, upsert states, COMMIT
 
 
-def test_sample_feeds_give_the_demo_its_trading_day_headlines(db: TestDatabase) -> None:
+def test_sample_feeds_give_the_demo_its_trading_day_headlines(db: ThrowawayDatabase) -> None:
     with FeedServer(SAMPLE_FEEDS_DIR) as server:
         forget(db, server)
         feeds = server.feeds("*.xml")
         summary = rss.ingest(db.conn, feeds, MINUTE_1)
-    assert summary == {"feeds": 3, "fetched": 3, "not_modified": 0, "failed": 0,
-                       "items_seen": 15, "inserted": 15}
-    stored = rows(db.conn, "SELECT * FROM inbound_events_raw WHERE feed_url = ANY(CAST(:u AS text[]))",
-                  u=[f.url for f in feeds])
+    assert summary == {
+        "feeds": 3,
+        "fetched": 3,
+        "not_modified": 0,
+        "failed": 0,
+        "items_seen": 15,
+        "inserted": 15,
+    }
+    stored = rows(
+        db.conn,
+        "SELECT * FROM inbound_events_raw WHERE feed_url = ANY(CAST(:u AS text[]))",
+        u=[f.url for f in feeds],
+    )
     assert len(stored) == 15
-    assert all(datetime(2019, 2, 12, 14, 30, tzinfo=UTC) <= r["published_at"]
-               <= datetime(2019, 2, 12, 21, 0, tzinfo=UTC) for r in stored)
-    assert all(r["title"] and r["link"] and r["summary"] and "<" not in r["summary"] for r in stored)
+    assert all(
+        datetime(2019, 2, 12, 14, 30, tzinfo=UTC)
+        <= r["published_at"]
+        <= datetime(2019, 2, 12, 21, 0, tzinfo=UTC)
+        for r in stored
+    )
+    assert all(
+        r["title"] and r["link"] and r["summary"] and "<" not in r["summary"] for r in stored
+    )
     text = " ".join(f"{r['title']} {r['summary']}" for r in stored)
     for name in ("Apple", "Amazon", "Microsoft", "Tesla", "SPY", "$AAPL", "$MSFT", "$AMZN", "$SPY"):
         assert name in text
@@ -295,7 +354,7 @@ class FakeContext:
 
 
 def test_handler_reads_feeds_from_ssm_and_ingests_the_event_minute(
-    db: TestDatabase, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    db: ThrowawayDatabase, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     boto3 = pytest.importorskip("boto3")
     moto = pytest.importorskip("moto")
@@ -303,15 +362,21 @@ def test_handler_reads_feeds_from_ssm_and_ingests_the_event_minute(
 
     from ops_pipeline.observability import metrics
 
-    for name, value in {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing",
-                        "AWS_SECRET_ACCESS_KEY": "testing", "FEEDS_PARAM": "/ops-pipeline/test/feeds",
-                        "DATABASE_URL": db.url}.items():
+    for name, value in {
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "FEEDS_PARAM": "/ops-pipeline/test/feeds",
+        "DATABASE_URL": db.url,
+    }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setattr(parameters_base, "DEFAULT_PROVIDERS", {})
     monkeypatch.setattr(metrics, "namespace", "OpsPipelineTest")
     event = json.loads((REPO / "events" / "rss_ingest.json").read_text())
 
-    spec = importlib.util.spec_from_file_location("rss_ingest_app", REPO / "functions/rss_ingest/app.py")
+    spec = importlib.util.spec_from_file_location(
+        "rss_ingest_app", REPO / "functions/rss_ingest/app.py"
+    )
     assert spec and spec.loader
     app = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(app)
@@ -319,15 +384,20 @@ def test_handler_reads_feeds_from_ssm_and_ingests_the_event_minute(
         with moto.mock_aws(), FeedServer(SAMPLE_FEEDS_DIR) as server:
             forget(db, server)
             feeds = [{"name": f.name, "url": f.url} for f in server.feeds("*.xml")]
-            boto3.client("ssm").put_parameter(Name="/ops-pipeline/test/feeds", Type="String",
-                                              Value=json.dumps(feeds))
+            boto3.client("ssm").put_parameter(
+                Name="/ops-pipeline/test/feeds", Type="String", Value=json.dumps(feeds)
+            )
+            base_url = server.base_url
+            metrics.clear_metrics()  # the direct rss.ingest calls above added some, never flushed
             capsys.readouterr()
             result = app.lambda_handler(event, FakeContext())
     finally:
         app.DB.close()
     assert result["feeds"] == 3 and result["fetched"] == 3 and result["inserted"] == 15
-    fetched_at = db.conn.run("SELECT DISTINCT fetched_at FROM inbound_events_raw WHERE feed_url LIKE :u",
-                             u=server.base_url + "/%")
+    fetched_at = db.conn.run(
+        "SELECT DISTINCT fetched_at FROM inbound_events_raw WHERE feed_url LIKE :u",
+        u=base_url + "/%",
+    )
     assert fetched_at == [[datetime(2019, 2, 12, 15, 0, tzinfo=UTC)]]
     emitted = capsys.readouterr().out
-    assert '"FeedItemsInserted"' in emitted and '"FeedFailures"' in emitted
+    assert '"FeedItemsInserted":[15.0]' in emitted and '"FeedFailures":[0.0]' in emitted

@@ -36,9 +36,18 @@ def one_event(body: bytes, headers: dict[str, str] | None = None) -> rss.RawEven
 @pytest.mark.parametrize(
     ("element", "expected"),
     [
-        ("<pubDate>Tue, 12 Feb 2019 09:35:00 -0500</pubDate>", datetime(2019, 2, 12, 14, 35, tzinfo=UTC)),
-        ("<pubDate>Tue, 12 Feb 2019 14:35:00 GMT</pubDate>", datetime(2019, 2, 12, 14, 35, tzinfo=UTC)),
-        ("<pubDate>Tue, 12 Feb 2019 09:35:00 EST</pubDate>", datetime(2019, 2, 12, 14, 35, tzinfo=UTC)),
+        (
+            "<pubDate>Tue, 12 Feb 2019 09:35:00 -0500</pubDate>",
+            datetime(2019, 2, 12, 14, 35, tzinfo=UTC),
+        ),
+        (
+            "<pubDate>Tue, 12 Feb 2019 14:35:00 GMT</pubDate>",
+            datetime(2019, 2, 12, 14, 35, tzinfo=UTC),
+        ),
+        (
+            "<pubDate>Tue, 12 Feb 2019 09:35:00 EST</pubDate>",
+            datetime(2019, 2, 12, 14, 35, tzinfo=UTC),
+        ),
         ("<pubDate>12 Feb 2019 16:35 +0200</pubDate>", datetime(2019, 2, 12, 14, 35, tzinfo=UTC)),
         ("<dc:date>2019-02-12T15:35:00+01:00</dc:date>", datetime(2019, 2, 12, 14, 35, tzinfo=UTC)),
         ("<dc:date>2019-02-12T14:35:00Z</dc:date>", datetime(2019, 2, 12, 14, 35, tzinfo=UTC)),
@@ -87,7 +96,9 @@ def test_key_is_guid_then_link_then_hash_of_title_and_time() -> None:
     # the same moment in another zone is the same key
     from datetime import timedelta, timezone
 
-    assert hashed == rss.item_key(None, None, "Apple rises", when.astimezone(timezone(timedelta(hours=-5))))
+    assert hashed == rss.item_key(
+        None, None, "Apple rises", when.astimezone(timezone(timedelta(hours=-5)))
+    )
 
 
 def test_key_falls_back_to_summary_when_there_is_no_title() -> None:
@@ -104,13 +115,19 @@ def test_keys_from_feed_items() -> None:
     link = one_event(rss_doc("<title>a</title><link>https://x/a</link>"))
     neither = one_event(rss_doc("<title>a</title><pubDate>Tue, 12 Feb 2019 14:30:00 GMT</pubDate>"))
     assert (guid.item_key, link.item_key) == ("tag:x,2019:g-1", "https://x/a")
-    assert neither.item_key == rss.item_key(None, None, "a", datetime(2019, 2, 12, 14, 30, tzinfo=UTC))
+    assert neither.item_key == rss.item_key(
+        None, None, "a", datetime(2019, 2, 12, 14, 30, tzinfo=UTC)
+    )
 
 
 def test_relative_links_are_resolved_against_the_feed_url_opaque_guids_are_not() -> None:
-    opaque = one_event(rss_doc('<title>a</title><guid isPermaLink="false">g-1</guid><link>/a</link>'))
+    opaque = one_event(
+        rss_doc('<title>a</title><guid isPermaLink="false">g-1</guid><link>/a</link>')
+    )
     assert (opaque.item_key, opaque.link) == ("g-1", "https://feeds.example.com/a")
-    permalink = one_event(rss_doc("<title>a</title><guid>g-1</guid>"))  # isPermaLink defaults to true
+    permalink = one_event(
+        rss_doc("<title>a</title><guid>g-1</guid>")
+    )  # isPermaLink defaults to true
     assert permalink.item_key == permalink.link == "https://feeds.example.com/g-1"
 
 
@@ -132,7 +149,12 @@ def test_html_summary_is_stripped_to_text() -> None:
 
 
 def test_escaped_html_in_a_plain_description_is_stripped_too() -> None:
-    event = one_event(rss_doc("<title>t</title><description>&lt;p&gt;Up &lt;em&gt;3%&lt;/em&gt;&lt;/p&gt;</description>"))
+    event = one_event(
+        rss_doc(
+            "<title>t</title>"
+            "<description>&lt;p&gt;Up &lt;em&gt;3%&lt;/em&gt;&lt;/p&gt;</description>"
+        )
+    )
     assert event.summary == "Up 3%"
 
 
@@ -154,7 +176,8 @@ def test_long_summary_is_cut_to_the_limit_at_a_word() -> None:
 
 def test_content_stands_in_for_a_missing_summary() -> None:
     body = b"""<feed xmlns="http://www.w3.org/2005/Atom"><title>T</title><entry><id>1</id><title>t</title>
-      <content type="xhtml"><div xmlns="http://www.w3.org/1999/xhtml"><p>Body <i>text</i></p></div></content>
+      <content type="xhtml"><div xmlns="http://www.w3.org/1999/xhtml">
+        <p>Body <i>text</i></p></div></content>
       </entry></feed>"""
     parsed = rss.parse_feed(body, {"content-type": "application/atom+xml"}, FEED)
     assert parsed.events[0].summary == "Body text"
@@ -191,17 +214,22 @@ def test_item_with_neither_title_link_nor_summary_is_skipped() -> None:
         "<description>only a summary</description>",
     )
     parsed = rss.parse_feed(body, {"content-type": "application/rss+xml"}, FEED)
-    assert (parsed.entries, parsed.skipped, len(parsed.events)) == (4, 2, 2)
+    assert (parsed.entry_count, parsed.skipped, len(parsed.events)) == (4, 2, 2)
     assert [e.title for e in parsed.events] == ["", ""]  # the table's title is NOT NULL: ''
 
 
 def test_duplicate_items_in_one_document_are_kept_once() -> None:
-    parsed = rss.parse_feed(rss_doc("<title>a</title><guid>g</guid>", "<title>b</title><guid>g</guid>"), {}, FEED)
+    parsed = rss.parse_feed(
+        rss_doc("<title>a</title><guid>g</guid>", "<title>b</title><guid>g</guid>"), {}, FEED
+    )
     assert [e.title for e in parsed.events] == ["a"]
 
 
 def test_ill_formed_feed_keeps_recovered_items_and_says_why() -> None:
-    body = b'<rss version="2.0"><channel><item><title>Apple &amp rises</title></item><item><title>Tesla dips</title></channel>'
+    body = (
+        b'<rss version="2.0"><channel><item><title>Apple &amp rises</title></item>'
+        b"<item><title>Tesla dips</title></channel>"
+    )
     parsed = rss.parse_feed(body, {"content-type": "text/xml"}, FEED)
     assert parsed.error is None
     assert parsed.problem and "SAXParseException" in parsed.problem
@@ -212,7 +240,7 @@ def test_ill_formed_feed_keeps_recovered_items_and_says_why() -> None:
     "body",
     [
         b"",
-        b"<!doctype html><html><head><title>Oops</title></head><body><p>502 Bad gateway</p></body></html>",
+        b"<!doctype html><html><head><title>Oops</title></head><body><p>502</p></body></html>",
         b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR garbage \xff\xfe",
         b'{"not": "a feed"}',
     ],
@@ -225,7 +253,10 @@ def test_something_that_is_not_a_feed_is_an_error(body: bytes) -> None:
 
 def test_http_charset_is_honoured_whatever_case_the_header_has() -> None:
     title = "Газпром растёт"
-    body = f'<?xml version="1.0"?><rss version="2.0"><channel><item><title>{title}</title></item></channel></rss>'
+    body = (
+        '<?xml version="1.0"?><rss version="2.0"><channel>'
+        f"<item><title>{title}</title></item></channel></rss>"
+    )
     encoded = body.encode("koi8-r")
     assert one_event(encoded, {"Content-Type": "text/xml; charset=koi8-r"}).title == title
     assert one_event(encoded, {"content-type": "text/xml; charset=koi8-r"}).title == title

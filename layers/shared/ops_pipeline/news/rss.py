@@ -83,7 +83,7 @@ class ParsedFeed:
 
     feed: Feed
     events: tuple[RawEvent, ...] = ()
-    entries: int = 0
+    entry_count: int = 0
     skipped: int = 0
     problem: str | None = None
     error: str | None = None
@@ -120,7 +120,7 @@ class _FeedOutcome:
     events: tuple[RawEvent, ...] = ()
 
 
-class _FetchAborted(Exception):
+class _BodyRejectedError(Exception):
     """The body took too long or was too large."""
 
 
@@ -153,7 +153,7 @@ class _TextExtractor(HTMLParser):
 
 
 def _clean(text: str | None) -> str:
-    """Whitespace collapsed; no NUL and no lone surrogate (PostgreSQL text refuses both)."""
+    # Whitespace collapsed; no NUL and no lone surrogate (PostgreSQL text refuses both).
     if not text:
         return ""
     text = text.replace("\x00", " ").encode("utf-8", "replace").decode("utf-8")
@@ -195,8 +195,8 @@ def _text_field(entry: Mapping[str, Any], name: str, limit: int) -> str:
 
 
 def _summary(entry: Mapping[str, Any]) -> str:
-    """Always read as HTML: feeds often escape their markup into "plain text" descriptions, and
-    feedparser copies Atom content into `summary` without saying what type it is."""
+    # Always read as HTML: feeds often escape their markup into "plain text" descriptions, and
+    # feedparser copies Atom content into `summary` without saying what type it is.
     candidates = [entry.get("summary")]
     candidates += [c.get("value") for c in entry.get("content") or () if isinstance(c, Mapping)]
     for value in candidates:
@@ -249,7 +249,9 @@ def item_key(
     return _digest(f"{title or summary or ''}\x1f{when}")
 
 
-def normalise_entry(entry: Mapping[str, Any], feed: Feed, source: str | None = None) -> RawEvent | None:
+def normalise_entry(
+    entry: Mapping[str, Any], feed: Feed, source: str | None = None
+) -> RawEvent | None:
     """One feedparser entry as a `RawEvent`; None when it has neither title nor link nor summary.
 
     `source` is the publisher's name (the channel title); the entry's own `<source>` wins, the
@@ -298,7 +300,9 @@ def parse_feed(body: bytes, headers: Mapping[str, str], feed: Feed) -> ParsedFee
     entries = list(parsed.get("entries") or [])
     problem = _describe(parsed.get("bozo_exception")) if parsed.get("bozo") else None
     if not parsed.get("version") and not entries:
-        return ParsedFeed(feed, problem=problem, error=f"not a feed ({problem or 'no feed element'})")
+        return ParsedFeed(
+            feed, problem=problem, error=f"not a feed ({problem or 'no feed element'})"
+        )
     channel = parsed.get("feed") or {}
     channel_title = channel.get("title") if isinstance(channel.get("title"), str) else None
     events: dict[str, RawEvent] = {}
@@ -332,9 +336,9 @@ def _read_body(response: requests.Response, deadline: float) -> bytes:
     for chunk in response.iter_content(READ_CHUNK_BYTES):
         size += len(chunk)
         if size > MAX_FEED_BYTES:
-            raise _FetchAborted(f"larger than {MAX_FEED_BYTES} bytes")
+            raise _BodyRejectedError(f"larger than {MAX_FEED_BYTES} bytes")
         if time.monotonic() > deadline:
-            raise _FetchAborted("body not received within the timeout")
+            raise _BodyRejectedError("body not received within the timeout")
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -353,12 +357,19 @@ def fetch_feed(
             feed.url, headers=_conditional_headers(state), timeout=timeout, stream=True
         ) as response:
             etag = response.headers.get("ETag") or (state.etag if state else None)
-            modified = response.headers.get("Last-Modified") or (state.last_modified if state else None)
+            modified = response.headers.get("Last-Modified") or (
+                state.last_modified if state else None
+            )
             if response.status_code == 304:
-                return FetchResult(feed, FetchStatus.NOT_MODIFIED, 304, etag=etag, last_modified=modified)
+                return FetchResult(
+                    feed, FetchStatus.NOT_MODIFIED, 304, etag=etag, last_modified=modified
+                )
             if response.status_code >= 400:
-                return _failed(feed, f"HTTP {response.status_code} {response.reason or ''}".strip(),
-                               response.status_code)
+                return _failed(
+                    feed,
+                    f"HTTP {response.status_code} {response.reason or ''}".strip(),
+                    response.status_code,
+                )
             body = _read_body(response, deadline)
             return FetchResult(
                 feed,
@@ -369,7 +380,7 @@ def fetch_feed(
                 response.headers.get("ETag"),
                 response.headers.get("Last-Modified"),
             )
-    except (requests.RequestException, _FetchAborted) as exc:
+    except (requests.RequestException, _BodyRejectedError) as exc:
         return _failed(feed, _describe(exc), None)
 
 
@@ -383,15 +394,26 @@ def _collect(
 ) -> _FeedOutcome:
     fetched = fetch_feed(session, feed, state, timeout)
     if fetched.status is not FetchStatus.FETCHED:
-        return _FeedOutcome(feed, fetched.status, fetched.http_status, fetched.etag,
-                            fetched.last_modified, fetched.error)
+        return _FeedOutcome(
+            feed,
+            fetched.status,
+            fetched.http_status,
+            fetched.etag,
+            fetched.last_modified,
+            fetched.error,
+        )
     parsed = parse_feed(fetched.body, fetched.headers, feed)
     extra = {"feed": feed.name, "url": feed.url}
     if parsed.error:
         logger.warning("feed is not a feed", extra={**extra, "error": parsed.error})
-        return _FeedOutcome(feed, FetchStatus.FAILED, fetched.http_status,
-                            state.etag if state else None,
-                            state.last_modified if state else None, parsed.error)
+        return _FeedOutcome(
+            feed,
+            FetchStatus.FAILED,
+            fetched.http_status,
+            state.etag if state else None,
+            state.last_modified if state else None,
+            parsed.error,
+        )
     if parsed.problem:
         logger.warning(
             "feed is ill-formed or mis-encoded; kept the items recovered",
@@ -402,12 +424,22 @@ def _collect(
             "skipped items with neither title, link nor summary",
             extra={**extra, "skipped": parsed.skipped},
         )
-    return _FeedOutcome(feed, FetchStatus.FETCHED, fetched.http_status, fetched.etag,
-                        fetched.last_modified, None, parsed.events)
+    return _FeedOutcome(
+        feed,
+        FetchStatus.FETCHED,
+        fetched.http_status,
+        fetched.etag,
+        fetched.last_modified,
+        None,
+        parsed.events,
+    )
 
 
 def _collect_all(
-    session: requests.Session, feeds: Sequence[Feed], states: Mapping[str, FeedState], timeout: float
+    session: requests.Session,
+    feeds: Sequence[Feed],
+    states: Mapping[str, FeedState],
+    timeout: float,
 ) -> list[_FeedOutcome]:
     if not feeds:
         return []
@@ -420,10 +452,16 @@ def _collect_all(
         except Exception as exc:  # noqa: BLE001 - one bad feed never stops the others
             logger.exception("feed ingest crashed", extra={"feed": feed.name, "url": feed.url})
             state = states.get(feed.url)
-            outcomes.append(_FeedOutcome(feed, FetchStatus.FAILED, None,
-                                         state.etag if state else None,
-                                         state.last_modified if state else None,
-                                         f"crashed: {_describe(exc)}"))
+            outcomes.append(
+                _FeedOutcome(
+                    feed,
+                    FetchStatus.FAILED,
+                    None,
+                    state.etag if state else None,
+                    state.last_modified if state else None,
+                    f"crashed: {_describe(exc)}",
+                )
+            )
     return outcomes
 
 
@@ -431,7 +469,9 @@ def _unique_feeds(feeds: Iterable[Feed]) -> list[Feed]:
     unique: dict[str, Feed] = {}
     for feed in feeds:
         if feed.url in unique:
-            logger.warning("feed listed twice; fetching it once", extra={"feed": feed.name, "url": feed.url})
+            logger.warning(
+                "feed listed twice; fetching it once", extra={"feed": feed.name, "url": feed.url}
+            )
             continue
         unique[feed.url] = feed
     return list(unique.values())

@@ -1,0 +1,229 @@
+"""The minute stages against a real PostgreSQL and the local Alpaca server, on real bars.
+
+Bars: 2019-02-12 from Alpha Vantage (masonblier/eqker, ISC), bundled in src/ops_pipeline_local/data/bars.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pandas as pd
+import pytest
+
+from ops_pipeline import alpaca, features, signals, telemetry
+from ops_pipeline.config import AlpacaCredentials, RiskLimits, TradingMode, TradingState
+from ops_pipeline.dispatch import AlpacaBroker, SimulatedBroker, dispatch
+from ops_pipeline.errors import TransientError
+from ops_pipeline_local.alpaca_server import LocalAlpaca
+
+CREDS = AlpacaCredentials("TESTKEY", "test-secret")
+OPEN = datetime(2019, 2, 12, 14, 30, tzinfo=UTC)
+TICKERS = ("AAPL", "AMZN", "MSFT", "SPY", "TSLA")
+
+
+def _as_telemetry(bars):
+    return [telemetry.Bar(b.symbol, b.ts, b.open, b.high, b.low, b.close, b.volume) for b in bars]
+
+
+def _snapshot(conn, table, order="ticker, ts"):
+    return conn.run(f"SELECT * FROM {table} ORDER BY {order}")  # fixed table names
+
+
+@pytest.fixture
+def market(bundled_bars):
+    with LocalAlpaca(bundled_bars, CREDS.key_id, CREDS.secret_key, now=OPEN) as server:
+        yield server
+
+
+@pytest.fixture
+def data_client(market, monkeypatch):
+    monkeypatch.setenv("ALPACA_DATA_URL", market.base_url)
+    return alpaca.data_client(CREDS, timeout=5)
+
+
+def independent_features(bars) -> pd.DataFrame:
+    """pandas rolling windows over the stored rows, as the issue defines the features."""
+    frame = pd.DataFrame(
+        [(b.symbol, b.ts, float(b.close), b.volume) for b in bars], columns=["ticker", "ts", "close", "volume"]
+    ).sort_values(["ticker", "ts"])
+    grouped = frame.groupby("ticker")
+    frame["sma20"] = grouped["close"].transform(lambda s: s.rolling(20).mean())
+    frame["sma50"] = grouped["close"].transform(lambda s: s.rolling(50).mean())
+    frame["avg20"] = grouped["volume"].transform(lambda s: s.rolling(20).mean())
+    frame["ratio"] = (frame["volume"] / frame["avg20"]).where(frame["avg20"] > 0)
+    return frame.set_index(["ticker", "ts"])
+
+
+def test_features_match_an_independent_rolling_computation_on_real_bars(conn, bundled_bars):
+    telemetry.upsert_bars(conn, _as_telemetry(bundled_bars))
+    summary = features.compute(conn, OPEN + timedelta(hours=7))
+    assert summary["computed"] == len(bundled_bars)
+    expected = independent_features(bundled_bars)
+    rows = conn.run("SELECT ticker, ts, sma20, sma50, volume_avg_20, volume_ratio, volume_surge FROM lane_features")
+    assert len(rows) == len(expected)
+    for ticker, ts, sma20, sma50, avg20, ratio, surge in rows:
+        want = expected.loc[(ticker, pd.Timestamp(ts))]
+        for got, exp in ((sma20, want.sma20), (sma50, want.sma50), (ratio, want.ratio)):
+            if pd.isna(exp):
+                assert got is None
+            else:
+                assert round(float(got), 4) == pytest.approx(round(exp, 4), abs=1.01e-4)
+        assert (avg20 is None) == pd.isna(want.avg20)
+        assert surge == (None if ratio is None else ratio > Decimal("3.0"))
+
+
+def test_minute_by_minute_features_equal_the_batch_and_a_second_run_changes_nothing(conn, bundled_bars):
+    aapl = _as_telemetry([b for b in bundled_bars if b.symbol == "AAPL"][:90])
+    for i, bar in enumerate(aapl):
+        telemetry.upsert_bars(conn, [bar])
+        features.compute(conn, bar.ts + timedelta(minutes=1))
+    incremental = _snapshot(conn, "lane_features")
+    assert features.compute(conn, aapl[-1].ts + timedelta(minutes=1))["computed"] == 0
+    conn.run("DELETE FROM lane_features")
+    features.compute(conn, aapl[-1].ts + timedelta(minutes=1))
+    batch = _snapshot(conn, "lane_features")
+    strip = lambda rows: [r[:-1] for r in rows]  # noqa: E731 - computed_at differs
+    assert strip(incremental) == strip(batch)
+
+
+def test_a_corrected_bar_recomputes_its_features_and_the_later_ones(conn, bundled_bars):
+    msft = _as_telemetry([b for b in bundled_bars if b.symbol == "MSFT"][:30])
+    telemetry.upsert_bars(conn, msft)
+    features.compute(conn, msft[-1].ts + timedelta(minutes=1))
+    bar = msft[-5]
+    corrected = telemetry.Bar(bar.ticker, bar.ts, bar.open, bar.high, bar.low, bar.close, bar.volume * 10)
+    assert telemetry.upsert_bars(conn, [corrected]) == (0, 1)
+    assert features.compute(conn, msft[-1].ts + timedelta(minutes=1))["computed"] == 5
+
+
+def test_ingest_uses_one_multi_symbol_request_and_backfills_missed_minutes(conn, market, data_client):
+    market.set_time(OPEN + timedelta(minutes=10))
+    first = telemetry.ingest(conn, data_client, TICKERS, OPEN + timedelta(minutes=10))
+    assert first["inserted"] == 50
+    bar_requests = [r for r in market.requests if r[1] == "/v2/stocks/bars"]
+    assert len(bar_requests) == 1 and set(bar_requests[0][2]["symbols"].split(",")) == set(TICKERS)
+    # The pipeline misses minutes 11 to 24; the run at 25 fills them in.
+    market.set_time(OPEN + timedelta(minutes=25))
+    second = telemetry.ingest(conn, data_client, TICKERS, OPEN + timedelta(minutes=25))
+    assert second["inserted"] == 75
+    stored = conn.run("SELECT count(*), max(ts) FROM lane_telemetry")[0]
+    assert stored == [125, OPEN + timedelta(minutes=24)]
+
+
+def test_only_closed_bars_are_stored_and_a_second_run_leaves_the_same_rows(conn, market, data_client):
+    minute = OPEN + timedelta(minutes=5)
+    market.set_time(minute + timedelta(seconds=40))  # the 14:35 bar is still open
+    telemetry.ingest(conn, data_client, TICKERS, minute)
+    before = _snapshot(conn, "lane_telemetry")
+    assert max(r[1] for r in before) == minute - timedelta(minutes=1)
+    again = telemetry.ingest(conn, data_client, TICKERS, minute)
+    assert (again["inserted"], again["corrected"]) == (0, 0)
+    assert _snapshot(conn, "lane_telemetry") == before
+
+
+def test_a_market_data_outage_is_a_transient_error(conn, market, data_client):
+    market.fail_next(1, status=500)
+    with pytest.raises(TransientError, match="bars"):
+        telemetry.ingest(conn, data_client, TICKERS, OPEN + timedelta(minutes=5))
+
+
+def test_malformed_bars_are_skipped_and_the_rest_stored():
+    raw = {
+        "AAPL": [
+            {"t": "2019-02-12T14:30:00Z", "o": 170, "h": 171, "l": 169, "c": 170.5, "v": 1000, "n": None, "vw": None},
+            {"t": "2019-02-12T14:31:00Z", "o": 170, "h": 169, "l": 171, "c": 170.5, "v": 1000},
+            {"t": "not a time", "o": 170, "h": 171, "l": 169, "c": 170.5, "v": 1000},
+            {"t": "2019-02-12T14:32:00Z", "o": "NaN", "h": 171, "l": 169, "c": 170.5, "v": 1000},
+        ],
+        "EVIL'); DROP TABLE lane_telemetry;--": [{"t": "2019-02-12T14:30:00Z"}],
+    }
+    bars = telemetry.closed_bars(raw, ["AAPL"], OPEN + timedelta(minutes=5))
+    assert [b.ts for b in bars] == [OPEN]
+
+
+def _pipeline_through(conn, data_client, market, minute):
+    market.set_time(minute)
+    telemetry.ingest(conn, data_client, TICKERS, minute)
+    features.compute(conn, minute)
+    return signals.run(conn, TICKERS, minute)
+
+
+def test_signal_engine_twice_for_the_same_minute_leaves_the_same_rows(conn, market, data_client):
+    created = 0
+    for m in range(1, 240):
+        created += _pipeline_through(conn, data_client, market, OPEN + timedelta(minutes=m))["created"]
+        if created:
+            break
+    assert created, "real bars produce a recommendation within four hours"
+    minute = OPEN + timedelta(minutes=m)
+    before = _snapshot(conn, "dispatch_recommendations", "id")
+    assert signals.run(conn, TICKERS, minute)["created"] == 0
+    assert _snapshot(conn, "dispatch_recommendations", "id") == before
+    (reason,) = conn.run("SELECT reason FROM dispatch_recommendations ORDER BY id LIMIT 1")[0]
+    assert "volume ratio" in reason and " is " in reason and ": x" in reason
+
+
+def _recommend(conn, ticker, action, minute, price="100", confidence="0.6"):
+    conn.run(
+        "INSERT INTO lane_telemetry (ticker, ts, open, high, low, close, volume)"
+        " VALUES (:t, :ts, :p, :p, :p, :p, 1000) ON CONFLICT DO NOTHING",
+        t=ticker, ts=minute - timedelta(minutes=1), p=price,
+    )
+    return conn.run(
+        "INSERT INTO dispatch_recommendations (ticker, ts, decided_at, action, rule, price, base_confidence,"
+        " volume_ratio, volume_multiplier, confidence, reason)"
+        " VALUES (:t, :ts, :d, :a, 'trend_cross', :p, 0.6, 1.5, 1.0, :c, 'test') RETURNING id",
+        t=ticker, ts=minute - timedelta(minutes=1), d=minute, a=action, p=price, c=confidence,
+    )[0][0]
+
+
+LIMITS = RiskLimits()
+
+
+def test_a_recommendation_is_executed_once_however_often_the_dispatcher_runs(conn):
+    minute = OPEN + timedelta(minutes=60)
+    _recommend(conn, "AAPL", "BUY", minute, price="170")
+    _recommend(conn, "MSFT", "BUY", minute, confidence="0.2")
+    kwargs = dict(minute=minute, market_open=True, state=TradingState.ACTIVE, limits=LIMITS)
+    first = dispatch(conn, SimulatedBroker(), **kwargs)
+    assert first["outcomes"] == {"filled": 1, "rejected": 1}
+    before = _snapshot(conn, "dispatch_executions", "id")
+    for _ in range(3):
+        assert dispatch(conn, SimulatedBroker(), **kwargs)["outcomes"] == {}
+    assert _snapshot(conn, "dispatch_executions", "id") == before
+    with pytest.raises(Exception, match="unique|duplicate"):
+        conn.run(
+            "INSERT INTO dispatch_executions (recommendation_id, ticker, side, qty, mode, client_order_id,"
+            " status, decided_at) SELECT recommendation_id, ticker, side, qty, mode, client_order_id || 'x',"
+            " status, decided_at FROM dispatch_executions LIMIT 1"
+        )
+
+
+def test_paper_orders_carry_the_client_order_id_and_a_retry_never_trades_twice(conn, market, monkeypatch):
+    monkeypatch.setenv("ALPACA_TRADING_URL", market.base_url)
+    broker = AlpacaBroker(alpaca.trading_client(CREDS, timeout=5), TradingMode.PAPER)
+    minute = OPEN + timedelta(minutes=60)
+    market.set_time(minute)
+    rec_id = _recommend(conn, "AAPL", "BUY", minute, price="170")
+    kwargs = dict(minute=minute, market_open=True, state=TradingState.ACTIVE, limits=LIMITS)
+    # The broker times out after taking the order: the claim stays pending and the run is retried.
+    real_execute = broker.execute
+
+    def lost_answer(decision):
+        real_execute(decision)
+        raise TransientError("the answer was lost")
+
+    monkeypatch.setattr(broker, "execute", lost_answer)
+    with pytest.raises(TransientError):
+        dispatch(conn, broker, **kwargs)
+    assert conn.run("SELECT status FROM dispatch_executions WHERE recommendation_id = :r", r=rec_id) == [["pending"]]
+    monkeypatch.setattr(broker, "execute", real_execute)
+    retried = dispatch(conn, broker, **kwargs)
+    assert retried["outcomes"] == {"filled": 1}
+    orders = [r for r in market.requests if r[0] == "POST" and r[1] == "/v2/orders"]
+    assert len(orders) == 2  # the second was refused as a duplicate and read back
+    positions = broker.client.get_all_positions()
+    assert [(p["symbol"], p["qty"]) for p in positions] == [("AAPL", "58")]
+    row = conn.run("SELECT status, client_order_id, broker_order_id FROM dispatch_executions")[0]
+    assert row[0] == "filled" and row[1] == "ops-AAPL-201902121529-BUY" and row[2]
