@@ -173,7 +173,7 @@ class LocalRuntime:
             env.update(spec.environment)
         env.update({"DATABASE_URL": self.database_url, **self.extra_env})
         self._set_env(env)
-        self.handlers = {spec.logical_id: _load_handler(spec) for spec in self.functions.values()}
+        self.handlers: dict[str, Callable[[dict[str, Any], Any], Any]] = {}
 
         boto3.DEFAULT_SESSION.events.register("before-call.lambda.Invoke", self._invoke)
         self.sfn = boto3.client("stepfunctions", region_name=REGION)
@@ -190,6 +190,8 @@ class LocalRuntime:
         path = unquote(params["url_path"])
         target = path.split("/functions/", 1)[1].rsplit("/invocations", 1)[0]
         logical_id = target.rsplit(":", 1)[-1]
+        if logical_id not in self.handlers:  # loaded on first use, as a cold start would
+            self.handlers[logical_id] = _load_handler(self.functions[logical_id])
         handler = self.handlers[logical_id]
         event = json.loads(params["body"] or b"{}")
         self.invocations.append((logical_id, event))

@@ -1,0 +1,53 @@
+# ops-pipeline: `make run` replays a real trading day locally; `make test` runs the tests.
+# Both install what they need into .venv first.
+
+SHELL := /bin/bash
+# Python 3.12 (the Lambda runtime): from PATH, else pyenv's, else the default python3 (>= 3.11).
+PYTHON ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12 python3; do \
+	"$$p" -c 'import sys; assert sys.version_info >= (3, 11)' >/dev/null 2>&1 && { echo "$$p"; break; }; done)
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml layers/shared/requirements.txt | cksum | cut -d' ' -f1)
+DEPLOY_VENV ?= .venv-deploy
+DEPLOY_STAMP := $(DEPLOY_VENV)/.installed
+export SAM_CLI_TELEMETRY := 0
+export AWS_DEFAULT_REGION ?= us-east-1
+
+.PHONY: install run test check eval train bench clean
+
+install: $(STAMP)
+
+$(STAMP):
+	@test -n "$(PYTHON)" || { echo "no Python >= 3.11 found (3.12 preferred)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[local,dev,train]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+run: $(STAMP)
+	$(BIN)/ops-pipeline run
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+# The template and the build: sam validate --lint, cfn-lint, sam build, checkov.
+$(DEPLOY_STAMP):
+	$(PYTHON) -m venv $(DEPLOY_VENV)
+	$(DEPLOY_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(DEPLOY_VENV)/bin/python -m pip install --quiet aws-sam-cli cfn-lint checkov
+	@touch $@
+
+check: $(DEPLOY_STAMP)
+	PATH="$(abspath $(DEPLOY_VENV))/bin:$$PATH" bash scripts/check_template.sh
+
+eval: $(STAMP)
+	$(BIN)/python bench/sentiment_eval.py
+
+train: $(STAMP)
+	$(BIN)/python scripts/train_sentiment.py
+
+bench: $(STAMP)
+	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) $(DEPLOY_VENV) .aws-sam .pytest_cache

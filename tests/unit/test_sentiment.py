@@ -1,0 +1,174 @@
+"""Sentiment model: labels on clear headlines, pure-Python math, the shipped weights file."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from ops_pipeline.news import sentiment as S
+
+POSITIVE = [
+    "Apple shares surge after record quarterly earnings beat estimates",
+    "Nvidia stock jumps 8% as revenue forecast tops expectations",
+    "Microsoft raises dividend by 10% and announces $60 billion buyback",
+    "Analyst upgrades Amazon to buy, raises price target",
+    "Tesla deliveries beat Wall Street estimates, shares rally",
+    "Netflix subscriber growth soars past forecasts, stock hits all-time high",
+    "JPMorgan profit rises 20% on strong trading revenue",
+    "Alphabet shares climb after strong cloud growth",
+    "Meta gains after upbeat ad revenue outlook",
+    "Costco same-store sales beat estimates, shares up",
+]
+NEGATIVE = [
+    "Tesla stock plunges as deliveries miss expectations",
+    "Intel shares tumble after weak guidance and layoffs",
+    "Boeing cuts outlook, shares fall 6%",
+    "Analyst downgrades Apple to sell on slowing iPhone demand",
+    "Amazon profit falls short of estimates; stock drops",
+    "Pfizer slashes full-year revenue forecast",
+    "Bank shares slide as recession fears mount",
+    "Meta shares sink after disappointing revenue forecast",
+    "Oil prices crash on demand worries",
+    "Company misses earnings estimates and withdraws guidance",
+]
+NEUTRAL = [
+    "Microsoft to hold annual shareholder meeting on December 5",
+    "Apple to report fourth-quarter results on Thursday",
+    "Amazon names new head of cloud unit",
+    "Tesla CEO to speak at industry conference next week",
+    "Alphabet schedules earnings call for October 24",
+    "Nvidia announces date of annual developer conference",
+    "JPMorgan appoints new chief financial officer",
+    "Fed officials meet this week to discuss policy",
+    "Meta files quarterly report with the SEC",
+    "Intel to present at investor conference in San Francisco",
+]
+
+
+@pytest.mark.parametrize(
+    ("label", "texts"),
+    [("positive", POSITIVE), ("negative", NEGATIVE), ("neutral", NEUTRAL)],
+)
+def test_clear_headlines_mostly_right(label: str, texts: list[str]) -> None:
+    got = [s.label for s in S.classify_sentiments(texts)]
+    assert sum(g == label for g in got) >= 8, list(zip(texts, got))
+
+
+def test_sentiment_fields_are_consistent() -> None:
+    for text in POSITIVE[:3] + NEGATIVE[:3] + NEUTRAL[:3] + ["", "   "]:
+        s = S.classify_sentiment(text)
+        assert s.label in S.LABELS
+        assert 1 / 3 <= s.score <= 1.0
+        assert -1.0 <= s.polarity <= 1.0
+        proba = S.predict_proba(text)
+        assert math.isclose(sum(proba.values()), 1.0, abs_tol=1e-9)
+        assert s.score == max(proba.values())
+        assert math.isclose(s.polarity, proba["positive"] - proba["negative"])
+
+
+def test_batch_equals_single() -> None:
+    texts = POSITIVE[:2] + NEGATIVE[:2] + NEUTRAL[:2]
+    assert S.classify_sentiments(texts) == [S.classify_sentiment(t) for t in texts]
+    assert S.classify_sentiments(iter(texts)) == S.classify_sentiments(texts)
+
+
+def test_polarity_sign() -> None:
+    assert S.classify_sentiment(POSITIVE[0]).polarity > 0.5
+    assert S.classify_sentiment(NEGATIVE[0]).polarity < -0.5
+
+
+def test_normalise_tokens() -> None:
+    text = "$AAPL up +5.2% to $190 https://t.co/abc123 … shares didn't fall, 1,000 units"
+    norm = S.normalise(text)
+    for token in ("cashtag", "pctup", "moneytok", "urltok", "not", "numtok"):
+        assert token in norm.split(), norm
+    assert "http" not in norm and "…" not in norm and norm == norm.lower()
+    assert S.normalise("Shares fell -3%") == "shares fell pctdown"
+
+
+def test_char_features_are_padded_word_ngrams() -> None:
+    assert S.char_features("Ab", 2, 3) == [" a", "ab", "b ", " ab", "ab "]
+
+
+# --- the shipped weights file ------------------------------------------------------------
+
+def _shipped() -> dict:
+    with gzip.open(S.MODEL_PATH, "rt", encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def test_weights_file_small_and_named() -> None:
+    assert S.MODEL_PATH.stat().st_size < 10 * 1024 * 1024
+    data = _shipped()
+    assert data["name"] == S.MODEL_NAME
+    assert data["preprocess_version"] == S.PREPROCESS_VERSION
+    assert sorted(data["classes"]) == sorted(S.LABELS)
+
+
+def test_pure_python_matches_scikit_learn_references() -> None:
+    """The training script stored scikit-learn's probabilities for sample texts."""
+    data = _shipped()
+    assert len(data["checks"]) >= 20
+    for check in data["checks"]:
+        got = S.predict_proba(check["text"])
+        for cls, want in zip(data["classes"], check["proba"]):
+            assert got[cls] == pytest.approx(want, abs=1e-7), check["text"]
+
+
+# --- the inference math on a hand-made weights file ---------------------------------------
+
+def _write_tiny_model(path: Path, version: int = S.PREPROCESS_VERSION) -> Path:
+    data = {
+        "name": "tiny", "preprocess_version": version,
+        "classes": ["negative", "positive", "neutral"], "intercepts": [0.1, -0.2, 0.3],
+        "blocks": [{
+            "analyzer": "word", "params": {}, "sublinear_tf": True,
+            "terms": ["up", "down", "shares up"],
+            "idf": [1.5, 2.0, 3.0],
+            "weights": [-1.0, 2.0, 0.0,   3.0, -2.0, 0.5,   0.0, 1.0, -1.0],
+        }],
+    }
+    path.write_bytes(gzip.compress(json.dumps(data).encode()))
+    return path
+
+
+def test_inference_math_by_hand(tmp_path: Path) -> None:
+    model = S.load_model(_write_tiny_model(tmp_path / "m.json.gz"))
+    # "shares up up": tf(up) = 2, tf(shares up) = 1, "shares" and "up up" are not in the vocab.
+    x_up, x_pair = (1 + math.log(2)) * 1.5, 1.0 * 3.0
+    norm = math.hypot(x_up, x_pair)
+    logits = [
+        0.1 + (x_up * -1.0 + x_pair * 0.0) / norm,
+        -0.2 + (x_up * 2.0 + x_pair * 1.0) / norm,
+        0.3 + (x_up * 0.0 + x_pair * -1.0) / norm,
+    ]
+    total = sum(math.exp(z) for z in logits)
+    want = [math.exp(z) / total for z in logits]
+    got = S.predict_proba("Shares UP up", model)
+    assert [got["negative"], got["positive"], got["neutral"]] == pytest.approx(want, abs=1e-12)
+    # No known feature: the intercepts alone decide.
+    empty = S.predict_proba("nothing known here", model)
+    total = sum(math.exp(z) for z in (0.1, -0.2, 0.3))
+    assert empty["neutral"] == pytest.approx(math.exp(0.3) / total)
+
+
+def test_preprocess_version_mismatch_is_refused(tmp_path: Path) -> None:
+    path = _write_tiny_model(tmp_path / "old.json.gz", version=S.PREPROCESS_VERSION + 1)
+    with pytest.raises(ValueError, match="retrain"):
+        S.load_model(path)
+
+
+def test_inference_does_not_import_numpy_or_sklearn() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from ops_pipeline.news import classify as c; c.classify('Apple rallies'); "
+        "bad = [m for m in ('numpy', 'sklearn', 'scipy', 'pandas') if m in sys.modules]; "
+        "sys.exit(1 if bad else 0)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
