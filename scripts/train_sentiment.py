@@ -186,14 +186,16 @@ def main() -> int:
         print("  ", row, file=sys.stderr)
     best = cv[0]
     cfg = next(c for c in FEATURE_CONFIGS if c.name == best["features"])
-    print(f"best by cv macro-F1: {best} ({time.time() - t0:.0f}s)", file=sys.stderr)
+    how = "last chosen (--skip-cv)" if args.skip_cv else "best by cv macro-F1"
+    print(f"{how}: {best} ({time.time() - t0:.0f}s)", file=sys.stderr)
 
     vecs = make_vectorizers(cfg)
     clf = make_clf(best["C"], best["class_weight"]).fit(fit_transform(vecs, texts), labels)
     full_pred = clf.predict(transform(vecs, texts))
     extra = {
         "training": {
-            "data": "twitter_financial_news_train.csv (zeroshot/twitter-financial-news-sentiment, MIT)",
+            "data": "twitter_financial_news_train.csv "
+                    "(zeroshot/twitter-financial-news-sentiment, MIT)",
             "n_train": len(texts),
             "selection": f"{args.folds}-fold stratified CV on train, by macro-F1"
                          + (" (--skip-cv: last chosen config)" if args.skip_cv else ""),

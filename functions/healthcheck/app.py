@@ -1,0 +1,42 @@
+"""Healthcheck: data freshness, last-hour counts and the minute pipeline's executions as metrics."""
+
+import functools
+import os
+from typing import Any
+
+import boto3
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from ops_pipeline import config, health
+from ops_pipeline.db import ConnectionCache
+from ops_pipeline.errors import PipelineError
+from ops_pipeline.event_time import event_minute
+from ops_pipeline.observability import logger, metrics, stage_handler
+
+DB = ConnectionCache()
+MINUTE_STATE_MACHINE_ARN = "MINUTE_STATE_MACHINE_ARN"
+
+
+@functools.cache
+def _stepfunctions() -> Any:
+    return boto3.client("stepfunctions")
+
+
+@stage_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    minute = event_minute(event)
+    snapshot = health.read_snapshot(DB.get(), config.tickers(), minute)
+    executions, problem = None, None
+    if arn := os.environ.get(MINUTE_STATE_MACHINE_ARN):
+        try:
+            executions = health.read_executions(_stepfunctions(), arn, minute)
+        except PipelineError as exc:  # the data metrics still go out; the stage then fails
+            problem = exc
+    else:
+        logger.info(f"{MINUTE_STATE_MACHINE_ARN} is not set: minute-pipeline executions not checked")
+    report = health.health_report(snapshot, minute, executions)
+    for metric in report.metrics():
+        metrics.add_metric(name=metric.name, unit=metric.unit, value=metric.value)
+    if problem is not None:
+        raise problem
+    return report.as_dict()
