@@ -3,7 +3,6 @@
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from ops_pipeline import config
 from ops_pipeline.db import ConnectionCache
 from ops_pipeline.event_time import event_minute
@@ -17,5 +16,7 @@ DB = ConnectionCache()
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     summary = classifier_stage.run(DB.get(), config.tickers(), event_minute(event))
     metrics.add_metric(name="EventsClassified", unit="Count", value=summary["classified"])
-    metrics.add_metric(name="EventsClassificationFailed", unit="Count", value=len(summary["failed_event_ids"]))
+    metrics.add_metric(
+        name="EventsClassificationFailed", unit="Count", value=len(summary["failed_event_ids"])
+    )
     return summary

@@ -1,12 +1,10 @@
 """Healthcheck: data freshness, last-hour counts and the minute pipeline's executions as metrics."""
 
-import functools
 import os
 from typing import Any
 
 import boto3
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from ops_pipeline import config, health
 from ops_pipeline.db import ConnectionCache
 from ops_pipeline.errors import PipelineError
@@ -17,8 +15,8 @@ DB = ConnectionCache()
 MINUTE_STATE_MACHINE_ARN = "MINUTE_STATE_MACHINE_ARN"
 
 
-@functools.cache
 def _stepfunctions() -> Any:
+    # A new client each run (once per 5 minutes): a cached one would outlive a local moto session.
     return boto3.client("stepfunctions")
 
 
@@ -33,7 +31,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         except PipelineError as exc:  # the data metrics still go out; the stage then fails
             problem = exc
     else:
-        logger.info(f"{MINUTE_STATE_MACHINE_ARN} is not set: minute-pipeline executions not checked")
+        logger.info(
+            f"{MINUTE_STATE_MACHINE_ARN} is not set: minute-pipeline executions not checked"
+        )
     report = health.health_report(snapshot, minute, executions)
     for metric in report.metrics():
         metrics.add_metric(name=metric.name, unit=metric.unit, value=metric.value)

@@ -97,3 +97,11 @@ def test_strong_news_alone_creates_a_recommendation_and_volume_still_applies_las
     assert (rec.rule, rec.action, rec.base_confidence, rec.confidence) == ("news", "BUY", D("0.55"), D("0.1650"))
     against_trend = SignalInput(**{**quiet.__dict__, "sma20": D("106.0"), "sma50": D("106.2")})
     assert evaluate(against_trend, news) is None
+
+
+def test_a_headline_makes_at_most_one_news_only_recommendation():
+    quiet = SignalInput(**{**_cross_up(D("1.5")).__dict__, "prev_close": D("106.45"), "prev_sma20": D("106.40")})
+    acted = NewsSummary((Headline(1, "Microsoft wins a huge contract", D("0.95"), acted_on=True),))
+    assert evaluate(quiet, acted) is None
+    # ... but it still counts for a trend signal.
+    assert evaluate(_cross_up(D("1.5")), acted).base_confidence == D("0.75")

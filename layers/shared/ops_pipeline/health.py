@@ -48,7 +48,13 @@ REGULAR_CLOSE = time(16, 0)
 EARLY_CLOSE = time(13, 0)
 ONE_MINUTE = timedelta(minutes=1)
 _NOT_RETRYABLE = frozenset(
-    {"AccessDeniedException", "AccessDenied", "InvalidArn", "StateMachineDoesNotExist", "ValidationException"}
+    {
+        "AccessDeniedException",
+        "AccessDenied",
+        "InvalidArn",
+        "StateMachineDoesNotExist",
+        "ValidationException",
+    }
 )
 
 
@@ -63,7 +69,7 @@ def _easter(year: int) -> date:
     g = (b - f + 1) // 3
     h = (19 * a + b - d - g + 15) % 30
     i, k = divmod(c, 4)
-    l = (32 + 2 * e + 2 * i - h - k) % 7  # noqa: E741
+    l = (32 + 2 * e + 2 * i - h - k) % 7
     m = (a + 11 * h + 22 * l) // 451
     month, day = divmod(h + l - 7 * m + 114, 31)
     return date(year, month, day + 1)
@@ -203,11 +209,23 @@ class HealthReport:
             Metric("NewsAgeSeconds", "Seconds", self.freshness.raw_event_age),
             Metric("MarketOpen", "Count", 1.0 if self.market_open else 0.0),
             Metric("BarsLastHour", "Count", float(self.snapshot.bars_last_hour)),
-            Metric("RecommendationsLastHour", "Count", float(self.snapshot.recommendations_last_hour)),
+            Metric(
+                "RecommendationsLastHour", "Count", float(self.snapshot.recommendations_last_hour)
+            ),
         ]
         if self.executions is not None:
-            out.append(Metric("MinuteExecutionsLastHour", "Count", float(self.executions.started_last_hour)))
-            out.append(Metric("LastMinuteExecutionFailed", "Count", 1.0 if self.executions.last_failed else 0.0))
+            out.append(
+                Metric(
+                    "MinuteExecutionsLastHour", "Count", float(self.executions.started_last_hour)
+                )
+            )
+            out.append(
+                Metric(
+                    "LastMinuteExecutionFailed",
+                    "Count",
+                    1.0 if self.executions.last_failed else 0.0,
+                )
+            )
         return out
 
     def as_dict(self) -> dict[str, Any]:
@@ -264,7 +282,9 @@ def freshness(snapshot: DataSnapshot, minute: datetime) -> Freshness:
     )
 
 
-def summarise_executions(executions: Iterable[Mapping[str, Any]], minute: datetime) -> ExecutionSummary:
+def summarise_executions(
+    executions: Iterable[Mapping[str, Any]], minute: datetime
+) -> ExecutionSummary:
     """Read `ListExecutions` items (`status`, `startDate`) into counts and the last outcome."""
     items = sorted(executions, key=lambda x: x["startDate"], reverse=True)
     since, until = minute - HOUR, minute + ONE_MINUTE
@@ -284,7 +304,9 @@ def health_report(
     snapshot: DataSnapshot, minute: datetime, executions: ExecutionSummary | None = None
 ) -> HealthReport:
     """Freshness, market hours and executions at `minute`, ready to emit."""
-    return HealthReport(minute, market_open(minute), freshness(snapshot, minute), snapshot, executions)
+    return HealthReport(
+        minute, market_open(minute), freshness(snapshot, minute), snapshot, executions
+    )
 
 
 # --- I/O ---------------------------------------------------------------------------------------
@@ -333,19 +355,27 @@ def read_snapshot(conn: Connection, tickers: Sequence[str], minute: datetime) ->
         backlog_since=minute - BACKLOG_LOOKBACK,
     )
     executions = row.pop("executions_last_hour")
-    return DataSnapshot(**row, executions_last_hour={str(k): int(v) for k, v in (executions or {}).items()})
+    return DataSnapshot(
+        **row, executions_last_hour={str(k): int(v) for k, v in (executions or {}).items()}
+    )
 
 
-def read_executions(stepfunctions: Any, state_machine_arn: str, minute: datetime) -> ExecutionSummary:
+def read_executions(
+    stepfunctions: Any, state_machine_arn: str, minute: datetime
+) -> ExecutionSummary:
     """One `ListExecutions` page (newest first, up to 100: more than an hour of minute runs)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
-        page = stepfunctions.list_executions(stateMachineArn=state_machine_arn, maxResults=EXECUTIONS_PAGE)
+        page = stepfunctions.list_executions(
+            stateMachineArn=state_machine_arn, maxResults=EXECUTIONS_PAGE
+        )
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
         if code in _NOT_RETRYABLE:
-            raise ConfigError(f"cannot list the minute pipeline's executions ({code}): {exc}") from exc
+            raise ConfigError(
+                f"cannot list the minute pipeline's executions ({code}): {exc}"
+            ) from exc
         raise TransientError(f"could not list the minute pipeline's executions: {exc}") from exc
     except BotoCoreError as exc:
         raise TransientError(f"could not list the minute pipeline's executions: {exc}") from exc

@@ -10,8 +10,10 @@ The rules, in the order they apply (README, "Signal rules", says the same in pro
    has a direction:
    - it agrees with the trend signal: base + 0.15;
    - it contradicts it: base - 0.20;
-   - there is no trend signal and |net| >= 0.8: the news alone makes one, base 0.55, unless the
-     20-bar average is on the other side of the 50-bar one (news against the trend is ignored).
+   - there is no trend signal and the headlines no recommendation has acted on yet add up to
+     |net| >= 0.8: the news alone makes one, base 0.55, unless the 20-bar average is on the other
+     side of the 50-bar one (news against the trend is ignored). A headline makes at most one
+     recommendation this way.
 3. Volume, last: the base confidence is multiplied by the SPEC's volume multiplier. A multiplier
    of 0 (ratio below 0.5, or no ratio yet) kills the signal: no recommendation is written.
 
@@ -87,6 +89,7 @@ class Headline:
     event_id: int
     title: str
     polarity: Decimal
+    acted_on: bool = False  # an earlier recommendation for this ticker already counted it
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,9 @@ class NewsSummary:
         if self.net <= -NEWS_DIRECTION:
             return "SELL"
         return None
+
+    def not_acted_on(self) -> NewsSummary:
+        return NewsSummary(tuple(h for h in self.headlines if not h.acted_on))
 
     def describe(self) -> str:
         shown = "; ".join(f'"{h.title[:80]}" ({h.polarity:+.2f})' for h in self.headlines[:3])
@@ -161,8 +167,10 @@ def evaluate(f: SignalInput, news: NewsSummary | None = None) -> Recommendation 
         elif news.direction is not None:
             base, used_news = base + NEWS_CONTRADICTS, True
             parts.append(f"{news.describe()} contradicts: {NEWS_CONTRADICTS:.2f}")
-    elif news.direction and abs(news.net) >= NEWS_ALONE and not _trend_against(f, news.direction):
-        action, rule, base, used_news = news.direction, "news", NEWS_ONLY_BASE, True
+    elif (fresh := news.not_acted_on()).direction and abs(fresh.net) >= NEWS_ALONE and not _trend_against(
+        f, fresh.direction
+    ):
+        news, action, rule, base, used_news = fresh, fresh.direction, "news", NEWS_ONLY_BASE, True
         parts.append(f"{news.describe()}: {action} base {base:.2f}")
     if not action:
         return None
@@ -208,7 +216,10 @@ WHERE newest = 1 AND ts >= :fresh
 """
 
 RECENT_NEWS = """
-SELECT t.ticker, c.event_id, r.title, c.polarity
+SELECT t.ticker, c.event_id, r.title, c.polarity,
+       EXISTS (SELECT 1 FROM dispatch_recommendations d
+               WHERE d.ticker = t.ticker AND d.decided_at < :minute
+                 AND c.event_id = ANY(d.news_event_ids)) AS acted_on
 FROM inbound_events_classified c
 JOIN inbound_events_raw r ON r.id = c.event_id
 CROSS JOIN LATERAL unnest(c.tickers) AS t(ticker)
@@ -251,8 +262,8 @@ def load_inputs(conn: Connection, tickers: Sequence[str], minute: datetime) -> l
 def load_news(conn: Connection, tickers: Sequence[str], minute: datetime) -> dict[str, NewsSummary]:
     rows = conn.run(RECENT_NEWS, tickers=list(tickers), since=minute - NEWS_WINDOW, minute=minute)
     grouped: dict[str, list[Headline]] = {}
-    for ticker, event_id, title, polarity in rows:
-        grouped.setdefault(ticker, []).append(Headline(event_id, title, Decimal(polarity)))
+    for ticker, event_id, title, polarity, acted_on in rows:
+        grouped.setdefault(ticker, []).append(Headline(event_id, title, Decimal(polarity), acted_on))
     return {ticker: NewsSummary(tuple(items)) for ticker, items in grouped.items()}
 
 

@@ -44,7 +44,7 @@ NEWS_WINDOW = timedelta(hours=2)
 
 TREND_FULL = Decimal("0.005")  # sma20 0.5% away from sma50 counts fully
 RETURN_FULL = Decimal("0.01")  # a 1% move over the feature window counts fully
-NEWS_FULL = Decimal("2")  # net sentiment of 2 (two clearly positive headlines) counts fully
+NEWS_FULL = Decimal(2)  # net sentiment of 2 (two clearly positive headlines) counts fully
 TREND_WEIGHT = Decimal("1.0")
 RETURN_WEIGHT = Decimal("0.5")
 NEWS_WEIGHT = Decimal("1.5")
@@ -114,7 +114,9 @@ def _score(f: WatchlistInput) -> tuple[Decimal, Decimal | None, list[str]]:
     reasons: list[str] = []
     if f.volume_ratio is None:
         weight = _ONE
-        reasons.append("no volume ratio yet (weight 1.00)" if f.ts else "no features in the last 30 min")
+        reasons.append(
+            "no volume ratio yet (weight 1.00)" if f.ts else "no features in the last 30 min"
+        )
     else:
         weight = _clamp(f.volume_ratio, MIN_VOLUME_WEIGHT, MAX_VOLUME_WEIGHT)
         reasons.append(
@@ -250,7 +252,11 @@ def load_inputs(conn: Connection, tickers: Sequence[str], minute: datetime) -> l
     features = {
         row["ticker"]: row
         for row in query(
-            conn, LATEST_FEATURES, tickers=list(tickers), since=minute - FEATURE_WINDOW, minute=minute
+            conn,
+            LATEST_FEATURES,
+            tickers=list(tickers),
+            since=minute - FEATURE_WINDOW,
+            minute=minute,
         )
     }
     news = {
@@ -287,7 +293,9 @@ def store(conn: Connection, entries: Sequence[WatchlistEntry], minute: datetime)
     return len(rows)
 
 
-def run(conn: Connection, tickers: Sequence[str], minute: datetime, top_n: int = TOP_N) -> dict[str, Any]:
+def run(
+    conn: Connection, tickers: Sequence[str], minute: datetime, top_n: int = TOP_N
+) -> dict[str, Any]:
     """Score the universe at `minute` and keep `lane_watchlist_state`, in three round trips."""
     entries = watchlist_scores(load_inputs(conn, tickers, minute), top_n)
     written = store(conn, entries, minute)

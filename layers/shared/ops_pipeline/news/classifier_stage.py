@@ -69,7 +69,9 @@ class ClassifiedEvent:
     classification: Classification
 
 
-def pending_events(conn: Connection, minute: datetime, limit: int = MAX_PER_RUN) -> list[PendingEvent]:
+def pending_events(
+    conn: Connection, minute: datetime, limit: int = MAX_PER_RUN
+) -> list[PendingEvent]:
     rows = conn.run(PENDING_EVENTS, since=minute - LOOKBACK, minute=minute, limit=limit)
     return [PendingEvent(*row) for row in rows]
 
@@ -82,7 +84,9 @@ def classify_events(
     Returns the classified events and the ids of those that failed.
     """
     try:
-        results: list[Classification | None] = list(classify_many([e.text for e in events], universe))
+        results: list[Classification | None] = list(
+            classify_many([e.text for e in events], universe)
+        )
     except Exception:  # noqa: BLE001 - find the culprit below
         logger.exception("batch classification failed; classifying one by one")
         results = []
@@ -92,7 +96,11 @@ def classify_events(
             except Exception:  # noqa: BLE001 - one bad text never stops the others
                 logger.exception("could not classify event", extra={"event_id": event.event_id})
                 results.append(None)
-    done = [ClassifiedEvent(e.event_id, e.event_time, c) for e, c in zip(events, results) if c is not None]
+    done = [
+        ClassifiedEvent(e.event_id, e.event_time, c)
+        for e, c in zip(events, results)
+        if c is not None
+    ]
     failed = [e.event_id for e, c in zip(events, results) if c is None]
     return done, failed
 
