@@ -10,6 +10,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml layers/shared/requirements.txt | cksum | cut -d' ' -f1)
 DEPLOY_VENV ?= .venv-deploy
 DEPLOY_STAMP := $(DEPLOY_VENV)/.installed
+# checkov has its own venv: beside aws-sam-cli, pip settles on a checkov too old for SAM Globals.
+CHECKOV_VENV ?= .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
@@ -34,11 +37,18 @@ test: $(STAMP)
 $(DEPLOY_STAMP):
 	$(PYTHON) -m venv $(DEPLOY_VENV)
 	$(DEPLOY_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(DEPLOY_VENV)/bin/python -m pip install --quiet aws-sam-cli cfn-lint checkov
+	$(DEPLOY_VENV)/bin/python -m pip install --quiet aws-sam-cli cfn-lint
 	@touch $@
 
-check: $(DEPLOY_STAMP)
-	PATH="$(abspath $(DEPLOY_VENV))/bin:$$PATH" bash scripts/check_template.sh
+$(CHECKOV_STAMP):
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet 'checkov>=3.2'
+	@touch $@
+
+check: $(DEPLOY_STAMP) $(CHECKOV_STAMP)
+	PATH="$(abspath $(DEPLOY_VENV))/bin:$$PATH" CHECKOV="$(abspath $(CHECKOV_VENV))/bin/checkov" \
+		bash scripts/check_template.sh
 
 eval: $(STAMP)
 	$(BIN)/python bench/sentiment_eval.py
@@ -50,4 +60,4 @@ bench: $(STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) $(DEPLOY_VENV) .aws-sam .pytest_cache
+	rm -rf $(VENV) $(DEPLOY_VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache

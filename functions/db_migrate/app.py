@@ -50,6 +50,7 @@ class _Responder:
         self._context = context
         self._lock = threading.Lock()
         self._sent = False
+        self._log_stream = getattr(context, "log_stream_name", "?")
 
     def send(
         self,
@@ -66,9 +67,7 @@ class _Responder:
         body = json.dumps(
             {
                 "Status": status,
-                "Reason": f"{reason} (log stream: {getattr(self._context, 'log_stream_name', '?')})"[
-                    :MAX_REASON_CHARS
-                ],
+                "Reason": f"{reason} (log stream: {self._log_stream})"[:MAX_REASON_CHARS],
                 "PhysicalResourceId": physical_id or _physical_id(event),
                 "StackId": event.get("StackId", ""),
                 "RequestId": event.get("RequestId", ""),
@@ -105,7 +104,9 @@ class _Responder:
 def _physical_id(event: dict[str, Any]) -> str:
     # Keep the id stable across updates: a new id would make CloudFormation send a Delete for
     # the old one.
-    return event.get("PhysicalResourceId") or f"{event.get('LogicalResourceId', 'DbMigration')}-schema"
+    return (
+        event.get("PhysicalResourceId") or f"{event.get('LogicalResourceId', 'DbMigration')}-schema"
+    )
 
 
 def _remaining_ms(context: Any) -> int:
@@ -123,13 +124,17 @@ def _connect_with_retries(context: Any):
             return connect()
         except DatabaseConfigError:
             raise  # settings missing: a retry will not help
-        except Exception as exc:  # noqa: BLE001 - network, TLS, auth while registering
+        except Exception as exc:  # network, TLS, auth while the proxy target registers
             left = _remaining_ms(context) - RESERVED_FOR_MIGRATIONS_MS
             if left <= delay * 1000:
                 raise
             logger.warning(
                 "database not reachable yet; retrying",
-                extra={"attempt": attempt, "retry_in_s": delay, "error": f"{type(exc).__name__}: {exc}"},
+                extra={
+                    "attempt": attempt,
+                    "retry_in_s": delay,
+                    "error": f"{type(exc).__name__}: {exc}",
+                },
             )
             time.sleep(delay)
             delay = min(delay * 2, CONNECT_RETRY_MAX_DELAY_S)
@@ -142,8 +147,8 @@ def _run_migrations(context: Any) -> list[str]:
     finally:
         try:
             conn.close()
-        except Exception:  # noqa: BLE001
-            pass
+        except Exception as exc:  # noqa: BLE001 - closing is best effort
+            logger.debug("closing the connection failed", extra={"error": str(exc)})
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -2,6 +2,9 @@
 
 The server keeps its data in ``$OPS_PIPELINE_HOME/pg18`` (default:
 ``platformdirs.user_data_dir("ops-pipeline")/pg18``) and listens on a unix socket only.
+
+``server_or_embedded`` picks a PostgreSQL server that answers (the local one, else this embedded
+one) and ``throwaway_database`` makes a migrated database on it for one test run.
 """
 
 from __future__ import annotations
@@ -11,15 +14,17 @@ import logging
 import os
 import tempfile
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 log = logging.getLogger(__name__)
 
 DATABASE = "ops_pipeline"
 USER = "postgres"
 DEFAULT_PORT = 5432
+DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 _lock = threading.Lock()
 
 
@@ -114,3 +119,46 @@ def embedded_database_url(*, keep_running: bool = False) -> str:
     url = _url(socket_dir, port)
     log.debug("embedded PostgreSQL ready at %s", url)
     return url
+
+
+def server_or_embedded(url: str | None = None) -> str:
+    """``url``, else ``$OPS_PIPELINE_TEST_DATABASE_URL``, else the local server on 127.0.0.1:5432,
+    when it answers; otherwise the embedded PostgreSQL (``embedded_database_url()``)."""
+    from ops_pipeline.db import connect, parse_database_url
+
+    url = url or os.environ.get("OPS_PIPELINE_TEST_DATABASE_URL") or DEFAULT_SERVER_URL
+    try:
+        connect(parse_database_url(url)).close()
+    except Exception:  # noqa: BLE001 - no server answers there: use the embedded one
+        log.debug("no PostgreSQL answers at %s: using the embedded one", url)
+        return embedded_database_url()
+    return url
+
+
+@contextlib.contextmanager
+def throwaway_database(server_url: str) -> Iterator[str]:
+    """Create a database ``ops_test_<random>`` on the server of ``server_url``, apply every
+    migration, yield its URL, and drop it ``WITH (FORCE)`` at the end."""
+    from ops_pipeline.db import connect, parse_database_url
+    from ops_pipeline.migrate import migrate
+
+    name = f"ops_test_{uuid.uuid4().hex[:10]}"  # a name we made, never outside text
+    url = urlsplit(server_url)._replace(path=f"/{name}").geturl()
+    admin = connect(parse_database_url(server_url))
+    try:
+        admin.run(f"CREATE DATABASE {name}")
+    finally:
+        admin.close()
+    try:
+        conn = connect(parse_database_url(url))
+        try:
+            migrate(conn)
+        finally:
+            conn.close()
+        yield url
+    finally:
+        admin = connect(parse_database_url(server_url))
+        try:
+            admin.run(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        finally:
+            admin.close()

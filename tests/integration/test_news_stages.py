@@ -1,7 +1,8 @@
 """Classifier, watchlist engine and healthcheck against a real PostgreSQL (and moto for AWS).
 
-Each test gets a throwaway database `ops_news_<random>` with every migration applied; rows are
-inserted directly, the stage runs, the rows are checked; a second run must leave the same rows.
+Each test starts from the empty tables of the session's migrated database (`conn` in
+tests/conftest.py); rows are inserted directly, the stage runs, the rows are checked; a second
+run must leave the same rows.
 """
 
 from __future__ import annotations
@@ -21,50 +22,14 @@ from typing import Any
 import pg8000.native
 import pytest
 from ops_pipeline import health, watchlist
-from ops_pipeline.migrate import migrate
+from ops_pipeline.db import query
 from ops_pipeline.news import classifier_stage
 from ops_pipeline.news.sentiment import MODEL_NAME
 
 REPO = Path(__file__).resolve().parents[2]
-PG = {"user": "postgres", "host": "127.0.0.1", "port": 5432}
 UNIVERSE = ("AAPL", "MSFT", "TSLA", "GOOGL", "AMZN", "META", "NVDA")
 MINUTE = datetime(2019, 2, 12, 15, 0, tzinfo=UTC)  # Tuesday 10:00 New York
 MIN = timedelta(minutes=1)
-
-
-def _postgres_available() -> bool:
-    try:
-        pg8000.native.Connection(database="postgres", timeout=3, **PG).close()
-    except Exception:  # noqa: BLE001
-        return False
-    return True
-
-
-pytestmark = pytest.mark.skipif(
-    not _postgres_available(), reason="needs PostgreSQL on 127.0.0.1:5432"
-)
-
-
-@pytest.fixture
-def db() -> Iterator[tuple[str, pg8000.native.Connection]]:
-    """A migrated throwaway database, dropped afterwards."""
-    name = f"ops_news_{uuid.uuid4().hex[:10]}"
-    admin = pg8000.native.Connection(database="postgres", **PG)
-    admin.run(f"CREATE DATABASE {name}")  # the name is ours, not outside text
-    conn = pg8000.native.Connection(database=name, **PG)
-    try:
-        migrate(conn)
-        yield name, conn
-    finally:
-        conn.close()
-        admin.run(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.close()
-
-
-def rows(conn: pg8000.native.Connection, sql: str, **params: Any) -> list[dict[str, Any]]:
-    result = conn.run(sql, **params)
-    names = [c["name"] for c in conn.columns or []]
-    return [dict(zip(names, r, strict=True)) for r in result or []]
 
 
 def add_raw(
@@ -134,9 +99,8 @@ def add_features(
 
 
 def test_classifier_stores_each_pending_event_once(
-    db: tuple[str, pg8000.native.Connection],
+    conn: pg8000.native.Connection,
 ) -> None:
-    _, conn = db
     apple = add_raw(
         conn,
         "Apple shares surge after record iPhone sales beat estimates",
@@ -154,7 +118,7 @@ def test_classifier_stores_each_pending_event_once(
     assert first["failed_event_ids"] == [] and not first["backlog_capped"]
     assert first["model"] == MODEL_NAME
 
-    stored = {r["event_id"]: r for r in rows(conn, "SELECT * FROM inbound_events_classified")}
+    stored = {r["event_id"]: r for r in query(conn, "SELECT * FROM inbound_events_classified")}
     assert set(stored) == {apple, tesla, pie, outside}  # not the stale one, not the future one
     assert stale not in stored and future not in stored
     assert stored[apple]["tickers"] == ["AAPL"]
@@ -170,23 +134,22 @@ def test_classifier_stores_each_pending_event_once(
         assert Decimal(0) <= r["score"] <= Decimal(1) and Decimal(-1) <= r["polarity"] <= Decimal(1)
         assert r["score"] == r["score"].quantize(Decimal("0.0001"))
 
-    before = rows(conn, "SELECT * FROM inbound_events_classified ORDER BY event_id")
+    before = query(conn, "SELECT * FROM inbound_events_classified ORDER BY event_id")
     second = classifier_stage.run(conn, UNIVERSE, MINUTE)
     assert (second["pending"], second["classified"]) == (0, 0)
-    assert rows(conn, "SELECT * FROM inbound_events_classified ORDER BY event_id") == before
+    assert query(conn, "SELECT * FROM inbound_events_classified ORDER BY event_id") == before
 
     # A later minute sees the one fetched after the first.
     third = classifier_stage.run(conn, UNIVERSE, MINUTE + 5 * MIN)
     assert third["classified"] == 1
-    assert rows(
+    assert query(
         conn, "SELECT tickers FROM inbound_events_classified WHERE event_id = :i", i=future
     ) == [{"tickers": ["NVDA"]}]
 
 
 def test_classifier_skips_a_text_that_fails_and_keeps_the_rest(
-    db: tuple[str, pg8000.native.Connection], monkeypatch: pytest.MonkeyPatch
+    conn: pg8000.native.Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _, conn = db
     good = add_raw(conn, "Microsoft and Nvidia extend AI partnership")
     bad = add_raw(conn, "POISON headline")
     real_classify = classifier_stage.classify
@@ -204,16 +167,15 @@ def test_classifier_skips_a_text_that_fails_and_keeps_the_rest(
     summary = classifier_stage.run(conn, UNIVERSE, MINUTE)
     assert summary["classified"] == 1 and summary["failed_event_ids"] == [bad]
     assert [
-        r["event_id"] for r in rows(conn, "SELECT event_id FROM inbound_events_classified")
+        r["event_id"] for r in query(conn, "SELECT event_id FROM inbound_events_classified")
     ] == [good]
 
 
-def test_classifier_bounds_a_run(db: tuple[str, pg8000.native.Connection]) -> None:
-    _, conn = db
+def test_classifier_bounds_a_run(conn: pg8000.native.Connection) -> None:
     ids = [add_raw(conn, f"Apple headline {i}", fetched=MINUTE - i * MIN) for i in range(1, 6)]
     summary = classifier_stage.run(conn, UNIVERSE, MINUTE, limit=3)
     assert summary["classified"] == 3 and summary["backlog_capped"]
-    done = {r["event_id"] for r in rows(conn, "SELECT event_id FROM inbound_events_classified")}
+    done = {r["event_id"] for r in query(conn, "SELECT event_id FROM inbound_events_classified")}
     assert done == set(ids[:3])  # newest first
     classifier_stage.run(conn, UNIVERSE, MINUTE, limit=3)
     assert conn.run("SELECT count(*) FROM inbound_events_classified")[0][0] == 5
@@ -223,9 +185,8 @@ def test_classifier_bounds_a_run(db: tuple[str, pg8000.native.Connection]) -> No
 
 
 def test_watchlist_scores_ranks_and_upserts_idempotently(
-    db: tuple[str, pg8000.native.Connection],
+    conn: pg8000.native.Connection,
 ) -> None:
-    _, conn = db
     # AAPL: uptrend 0.25%, +0.5% over the window, ratio 2.0, good news -> +3.0
     add_features(conn, "AAPL", MINUTE - 20 * MIN, "100", "100.2", "100", "1.5")
     add_features(conn, "AAPL", MINUTE - MIN, "100.5", "100.25", "100", "2.0")
@@ -245,7 +206,7 @@ def test_watchlist_scores_ranks_and_upserts_idempotently(
     assert first["scored"] == first["written"] == len(UNIVERSE)
     state = {
         r["ticker"]: r
-        for r in rows(conn, "SELECT * FROM lane_watchlist_state WHERE ts = :m", m=MINUTE)
+        for r in query(conn, "SELECT * FROM lane_watchlist_state WHERE ts = :m", m=MINUTE)
     }
     assert set(state) == set(UNIVERSE)
 
@@ -273,10 +234,10 @@ def test_watchlist_scores_ranks_and_upserts_idempotently(
     ]
     assert [w["ticker"] for w in first["watchlist"]] == ["AAPL", "TSLA"]
 
-    before = rows(conn, "SELECT * FROM lane_watchlist_state ORDER BY ticker, ts")
+    before = query(conn, "SELECT * FROM lane_watchlist_state ORDER BY ticker, ts")
     second = watchlist.run(conn, UNIVERSE, MINUTE, top_n=2)
     assert second["written"] == 0
-    assert rows(conn, "SELECT * FROM lane_watchlist_state ORDER BY ticker, ts") == before
+    assert query(conn, "SELECT * FROM lane_watchlist_state ORDER BY ticker, ts") == before
 
     # A change in the inputs updates the minute's row in place.
     add_classified(conn, ["MSFT"], "-1.0", MINUTE - 5 * MIN)
@@ -312,9 +273,8 @@ def _add_recommendation(
 
 
 def test_snapshot_reads_freshness_and_counts_in_one_query(
-    db: tuple[str, pg8000.native.Connection],
+    conn: pg8000.native.Connection,
 ) -> None:
-    _, conn = db
     empty = health.freshness(health.read_snapshot(conn, UNIVERSE, MINUTE), MINUTE)
     assert empty.bar_age == empty.feature_age == empty.raw_event_age == health.MISSING_AGE_SECONDS
 
@@ -405,12 +365,11 @@ def _emf_metrics(stdout: str) -> dict[str, tuple[list[list[str]], Any]]:
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch, db: tuple[str, pg8000.native.Connection]) -> Iterator[Any]:
+def aws(monkeypatch: pytest.MonkeyPatch, database_url: str) -> Iterator[Any]:
     pytest.importorskip("moto")
     import boto3
     from moto import mock_aws
 
-    name, _ = db
     env = {
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "test",
@@ -419,7 +378,7 @@ def aws(monkeypatch: pytest.MonkeyPatch, db: tuple[str, pg8000.native.Connection
         "POWERTOOLS_SERVICE_NAME": "ops-pipeline",
         "POWERTOOLS_METRICS_NAMESPACE": "OpsPipeline",
         "TICKERS_PARAM": "/ops-pipeline-test/tickers",
-        "DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{name}",
+        "DATABASE_URL": database_url,
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -457,8 +416,7 @@ def _invoke(
     return result, _emf_metrics(out.getvalue())
 
 
-def test_news_handlers(aws: Any, db: tuple[str, pg8000.native.Connection]) -> None:
-    _, conn = db
+def test_news_handlers(aws: Any, conn: pg8000.native.Connection) -> None:
     add_raw(conn, "Apple shares surge after record iPhone sales beat estimates")
     classified, emitted = _invoke("classifier", MINUTE)
     assert classified["classified"] == 1
@@ -471,9 +429,8 @@ def test_news_handlers(aws: Any, db: tuple[str, pg8000.native.Connection]) -> No
 
 
 def test_healthcheck_handler_reads_the_minute_pipelines_executions(
-    aws: Any, db: tuple[str, pg8000.native.Connection], monkeypatch: pytest.MonkeyPatch
+    aws: Any, conn: pg8000.native.Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _, conn = db
     # Step Functions stamps executions with the wall clock: check at the current minute.
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     add_features(conn, "AAPL", now - 3 * MIN, "100", None, None, None)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,13 +20,13 @@ import pg8000.native
 import pytest
 
 from ops_pipeline.config import Feed
-from ops_pipeline.migrate import migrate
+from ops_pipeline.db import connect, parse_database_url, query
 from ops_pipeline.news import rss
+from ops_pipeline_local.embedded_db import throwaway_database
 from ops_pipeline_local.feed_server import SAMPLE_FEEDS_DIR, FeedServer, corpus_headers
 
 CORPUS = Path("/work/shared/data/feeds/feedparser_testcorpus")
 REPO = Path(__file__).resolve().parents[2]
-PG = {"user": "postgres", "host": "127.0.0.1", "port": 5432}
 MINUTE_1 = datetime(2019, 2, 12, 15, 0, tzinfo=UTC)
 MINUTE_2 = datetime(2019, 2, 12, 15, 5, tzinfo=UTC)
 MINUTE_3 = datetime(2019, 2, 12, 15, 10, tzinfo=UTC)
@@ -38,50 +37,24 @@ HTML_PAGE = (
 GARBAGE = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x01\xff\xfe not xml at all"
 
 
-def _postgres_available() -> bool:
-    try:
-        pg8000.native.Connection(database="postgres", timeout=3, **PG).close()
-    except Exception:  # noqa: BLE001
-        return False
-    return True
-
-
-pytestmark = [
-    pytest.mark.skipif(not _postgres_available(), reason="needs PostgreSQL on 127.0.0.1:5432"),
-    pytest.mark.skipif(not CORPUS.is_dir(), reason="needs the feedparser test corpus"),
-]
+pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason="needs the feedparser test corpus")
 
 
 @dataclass
 class ThrowawayDatabase:
-    name: str
+    url: str
     conn: pg8000.native.Connection
-
-    @property
-    def url(self) -> str:
-        return f"postgresql://{PG['user']}@{PG['host']}:{PG['port']}/{self.name}"
 
 
 @pytest.fixture(scope="module")
-def db() -> Iterator[ThrowawayDatabase]:
-    """A throwaway database with every migration applied, dropped at the end of the module."""
-    name = f"ops_rss_test_{uuid.uuid4().hex[:10]}"
-    admin = pg8000.native.Connection(database="postgres", **PG)
-    admin.run(f"CREATE DATABASE {name}")  # name is ours, not outside text
-    conn = pg8000.native.Connection(database=name, **PG)
-    try:
-        migrate(conn)
-        yield ThrowawayDatabase(name, conn)
-    finally:
-        conn.close()
-        admin.run(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.close()
-
-
-def rows(conn: pg8000.native.Connection, sql: str, **params: Any) -> list[dict[str, Any]]:
-    result = conn.run(sql, **params)
-    names = [c["name"] for c in conn.columns or []]
-    return [dict(zip(names, r, strict=True)) for r in result or []]
+def db(database_server: str) -> Iterator[ThrowawayDatabase]:
+    """The module's own migrated database: the corpus runs' rows stay across its tests."""
+    with throwaway_database(database_server) as url:
+        conn = connect(parse_database_url(url))
+        try:
+            yield ThrowawayDatabase(url, conn)
+        finally:
+            conn.close()
 
 
 # --- the whole corpus, three runs -------------------------------------------------------------
@@ -155,7 +128,7 @@ def test_each_recoverable_item_is_stored_exactly_once(
     corpus_runs: CorpusRuns, db: ThrowawayDatabase
 ) -> None:
     stored: dict[str, set[str]] = {}
-    for row in rows(db.conn, "SELECT feed_url, item_key FROM inbound_events_raw"):
+    for row in query(db.conn, "SELECT feed_url, item_key FROM inbound_events_raw"):
         stored.setdefault(row["feed_url"], set()).add(row["item_key"])
     total = db.conn.run(
         "SELECT count(*) FROM inbound_events_raw WHERE feed_url LIKE :u",
@@ -174,7 +147,7 @@ def test_each_recoverable_item_is_stored_exactly_once(
 def test_bad_feeds_are_errors_for_those_feeds_only(
     corpus_runs: CorpusRuns, db: ThrowawayDatabase
 ) -> None:
-    states = {r["feed_url"]: r for r in rows(db.conn, "SELECT * FROM feed_state")}
+    states = {r["feed_url"]: r for r in query(db.conn, "SELECT * FROM feed_state")}
     assert set(states) == {f.url for f in corpus_runs.feeds}
     missing, html, garbage = (
         states[corpus_runs.planted[k].url] for k in ("missing", "html", "garbage")
@@ -230,7 +203,7 @@ def test_rows_carry_the_fetch_minute_and_normalised_text(
     corpus_runs: CorpusRuns, db: ThrowawayDatabase
 ) -> None:
     def by_name(name: str) -> list[dict[str, Any]]:
-        return rows(
+        return query(
             db.conn, "SELECT * FROM inbound_events_raw WHERE feed_name = :n ORDER BY id", n=name
         )
 
@@ -320,7 +293,7 @@ def test_sample_feeds_give_the_demo_its_trading_day_headlines(db: ThrowawayDatab
         "items_seen": 15,
         "inserted": 15,
     }
-    stored = rows(
+    stored = query(
         db.conn,
         "SELECT * FROM inbound_events_raw WHERE feed_url = ANY(CAST(:u AS text[]))",
         u=[f.url for f in feeds],

@@ -47,6 +47,18 @@ def _bars_request(symbols: list[str], **kw: object) -> StockBarsRequest:
     )
 
 
+def _market_order(
+    symbol: str, qty: int, side: OrderSide, client_order_id: str | None = None
+) -> MarketOrderRequest:
+    return MarketOrderRequest(
+        symbol=symbol,
+        qty=qty,
+        side=side,
+        time_in_force=TimeInForce.DAY,
+        client_order_id=client_order_id,
+    )
+
+
 def test_multi_symbol_bars_follow_pages(alpaca: LocalAlpaca, bars: list[Bar]) -> None:
     symbols = ["MSFT", "AAPL", "NOPE"]
     request = _bars_request(symbols, start=OPEN, end=OPEN + timedelta(hours=1))
@@ -134,15 +146,7 @@ def test_calendar_clock_and_account(alpaca: LocalAlpaca) -> None:
 def test_market_order_fills_at_last_closed_bar(alpaca: LocalAlpaca, bars: list[Bar]) -> None:
     trading = _trading(alpaca)
     last_closed = [b for b in bars if b.symbol == "AAPL"][9]  # 14:39 bar closed at 14:40 = now
-    order = trading.submit_order(
-        MarketOrderRequest(
-            symbol="AAPL",
-            qty=10,
-            side=OrderSide.BUY,
-            time_in_force=TimeInForce.DAY,
-            client_order_id="run1-AAPL-1",
-        )
-    )
+    order = trading.submit_order(_market_order("AAPL", 10, OrderSide.BUY, "run1-AAPL-1"))
     assert order.status == OrderStatus.FILLED
     assert Decimal(order.filled_avg_price) == last_closed.close
     assert Decimal(order.filled_qty) == 10
@@ -160,27 +164,14 @@ def test_market_order_fills_at_last_closed_bar(alpaca: LocalAlpaca, bars: list[B
         order.id
     ]
 
-    sell = MarketOrderRequest(
-        symbol="AAPL",
-        qty=10,
-        side=OrderSide.SELL,
-        time_in_force=TimeInForce.DAY,
-        client_order_id="run1-AAPL-2",
-    )
-    trading.submit_order(sell)
+    trading.submit_order(_market_order("AAPL", 10, OrderSide.SELL, "run1-AAPL-2"))
     assert trading.get_all_positions() == []
     assert Decimal(trading.get_account().cash) == Decimal("100000")
 
 
 def test_duplicate_client_order_id_is_422(alpaca: LocalAlpaca) -> None:
     trading = _trading(alpaca)
-    request = MarketOrderRequest(
-        symbol="MSFT",
-        qty=1,
-        side=OrderSide.BUY,
-        time_in_force=TimeInForce.DAY,
-        client_order_id="dup-1",
-    )
+    request = _market_order("MSFT", 1, OrderSide.BUY, "dup-1")
     trading.submit_order(request)
     with pytest.raises(APIError) as error:
         trading.submit_order(request)
@@ -193,11 +184,7 @@ def test_duplicate_client_order_id_is_422(alpaca: LocalAlpaca) -> None:
 def test_selling_more_than_held_is_403(alpaca: LocalAlpaca) -> None:
     trading = _trading(alpaca)
     with pytest.raises(APIError) as error:
-        trading.submit_order(
-            MarketOrderRequest(
-                symbol="TSLA", qty=1, side=OrderSide.SELL, time_in_force=TimeInForce.DAY
-            )
-        )
+        trading.submit_order(_market_order("TSLA", 1, OrderSide.SELL))
     assert error.value.status_code == 403
     assert "insufficient qty" in error.value.message
 

@@ -52,12 +52,22 @@ EXPECTED_FUNCTIONS = {
 EXPECTED_STATE_MACHINES = {
     "MinutePipelineStateMachine": (
         "statemachines/minute_pipeline.asl.json",
-        ["MarketCheckFunction", "TelemetryIngestorFunction", "FeatureComputerFunction",
-         "SignalEngineFunction", "DispatcherFunction"],
+        [
+            "MarketCheckFunction",
+            "TelemetryIngestorFunction",
+            "FeatureComputerFunction",
+            "SignalEngineFunction",
+            "DispatcherFunction",
+        ],
     ),
     "FiveMinutePipelineStateMachine": (
         "statemachines/five_minute_pipeline.asl.json",
-        ["RssIngestFunction", "ClassifierFunction", "WatchlistEngineFunction", "HealthcheckFunction"],
+        [
+            "RssIngestFunction",
+            "ClassifierFunction",
+            "WatchlistEngineFunction",
+            "HealthcheckFunction",
+        ],
     ),
 }
 
@@ -106,7 +116,7 @@ _CfnLoader.add_multi_constructor("!", _construct_tag)
 
 @pytest.fixture(scope="module")
 def template() -> dict[str, Any]:
-    return yaml.load(TEMPLATE.read_text(encoding="utf-8"), Loader=_CfnLoader)  # noqa: S506
+    return yaml.load(TEMPLATE.read_text(encoding="utf-8"), Loader=_CfnLoader)
 
 
 @pytest.fixture(scope="module")
@@ -194,9 +204,9 @@ def env_reads(tree: ast.Module) -> tuple[set[str], set[str]]:
             if not key:
                 continue
             func = node.func
-            if isinstance(func, ast.Attribute) and func.attr == "get" and _is_environ(func.value):
-                optional.add(key)
-            elif isinstance(func, ast.Attribute) and func.attr == "getenv":
+            if isinstance(func, ast.Attribute) and (
+                (func.attr == "get" and _is_environ(func.value)) or func.attr == "getenv"
+            ):
                 optional.add(key)
     # `if env.get("X"): ... env["X"]` is a guarded, optional read.
     return required - optional, optional
@@ -368,7 +378,13 @@ def test_function_code_has_a_lambda_handler(name, code_uri):
     app = _existing_app(code_uri)
     tree = _parse(app)
     defined = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
-    defined |= {t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
+    defined |= {
+        t.id
+        for n in tree.body
+        if isinstance(n, ast.Assign)
+        for t in n.targets
+        if isinstance(t, ast.Name)
+    }
     assert "lambda_handler" in defined, f"{app} has no lambda_handler"
 
 
@@ -410,7 +426,9 @@ def test_param_env_vars_reference_declared_ssm_parameters(template, resources):
         for var, value in _function_env(template, fn_name).items():
             if var.endswith("_PARAM"):
                 target = _ref(value)
-                assert target in ssm, f"{fn_name}.{var} must be !Ref on an AWS::SSM::Parameter, got {value!r}"
+                assert target in ssm, (
+                    f"{fn_name}.{var} must be !Ref on an AWS::SSM::Parameter, got {value!r}"
+                )
             if var == "ALPACA_SECRET_ARN":
                 assert _ref(value) == "AlpacaSecret"
     for name, param in ssm.items():
@@ -457,11 +475,15 @@ def test_code_reads_only_env_vars_the_template_defines(template):
             if name.startswith(RUNTIME_ENV_PREFIXES) or name in defined:
                 continue
             problems.append(f"{path.relative_to(ROOT)} reads {name}")
-    assert not problems, "env vars read by the code but not set by template.yaml:\n" + "\n".join(problems)
+    assert not problems, "env vars read by the code but not set by template.yaml:\n" + "\n".join(
+        problems
+    )
 
 
 @pytest.mark.parametrize("name,code_uri", sorted(EXPECTED_FUNCTIONS.items()))
-def test_each_function_gets_exactly_the_parameters_its_code_reads(template, resources, name, code_uri):
+def test_each_function_gets_exactly_the_parameters_its_code_reads(
+    template, resources, name, code_uri
+):
     """Per function: what app.py and the layer modules it imports read is set on that function
     (or in Globals), with the matching read permission; parameters it never reads are not
     given to it (least privilege)."""
@@ -508,7 +530,10 @@ def test_each_function_gets_exactly_the_parameters_its_code_reads(template, reso
 def test_live_trading_needs_the_confirmation_setting(template):
     env = _function_env(template, "DispatcherFunction")
     assert env["LIVE_TRADING_CONFIRMATION"] == {"Ref": "LiveTradingConfirmation"}
-    assert template["Parameters"]["LiveTradingConfirmation"]["AllowedValues"] == ["", "I-ACCEPT-REAL-MONEY-RISK"]
+    assert template["Parameters"]["LiveTradingConfirmation"]["AllowedValues"] == [
+        "",
+        "I-ACCEPT-REAL-MONEY-RISK",
+    ]
 
 
 def test_healthcheck_can_list_minute_executions(template, resources):
@@ -522,7 +547,10 @@ def test_healthcheck_can_list_minute_executions(template, resources):
     ]
     actions = {s["Action"]: s["Resource"] for s in statements}
     assert actions["states:ListExecutions"] == {"Ref": "MinutePipelineStateMachine"}
-    assert "execution:${AWS::StackName}-minute-pipeline:*" in actions["states:DescribeExecution"]["Fn::Sub"]
+    assert (
+        "execution:${AWS::StackName}-minute-pipeline:*"
+        in actions["states:DescribeExecution"]["Fn::Sub"]
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -553,7 +581,10 @@ def test_no_wildcard_actions(resources):
 
     for name, res in resources.items():
         props = res.get("Properties", {})
-        if res["Type"] == "AWS::Serverless::Function" or res["Type"] == "AWS::Serverless::StateMachine":
+        if (
+            res["Type"] == "AWS::Serverless::Function"
+            or res["Type"] == "AWS::Serverless::StateMachine"
+        ):
             for policy in props.get("Policies", []):
                 if isinstance(policy, dict) and "Statement" in policy:
                     for st in _statements(policy):
@@ -599,7 +630,9 @@ def test_schedules(resources):
     assert targets == set(EXPECTED_STATE_MACHINES), "one schedule per state machine"
     for name, schedule in schedules.items():
         props = schedule["Properties"]
-        assert props["FlexibleTimeWindow"] == {"Mode": "OFF"}, f"{name}: Mode must be the string OFF"
+        assert props["FlexibleTimeWindow"] == {"Mode": "OFF"}, (
+            f"{name}: Mode must be the string OFF"
+        )
         assert props["ScheduleExpressionTimezone"] == "America/New_York", name
         assert props["State"] == {"Fn::If": ["SchedulesOn", "ENABLED", "DISABLED"]}, name
         target = props["Target"]
@@ -608,11 +641,15 @@ def test_schedules(resources):
         assert target["RetryPolicy"]["MaximumEventAgeInSeconds"] >= 60, name
         dlq = target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]
         assert resources[dlq]["Type"] == "AWS::SQS::Queue"
-        assert resources[dlq]["Properties"].get("KmsMasterKeyId") or resources[dlq]["Properties"].get(
-            "SqsManagedSseEnabled"
-        ), "the DLQ must be encrypted"
+        assert resources[dlq]["Properties"].get("KmsMasterKeyId") or resources[dlq][
+            "Properties"
+        ].get("SqsManagedSseEnabled"), "the DLQ must be encrypted"
         assert target["RoleArn"] == {"Fn::GetAtt": ["SchedulerRole", "Arn"]}
-    minute = next(s for s in schedules.values() if _ref(s["Properties"]["Target"]["Arn"]) == "MinutePipelineStateMachine")
+    minute = next(
+        s
+        for s in schedules.values()
+        if _ref(s["Properties"]["Target"]["Arn"]) == "MinutePipelineStateMachine"
+    )
     assert minute["Properties"]["ScheduleExpression"] == "cron(* 9-15 ? * MON-FRI *)"
 
 
@@ -642,7 +679,9 @@ def test_state_machine_substitutions_reference_functions(resources, name):
     assert props["Type"] == "STANDARD"
     assert props["Tracing"] == {"Enabled": True}
     assert props["Logging"]["Level"] in ("ERROR", "ALL")
-    log_group = props["Logging"]["Destinations"][0]["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]
+    log_group = props["Logging"]["Destinations"][0]["CloudWatchLogsLogGroup"]["LogGroupArn"][
+        "Fn::GetAtt"
+    ][0]
     assert resources[log_group]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
 
     subs = props["DefinitionSubstitutions"]
@@ -680,14 +719,47 @@ def _metric_stats(alarm: dict[str, Any]) -> list[dict[str, Any]]:
     props = alarm["Properties"]
     if "Metrics" in props:
         return [m["MetricStat"]["Metric"] for m in props["Metrics"] if "MetricStat" in m]
-    return [{"Namespace": props["Namespace"], "MetricName": props["MetricName"], "Dimensions": props.get("Dimensions", [])}]
+    return [
+        {
+            "Namespace": props["Namespace"],
+            "MetricName": props["MetricName"],
+            "Dimensions": props.get("Dimensions", []),
+        }
+    ]
 
 
 def test_alarms_publish_to_the_encrypted_topic(resources):
+    """Every alarm notifies the topic, except the components of a composite alarm (which does)."""
     assert resources["AlarmTopic"]["Properties"]["KmsMasterKeyId"]
     assert resources["AlarmEmailSubscription"]["Condition"] == "HasAlarmEmail"
-    for name, alarm in _of_type(resources, "AWS::CloudWatch::Alarm").items():
-        assert alarm["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
+    composites = _of_type(resources, "AWS::CloudWatch::CompositeAlarm")
+    components = {
+        name
+        for composite in composites.values()
+        for name in re.findall(
+            r"\$\{([A-Za-z0-9]+)\.Arn\}", composite["Properties"]["AlarmRule"]["Fn::Sub"]
+        )
+    }
+    for name in components:
+        assert resources[name]["Type"] == "AWS::CloudWatch::Alarm", name
+        assert "AlarmActions" not in resources[name]["Properties"], (
+            f"component {name} must not page"
+        )
+    for name, alarm in {**_of_type(resources, "AWS::CloudWatch::Alarm"), **composites}.items():
+        if name not in components:
+            assert alarm["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
+
+
+def test_no_minute_executions_is_market_open_and_no_starts(resources):
+    rule = resources["NoMinuteExecutionsAlarm"]["Properties"]["AlarmRule"]["Fn::Sub"]
+    assert rule == 'ALARM("${MarketOpenAlarm.Arn}") AND ALARM("${MinuteStartsAbsentAlarm.Arn}")'
+    starts = resources["MinuteStartsAbsentAlarm"]["Properties"]
+    assert starts["MetricName"] == "ExecutionsStarted" and starts["TreatMissingData"] == "breaching"
+    assert starts["Dimensions"] == [
+        {"Name": "StateMachineArn", "Value": {"Ref": "MinutePipelineStateMachine"}}
+    ]
+    market = resources["MarketOpenAlarm"]["Properties"]
+    assert market["MetricName"] == "MarketOpen" and market["TreatMissingData"] == "notBreaching"
 
 
 def test_custom_metric_alarms_match_what_the_code_emits(resources):
@@ -704,10 +776,14 @@ def test_custom_metric_alarms_match_what_the_code_emits(resources):
                 for kw in node.keywords:
                     if kw.arg == "name" and isinstance(kw.value, ast.Constant):
                         emitted.add(kw.value.value)
-            elif isinstance(func, ast.Name) and func.id == "Metric" and node.args:
+            elif (
+                isinstance(func, ast.Name)
+                and func.id == "Metric"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            ):
                 # health.Metric("BarAgeSeconds", ...): the healthcheck's metric list
-                if isinstance(node.args[0], ast.Constant):
-                    emitted.add(node.args[0].value)
+                emitted.add(node.args[0].value)
     healthcheck_written = (FUNCTIONS_DIR / "healthcheck" / "app.py").is_file()
     for name, alarm in _of_type(resources, "AWS::CloudWatch::Alarm").items():
         for metric in _metric_stats(alarm):
@@ -719,9 +795,14 @@ def test_custom_metric_alarms_match_what_the_code_emits(resources):
                 assert set(dims) == {"service", "mode"}, name
             else:
                 assert set(dims) == {"service"}, name
-            producer_written = healthcheck_written or metric["MetricName"] in {"OrdersRejected", "OrdersFilled"}
+            producer_written = healthcheck_written or metric["MetricName"] in {
+                "OrdersRejected",
+                "OrdersFilled",
+            }
             if producer_written and emitted:
-                assert metric["MetricName"] in emitted, f"{name} watches {metric['MetricName']}, which no code emits"
+                assert metric["MetricName"] in emitted, (
+                    f"{name} watches {metric['MetricName']}, which no code emits"
+                )
 
 
 def test_required_alarms_exist(resources):
@@ -752,7 +833,9 @@ def test_dashboard_body_is_json(resources):
     names = set(re.findall(r"\$\{([A-Za-z0-9_:.]+)\}", body))
     for name in names:
         base = name.split(".")[0]
-        assert base.startswith("AWS::") or base in resources or base == "DataGapThresholdSeconds", name
+        assert base.startswith("AWS::") or base in resources or base == "DataGapThresholdSeconds", (
+            name
+        )
     rendered = re.sub(r"\$\{DataGapThresholdSeconds\}", "300", body)
     rendered = re.sub(r"\$\{[A-Za-z0-9_:.]+\}", "x", rendered)
     widgets = json.loads(rendered)["widgets"]
@@ -776,4 +859,6 @@ def test_outputs(template):
 
 def test_no_secret_values_in_the_template():
     text = TEMPLATE.read_text(encoding="utf-8")
-    assert not re.search(r"\b(AK|PK)[A-Z0-9]{16,}\b", text), "something that looks like an API key id"
+    assert not re.search(r"\b(AK|PK)[A-Z0-9]{16,}\b", text), (
+        "something that looks like an API key id"
+    )

@@ -250,4 +250,11 @@ def dispatch(
     ]
     if transient:
         raise TransientError(f"{len(transient)} order(s) left pending for the retry: {transient[0]}")
-    return {"mode": broker.mode.value, "considered": len(rows), "outcomes": counts, "rejections": rejections}
+    return {
+        "mode": broker.mode.value,
+        "considered": len(rows),
+        "outcomes": counts,
+        "blocked_by_risk_gates": len(rejections),
+        "refused_by_broker": sum(1 for o in sent.values() if o.status == "rejected"),
+        "rejections": rejections,
+    }
