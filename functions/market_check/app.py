@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from ops_pipeline import alpaca, config
 from ops_pipeline.event_time import event_minute, iso_minute
 from ops_pipeline.market import TradingSession, market_status, trading_day
-from ops_pipeline.observability import logger, metrics, stage_handler
+from ops_pipeline.observability import logger, stage_handler
 
 
 @cache
@@ -28,6 +28,5 @@ def _session(day: str) -> TradingSession | None:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     minute = event_minute(event)
     status = market_status(minute, _session(trading_day(minute).isoformat()))
-    metrics.add_metric(name="MarketOpen", unit="Count", value=int(status.is_open))
     logger.info("market check", extra={"market": status.as_event()})
     return {"time": iso_minute(minute), "execution": event.get("execution"), "market": status.as_event()}
