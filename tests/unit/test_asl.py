@@ -1,0 +1,96 @@
+"""The ASL files, checked where cfn-lint and `sam validate` do not look (DefinitionUri files)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFINITIONS = sorted((ROOT / "statemachines").glob("*.asl.json"))
+TRANSIENT = "TransientError"
+
+
+def scopes(definition: dict) -> Iterator[tuple[str, dict]]:
+    """The top-level state set and every Parallel branch / Map iterator, each with its own names."""
+    yield "top", definition
+    for name, state in definition["States"].items():
+        for i, branch in enumerate(state.get("Branches", [])):
+            for label, inner in scopes(branch):
+                yield f"{name}[{i}].{label}", inner
+        processor = state.get("ItemProcessor") or state.get("Iterator")
+        if processor:
+            yield from scopes(processor)
+
+
+def targets(state: dict) -> list[str]:
+    out = [state[k] for k in ("Next", "Default") if k in state]
+    out += [choice["Next"] for choice in state.get("Choices", [])]
+    out += [catch["Next"] for catch in state.get("Catch", [])]
+    return out
+
+
+@pytest.fixture(params=DEFINITIONS, ids=lambda p: p.name)
+def definition(request) -> dict:
+    return json.loads(request.param.read_text())
+
+
+def test_there_are_two_pipelines():
+    assert [p.name for p in DEFINITIONS] == ["five_minute_pipeline.asl.json", "minute_pipeline.asl.json"]
+
+
+def test_every_transition_resolves_and_every_state_is_reachable(definition):
+    for label, scope in scopes(definition):
+        states = scope["States"]
+        assert scope["StartAt"] in states, label
+        reached, todo = set(), [scope["StartAt"]]
+        while todo:
+            name = todo.pop()
+            if name in reached:
+                continue
+            reached.add(name)
+            for target in targets(states[name]):
+                assert target in states, f"{label}: {name} -> {target} does not exist"
+                todo.append(target)
+            terminal = states[name]["Type"] in ("Succeed", "Fail", "Choice") or states[name].get("End")
+            assert terminal or "Next" in states[name], f"{label}: {name} neither ends nor goes on"
+        assert reached == set(states), f"{label}: unreachable {set(states) - reached}"
+
+
+def test_every_task_retries_transient_errors_and_catches_everything(definition):
+    for label, scope in scopes(definition):
+        for name, state in scope["States"].items():
+            if state["Type"] != "Task":
+                continue
+            retried = {e for r in state.get("Retry", []) for e in r["ErrorEquals"]}
+            assert TRANSIENT in retried and "Lambda.ServiceException" in retried, f"{label}: {name}"
+            assert all(r.get("IntervalSeconds", 1) >= 1 for r in state["Retry"])
+            caught = {e for c in state.get("Catch", []) for e in c["ErrorEquals"]}
+            assert "States.ALL" in caught, f"{label}: {name} has no catch-all"
+            assert state.get("TimeoutSeconds"), f"{label}: {name} has no timeout"
+
+
+def test_every_task_receives_the_event_minute(definition):
+    for label, scope in scopes(definition):
+        for name, state in scope["States"].items():
+            if state["Type"] == "Task":
+                assert state["Parameters"]["time.$"] == "$.time", f"{label}: {name}"
+
+
+def test_a_console_execution_with_empty_input_uses_its_start_time(definition):
+    first = definition["States"][definition["StartAt"]]
+    assert first["Type"] == "Choice"
+    assert first["Choices"][0] == {"Variable": "$.time", "IsPresent": True, "Next": first["Choices"][0]["Next"]}
+    fallback = definition["States"][first["Default"]]
+    assert fallback["Parameters"] == {"time.$": "$$.Execution.StartTime"}
+
+
+def test_moto_s_interpreter_parses_the_definition(definition):
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    text = re.sub(r"\$\{(\w+)\}", r"arn:aws:lambda:us-east-1:123456789012:function:\1", json.dumps(definition))
+    program, _ = AmazonStateLanguageParser.parse(text)
+    assert program is not None
