@@ -2,9 +2,9 @@
 # Both install what they need into .venv first.
 
 SHELL := /bin/bash
-# Python 3.12 (the Lambda runtime): from PATH, else pyenv's, else the default python3 (>= 3.11).
+# Python 3.12 (the Lambda runtime): from PATH, else pyenv's, else python3 if it is >= 3.12.
 PYTHON ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12 python3; do \
-	"$$p" -c 'import sys; assert sys.version_info >= (3, 11)' >/dev/null 2>&1 && { echo "$$p"; break; }; done)
+	"$$p" -c 'import sys; assert sys.version_info >= (3, 12)' >/dev/null 2>&1 && { echo "$$p"; break; }; done)
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml layers/shared/requirements.txt | cksum | cut -d' ' -f1)
@@ -21,7 +21,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 install: $(STAMP)
 
 $(STAMP):
-	@test -n "$(PYTHON)" || { echo "no Python >= 3.11 found (3.12 preferred)"; exit 1; }
+	@test -n "$(PYTHON)" || { echo "no Python >= 3.12 found"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[local,dev,train]'

@@ -55,12 +55,14 @@ def _print_summary(result: Any) -> None:
     for band, n in s["recommendations_by_band"].items() or {"none": 0}.items():
         out.write(f"    {band:<24} {n}\n")
     out.write(f"  moved by news       {s['recommendations_moved_by_news']}\n")
+    if example := s.get("example_moved_by_news"):
+        out.write(f"    e.g. {example['ticker']} {example['action']} at {example['ts']:%H:%M} UTC: {example['reason']}\n")
     out.write(f"  news                {s['news']['ingested']} ingested, {s['news']['classified']} classified\n")
     out.write("  executions\n")
     for kind, n in s["executions"].items() or {"none": 0}.items():
         out.write(f"    {kind:<24} {n}\n")
     pnl = s["simulated_pnl"]
-    held = ", ".join(f"{t} {q}" for t, q in pnl["open_positions"].items()) or "none"
+    held = ", ".join(f"{t} {q:,.0f}" for t, q in sorted(pnl["open_positions"].items())) or "none"
     out.write(f"  simulated P&L       {pnl['realized_and_unrealized']} USD (open positions: {held})\n")
     for failure in result.failures[:5]:
         out.write(f"  FAILED {failure.name}: {failure.error}: {(failure.cause or '')[:300]}\n")

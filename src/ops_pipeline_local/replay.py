@@ -165,10 +165,12 @@ def summarize(conn: Any, first: datetime, last: datetime, tickers: Sequence[str]
         " GROUP BY 1, 2 ORDER BY 1, 2",
         **window,
     )
-    news_moved = conn.run(
-        f"SELECT count(*) FROM dispatch_recommendations WHERE {where} AND cardinality(news_event_ids) > 0",
+    news_moved = query(
+        conn,
+        f"SELECT ticker, ts, action, confidence, reason FROM dispatch_recommendations"
+        f" WHERE {where} AND cardinality(news_event_ids) > 0 ORDER BY ts, ticker",
         **window,
-    )[0][0]
+    )
     executions = conn.run(
         "SELECT e.mode, e.status, count(*) FROM dispatch_executions e"
         " JOIN dispatch_recommendations r ON r.id = e.recommendation_id"
@@ -201,7 +203,8 @@ def summarize(conn: Any, first: datetime, last: datetime, tickers: Sequence[str]
         "recommendations_by_band": {
             f"{names.get(f'{m:.2f}', m)} {action}": n for m, action, n in bands
         },
-        "recommendations_moved_by_news": news_moved,
+        "recommendations_moved_by_news": len(news_moved),
+        "example_moved_by_news": news_moved[0] if news_moved else None,
         "executions": {f"{mode} {status}": n for mode, status, n in executions},
         "news": {"ingested": news[0], "classified": news[1]},
         "simulated_pnl": simulated_pnl(fills, {t: Decimal(c) for t, c in closes}),

@@ -19,6 +19,7 @@ import secrets
 import time
 import traceback
 import uuid
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,6 +128,8 @@ class LocalRuntime:
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._mock.start()
         logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
+        # A stage with nothing to count is normal; Powertools warns about it on every invoke.
+        warnings.filterwarnings("ignore", message="No application metrics to publish")
         try:
             self._build()
         except Exception:
