@@ -16,7 +16,7 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: install run test check eval train bench clean
+.PHONY: install run test lint check eval train bench clean
 
 install: $(STAMP)
 
@@ -32,6 +32,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # The template and the build: sam validate --lint, cfn-lint, sam build, checkov.
 $(DEPLOY_STAMP):

@@ -68,8 +68,13 @@ FEATURE_CONFIGS = (
 C_VALUES = (1.0, 3.0, 10.0, 30.0)
 CLASS_WEIGHTS: tuple[str | None, ...] = (None, "balanced")
 # What the full CV picked last time (5 folds); used by --skip-cv for a quick refit.
-LAST_CHOSEN: dict[str, Any] = {"features": "word12+char25", "C": 3.0, "class_weight": "balanced",
-                               "cv_accuracy": 0.8263, "cv_macro_f1": 0.7651}
+LAST_CHOSEN: dict[str, Any] = {
+    "features": "word12+char25",
+    "C": 3.0,
+    "class_weight": "balanced",
+    "cv_accuracy": 0.8263,
+    "cv_macro_f1": 0.7651,
+}
 
 
 def read_split(path: Path) -> tuple[list[str], list[str]]:
@@ -122,14 +127,22 @@ def cross_validate(texts: list[str], labels: list[str], folds: int) -> list[dict
     rows = []
     for (name, c, cw), scores in results.items():
         acc, f1 = np.mean(scores, axis=0)
-        rows.append({"features": name, "C": c, "class_weight": cw,
-                     "cv_accuracy": round(float(acc), 4), "cv_macro_f1": round(float(f1), 4)})
+        rows.append(
+            {
+                "features": name,
+                "C": c,
+                "class_weight": cw,
+                "cv_accuracy": round(float(acc), 4),
+                "cv_macro_f1": round(float(f1), 4),
+            }
+        )
     rows.sort(key=lambda r: (r["cv_macro_f1"], r["cv_accuracy"]), reverse=True)
     return rows
 
 
-def export(cfg: FeatureConfig, vecs: list[TfidfVectorizer], clf: LogisticRegression,
-           extra: dict[str, Any]) -> dict[str, Any]:
+def export(
+    cfg: FeatureConfig, vecs: list[TfidfVectorizer], clf: LogisticRegression, extra: dict[str, Any]
+) -> dict[str, Any]:
     """Weights file content; rounds clf.coef_/intercept_ and the idf vectors IN PLACE."""
     classes = [str(c) for c in clf.classes_]
     coef = np.round(clf.coef_, DECIMALS)
@@ -140,14 +153,18 @@ def export(cfg: FeatureConfig, vecs: list[TfidfVectorizer], clf: LogisticRegress
         vocab = vec.vocabulary_
         terms = sorted(vocab, key=vocab.__getitem__)
         vec.idf_ = np.round(vec.idf_, DECIMALS)
-        w = coef[:, offset:offset + len(terms)].T  # terms x classes
+        w = coef[:, offset : offset + len(terms)].T  # terms x classes
         offset += len(terms)
-        blocks.append({
-            "analyzer": name, "params": params, "sublinear_tf": cfg.sublinear_tf,
-            "terms": terms,
-            "idf": [float(v) for v in vec.idf_],
-            "weights": [float(v) for v in w.reshape(-1)],
-        })
+        blocks.append(
+            {
+                "analyzer": name,
+                "params": params,
+                "sublinear_tf": cfg.sublinear_tf,
+                "terms": terms,
+                "idf": [float(v) for v in vec.idf_],
+                "weights": [float(v) for v in w.reshape(-1)],
+            }
+        )
     return {
         "name": S.MODEL_NAME,
         "preprocess_version": S.PREPROCESS_VERSION,
@@ -160,8 +177,9 @@ def export(cfg: FeatureConfig, vecs: list[TfidfVectorizer], clf: LogisticRegress
 
 def parity_checks(vecs, clf, texts: list[str]) -> list[dict[str, Any]]:
     proba = clf.predict_proba(transform(vecs, texts))
-    return [{"text": t, "proba": [round(float(p), 10) for p in row]}
-            for t, row in zip(texts, proba)]
+    return [
+        {"text": t, "proba": [round(float(p), 10) for p in row]} for t, row in zip(texts, proba)
+    ]
 
 
 def write_model(data: dict[str, Any], path: Path) -> None:
@@ -174,8 +192,11 @@ def main() -> int:
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--out", type=Path, default=S.MODEL_PATH)
-    ap.add_argument("--skip-cv", action="store_true",
-                    help=f"no model selection: refit the last chosen config {LAST_CHOSEN}")
+    ap.add_argument(
+        "--skip-cv",
+        action="store_true",
+        help=f"no model selection: refit the last chosen config {LAST_CHOSEN}",
+    )
     args = ap.parse_args()
 
     texts, labels = read_split(args.data / "twitter_financial_news_train.csv")
@@ -195,10 +216,10 @@ def main() -> int:
     extra = {
         "training": {
             "data": "twitter_financial_news_train.csv "
-                    "(zeroshot/twitter-financial-news-sentiment, MIT)",
+            "(zeroshot/twitter-financial-news-sentiment, MIT)",
             "n_train": len(texts),
             "selection": f"{args.folds}-fold stratified CV on train, by macro-F1"
-                         + (" (--skip-cv: last chosen config)" if args.skip_cv else ""),
+            + (" (--skip-cv: last chosen config)" if args.skip_cv else ""),
             "chosen": best,
             "cv_top": cv[:5],
             "decimals": DECIMALS,
@@ -211,16 +232,22 @@ def main() -> int:
     data["checks"] = parity_checks(vecs, clf, sample)
 
     write_model(data, args.out)
-    print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB, "
-          f"{sum(len(b['terms']) for b in data['blocks'])} features)", file=sys.stderr)
+    print(
+        f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB, "
+        f"{sum(len(b['terms']) for b in data['blocks'])} features)",
+        file=sys.stderr,
+    )
 
     model = S.load_model(args.out)
     worst = max(
         abs(S.predict_proba(c["text"], model)[k] - p)
-        for c in data["checks"] for k, p in zip(data["classes"], c["proba"])
+        for c in data["checks"]
+        for k, p in zip(data["classes"], c["proba"])
     )
-    print(f"pure-Python vs scikit-learn max |dp| on {len(data['checks'])} checks: {worst:.2e}",
-          file=sys.stderr)
+    print(
+        f"pure-Python vs scikit-learn max |dp| on {len(data['checks'])} checks: {worst:.2e}",
+        file=sys.stderr,
+    )
     return 0 if worst < 1e-6 else 1
 
 

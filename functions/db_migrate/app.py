@@ -91,7 +91,7 @@ class _Responder:
                         extra={"status": status, "http_status": response.status},
                     )
                     return True
-            except Exception as exc:  # noqa: BLE001 - log and retry whatever went wrong
+            except Exception as exc:
                 logger.warning(
                     "could not send the custom resource response",
                     extra={"attempt": attempt, "error": f"{type(exc).__name__}: {exc}"},
@@ -147,7 +147,7 @@ def _run_migrations(context: Any) -> list[str]:
     finally:
         try:
             conn.close()
-        except Exception as exc:  # noqa: BLE001 - closing is best effort
+        except Exception as exc:
             logger.debug("closing the connection failed", extra={"error": str(exc)})
 
 
@@ -185,7 +185,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             data={"Applied": summary[:MAX_APPLIED_CHARS], "AppliedCount": str(len(applied))},
         )
         return {"status": SUCCESS, "applied": applied}
-    except Exception as exc:  # noqa: BLE001 - every failure becomes a FAILED response
+    except Exception as exc:
         logger.exception("migration custom resource failed")
         responder.send(FAILED, f"{type(exc).__name__}: {exc}")
         return {"status": FAILED, "applied": [], "error": f"{type(exc).__name__}: {exc}"}

@@ -40,5 +40,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     metrics.add_metric(name="OrdersSubmitted", unit="Count", value=outcomes.get("submitted", 0))
     # Broker refusals are the alarm's concern; risk-gate blocks are the gates doing their job.
     metrics.add_metric(name="OrdersRejected", unit="Count", value=summary["refused_by_broker"])
-    metrics.add_metric(name="RiskGateRejections", unit="Count", value=summary["blocked_by_risk_gates"])
+    metrics.add_metric(
+        name="RiskGateRejections", unit="Count", value=summary["blocked_by_risk_gates"]
+    )
     return summary

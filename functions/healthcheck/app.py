@@ -5,6 +5,7 @@ from typing import Any
 
 import boto3
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from ops_pipeline import config, health
 from ops_pipeline.db import ConnectionCache
 from ops_pipeline.errors import PipelineError

@@ -20,8 +20,12 @@ def _client() -> Any:
 def _session(day: str) -> TradingSession | None:
     from alpaca.trading.requests import GetCalendarRequest
 
-    days = alpaca.call("calendar", lambda: _client().get_calendar(GetCalendarRequest(start=day, end=day)))
-    return next((TradingSession.from_calendar_entry(d) for d in days if str(d["date"]) == day), None)
+    days = alpaca.call(
+        "calendar", lambda: _client().get_calendar(GetCalendarRequest(start=day, end=day))
+    )
+    return next(
+        (TradingSession.from_calendar_entry(d) for d in days if str(d["date"]) == day), None
+    )
 
 
 @stage_handler
@@ -29,4 +33,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     minute = event_minute(event)
     status = market_status(minute, _session(trading_day(minute).isoformat()))
     logger.info("market check", extra={"market": status.as_event()})
-    return {"time": iso_minute(minute), "execution": event.get("execution"), "market": status.as_event()}
+    return {
+        "time": iso_minute(minute),
+        "execution": event.get("execution"),
+        "market": status.as_event(),
+    }

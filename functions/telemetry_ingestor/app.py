@@ -22,5 +22,7 @@ def _client() -> Any:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     summary = telemetry.ingest(DB.get(), _client(), config.tickers(), event_minute(event))
     metrics.add_metric(name="BarsIngested", unit="Count", value=summary["inserted"])
-    metrics.add_metric(name="TickersWithoutBar", unit="Count", value=len(summary["tickers_without_bar"]))
+    metrics.add_metric(
+        name="TickersWithoutBar", unit="Count", value=len(summary["tickers_without_bar"])
+    )
     return summary

@@ -3,6 +3,7 @@
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from ops_pipeline import config, watchlist
 from ops_pipeline.db import ConnectionCache
 from ops_pipeline.event_time import event_minute

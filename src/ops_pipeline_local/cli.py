@@ -45,25 +45,37 @@ def _print_summary(result: Any) -> None:
     s = result.summary
     out = sys.stdout
     out.write("\nReplay summary\n")
-    out.write(f"  window              {result.first_minute:%Y-%m-%d %H:%M} to {result.last_minute:%H:%M} UTC\n")
+    out.write(
+        f"  window              {result.first_minute:%Y-%m-%d %H:%M} to {result.last_minute:%H:%M} UTC\n"
+    )
     for machine, tally in result.executions.items():
-        out.write(f"  {machine:<30} {', '.join(f'{k.lower()} {v}' for k, v in sorted(tally.items()))}\n")
+        out.write(
+            f"  {machine:<30} {', '.join(f'{k.lower()} {v}' for k, v in sorted(tally.items()))}\n"
+        )
     out.write(f"  bars                {s['bars']}\n")
     f = s["features"]
-    out.write(f"  features            {f['total']} ({f['with_ratio']} with a volume ratio, {f['surges']} surges)\n")
+    out.write(
+        f"  features            {f['total']} ({f['with_ratio']} with a volume ratio, {f['surges']} surges)\n"
+    )
     out.write("  recommendations by multiplier band\n")
     for band, n in s["recommendations_by_band"].items() or {"none": 0}.items():
         out.write(f"    {band:<24} {n}\n")
     out.write(f"  moved by news       {s['recommendations_moved_by_news']}\n")
     if example := s.get("example_moved_by_news"):
-        out.write(f"    e.g. {example['ticker']} {example['action']} at {example['ts']:%H:%M} UTC: {example['reason']}\n")
-    out.write(f"  news                {s['news']['ingested']} ingested, {s['news']['classified']} classified\n")
+        out.write(
+            f"    e.g. {example['ticker']} {example['action']} at {example['ts']:%H:%M} UTC: {example['reason']}\n"
+        )
+    out.write(
+        f"  news                {s['news']['ingested']} ingested, {s['news']['classified']} classified\n"
+    )
     out.write("  executions\n")
     for kind, n in s["executions"].items() or {"none": 0}.items():
         out.write(f"    {kind:<24} {n}\n")
     pnl = s["simulated_pnl"]
     held = ", ".join(f"{t} {q:,.0f}" for t, q in sorted(pnl["open_positions"].items())) or "none"
-    out.write(f"  simulated P&L       {pnl['realized_and_unrealized']} USD (open positions: {held})\n")
+    out.write(
+        f"  simulated P&L       {pnl['realized_and_unrealized']} USD (open positions: {held})\n"
+    )
     for failure in result.failures[:5]:
         out.write(f"  FAILED {failure.name}: {failure.error}: {(failure.cause or '')[:300]}\n")
 
@@ -89,9 +101,15 @@ def _replay(args: argparse.Namespace, bars_path: Path, feeds: Path | None) -> in
         f" through the minute state machine" + (" and the 5-minute one" if feeds else ""),
         file=sys.stderr,
     )
-    result = replay(bars, database_url=database_url, tickers=tickers, feeds_dir=feeds, progress=progress.update)
+    result = replay(
+        bars, database_url=database_url, tickers=tickers, feeds_dir=feeds, progress=progress.update
+    )
     if args.json:
-        print(json.dumps({"executions": result.executions, **result.summary}, default=_json_default, indent=2))
+        print(
+            json.dumps(
+                {"executions": result.executions, **result.summary}, default=_json_default, indent=2
+            )
+        )
     else:
         _print_summary(result)
     return 0 if not result.failures else 1
@@ -134,7 +152,9 @@ def status_report(conn: Any, now: datetime) -> dict[str, Any]:
     )
     newest_bar = tables["lane_telemetry"]["newest"]
     return {
-        "tables": {name: {"rows": row["rows"], "newest": row["newest"]} for name, row in tables.items()},
+        "tables": {
+            name: {"rows": row["rows"], "newest": row["newest"]} for name, row in tables.items()
+        },
         "last_execution": last[0] if last else None,
         "data_age_seconds": int((now - newest_bar).total_seconds()) if newest_bar else None,
     }
@@ -188,12 +208,17 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ops-pipeline", description=__doc__)
-    parser.add_argument("--log-level", default="WARNING", help="handlers' log level (default WARNING)")
+    parser.add_argument(
+        "--log-level", default="WARNING", help="handlers' log level (default WARNING)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     def command(name: str, func: Any, help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
-        p.add_argument("--database-url", help="PostgreSQL URL (default: $DATABASE_URL, else the embedded database)")
+        p.add_argument(
+            "--database-url",
+            help="PostgreSQL URL (default: $DATABASE_URL, else the embedded database)",
+        )
         p.set_defaults(func=func)
         return p
 
@@ -201,8 +226,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--tickers", help="only these tickers (comma-separated)")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
     rep = command("replay", cmd_replay, "replay bars from a CSV file or folder minute by minute")
-    rep.add_argument("--bars", required=True, help="CSV file or folder: symbol,timestamp,open,high,low,close,volume")
-    rep.add_argument("--feeds", help="a folder of RSS/Atom files, served on loopback to the 5-minute pipeline")
+    rep.add_argument(
+        "--bars",
+        required=True,
+        help="CSV file or folder: symbol,timestamp,open,high,low,close,volume",
+    )
+    rep.add_argument(
+        "--feeds", help="a folder of RSS/Atom files, served on loopback to the 5-minute pipeline"
+    )
     rep.add_argument("--tickers", help="only these tickers (comma-separated)")
     rep.add_argument("--json", action="store_true", help="print the summary as JSON")
     st = command("status", cmd_status, "row counts, newest timestamps, last execution, data age")
@@ -210,9 +241,13 @@ def build_parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database commands")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     mig = db_sub.add_parser("migrate", help="apply pending migrations")
-    mig.add_argument("--database-url", help="PostgreSQL URL (default: $DATABASE_URL, else the embedded database)")
+    mig.add_argument(
+        "--database-url", help="PostgreSQL URL (default: $DATABASE_URL, else the embedded database)"
+    )
     mig.set_defaults(func=cmd_migrate)
-    cls = sub.add_parser("classify", help="classify one text per line from stdin, one JSON object per line out")
+    cls = sub.add_parser(
+        "classify", help="classify one text per line from stdin, one JSON object per line out"
+    )
     cls.add_argument("--tickers", help="limit ticker inference to this universe (comma-separated)")
     cls.add_argument("--database-url", help=argparse.SUPPRESS)
     cls.set_defaults(func=cmd_classify)

@@ -193,13 +193,13 @@ class _FeedRequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         self._respond(send_body=True)
 
-    def do_HEAD(self) -> None:  # noqa: N802
+    def do_HEAD(self) -> None:
         self._respond(send_body=False)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - keep tests quiet
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
     def _respond(self, send_body: bool) -> None:

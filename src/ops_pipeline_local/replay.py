@@ -101,10 +101,19 @@ def replay(
             feeds = [{"name": f.name, "url": f.url} for f in server.feeds()]
         runtime = LocalRuntime(
             database_url=database_url,
-            parameters={"Tickers": ",".join(tickers), "Feeds": _feeds_parameter(feeds), "TradingMode": "simulation"},
+            parameters={
+                "Tickers": ",".join(tickers),
+                "Feeds": _feeds_parameter(feeds),
+                "TradingMode": "simulation",
+            },
         )
-        alpaca = stack.enter_context(LocalAlpaca(bars, runtime.alpaca_key_id, runtime.alpaca_secret_key, now=minutes[0]))
-        runtime.extra_env = {"ALPACA_DATA_URL": alpaca.base_url, "ALPACA_TRADING_URL": alpaca.base_url}
+        alpaca = stack.enter_context(
+            LocalAlpaca(bars, runtime.alpaca_key_id, runtime.alpaca_secret_key, now=minutes[0])
+        )
+        runtime.extra_env = {
+            "ALPACA_DATA_URL": alpaca.base_url,
+            "ALPACA_TRADING_URL": alpaca.base_url,
+        }
         stack.enter_context(runtime)
         for done, minute in enumerate(minutes, start=1):
             alpaca.set_time(minute)
@@ -112,7 +121,11 @@ def replay(
             if five_minute and feeds_dir is not None and minute.minute % 5 == 0:
                 runs.append((FIVE_MINUTE_MACHINE, "five"))
             for machine, label in runs:
-                outcome = runtime.execute(machine, {"time": iso_minute(minute)}, name=f"{label}-{minute:%Y%m%dT%H%M}-{done}")
+                outcome = runtime.execute(
+                    machine,
+                    {"time": iso_minute(minute)},
+                    name=f"{label}-{minute:%Y%m%dT%H%M}-{done}",
+                )
                 tally = result.executions.setdefault(machine, {})
                 tally[outcome.status] = tally.get(outcome.status, 0) + 1
                 if outcome.status != "SUCCEEDED":
@@ -135,7 +148,9 @@ def _count(counts: dict[str, Any], output: dict[str, Any]) -> None:
     counts["news"] += news.get("rss", {}).get("inserted", 0)
 
 
-def simulated_pnl(fills: Sequence[dict[str, Any]], last_close: dict[str, Decimal]) -> dict[str, Any]:
+def simulated_pnl(
+    fills: Sequence[dict[str, Any]], last_close: dict[str, Decimal]
+) -> dict[str, Any]:
     """Cash from simulated fills plus open positions marked at the last close."""
     cash, held = Decimal(0), {}
     for fill in fills:

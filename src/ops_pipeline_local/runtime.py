@@ -84,7 +84,9 @@ def _load_handler(spec: FunctionSpec) -> Callable[[dict[str, Any], Any], Any]:
     return getattr(module, attribute)
 
 
-def _lambda_response(payload: dict[str, Any], function_error: str | None = None) -> tuple[Any, dict[str, Any]]:
+def _lambda_response(
+    payload: dict[str, Any], function_error: str | None = None
+) -> tuple[Any, dict[str, Any]]:
     from botocore.awsrequest import AWSResponse
     from botocore.response import StreamingBody
 
@@ -166,10 +168,14 @@ class LocalRuntime:
         sm = boto3.client("secretsmanager", region_name=REGION)
         for logical_id, name in self.stack.secrets().items():
             secret = {"key_id": self.alpaca_key_id, "secret_key": self.alpaca_secret_key}
-            resolver.refs[logical_id] = sm.create_secret(Name=name, SecretString=json.dumps(secret))["ARN"]
+            resolver.refs[logical_id] = sm.create_secret(
+                Name=name, SecretString=json.dumps(secret)
+            )["ARN"]
         machines = self.stack.state_machines()
         for logical_id in machines:
-            resolver.refs[logical_id] = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{logical_id}"
+            resolver.refs[logical_id] = (
+                f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{logical_id}"
+            )
         self.functions = self.stack.functions()
         env: dict[str, str] = {}
         for spec in self.functions.values():
@@ -199,11 +205,15 @@ class LocalRuntime:
         event = json.loads(params["body"] or b"{}")
         self.invocations.append((logical_id, event))
         spec = self.functions[logical_id]
-        context = LocalContext(logical_id, spec.arn, aws_request_id=str(uuid.uuid4()),
-                               log_group_name=f"/aws/lambda/{logical_id}")
+        context = LocalContext(
+            logical_id,
+            spec.arn,
+            aws_request_id=str(uuid.uuid4()),
+            log_group_name=f"/aws/lambda/{logical_id}",
+        )
         try:
             return _lambda_response(handler(event, context))
-        except Exception as exc:  # noqa: BLE001 - Lambda reports every exception this way
+        except Exception as exc:
             return _lambda_response(
                 {
                     "errorType": type(exc).__name__,
@@ -219,7 +229,9 @@ class LocalRuntime:
 
             metrics.clear_metrics()
 
-    def execute(self, machine: str, payload: dict[str, Any], name: str | None = None, timeout: float = 300) -> ExecutionResult:
+    def execute(
+        self, machine: str, payload: dict[str, Any], name: str | None = None, timeout: float = 300
+    ) -> ExecutionResult:
         """Start an execution of a state machine (by logical id) and wait for it to finish."""
         name = name or f"local-{uuid.uuid4().hex[:12]}"
         arn = self.sfn.start_execution(

@@ -39,7 +39,7 @@ _CfnLoader.add_multi_constructor("!", _tag)
 
 
 def load_template(path: Path) -> dict[str, Any]:
-    return yaml.load(path.read_text(encoding="utf-8"), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+    return yaml.load(path.read_text(encoding="utf-8"), Loader=_CfnLoader)
 
 
 @dataclass
@@ -88,14 +88,14 @@ class Resolver:
     def condition(self, name: str) -> bool:
         return bool(self.resolve(self.template.get("Conditions", {})[name]))
 
-    def resolve(self, value: Any) -> Any:  # noqa: PLR0911 - one branch per intrinsic
+    def resolve(self, value: Any) -> Any:
         if isinstance(value, list):
             return [self.resolve(v) for v in value]
         if not isinstance(value, dict):
             return value
         if len(value) != 1:
             return {k: self.resolve(v) for k, v in value.items()}
-        (key, arg), = value.items()
+        ((key, arg),) = value.items()
         if key == "Ref":
             return self.ref(arg)
         if key == "Fn::GetAtt":
@@ -155,10 +155,12 @@ class StateMachineSpec:
     def definition(self, functions: dict[str, FunctionSpec]) -> str:
         text = self.definition_path.read_text(encoding="utf-8")
         for key, logical_id in self.substitutions.items():
-            text = text.replace("${%s}" % key, functions[logical_id].arn)
+            text = text.replace("${" + key + "}", functions[logical_id].arn)
         leftover = re.findall(r"\$\{([^}]+)\}", text)
         if leftover:
-            raise ValueError(f"{self.definition_path.name}: no substitution for {sorted(set(leftover))}")
+            raise ValueError(
+                f"{self.definition_path.name}: no substitution for {sorted(set(leftover))}"
+            )
         return text
 
 
@@ -174,7 +176,9 @@ class Stack:
         return cls(root, template, Resolver(template, overrides or {}))
 
     def resources(self, kind: str) -> dict[str, dict[str, Any]]:
-        return {k: v for k, v in self.template.get("Resources", {}).items() if v.get("Type") == kind}
+        return {
+            k: v for k, v in self.template.get("Resources", {}).items() if v.get("Type") == kind
+        }
 
     def _env(self, properties: dict[str, Any]) -> dict[str, str]:
         variables = properties.get("Environment", {}).get("Variables", {})
@@ -204,7 +208,9 @@ class Stack:
                 if isinstance(value, dict) and "Fn::GetAtt" in value:
                     target = value["Fn::GetAtt"]
                     subs[key] = target[0] if isinstance(target, list) else target.split(".")[0]
-            specs[logical_id] = StateMachineSpec(logical_id, self.root / props["DefinitionUri"], subs)
+            specs[logical_id] = StateMachineSpec(
+                logical_id, self.root / props["DefinitionUri"], subs
+            )
         return specs
 
     def ssm_parameters(self) -> dict[str, str]:
@@ -212,7 +218,9 @@ class Stack:
         out = {}
         for resource in self.resources("AWS::SSM::Parameter").values():
             props = resource["Properties"]
-            out[str(self.resolver.resolve(props["Name"]))] = str(self.resolver.resolve(props["Value"]))
+            out[str(self.resolver.resolve(props["Name"]))] = str(
+                self.resolver.resolve(props["Value"])
+            )
         return out
 
     def secrets(self) -> dict[str, str]:
@@ -220,5 +228,7 @@ class Stack:
         out = {}
         for logical_id, resource in self.resources("AWS::SecretsManager::Secret").items():
             name = resource.get("Properties", {}).get("Name")
-            out[logical_id] = str(self.resolver.resolve(name)) if name else f"{STACK_NAME}-{logical_id}"
+            out[logical_id] = (
+                str(self.resolver.resolve(name)) if name else f"{STACK_NAME}-{logical_id}"
+            )
         return out

@@ -45,7 +45,8 @@ def data_client(market, monkeypatch):
 def independent_features(bars) -> pd.DataFrame:
     """pandas rolling windows over the stored rows, as the issue defines the features."""
     frame = pd.DataFrame(
-        [(b.symbol, b.ts, float(b.close), b.volume) for b in bars], columns=["ticker", "ts", "close", "volume"]
+        [(b.symbol, b.ts, float(b.close), b.volume) for b in bars],
+        columns=["ticker", "ts", "close", "volume"],
     ).sort_values(["ticker", "ts"])
     grouped = frame.groupby("ticker")
     frame["sma20"] = grouped["close"].transform(lambda s: s.rolling(20).mean())
@@ -60,7 +61,9 @@ def test_features_match_an_independent_rolling_computation_on_real_bars(conn, bu
     summary = features.compute(conn, OPEN + timedelta(hours=7))
     assert summary["computed"] == len(bundled_bars)
     expected = independent_features(bundled_bars)
-    rows = conn.run("SELECT ticker, ts, sma20, sma50, volume_avg_20, volume_ratio, volume_surge FROM lane_features")
+    rows = conn.run(
+        "SELECT ticker, ts, sma20, sma50, volume_avg_20, volume_ratio, volume_surge FROM lane_features"
+    )
     assert len(rows) == len(expected)
     for ticker, ts, sma20, sma50, avg20, ratio, surge in rows:
         want = expected.loc[(ticker, pd.Timestamp(ts))]
@@ -73,9 +76,11 @@ def test_features_match_an_independent_rolling_computation_on_real_bars(conn, bu
         assert surge == (None if ratio is None else ratio > Decimal("3.0"))
 
 
-def test_minute_by_minute_features_equal_the_batch_and_a_second_run_changes_nothing(conn, bundled_bars):
+def test_minute_by_minute_features_equal_the_batch_and_a_second_run_changes_nothing(
+    conn, bundled_bars
+):
     aapl = _as_telemetry([b for b in bundled_bars if b.symbol == "AAPL"][:90])
-    for i, bar in enumerate(aapl):
+    for bar in aapl:
         telemetry.upsert_bars(conn, [bar])
         features.compute(conn, bar.ts + timedelta(minutes=1))
     incremental = _snapshot(conn, "lane_features")
@@ -83,7 +88,7 @@ def test_minute_by_minute_features_equal_the_batch_and_a_second_run_changes_noth
     conn.run("DELETE FROM lane_features")
     features.compute(conn, aapl[-1].ts + timedelta(minutes=1))
     batch = _snapshot(conn, "lane_features")
-    strip = lambda rows: [r[:-1] for r in rows]  # noqa: E731 - computed_at differs
+    strip = lambda rows: [r[:-1] for r in rows]
     assert strip(incremental) == strip(batch)
 
 
@@ -92,12 +97,16 @@ def test_a_corrected_bar_recomputes_its_features_and_the_later_ones(conn, bundle
     telemetry.upsert_bars(conn, msft)
     features.compute(conn, msft[-1].ts + timedelta(minutes=1))
     bar = msft[-5]
-    corrected = telemetry.Bar(bar.ticker, bar.ts, bar.open, bar.high, bar.low, bar.close, bar.volume * 10)
+    corrected = telemetry.Bar(
+        bar.ticker, bar.ts, bar.open, bar.high, bar.low, bar.close, bar.volume * 10
+    )
     assert telemetry.upsert_bars(conn, [corrected]) == (0, 1)
     assert features.compute(conn, msft[-1].ts + timedelta(minutes=1))["computed"] == 5
 
 
-def test_ingest_uses_one_multi_symbol_request_and_backfills_missed_minutes(conn, market, data_client):
+def test_ingest_uses_one_multi_symbol_request_and_backfills_missed_minutes(
+    conn, market, data_client
+):
     market.set_time(OPEN + timedelta(minutes=10))
     first = telemetry.ingest(conn, data_client, TICKERS, OPEN + timedelta(minutes=10))
     assert first["inserted"] == 50
@@ -111,7 +120,9 @@ def test_ingest_uses_one_multi_symbol_request_and_backfills_missed_minutes(conn,
     assert stored == [125, OPEN + timedelta(minutes=24)]
 
 
-def test_only_closed_bars_are_stored_and_a_second_run_leaves_the_same_rows(conn, market, data_client):
+def test_only_closed_bars_are_stored_and_a_second_run_leaves_the_same_rows(
+    conn, market, data_client
+):
     minute = OPEN + timedelta(minutes=5)
     market.set_time(minute + timedelta(seconds=40))  # the 14:35 bar is still open
     telemetry.ingest(conn, data_client, TICKERS, minute)
@@ -131,7 +142,16 @@ def test_a_market_data_outage_is_a_transient_error(conn, market, data_client):
 def test_malformed_bars_are_skipped_and_the_rest_stored():
     raw = {
         "AAPL": [
-            {"t": "2019-02-12T14:30:00Z", "o": 170, "h": 171, "l": 169, "c": 170.5, "v": 1000, "n": None, "vw": None},
+            {
+                "t": "2019-02-12T14:30:00Z",
+                "o": 170,
+                "h": 171,
+                "l": 169,
+                "c": 170.5,
+                "v": 1000,
+                "n": None,
+                "vw": None,
+            },
             {"t": "2019-02-12T14:31:00Z", "o": 170, "h": 169, "l": 171, "c": 170.5, "v": 1000},
             {"t": "not a time", "o": 170, "h": 171, "l": 169, "c": 170.5, "v": 1000},
             {"t": "2019-02-12T14:32:00Z", "o": "NaN", "h": 171, "l": 169, "c": 170.5, "v": 1000},
@@ -152,7 +172,9 @@ def _pipeline_through(conn, data_client, market, minute):
 def test_signal_engine_twice_for_the_same_minute_leaves_the_same_rows(conn, market, data_client):
     created = 0
     for m in range(1, 240):
-        created += _pipeline_through(conn, data_client, market, OPEN + timedelta(minutes=m))["created"]
+        created += _pipeline_through(conn, data_client, market, OPEN + timedelta(minutes=m))[
+            "created"
+        ]
         if created:
             break
     assert created, "real bars produce a recommendation within four hours"
@@ -168,13 +190,20 @@ def _recommend(conn, ticker, action, minute, price="100", confidence="0.6"):
     conn.run(
         "INSERT INTO lane_telemetry (ticker, ts, open, high, low, close, volume)"
         " VALUES (:t, :ts, :p, :p, :p, :p, 1000) ON CONFLICT DO NOTHING",
-        t=ticker, ts=minute - timedelta(minutes=1), p=price,
+        t=ticker,
+        ts=minute - timedelta(minutes=1),
+        p=price,
     )
     return conn.run(
         "INSERT INTO dispatch_recommendations (ticker, ts, decided_at, action, rule, price, base_confidence,"
         " volume_ratio, volume_multiplier, confidence, reason)"
         " VALUES (:t, :ts, :d, :a, 'trend_cross', :p, 0.6, 1.5, 1.0, :c, 'test') RETURNING id",
-        t=ticker, ts=minute - timedelta(minutes=1), d=minute, a=action, p=price, c=confidence,
+        t=ticker,
+        ts=minute - timedelta(minutes=1),
+        d=minute,
+        a=action,
+        p=price,
+        c=confidence,
     )[0][0]
 
 
@@ -200,7 +229,9 @@ def test_a_recommendation_is_executed_once_however_often_the_dispatcher_runs(con
         )
 
 
-def test_paper_orders_carry_the_client_order_id_and_a_retry_never_trades_twice(conn, market, monkeypatch):
+def test_paper_orders_carry_the_client_order_id_and_a_retry_never_trades_twice(
+    conn, market, monkeypatch
+):
     monkeypatch.setenv("ALPACA_TRADING_URL", market.base_url)
     broker = AlpacaBroker(alpaca.trading_client(CREDS, timeout=5), TradingMode.PAPER)
     minute = OPEN + timedelta(minutes=60)
@@ -217,7 +248,9 @@ def test_paper_orders_carry_the_client_order_id_and_a_retry_never_trades_twice(c
     monkeypatch.setattr(broker, "execute", lost_answer)
     with pytest.raises(TransientError):
         dispatch(conn, broker, **kwargs)
-    assert conn.run("SELECT status FROM dispatch_executions WHERE recommendation_id = :r", r=rec_id) == [["pending"]]
+    assert conn.run(
+        "SELECT status FROM dispatch_executions WHERE recommendation_id = :r", r=rec_id
+    ) == [["pending"]]
     monkeypatch.setattr(broker, "execute", real_execute)
     retried = dispatch(conn, broker, **kwargs)
     assert retried["outcomes"] == {"filled": 1}

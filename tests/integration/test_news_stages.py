@@ -21,6 +21,7 @@ from typing import Any
 
 import pg8000.native
 import pytest
+
 from ops_pipeline import health, watchlist
 from ops_pipeline.db import query
 from ops_pipeline.news import classifier_stage

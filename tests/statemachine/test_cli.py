@@ -19,21 +19,39 @@ pytestmark = pytest.mark.statemachine
 @pytest.fixture
 def bars_csv(tmp_path, bundled_bars):
     first = min(b.ts for b in bundled_bars)
-    chosen = [b for b in bundled_bars if b.symbol in ("AAPL", "TSLA") and b.ts < first + timedelta(minutes=75)]
+    chosen = [
+        b
+        for b in bundled_bars
+        if b.symbol in ("AAPL", "TSLA") and b.ts < first + timedelta(minutes=75)
+    ]
     path = tmp_path / "bars.csv"
     write_bars(chosen, path)
     return path, chosen
 
 
-def test_replay_fills_features_that_match_an_independent_rolling_computation(conn, database_url, bars_csv, capsys):
+def test_replay_fills_features_that_match_an_independent_rolling_computation(
+    conn, database_url, bars_csv, capsys
+):
     path, bars = bars_csv
-    code = main(["replay", "--bars", str(path), "--feeds", str(BUNDLED_FEEDS), "--database-url", database_url])
+    code = main(
+        [
+            "replay",
+            "--bars",
+            str(path),
+            "--feeds",
+            str(BUNDLED_FEEDS),
+            "--database-url",
+            database_url,
+        ]
+    )
     out = capsys.readouterr()
     assert code == 0, out.out + out.err
     assert "Replay summary" in out.out and "simulated P&L" in out.out
     assert "MinutePipelineStateMachine     succeeded 76" in out.out
 
-    frame = pd.DataFrame([(b.symbol, b.ts, float(b.close), b.volume) for b in bars], columns=["t", "ts", "c", "v"])
+    frame = pd.DataFrame(
+        [(b.symbol, b.ts, float(b.close), b.volume) for b in bars], columns=["t", "ts", "c", "v"]
+    )
     frame = frame.sort_values(["t", "ts"])
     g = frame.groupby("t")
     frame["sma20"] = g["c"].transform(lambda s: s.rolling(20).mean())
@@ -56,14 +74,22 @@ def test_status_json_is_one_object_with_every_table(conn, database_url, capsys):
     assert main(["status", "--json", "--database-url", database_url]) == 0
     report = json.loads(capsys.readouterr().out)
     assert set(report["tables"]) == {
-        "lane_telemetry", "lane_features", "dispatch_recommendations", "dispatch_executions",
-        "inbound_events_raw", "inbound_events_classified", "lane_watchlist_state",
+        "lane_telemetry",
+        "lane_features",
+        "dispatch_recommendations",
+        "dispatch_executions",
+        "inbound_events_raw",
+        "inbound_events_classified",
+        "lane_watchlist_state",
     }
     assert report["last_execution"] is None and report["data_age_seconds"] is None
 
 
 def test_classify_reads_lines_and_writes_json_lines(monkeypatch, capsys):
-    monkeypatch.setattr("sys.stdin", io.StringIO("Apple shares surge after record iPhone sales\n\n$TSLA falls after recall\n"))
+    monkeypatch.setattr(
+        "sys.stdin",
+        io.StringIO("Apple shares surge after record iPhone sales\n\n$TSLA falls after recall\n"),
+    )
     assert main(["classify"]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(lines) == 2

@@ -19,9 +19,16 @@ MACHINE = "MinutePipelineStateMachine"
 
 @pytest.fixture
 def stack(conn, database_url, bundled_bars):
-    runtime = LocalRuntime(database_url=database_url, parameters={"Tickers": "AAPL,AMZN,MSFT,SPY,TSLA"})
-    with LocalAlpaca(bundled_bars, runtime.alpaca_key_id, runtime.alpaca_secret_key, now=OPEN) as market:
-        runtime.extra_env = {"ALPACA_DATA_URL": market.base_url, "ALPACA_TRADING_URL": market.base_url}
+    runtime = LocalRuntime(
+        database_url=database_url, parameters={"Tickers": "AAPL,AMZN,MSFT,SPY,TSLA"}
+    )
+    with LocalAlpaca(
+        bundled_bars, runtime.alpaca_key_id, runtime.alpaca_secret_key, now=OPEN
+    ) as market:
+        runtime.extra_env = {
+            "ALPACA_DATA_URL": market.base_url,
+            "ALPACA_TRADING_URL": market.base_url,
+        }
         with runtime:
             yield runtime, market
 
@@ -38,14 +45,25 @@ def test_a_trading_hour_runs_through_every_stage(stack, conn):
     assert results[0].output["market"]["is_open"] is False  # 09:30: the 09:29 bar is pre-market
     last = results[-1].output
     assert last["market"]["is_open"] is True
-    assert set(last) >= {"time", "execution", "market", "telemetry", "features", "signals", "dispatch"}
+    assert set(last) >= {
+        "time",
+        "execution",
+        "market",
+        "telemetry",
+        "features",
+        "signals",
+        "dispatch",
+    }
     assert last["telemetry"]["to"] == (OPEN + timedelta(minutes=59)).isoformat()
     assert conn.run("SELECT count(*) FROM lane_telemetry")[0][0] == 300
     assert conn.run("SELECT count(*) FROM lane_features WHERE sma50 IS NOT NULL")[0][0] == 5 * 11
     invoked = {logical_id for logical_id, _ in runtime.invocations}
     assert invoked == {
-        "MarketCheckFunction", "TelemetryIngestorFunction", "FeatureComputerFunction",
-        "SignalEngineFunction", "DispatcherFunction",
+        "MarketCheckFunction",
+        "TelemetryIngestorFunction",
+        "FeatureComputerFunction",
+        "SignalEngineFunction",
+        "DispatcherFunction",
     }
 
 
@@ -89,9 +107,16 @@ def test_a_transient_market_data_failure_is_retried(stack, conn):
 
 
 def test_a_bad_parameter_fails_the_execution_with_a_named_error(conn, database_url, bundled_bars):
-    runtime = LocalRuntime(database_url=database_url, parameters={"RiskLimits": '{"min_confidence": "lots"}'})
-    with LocalAlpaca(bundled_bars, runtime.alpaca_key_id, runtime.alpaca_secret_key, now=OPEN) as market:
-        runtime.extra_env = {"ALPACA_DATA_URL": market.base_url, "ALPACA_TRADING_URL": market.base_url}
+    runtime = LocalRuntime(
+        database_url=database_url, parameters={"RiskLimits": '{"min_confidence": "lots"}'}
+    )
+    with LocalAlpaca(
+        bundled_bars, runtime.alpaca_key_id, runtime.alpaca_secret_key, now=OPEN
+    ) as market:
+        runtime.extra_env = {
+            "ALPACA_DATA_URL": market.base_url,
+            "ALPACA_TRADING_URL": market.base_url,
+        }
         with runtime:
             result = run_minute(runtime, market, OPEN + timedelta(minutes=3))
     assert result.status == "FAILED"

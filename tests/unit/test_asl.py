@@ -39,7 +39,10 @@ def definition(request) -> dict:
 
 
 def test_there_are_two_pipelines():
-    assert [p.name for p in DEFINITIONS] == ["five_minute_pipeline.asl.json", "minute_pipeline.asl.json"]
+    assert [p.name for p in DEFINITIONS] == [
+        "five_minute_pipeline.asl.json",
+        "minute_pipeline.asl.json",
+    ]
 
 
 def test_every_transition_resolves_and_every_state_is_reachable(definition):
@@ -55,7 +58,9 @@ def test_every_transition_resolves_and_every_state_is_reachable(definition):
             for target in targets(states[name]):
                 assert target in states, f"{label}: {name} -> {target} does not exist"
                 todo.append(target)
-            terminal = states[name]["Type"] in ("Succeed", "Fail", "Choice") or states[name].get("End")
+            terminal = states[name]["Type"] in ("Succeed", "Fail", "Choice") or states[name].get(
+                "End"
+            )
             assert terminal or "Next" in states[name], f"{label}: {name} neither ends nor goes on"
         assert reached == set(states), f"{label}: unreachable {set(states) - reached}"
 
@@ -83,7 +88,11 @@ def test_every_task_receives_the_event_minute(definition):
 def test_a_console_execution_with_empty_input_uses_its_start_time(definition):
     first = definition["States"][definition["StartAt"]]
     assert first["Type"] == "Choice"
-    assert first["Choices"][0] == {"Variable": "$.time", "IsPresent": True, "Next": first["Choices"][0]["Next"]}
+    assert first["Choices"][0] == {
+        "Variable": "$.time",
+        "IsPresent": True,
+        "Next": first["Choices"][0]["Next"],
+    }
     fallback = definition["States"][first["Default"]]
     assert fallback["Parameters"] == {"time.$": "$$.Execution.StartTime"}
 
@@ -91,6 +100,8 @@ def test_a_console_execution_with_empty_input_uses_its_start_time(definition):
 def test_moto_s_interpreter_parses_the_definition(definition):
     from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 
-    text = re.sub(r"\$\{(\w+)\}", r"arn:aws:lambda:us-east-1:123456789012:function:\1", json.dumps(definition))
+    text = re.sub(
+        r"\$\{(\w+)\}", r"arn:aws:lambda:us-east-1:123456789012:function:\1", json.dumps(definition)
+    )
     program, _ = AmazonStateLanguageParser.parse(text)
     assert program is not None

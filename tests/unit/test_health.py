@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+
 from ops_pipeline.health import (
     MISSING_AGE_SECONDS,
     DataSnapshot,

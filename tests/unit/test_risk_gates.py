@@ -8,19 +8,30 @@ from ops_pipeline.risk import PendingRecommendation, risk_gates
 D = Decimal
 MINUTE = datetime(2019, 2, 12, 15, 0, tzinfo=UTC)
 LIMITS = RiskLimits(
-    min_confidence=D("0.5"), max_notional_per_order=D("10000"), max_position_notional=D("25000"),
+    min_confidence=D("0.5"),
+    max_notional_per_order=D("10000"),
+    max_position_notional=D("25000"),
     recommendation_ttl_minutes=5,
 )
 
 
 def rec(id_=1, ticker="AAPL", action="BUY", price="170", confidence="0.6", age=0):
     decided = MINUTE - timedelta(minutes=age)
-    return PendingRecommendation(id_, ticker, decided - timedelta(minutes=1), decided, action, D(price), D(confidence))
+    return PendingRecommendation(
+        id_, ticker, decided - timedelta(minutes=1), decided, action, D(price), D(confidence)
+    )
 
 
 def decide(recs, *, state=TradingState.ACTIVE, market_open=True, positions=None, open_orders=()):
-    return risk_gates(recs, minute=MINUTE, market_open=market_open, state=state, limits=LIMITS,
-                      positions=positions or {}, open_orders=open_orders)
+    return risk_gates(
+        recs,
+        minute=MINUTE,
+        market_open=market_open,
+        state=state,
+        limits=LIMITS,
+        positions=positions or {},
+        open_orders=open_orders,
+    )
 
 
 def test_a_fresh_confident_buy_is_sized_by_max_notional_in_whole_shares():

@@ -96,6 +96,7 @@ def test_char_features_are_padded_word_ngrams() -> None:
 
 # --- the shipped weights file ------------------------------------------------------------
 
+
 def _shipped() -> dict:
     with gzip.open(S.MODEL_PATH, "rt", encoding="utf-8") as fh:
         return json.load(fh)
@@ -121,16 +122,23 @@ def test_pure_python_matches_scikit_learn_references() -> None:
 
 # --- the inference math on a hand-made weights file ---------------------------------------
 
+
 def _write_tiny_model(path: Path, version: int = S.PREPROCESS_VERSION) -> Path:
     data = {
-        "name": "tiny", "preprocess_version": version,
-        "classes": ["negative", "positive", "neutral"], "intercepts": [0.1, -0.2, 0.3],
-        "blocks": [{
-            "analyzer": "word", "params": {}, "sublinear_tf": True,
-            "terms": ["up", "down", "shares up"],
-            "idf": [1.5, 2.0, 3.0],
-            "weights": [-1.0, 2.0, 0.0,   3.0, -2.0, 0.5,   0.0, 1.0, -1.0],
-        }],
+        "name": "tiny",
+        "preprocess_version": version,
+        "classes": ["negative", "positive", "neutral"],
+        "intercepts": [0.1, -0.2, 0.3],
+        "blocks": [
+            {
+                "analyzer": "word",
+                "params": {},
+                "sublinear_tf": True,
+                "terms": ["up", "down", "shares up"],
+                "idf": [1.5, 2.0, 3.0],
+                "weights": [-1.0, 2.0, 0.0, 3.0, -2.0, 0.5, 0.0, 1.0, -1.0],
+            }
+        ],
     }
     path.write_bytes(gzip.compress(json.dumps(data).encode()))
     return path

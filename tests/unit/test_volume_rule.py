@@ -59,7 +59,10 @@ def test_a_cross_up_with_normal_volume_is_a_buy_whose_reason_shows_ratio_and_mul
     rec = evaluate(_cross_up(D("1.31")))
     assert rec is not None
     assert (rec.action, rec.base_confidence, rec.volume_multiplier, rec.confidence) == (
-        "BUY", D("0.60"), D("1.0"), D("0.6000"),
+        "BUY",
+        D("0.60"),
+        D("1.0"),
+        D("0.6000"),
     )
     assert "volume ratio 1.3100 is NORMAL: x1.0" in rec.reason
 
@@ -76,7 +79,9 @@ def test_surge_multiplies_by_1_3():
 
 def test_no_cross_no_signal():
     flat = _cross_up(D("1.5"))
-    still_above = SignalInput(**{**flat.__dict__, "prev_close": D("106.45"), "prev_sma20": D("106.40")})
+    still_above = SignalInput(
+        **{**flat.__dict__, "prev_close": D("106.45"), "prev_sma20": D("106.40")}
+    )
     assert evaluate(still_above) is None
 
 
@@ -91,16 +96,25 @@ def test_agreeing_news_raises_and_contradicting_news_lowers_the_base():
 
 
 def test_strong_news_alone_creates_a_recommendation_and_volume_still_applies_last():
-    quiet = SignalInput(**{**_cross_up(D("0.8")).__dict__, "prev_close": D("106.45"), "prev_sma20": D("106.40")})
+    quiet = SignalInput(
+        **{**_cross_up(D("0.8")).__dict__, "prev_close": D("106.45"), "prev_sma20": D("106.40")}
+    )
     news = NewsSummary((Headline(1, "Microsoft wins a huge contract", D("0.95")),))
     rec = evaluate(quiet, news)
-    assert (rec.rule, rec.action, rec.base_confidence, rec.confidence) == ("news", "BUY", D("0.55"), D("0.1650"))
+    assert (rec.rule, rec.action, rec.base_confidence, rec.confidence) == (
+        "news",
+        "BUY",
+        D("0.55"),
+        D("0.1650"),
+    )
     against_trend = SignalInput(**{**quiet.__dict__, "sma20": D("106.0"), "sma50": D("106.2")})
     assert evaluate(against_trend, news) is None
 
 
 def test_a_headline_makes_at_most_one_news_only_recommendation():
-    quiet = SignalInput(**{**_cross_up(D("1.5")).__dict__, "prev_close": D("106.45"), "prev_sma20": D("106.40")})
+    quiet = SignalInput(
+        **{**_cross_up(D("1.5")).__dict__, "prev_close": D("106.45"), "prev_sma20": D("106.40")}
+    )
     acted = NewsSummary((Headline(1, "Microsoft wins a huge contract", D("0.95"), acted_on=True),))
     assert evaluate(quiet, acted) is None
     # ... but it still counts for a trend signal.

@@ -47,7 +47,9 @@ def _single_attempt(client: Any, timeout: float) -> Any:
     return client
 
 
-def data_client(creds: AlpacaCredentials, timeout: float = HTTP_TIMEOUT_SECONDS) -> StockHistoricalDataClient:
+def data_client(
+    creds: AlpacaCredentials, timeout: float = HTTP_TIMEOUT_SECONDS
+) -> StockHistoricalDataClient:
     from alpaca.data.historical import StockHistoricalDataClient
 
     client = StockHistoricalDataClient(

@@ -65,7 +65,9 @@ class RiskLimits:
         try:
             limits = cls(
                 **{
-                    key: (int(value) if key == "recommendation_ttl_minutes" else Decimal(str(value)))
+                    key: (
+                        int(value) if key == "recommendation_ttl_minutes" else Decimal(str(value))
+                    )
                     for key, value in raw.items()
                 }
             )
@@ -163,7 +165,10 @@ def trading_mode() -> TradingMode:
         mode = TradingMode(raw)
     except ValueError as exc:
         raise ConfigError(f"trading mode must be simulation, paper or live, got {raw!r}") from exc
-    if mode is TradingMode.LIVE and os.environ.get(LIVE_TRADING_CONFIRMATION) != LIVE_TRADING_PHRASE:
+    if (
+        mode is TradingMode.LIVE
+        and os.environ.get(LIVE_TRADING_CONFIRMATION) != LIVE_TRADING_PHRASE
+    ):
         raise ConfigError(
             "trading mode is 'live' but the stack parameter LiveTradingConfirmation is not set: "
             "refusing to trade real money"
@@ -195,7 +200,10 @@ def alpaca_credentials() -> AlpacaCredentials:
     arn = _parameter_name(ALPACA_SECRET_ARN)
     try:
         secret = parameters.get_secret(arn, transform="json", max_age=SECRET_MAX_AGE_SECONDS)
-    except (parameters.exceptions.GetParameterError, parameters.exceptions.TransformParameterError) as exc:
+    except (
+        parameters.exceptions.GetParameterError,
+        parameters.exceptions.TransformParameterError,
+    ) as exc:
         raise ConfigError(f"Alpaca secret could not be read: {exc}") from exc
     key_id, secret_key = secret.get("key_id"), secret.get("secret_key")
     if not key_id or not secret_key or "REPLACE" in f"{key_id}{secret_key}":

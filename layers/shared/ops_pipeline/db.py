@@ -8,6 +8,7 @@ statements and no session `SET`, so RDS Proxy never pins a connection.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import ssl
 from dataclasses import dataclass
@@ -46,7 +47,9 @@ def parse_database_url(url: str) -> DatabaseTarget:
     """Read `postgresql://user[:password]@host[:port]/dbname[?host=/socket/dir&sslmode=require]`."""
     parts = urlsplit(url)
     if parts.scheme not in ("postgres", "postgresql"):
-        raise DatabaseConfigError(f"DATABASE_URL must start with postgresql://, got {parts.scheme!r}")
+        raise DatabaseConfigError(
+            f"DATABASE_URL must start with postgresql://, got {parts.scheme!r}"
+        )
     query = parse_qs(parts.query)
     database = unquote(parts.path.lstrip("/")) or "postgres"
     socket_dir = query.get("host", [None])[0]
@@ -123,17 +126,15 @@ class ConnectionCache:
             try:
                 self._conn.run("SELECT 1")
                 return self._conn
-            except Exception:  # noqa: BLE001 - any failure means: open a new one
+            except Exception:
                 self.close()
         self._conn = connect(self._target)
         return self._conn
 
     def close(self) -> None:
         if self._conn is not None:
-            try:
+            with contextlib.suppress(Exception):
                 self._conn.close()
-            except Exception:  # noqa: BLE001
-                pass
             self._conn = None
 
 

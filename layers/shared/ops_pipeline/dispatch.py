@@ -81,7 +81,8 @@ class AlpacaBroker:
 
         held = alpaca.call("positions", self.client.get_all_positions)
         orders = alpaca.call(
-            "open orders", lambda: self.client.get_orders(GetOrdersRequest(status=QueryOrderStatus.OPEN))
+            "open orders",
+            lambda: self.client.get_orders(GetOrdersRequest(status=QueryOrderStatus.OPEN)),
         )
         return (
             {p["symbol"]: Decimal(str(p["qty"])) for p in held},
@@ -111,7 +112,9 @@ class AlpacaBroker:
             return self._outcome(alpaca.call("order", lambda: self.client.submit_order(request)))
         except APIError as exc:
             if _api_code(exc) == DUPLICATE_CLIENT_ORDER_ID:
-                logger.info("order already placed; reading it back", extra={"client_order_id": coid})
+                logger.info(
+                    "order already placed; reading it back", extra={"client_order_id": coid}
+                )
                 return self._outcome(
                     alpaca.call("order lookup", lambda: self.client.get_order_by_client_id(coid))
                 )
@@ -157,7 +160,13 @@ WHERE e.recommendation_id = u.rec_id
 """
 
 
-def _claim(conn: Connection, decisions: Sequence[Decision], outcomes: dict[int, Outcome], mode: TradingMode, minute: datetime) -> set[int]:
+def _claim(
+    conn: Connection,
+    decisions: Sequence[Decision],
+    outcomes: dict[int, Outcome],
+    mode: TradingMode,
+    minute: datetime,
+) -> set[int]:
     """Write every decision once; return the recommendation ids this run now owns."""
     if not decisions:
         return set()
@@ -208,15 +217,22 @@ def dispatch(
     rows = conn.run(PENDING, since=minute - BACKLOG, minute=minute)
     fresh, reclaimed = [], []
     for rec_id, ticker, ts, decided_at, action, price, confidence, claimed_qty in rows:
-        rec = PendingRecommendation(rec_id, ticker, ts, decided_at, action, Decimal(price), Decimal(confidence))
+        rec = PendingRecommendation(
+            rec_id, ticker, ts, decided_at, action, Decimal(price), Decimal(confidence)
+        )
         if claimed_qty is None:
             fresh.append(rec)
         else:
             reclaimed.append(Decision(rec, Decimal(claimed_qty)))
     held, open_orders = broker.positions(conn, minute) if fresh else ({}, set())
     decisions = risk_gates(
-        fresh, minute=minute, market_open=market_open, state=state, limits=limits,
-        positions=held, open_orders=open_orders,
+        fresh,
+        minute=minute,
+        market_open=market_open,
+        state=state,
+        limits=limits,
+        positions=held,
+        open_orders=open_orders,
     )
     simulated = broker.mode is TradingMode.SIMULATION
     planned: dict[int, Outcome] = {}
@@ -229,7 +245,9 @@ def dispatch(
             planned[d.recommendation.id] = Outcome("pending")
     owned = _claim(conn, decisions, planned, broker.mode, minute)
 
-    to_send = [d for d in decisions if d.approved and not simulated and d.recommendation.id in owned]
+    to_send = [
+        d for d in decisions if d.approved and not simulated and d.recommendation.id in owned
+    ]
     to_send += reclaimed if state is not TradingState.HALTED else []
     sent: dict[int, Outcome] = {}
     transient: list[str] = []
@@ -246,10 +264,13 @@ def dispatch(
         counts[outcome.status] = counts.get(outcome.status, 0) + 1
     rejections = [
         {"ticker": d.recommendation.ticker, "action": d.recommendation.action, "reason": d.rejected}
-        for d in decisions if not d.approved and d.recommendation.id in owned
+        for d in decisions
+        if not d.approved and d.recommendation.id in owned
     ]
     if transient:
-        raise TransientError(f"{len(transient)} order(s) left pending for the retry: {transient[0]}")
+        raise TransientError(
+            f"{len(transient)} order(s) left pending for the retry: {transient[0]}"
+        )
     return {
         "mode": broker.mode.value,
         "considered": len(rows),

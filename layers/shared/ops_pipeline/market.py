@@ -59,7 +59,10 @@ def market_status(minute: datetime, session: TradingSession | None) -> MarketSta
     local = minute.astimezone(NEW_YORK)
     if session is None:
         return MarketStatus(False, f"{local:%Y-%m-%d} is not a trading day")
-    bounds = {"session_open": session.opens.isoformat(), "session_close": session.closes.isoformat()}
+    bounds = {
+        "session_open": session.opens.isoformat(),
+        "session_close": session.closes.isoformat(),
+    }
     if minute <= session.opens:
         return MarketStatus(False, f"before the open at {session.opens:%H:%M} New York", **bounds)
     if minute > session.closes:

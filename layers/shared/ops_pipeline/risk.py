@@ -78,7 +78,9 @@ def _first_failed_gate(
     return None
 
 
-def _size(rec: PendingRecommendation, held: Decimal, limits: RiskLimits) -> tuple[Decimal, str | None]:
+def _size(
+    rec: PendingRecommendation, held: Decimal, limits: RiskLimits
+) -> tuple[Decimal, str | None]:
     if rec.action == "SELL":
         return (held, None) if held > 0 else (Decimal(0), f"no {rec.ticker} position to sell")
     room = limits.max_position_notional - held * rec.price

@@ -167,8 +167,10 @@ def evaluate(f: SignalInput, news: NewsSummary | None = None) -> Recommendation 
         elif news.direction is not None:
             base, used_news = base + NEWS_CONTRADICTS, True
             parts.append(f"{news.describe()} contradicts: {NEWS_CONTRADICTS:.2f}")
-    elif (fresh := news.not_acted_on()).direction and abs(fresh.net) >= NEWS_ALONE and not _trend_against(
-        f, fresh.direction
+    elif (
+        (fresh := news.not_acted_on()).direction
+        and abs(fresh.net) >= NEWS_ALONE
+        and not _trend_against(f, fresh.direction)
     ):
         news, action, rule, base, used_news = fresh, fresh.direction, "news", NEWS_ONLY_BASE, True
         parts.append(f"{news.describe()}: {action} base {base:.2f}")
@@ -263,7 +265,9 @@ def load_news(conn: Connection, tickers: Sequence[str], minute: datetime) -> dic
     rows = conn.run(RECENT_NEWS, tickers=list(tickers), since=minute - NEWS_WINDOW, minute=minute)
     grouped: dict[str, list[Headline]] = {}
     for ticker, event_id, title, polarity, acted_on in rows:
-        grouped.setdefault(ticker, []).append(Headline(event_id, title, Decimal(polarity), acted_on))
+        grouped.setdefault(ticker, []).append(
+            Headline(event_id, title, Decimal(polarity), acted_on)
+        )
     return {ticker: NewsSummary(tuple(items)) for ticker, items in grouped.items()}
 
 

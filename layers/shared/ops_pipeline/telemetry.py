@@ -15,8 +15,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from ops_pipeline.db import Connection
-from ops_pipeline.event_time import ONE_MINUTE, parse_minute
 from ops_pipeline.errors import InvalidEventError
+from ops_pipeline.event_time import ONE_MINUTE, parse_minute
 from ops_pipeline.observability import logger
 
 LOOKBACK = timedelta(minutes=120)
@@ -56,22 +56,22 @@ def parse_bar(ticker: str, raw: Mapping[str, Any]) -> Bar:
         ts = parse_minute(raw["t"])
     except (KeyError, InvalidEventError) as exc:
         raise MalformedBar(f"t={raw.get('t')!r}") from exc
-    o, h, l, c = (_price(raw, field) for field in "ohlc")
+    o, h, low, c = (_price(raw, field) for field in "ohlc")
     try:
         volume = int(raw["v"])
     except (KeyError, TypeError, ValueError) as exc:
         raise MalformedBar(f"v={raw.get('v')!r}") from exc
     if volume < 0:
         raise MalformedBar(f"v={volume} is negative")
-    if h < max(o, c, l) or l > min(o, c):
-        raise MalformedBar(f"high {h} / low {l} do not contain open {o} and close {c}")
+    if h < max(o, c, low) or low > min(o, c):
+        raise MalformedBar(f"high {h} / low {low} do not contain open {o} and close {c}")
     vwap = raw.get("vw")
     return Bar(
         ticker=ticker,
         ts=ts,
         open=o,
         high=h,
-        low=l,
+        low=low,
         close=c,
         volume=volume,
         trade_count=int(raw["n"]) if raw.get("n") is not None else None,
@@ -94,21 +94,28 @@ def closed_bars(
             try:
                 bar = parse_bar(ticker, raw)
             except MalformedBar as exc:
-                logger.warning("skipping malformed bar", extra={"ticker": ticker, "bar": raw, "problem": str(exc)})
+                logger.warning(
+                    "skipping malformed bar",
+                    extra={"ticker": ticker, "bar": raw, "problem": str(exc)},
+                )
                 continue
             if bar.ts + ONE_MINUTE <= minute:
                 bars.append(bar)
     return sorted(bars, key=lambda b: (b.ticker, b.ts))
 
 
-def fetch_start(last_stored: Mapping[str, datetime], tickers: Sequence[str], minute: datetime) -> datetime:
+def fetch_start(
+    last_stored: Mapping[str, datetime], tickers: Sequence[str], minute: datetime
+) -> datetime:
     """Where the one request starts: the earliest ticker's next bar, within the lookback, minus the refetch."""
     floor = minute - LOOKBACK
     nexts = [last_stored[t] + ONE_MINUTE if t in last_stored else floor for t in tickers]
     return max(floor, min(nexts) - REFETCH)
 
 
-def last_stored_bars(conn: Connection, tickers: Sequence[str], minute: datetime) -> dict[str, datetime]:
+def last_stored_bars(
+    conn: Connection, tickers: Sequence[str], minute: datetime
+) -> dict[str, datetime]:
     rows = conn.run(
         "SELECT ticker, max(ts) FROM lane_telemetry"
         " WHERE ticker = ANY(CAST(:tickers AS text[])) AND ts >= :floor AND ts < :minute"
@@ -156,7 +163,9 @@ def upsert_bars(conn: Connection, bars: Sequence[Bar]) -> tuple[int, int]:
     return inserted, len(rows) - inserted
 
 
-def request_bars(client: Any, tickers: Sequence[str], start: datetime, end: datetime) -> dict[str, list[dict[str, Any]]]:
+def request_bars(
+    client: Any, tickers: Sequence[str], start: datetime, end: datetime
+) -> dict[str, list[dict[str, Any]]]:
     """One multi-symbol request (alpaca-py follows the pages) for 1-minute IEX bars, start and end inclusive."""
     from alpaca.data.enums import DataFeed
     from alpaca.data.requests import StockBarsRequest
@@ -165,12 +174,18 @@ def request_bars(client: Any, tickers: Sequence[str], start: datetime, end: date
     from ops_pipeline import alpaca
 
     request = StockBarsRequest(
-        symbol_or_symbols=list(tickers), timeframe=TimeFrame.Minute, feed=DataFeed.IEX, start=start, end=end
+        symbol_or_symbols=list(tickers),
+        timeframe=TimeFrame.Minute,
+        feed=DataFeed.IEX,
+        start=start,
+        end=end,
     )
     return alpaca.call("bars", lambda: client.get_stock_bars(request))
 
 
-def ingest(conn: Connection, client: Any, tickers: Sequence[str], minute: datetime) -> dict[str, Any]:
+def ingest(
+    conn: Connection, client: Any, tickers: Sequence[str], minute: datetime
+) -> dict[str, Any]:
     """Fetch and store every closed bar that is missing or changed, up to the bar that closed at `minute`."""
     last = last_stored_bars(conn, tickers, minute)
     start, end = fetch_start(last, tickers, minute), minute - ONE_MINUTE

@@ -87,13 +87,13 @@ def classify_events(
         results: list[Classification | None] = list(
             classify_many([e.text for e in events], universe)
         )
-    except Exception:  # noqa: BLE001 - find the culprit below
+    except Exception:
         logger.exception("batch classification failed; classifying one by one")
         results = []
         for event in events:
             try:
                 results.append(classify(event.text, universe))
-            except Exception:  # noqa: BLE001 - one bad text never stops the others
+            except Exception:
                 logger.exception("could not classify event", extra={"event_id": event.event_id})
                 results.append(None)
     done = [

@@ -39,8 +39,10 @@ def classify(text: str, universe: Iterable[str] | str | None = None) -> Classifi
     return classify_many([text], universe)[0]
 
 
-def classify_many(texts: Iterable[str], universe: Iterable[str] | str | None = None,
-                  ) -> list[Classification]:
+def classify_many(
+    texts: Iterable[str],
+    universe: Iterable[str] | str | None = None,
+) -> list[Classification]:
     """``classify`` over many texts (one model load, one universe parse)."""
     items = list(texts)
     allowed = None if universe is None else parse_universe(universe)

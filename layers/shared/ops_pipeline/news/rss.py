@@ -44,8 +44,39 @@ ACCEPT = (
 )
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
 _BLOCK_TAGS = frozenset(
-    "address article aside blockquote br dd div dl dt figcaption footer h1 h2 h3 h4 h5 h6 "
-    "header hr li main nav ol p pre section table td th tr ul".split()
+    [
+        "address",
+        "article",
+        "aside",
+        "blockquote",
+        "br",
+        "dd",
+        "div",
+        "dl",
+        "dt",
+        "figcaption",
+        "footer",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "header",
+        "hr",
+        "li",
+        "main",
+        "nav",
+        "ol",
+        "p",
+        "pre",
+        "section",
+        "table",
+        "td",
+        "th",
+        "tr",
+        "ul",
+    ]
 )
 _DATE_FIELDS = ("published_parsed", "updated_parsed", "created_parsed")
 
@@ -166,7 +197,7 @@ def html_to_text(markup: str) -> str:
     try:
         extractor.feed(markup)
         extractor.close()
-    except Exception:  # noqa: BLE001 - HTMLParser is lenient; never let one item fail a feed
+    except Exception:
         return _clean(markup)
     return _clean("".join(extractor.parts))
 
@@ -295,7 +326,7 @@ def parse_feed(body: bytes, headers: Mapping[str, str], feed: Feed) -> ParsedFee
     try:
         # A BytesIO, never the bytes themselves: feedparser would try bytes as a local file name.
         parsed = feedparser.parse(io.BytesIO(body), response_headers=response_headers)
-    except Exception as exc:  # noqa: BLE001 - a parser crash is this feed's error, not the run's
+    except Exception as exc:
         return ParsedFeed(feed, error=f"parser failed: {_describe(exc)}")
     entries = list(parsed.get("entries") or [])
     problem = _describe(parsed.get("bozo_exception")) if parsed.get("bozo") else None
@@ -449,7 +480,7 @@ def _collect_all(
     for feed, future in zip(feeds, futures, strict=True):
         try:
             outcomes.append(future.result())
-        except Exception as exc:  # noqa: BLE001 - one bad feed never stops the others
+        except Exception as exc:
             logger.exception("feed ingest crashed", extra={"feed": feed.name, "url": feed.url})
             state = states.get(feed.url)
             outcomes.append(

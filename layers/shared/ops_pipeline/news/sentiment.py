@@ -30,8 +30,9 @@ LABELS = ("negative", "positive", "neutral")
 
 _URL = re.compile(r"https?://\S*|www\.\S+", re.IGNORECASE)
 _CASHTAG = re.compile(r"\$[A-Za-z]{1,6}(?:\.[A-Za-z])?(?![A-Za-z0-9])")
-_MONEY = re.compile(r"[$€£]\s?\d[\d,]*(?:\.\d+)?\s?(?:[kmbt]n?|bn|mln|million|billion|trillion)?\b",
-                    re.IGNORECASE)
+_MONEY = re.compile(
+    r"[$€£]\s?\d[\d,]*(?:\.\d+)?\s?(?:[kmbt]n?|bn|mln|million|billion|trillion)?\b", re.IGNORECASE
+)
 _PCT_UP = re.compile(r"\+\s?\d[\d,]*(?:\.\d+)?\s?%")
 _PCT_DOWN = re.compile(r"(?<![\w])[-−–]\s?\d[\d,]*(?:\.\d+)?\s?%")
 _PCT = re.compile(r"\d[\d,]*(?:\.\d+)?\s?(?:%|percent\b|pct\b)", re.IGNORECASE)
@@ -83,7 +84,7 @@ def char_features(text: str, low: int = 2, high: int = 5) -> list[str]:
         padded = f" {word} "
         size = len(padded)
         for n in range(low, high + 1):
-            grams.extend(padded[i:i + n] for i in range(size - n + 1))
+            grams.extend(padded[i : i + n] for i in range(size - n + 1))
     return grams
 
 
@@ -122,7 +123,7 @@ def _build_block(spec: dict[str, Any], n_classes: int) -> _Block:
     idf: list[float] = spec["idf"]
     flat: list[float] = spec["weights"]  # row-major: len(terms) x n_classes
     table = {
-        term: (idf[i], tuple(flat[i * n_classes:(i + 1) * n_classes]))
+        term: (idf[i], tuple(flat[i * n_classes : (i + 1) * n_classes]))
         for i, term in enumerate(terms)
     }
     analyzer = make_analyzer(spec["analyzer"], spec.get("params"))
@@ -200,4 +201,3 @@ def classify_sentiments(texts: Iterable[str]) -> list[Sentiment]:
     """Classify many texts; same results as ``classify_sentiment`` on each."""
     model = _model()
     return [_to_sentiment(predict_proba(t, model)) for t in texts]
-

@@ -98,21 +98,27 @@ def _words(text: str) -> frozenset[str]:
 
 AMBIGUOUS_GUARDS: dict[str, AliasGuard] = {
     "Apple": AliasGuard(
-        _words("pie pies juice cider orchard orchards tree trees sauce seed seeds crumble crisp "
-               "vinegar picking harvest blossom blossoms butter strudel tart tarts cake cakes "
-               "brandy martini variety varieties jam jelly turnover dumplings slices fritters "
-               "farm farms recipe recipes"),
+        _words(
+            "pie pies juice cider orchard orchards tree trees sauce seed seeds crumble crisp "
+            "vinegar picking harvest blossom blossoms butter strudel tart tarts cake cakes "
+            "brandy martini variety varieties jam jelly turnover dumplings slices fritters "
+            "farm farms recipe recipes"
+        ),
         _words("big candy toffee caramel crab custard adam's baked"),
     ),
     "Amazon": AliasGuard(
-        _words("rainforest rainforests river basin jungle forest forests deforestation region "
-               "tribe tribes tribal fire fires parrot parrots warrior warriors delta biome "
-               "indigenous wildfires"),
+        _words(
+            "rainforest rainforests river basin jungle forest forests deforestation region "
+            "tribe tribes tribal fire fires parrot parrots warrior warriors delta biome "
+            "indigenous wildfires"
+        ),
         _words("brazilian peruvian colombian ecuadorian"),
     ),
     "Meta": AliasGuard(
-        _words("analysis analyses data description descriptions tag tags study studies review "
-               "reviews level model models learning knowledge information programming"),
+        _words(
+            "analysis analyses data description descriptions tag tags study studies review "
+            "reviews level model models learning knowledge information programming"
+        ),
     ),
     "Tesla": AliasGuard(_words("coil coils unit units magnet magnets tower"), _words("nikola")),
     "Alphabet": AliasGuard(
@@ -121,12 +127,16 @@ AMBIGUOUS_GUARDS: dict[str, AliasGuard] = {
     ),
     "Oracle": AliasGuard(_words("of"), _words("delphic delphi")),
     "Visa": AliasGuard(
-        _words("application applications applicant applicants rules requirement requirements "
-               "holder holders policy policies ban bans waiver waivers program programme "
-               "restrictions overstay overstays free process interview interviews "
-               "sponsorship status lottery"),
-        _words("student students work travel tourist business investor golden entry transit "
-               "exit spouse h-1b h1b"),
+        _words(
+            "application applications applicant applicants rules requirement requirements "
+            "holder holders policy policies ban bans waiver waivers program programme "
+            "restrictions overstay overstays free process interview interviews "
+            "sponsorship status lottery"
+        ),
+        _words(
+            "student students work travel tourist business investor golden entry transit "
+            "exit spouse h-1b h1b"
+        ),
     ),
     "Adobe": AliasGuard(_words("house houses brick bricks home homes building buildings walls")),
     "Chevron": AliasGuard(_words("deference doctrine")),
@@ -198,7 +208,7 @@ def company_mentions(text: str) -> set[str]:
     for match in _ALIAS_RE.finditer(text):
         ticker, alias = _ALIAS_INDEX[match.group(0)]
         guard = AMBIGUOUS_GUARDS.get(alias)
-        if guard and _guard_rejects(guard, text[:match.start()], text[match.end():]):
+        if guard and _guard_rejects(guard, text[: match.start()], text[match.end() :]):
             continue
         found.add(ticker)
     return found
