@@ -41,7 +41,7 @@ import tracemalloc
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,7 @@ STAGE_FUNCTIONS = {
     "signals": "signals.run",
     "dispatch": "dispatch.dispatch",
 }
-DEFAULT_RUNS = {7: 15, 50: 15, 500: 7}  # timed runs; --runs overrides
+DEFAULT_RUNS = 30  # timed runs per ticker count; --runs overrides
 MIB = 1024 * 1024
 
 
@@ -94,7 +94,11 @@ def load_bars(n: int, until: datetime | None) -> tuple[list[str], list[Any], dat
         if until is None or bar.ts < until:
             by_symbol.setdefault(bar.symbol, []).append(bar)
     pairs = universe(sorted(by_symbol), n)
-    bars = [bar if name == base else replace(bar, symbol=name) for name, base in pairs for bar in by_symbol[base]]
+    bars = [
+        bar if name == base else replace(bar, symbol=name)
+        for name, base in pairs
+        for bar in by_symbol[base]
+    ]
     return [name for name, _ in pairs], bars, first
 
 
@@ -128,6 +132,7 @@ class RemoteAlpaca:
         self._pipe, child = ctx.Pipe()
         self._process = ctx.Process(target=_serve_alpaca, args=(n, until, child), daemon=True)
         self._process.start()
+        child.close()  # the child's end lives in the child only: its death is an EOFError here
         self.base_url = self._pipe.recv()
 
     def _ask(self, command: str, arg: Any = None) -> Any:
@@ -168,8 +173,10 @@ class CountingConnection:
 
     def __init__(self, conn: Any) -> None:
         self._conn = conn
-        self._socket = _CountingSocket(conn._sock)
-        conn._sock = self._socket
+        # pg8000 keeps its buffered socket in `_sock`; without one, wire waits read 0.
+        self._socket = _CountingSocket(getattr(conn, "_sock", None))
+        if self._socket._sock is not None:
+            conn._sock = self._socket
         self.statements: list[str] = []
 
     def run(self, sql: str, *args: Any, **kwargs: Any) -> Any:
@@ -195,6 +202,7 @@ class StageRun:
     http: int
     peak_bytes: int | None
     work: int  # rows the stage handled: bars stored, features computed, recs created, decisions
+    minute: datetime | None = None
 
 
 @dataclass
@@ -213,7 +221,14 @@ def _work(stage: str, out: dict[str, Any]) -> int:
     return out["considered"]
 
 
-def measure(stage: str, fn: Callable[[], dict[str, Any]], conn: CountingConnection, market: RemoteAlpaca, traced: bool) -> StageRun:
+def measure(
+    stage: str,
+    minute: datetime,
+    fn: Callable[[], dict[str, Any]],
+    conn: CountingConnection,
+    market: RemoteAlpaca,
+    traced: bool,
+) -> StageRun:
     conn.statements = []
     flushes, http = conn.flushes, market.request_count()
     if traced:
@@ -223,10 +238,15 @@ def measure(stage: str, fn: Callable[[], dict[str, Any]], conn: CountingConnecti
     out = fn()
     seconds = time.perf_counter() - start
     peak = tracemalloc.get_traced_memory()[1] - before if traced else None
-    return StageRun(seconds, conn.statements, conn.flushes - flushes, market.request_count() - http, peak, _work(stage, out))
+    http = market.request_count() - http
+    return StageRun(
+        seconds, conn.statements, conn.flushes - flushes, http, peak, _work(stage, out), minute
+    )
 
 
-def bench_universe(n: int, runs: int, mem_runs: int, server_url: str) -> tuple[dict[str, Series], list[datetime], dict[str, Any]]:
+def bench_universe(
+    n: int, runs: int, mem_runs: int, server_url: str
+) -> tuple[dict[str, Series], list[datetime], dict[str, Any]]:
     from ops_pipeline import dispatch, features, signals, telemetry
     from ops_pipeline.alpaca import data_client
     from ops_pipeline.config import AlpacaCredentials, RiskLimits, TradingState
@@ -257,7 +277,12 @@ def bench_universe(n: int, runs: int, mem_runs: int, server_url: str) -> tuple[d
                 "compute": lambda: features.compute(conn, minute),
                 "signals": lambda: signals.run(conn, tickers, minute),
                 "dispatch": lambda: dispatch.dispatch(
-                    conn, broker, minute=minute, market_open=True, state=TradingState.ACTIVE, limits=limits
+                    conn,
+                    broker,
+                    minute=minute,
+                    market_open=True,
+                    state=TradingState.ACTIVE,
+                    limits=limits,
                 ),
             }
 
@@ -274,7 +299,7 @@ def bench_universe(n: int, runs: int, mem_runs: int, server_url: str) -> tuple[d
                 tracemalloc.start()
             market.set_time(minute)
             for stage, fn in stage_calls(minute).items():
-                result = measure(stage, fn, conn, market, traced)
+                result = measure(stage, minute, fn, conn, market, traced)
                 (series[stage].traced if traced else series[stage].runs).append(result)
         tracemalloc.stop()
         info = {
@@ -304,11 +329,13 @@ def server_url() -> str:
     """The server on 127.0.0.1:5432 when it answers (or $OPS_PIPELINE_TEST_DATABASE_URL), else the embedded one."""
     from ops_pipeline.db import connect, parse_database_url
 
-    url = os.environ.get("OPS_PIPELINE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    url = os.environ.get(
+        "OPS_PIPELINE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+    )
     try:
         connect(parse_database_url(url)).close()
         return url
-    except Exception:  # noqa: BLE001 - no server here: use the embedded one
+    except Exception:  # no server answers here: use the embedded one
         from ops_pipeline_local.embedded_db import embedded_database_url
 
         return embedded_database_url()
@@ -359,6 +386,7 @@ def _whole_minute(series: dict[str, Series]) -> tuple[list[StageRun], list[Stage
             sum(p.http for p in parts),
             max(peaks) if None not in peaks else None,
             sum(p.work for p in parts),
+            parts[0].minute,
         )
 
     first = series[STAGES[0]]
@@ -369,38 +397,60 @@ def _whole_minute(series: dict[str, Series]) -> tuple[list[StageRun], list[Stage
 
 
 def verdict(stage: str, results: dict[int, dict[str, Series]]) -> str:
-    """Do the round trips of the same minutes come out the same whatever the ticker count?"""
-    def per_minute(n: int) -> list[list[str]]:
-        s = results[n][stage]
-        return [r.statements for r in s.runs + s.traced]
-
-    counts = {n: [len(st) for st in per_minute(n)] for n in results}
-    http = {n: [r.http for r in results[n][stage].runs + results[n][stage].traced] for n in results}
+    """Do the same minutes make the same statements and requests whatever the ticker count?"""
     sizes = sorted(results)
-    same_db = all(per_minute(n) == per_minute(sizes[0]) for n in sizes)
-    same_http = all(http[n] == http[sizes[0]] for n in sizes)
+    by_minute = {
+        n: {r.minute: r for r in results[n][stage].runs + results[n][stage].traced} for n in sizes
+    }
+    common = sorted(set.intersection(*(set(m) for m in by_minute.values())))
+    counts = {n: [len(by_minute[n][m].statements) for m in common] for n in sizes}
+    http = {n: [by_minute[n][m].http for m in common] for n in sizes}
     spread = ", ".join(f"{n}: {_range(counts[n])}" for n in sizes)
     http_spread = ", ".join(f"{n}: {_range(http[n])}" for n in sizes)
-    if same_db and same_http:
-        return f"{stage:<9} CONSTANT: the same statements minute by minute at every ticker count (round trips {spread}; HTTP {http_spread})"
-    lines = [f"{stage:<9} NOT CONSTANT: round trips {spread}; HTTP {http_spread}"]
+    lines = []
     for n in sizes[1:]:
-        for i, (a, b) in enumerate(zip(per_minute(sizes[0]), per_minute(n))):
-            if a != b:
-                extra = [st for st in b if st not in a] or b
-                lines.append(f"          minute {i + 1}, {n} tickers ({len(b)}) vs {sizes[0]} ({len(a)}): {extra[:3]}")
+        for m in common:
+            a, b = by_minute[sizes[0]][m], by_minute[n][m]
+            if a.statements != b.statements or a.http != b.http:
+                extra = [st for st in b.statements if st not in a.statements] or b.statements
+                lines.append(
+                    f"          {m:%H:%M} UTC: {n} tickers {len(b.statements)} statements, {b.http} HTTP;"
+                    f" {sizes[0]} tickers {len(a.statements)}, {a.http}: {extra[:3]}"
+                )
                 break
-    return "\n".join(lines)
+    where = f"over the {len(common)} minutes every ticker count ran"
+    if not lines:
+        return f"{stage:<9} CONSTANT: the same statements and requests minute by minute, {where} (round trips {spread}; HTTP {http_spread})"
+    return "\n".join(
+        [f"{stage:<9} NOT CONSTANT {where}: round trips {spread}; HTTP {http_spread}", *lines]
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tickers", default="7,50,500", help="ticker counts, comma-separated (default 7,50,500)")
-    parser.add_argument("--runs", type=int, default=None, help=f"timed runs per ticker count (default {DEFAULT_RUNS}, else 10)")
-    parser.add_argument("--mem-runs", type=int, default=3, help="extra runs under tracemalloc for the memory column (default 3)")
+    parser.add_argument(
+        "--tickers", default="7,50,500", help="ticker counts, comma-separated (default 7,50,500)"
+    )
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=None,
+        help=f"timed runs per ticker count (default {DEFAULT_RUNS})",
+    )
+    parser.add_argument(
+        "--mem-runs",
+        type=int,
+        default=5,
+        help="further runs under tracemalloc for the memory column (default 5)",
+    )
     args = parser.parse_args(argv)
     sizes = [int(x) for x in args.tickers.split(",") if x.strip()]
-    if not sizes or min(sizes) < 1 or args.mem_runs < 1 or (args.runs is not None and args.runs < 1):
+    if (
+        not sizes
+        or min(sizes) < 1
+        or args.mem_runs < 1
+        or (args.runs is not None and args.runs < 1)
+    ):
         parser.error("ticker counts, --runs and --mem-runs must be positive")
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 
@@ -418,7 +468,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "data: real 1-minute bars of 2019-02-12, AAPL AMZN MSFT SPY TSLA (Alpha Vantage export kept in"
         " github.com/masonblier/eqker, ISC);"
     )
-    print("      N tickers = the 5 real series, then clones under synthetic names (TAAAA, TAAAB, ...)")
+    print(
+        "      N tickers = the 5 real series, then clones under synthetic names (TAAAA, TAAAB, ...)"
+    )
     print(
         f"machine: {os.cpu_count()} cores, {platform.system()} {platform.machine()}, Python {platform.python_version()},"
         f" PostgreSQL {pg_version} at {parse_database_url(url).describe().rsplit('/', 1)[0]}, pg8000 {pg8000.__version__},"
@@ -436,12 +488,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "        'DB round trips' = conn.run calls; 'wire waits' = socket flushes (pg8000 waits 3x per"
         " parameterised statement); ranges are min-max over runs"
     )
-    print("        rows/run: ingest bars stored, compute features written, signals recs created, dispatch recs considered")
+    print(
+        "        rows/run: ingest bars stored, compute features written, signals recs created, dispatch recs considered"
+    )
 
     results: dict[int, dict[str, Series]] = {}
     started = time.perf_counter()
     for n in sizes:
-        runs = args.runs or DEFAULT_RUNS.get(n, 10)
+        runs = args.runs or DEFAULT_RUNS
         t0 = time.perf_counter()
         series, minutes, info = bench_universe(n, runs, args.mem_runs, url)
         results[n] = series
@@ -456,12 +510,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(HEADER)
         for n in sizes:
             print(_row(n, results[n][stage].runs, results[n][stage].traced))
-    print("\nwhole minute: ingest + compute + signals + dispatch (peak MiB = the largest stage peak)")
+    print(
+        "\nwhole minute: ingest + compute + signals + dispatch (peak MiB = the largest stage peak)"
+    )
     print(HEADER)
     for n in sizes:
         print(_row(n, *_whole_minute(results[n])))
     if len(sizes) > 1:
-        print("\nround trips and HTTP requests against the ticker count (same minutes, statement by statement):")
+        print(
+            "\nround trips and HTTP requests against the ticker count (same minutes, statement by statement):"
+        )
         for stage in STAGES:
             print(verdict(stage, results))
     print(f"\ntotal {time.perf_counter() - started:.1f} s")

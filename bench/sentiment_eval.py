@@ -93,14 +93,18 @@ def main() -> int:
     print(f"model {S.MODEL_NAME} on valid ({len(texts)} headlines, never trained on)")
     print(f"  accuracy {m['accuracy']:.4f}   macro-F1 {m['macro_f1']:.4f}")
     print("  F1 " + "  ".join(f"{c} {v:.4f}" for c, v in m["f1"].items()))
-    print(f"majority baseline (always '{majority}'): accuracy {b['accuracy']:.4f}   "
-          f"macro-F1 {b['macro_f1']:.4f}")
+    print(
+        f"majority baseline (always '{majority}'): accuracy {b['accuracy']:.4f}   "
+        f"macro-F1 {b['macro_f1']:.4f}"
+    )
     print("confusion (rows = gold, cols = predicted):")
     print("            " + "".join(f"{c:>10}" for c in ORDER))
     for c, row in zip(ORDER, report["confusion"]["matrix"]):
         print(f"  {c:<10}" + "".join(f"{v:>10}" for v in row))
-    print(f"model file {report['model_file_bytes'] / 1e6:.2f} MB, "
-          f"load {report['model_load_seconds']:.2f} s")
+    print(
+        f"model file {report['model_file_bytes'] / 1e6:.2f} MB, "
+        f"load {report['model_load_seconds']:.2f} s"
+    )
     print(f"throughput {report['headlines_per_second']} headlines/s (1,000 headlines)")
     return 0
 

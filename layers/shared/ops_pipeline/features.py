@@ -26,11 +26,12 @@ SMA_SHORT = 20
 SMA_LONG = 50
 VOLUME_WINDOW = 20
 SURGE_RATIO = Decimal("3.0")
-# How far back a bar without features is looked for: a replay or an outage within this is healed.
-PENDING_LOOKBACK = timedelta(days=7)
+# How far back a bar without features is looked for: a session's worth, which covers anything the
+# ingestor can write (it looks back 2 hours) with room for an outage or a bulk load of a day.
+PENDING_LOOKBACK = timedelta(days=1)
 
 COMPUTE_FEATURES = """
-WITH pending AS (
+WITH pending AS MATERIALIZED (
     SELECT t.ticker, min(t.ts) AS first_ts
     FROM lane_telemetry t
     LEFT JOIN lane_features f ON f.ticker = t.ticker AND f.ts = t.ts
@@ -38,22 +39,23 @@ WITH pending AS (
       AND (f.ticker IS NULL OR f.close <> t.close OR f.volume_current <> t.volume)
     GROUP BY t.ticker
 ),
+bounds AS MATERIALIZED (
+    -- Where each pending ticker's windows start: 49 stored bars before its first pending bar.
+    SELECT p.ticker, p.first_ts,
+           coalesce(
+               (SELECT y.ts FROM lane_telemetry y
+                WHERE y.ticker = p.ticker AND y.ts < p.first_ts
+                ORDER BY y.ts DESC OFFSET 48 LIMIT 1),
+               '-infinity') AS from_ts
+    FROM pending p
+),
 windowed AS (
     SELECT b.ticker, b.ts, b.close, b.volume, p.first_ts,
            avg(b.close)  OVER w20 AS sma20, count(*) OVER w20 AS n20,
            avg(b.close)  OVER w50 AS sma50, count(*) OVER w50 AS n50,
            avg(b.volume) OVER w20 AS volume_avg
-    FROM pending p
-    JOIN LATERAL (
-        SELECT x.ticker, x.ts, x.close, x.volume
-        FROM lane_telemetry x
-        WHERE x.ticker = p.ticker AND x.ts < :until
-          AND x.ts >= coalesce(
-              (SELECT y.ts FROM lane_telemetry y
-               WHERE y.ticker = p.ticker AND y.ts < p.first_ts
-               ORDER BY y.ts DESC OFFSET 48 LIMIT 1),
-              '-infinity')
-    ) b ON true
+    FROM bounds p
+    JOIN lane_telemetry b ON b.ticker = p.ticker AND b.ts >= p.from_ts AND b.ts < :until
     WINDOW w20 AS (PARTITION BY b.ticker ORDER BY b.ts ROWS BETWEEN 19 PRECEDING AND CURRENT ROW),
            w50 AS (PARTITION BY b.ticker ORDER BY b.ts ROWS BETWEEN 49 PRECEDING AND CURRENT ROW)
 ),
