@@ -31,6 +31,7 @@ Usage: PYTHONPATH=layers/shared:src python bench/minute_stages.py [--tickers 7,5
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing as mp
 import os
 import platform
@@ -38,7 +39,6 @@ import statistics
 import sys
 import time
 import tracemalloc
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -252,16 +252,13 @@ def bench_universe(
     from ops_pipeline.config import AlpacaCredentials, RiskLimits, TradingState
     from ops_pipeline.db import connect, parse_database_url
     from ops_pipeline.event_time import ONE_MINUTE
-    from ops_pipeline.migrate import migrate
+    from ops_pipeline_local.embedded_db import throwaway_database
 
-    name = f"ops_bench_{uuid.uuid4().hex[:10]}"
-    admin = connect(parse_database_url(server_url))
-    admin.run(f"CREATE DATABASE {name}")  # a name we made, never input
+    cleanup = contextlib.ExitStack()
     raw = None
     market = None
     try:
-        raw = connect(parse_database_url(_with_database(server_url, name)))
-        migrate(raw)
+        raw = connect(parse_database_url(cleanup.enter_context(throwaway_database(server_url))))
         conn = CountingConnection(raw)
         tickers, _, day_start = load_bars(n, until=None)
         warm = day_start + WARMUP_MINUTES * ONE_MINUTE
@@ -318,33 +315,10 @@ def bench_universe(
             market.close()
         if raw is not None:
             raw.close()
-        admin.run(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.close()
+        cleanup.close()
 
 
 # ---------------------------------------------------------------- the database server
-
-
-def server_url() -> str:
-    """The server on 127.0.0.1:5432 when it answers (or $OPS_PIPELINE_TEST_DATABASE_URL), else the embedded one."""
-    from ops_pipeline.db import connect, parse_database_url
-
-    url = os.environ.get(
-        "OPS_PIPELINE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-    )
-    try:
-        connect(parse_database_url(url)).close()
-        return url
-    except Exception:  # no server answers here: use the embedded one
-        from ops_pipeline_local.embedded_db import embedded_database_url
-
-        return embedded_database_url()
-
-
-def _with_database(url: str, name: str) -> str:
-    base, _, query = url.partition("?")
-    base = base.rsplit("/", 1)[0]
-    return f"{base}/{name}" + (f"?{query}" if query else "")
 
 
 # ---------------------------------------------------------------- printing
@@ -454,7 +428,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("ticker counts, --runs and --mem-runs must be positive")
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 
-    url = server_url()
+    from ops_pipeline_local.embedded_db import server_or_embedded
+
+    url = server_or_embedded()
     from ops_pipeline.db import connect, parse_database_url
 
     probe = connect(parse_database_url(url))

@@ -23,7 +23,6 @@ import platform
 import resource
 import sys
 import time
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,28 +36,6 @@ for _path in (REPO / "layers" / "shared", REPO / "src"):
 BARS = REPO / "src" / "ops_pipeline_local" / "data" / "bars" / "2019-02-12.csv"
 FEEDS = REPO / "src" / "ops_pipeline_local" / "data" / "feeds"
 DEFAULT_MINUTES = 120
-
-
-def server_url() -> str:
-    """The server on 127.0.0.1:5432 when it answers (or $OPS_PIPELINE_TEST_DATABASE_URL), else the embedded one."""
-    from ops_pipeline.db import connect, parse_database_url
-
-    url = os.environ.get(
-        "OPS_PIPELINE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-    )
-    try:
-        connect(parse_database_url(url)).close()
-        return url
-    except Exception:  # no server answers here: use the embedded one
-        from ops_pipeline_local.embedded_db import embedded_database_url
-
-        return embedded_database_url()
-
-
-def _with_database(url: str, name: str) -> str:
-    base, _, query = url.partition("?")
-    base = base.rsplit("/", 1)[0]
-    return f"{base}/{name}" + (f"?{query}" if query else "")
 
 
 def _rss_mib() -> float:
@@ -112,6 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ops_pipeline.db import connect, parse_database_url
     from ops_pipeline.event_time import ONE_MINUTE
     from ops_pipeline_local.bars import read_bars
+    from ops_pipeline_local.embedded_db import server_or_embedded, throwaway_database
     from ops_pipeline_local.replay import replay
 
     rss_start = _rss_mib()
@@ -119,21 +97,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.minutes:
         first = min(b.ts for b in bars)
         bars = [b for b in bars if b.ts < first + args.minutes * ONE_MINUTE]
-    url = server_url()
+    url = server_or_embedded()
     admin = connect(parse_database_url(url))
     pg_version = admin.run("SHOW server_version")[0][0]
-    name = f"ops_bench_{uuid.uuid4().hex[:10]}"
-    admin.run(f"CREATE DATABASE {name}")  # a name we made, never input
+    admin.close()
     clock = HandlerClock()
     clock.install()
-    try:
+    with throwaway_database(url) as database_url:
         rss_before = _rss_mib()
         start = time.perf_counter()
-        result = replay(bars, database_url=_with_database(url, name), feeds_dir=FEEDS)
+        result = replay(bars, database_url=database_url, feeds_dir=FEEDS)
         wall = time.perf_counter() - start
-    finally:
-        admin.run(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.close()
 
     minutes = int((result.last_minute - result.first_minute) / ONE_MINUTE) + 1
     executions = sum(sum(t.values()) for t in result.executions.values())

@@ -168,6 +168,7 @@ def summarize(conn: Any, first: datetime, last: datetime, tickers: Sequence[str]
     """What the replay window holds: bars, features, recommendations by band, executions, P&L."""
     window = {"first": first, "last": last + timedelta(minutes=1), "tickers": list(tickers)}
     where = "ticker = ANY(CAST(:tickers AS text[])) AND ts >= :first AND ts < :last"
+    rec_where = "r.ticker = ANY(CAST(:tickers AS text[])) AND r.ts >= :first AND r.ts < :last"
     bars = conn.run(f"SELECT count(*) FROM lane_telemetry WHERE {where}", **window)[0][0]
     features = query(
         conn,
@@ -189,14 +190,14 @@ def summarize(conn: Any, first: datetime, last: datetime, tickers: Sequence[str]
     executions = conn.run(
         "SELECT e.mode, e.status, count(*) FROM dispatch_executions e"
         " JOIN dispatch_recommendations r ON r.id = e.recommendation_id"
-        f" WHERE r.{where.replace(' AND ', ' AND r.')} GROUP BY 1, 2 ORDER BY 1, 2",
+        f" WHERE {rec_where} GROUP BY 1, 2 ORDER BY 1, 2",
         **window,
     )
     fills = query(
         conn,
         "SELECT e.ticker, e.side, e.qty, e.price FROM dispatch_executions e"
         " JOIN dispatch_recommendations r ON r.id = e.recommendation_id"
-        f" WHERE r.{where.replace(' AND ', ' AND r.')} AND e.status = 'filled' AND e.mode = 'simulation'"
+        f" WHERE {rec_where} AND e.status = 'filled' AND e.mode = 'simulation'"
         " ORDER BY e.id",
         **window,
     )
