@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -36,6 +36,25 @@ class ReplayResult:
     executions: dict[str, dict[str, int]] = field(default_factory=dict)
     failures: list[ExecutionResult] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
+
+
+@contextmanager
+def local_stack(
+    bars: Sequence[Bar],
+    *,
+    database_url: str,
+    parameters: dict[str, str] | None = None,
+    now: datetime | None = None,
+) -> Iterator[tuple[LocalRuntime, LocalAlpaca]]:
+    """The stack in moto, with its Alpaca endpoints on a local server of these bars."""
+    runtime = LocalRuntime(database_url=database_url, parameters=parameters)
+    with LocalAlpaca(bars, runtime.alpaca_key_id, runtime.alpaca_secret_key, now=now) as alpaca:
+        runtime.extra_env = {
+            "ALPACA_DATA_URL": alpaca.base_url,
+            "ALPACA_TRADING_URL": alpaca.base_url,
+        }
+        with runtime:
+            yield runtime, alpaca
 
 
 def replay_minutes(bars: Sequence[Bar]) -> list[datetime]:
@@ -99,22 +118,14 @@ def replay(
         if feeds_dir is not None:
             server = stack.enter_context(FeedServer(feeds_dir))
             feeds = [{"name": f.name, "url": f.url} for f in server.feeds()]
-        runtime = LocalRuntime(
-            database_url=database_url,
-            parameters={
-                "Tickers": ",".join(tickers),
-                "Feeds": _feeds_parameter(feeds),
-                "TradingMode": "simulation",
-            },
-        )
-        alpaca = stack.enter_context(
-            LocalAlpaca(bars, runtime.alpaca_key_id, runtime.alpaca_secret_key, now=minutes[0])
-        )
-        runtime.extra_env = {
-            "ALPACA_DATA_URL": alpaca.base_url,
-            "ALPACA_TRADING_URL": alpaca.base_url,
+        parameters = {
+            "Tickers": ",".join(tickers),
+            "Feeds": _feeds_parameter(feeds),
+            "TradingMode": "simulation",
         }
-        stack.enter_context(runtime)
+        runtime, alpaca = stack.enter_context(
+            local_stack(bars, database_url=database_url, parameters=parameters, now=minutes[0])
+        )
         for done, minute in enumerate(minutes, start=1):
             alpaca.set_time(minute)
             runs = [(MINUTE_MACHINE, "minute")]

@@ -8,8 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ops_pipeline.event_time import iso_minute
-from ops_pipeline_local.alpaca_server import LocalAlpaca
-from ops_pipeline_local.runtime import LocalRuntime
+from ops_pipeline_local.replay import local_stack
 
 pytestmark = pytest.mark.statemachine
 
@@ -19,18 +18,9 @@ MACHINE = "MinutePipelineStateMachine"
 
 @pytest.fixture
 def stack(conn, database_url, bundled_bars):
-    runtime = LocalRuntime(
-        database_url=database_url, parameters={"Tickers": "AAPL,AMZN,MSFT,SPY,TSLA"}
-    )
-    with LocalAlpaca(
-        bundled_bars, runtime.alpaca_key_id, runtime.alpaca_secret_key, now=OPEN
-    ) as market:
-        runtime.extra_env = {
-            "ALPACA_DATA_URL": market.base_url,
-            "ALPACA_TRADING_URL": market.base_url,
-        }
-        with runtime:
-            yield runtime, market
+    tickers = {"Tickers": "AAPL,AMZN,MSFT,SPY,TSLA"}
+    with local_stack(bundled_bars, database_url=database_url, parameters=tickers, now=OPEN) as s:
+        yield s
 
 
 def run_minute(runtime, market, minute, name=None):
@@ -107,18 +97,9 @@ def test_a_transient_market_data_failure_is_retried(stack, conn):
 
 
 def test_a_bad_parameter_fails_the_execution_with_a_named_error(conn, database_url, bundled_bars):
-    runtime = LocalRuntime(
-        database_url=database_url, parameters={"RiskLimits": '{"min_confidence": "lots"}'}
-    )
-    with LocalAlpaca(
-        bundled_bars, runtime.alpaca_key_id, runtime.alpaca_secret_key, now=OPEN
-    ) as market:
-        runtime.extra_env = {
-            "ALPACA_DATA_URL": market.base_url,
-            "ALPACA_TRADING_URL": market.base_url,
-        }
-        with runtime:
-            result = run_minute(runtime, market, OPEN + timedelta(minutes=3))
+    bad = {"RiskLimits": '{"min_confidence": "lots"}'}
+    with local_stack(bundled_bars, database_url=database_url, parameters=bad, now=OPEN) as s:
+        result = run_minute(*s, OPEN + timedelta(minutes=3))
     assert result.status == "FAILED"
     assert result.error == "ConfigError"
     assert "risk limits" in result.cause
