@@ -102,7 +102,12 @@ def _replay(args: argparse.Namespace, bars_path: Path, feeds: Path | None) -> in
         file=sys.stderr,
     )
     result = replay(
-        bars, database_url=database_url, tickers=tickers, feeds_dir=feeds, progress=progress.update
+        bars,
+        database_url=database_url,
+        tickers=tickers,
+        feeds_dir=feeds,
+        progress=progress.update,
+        log_level=args.log_level.upper(),
     )
     if args.json:
         print(
@@ -254,9 +259,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _prime_observability(level: str) -> None:
+    """Name the service and metrics namespace as the template does, before any handler code loads.
+
+    In AWS each function is its own process and reads these at start; here one process holds them
+    all, and Powertools reads them once, at first import.
+    """
+    from ops_pipeline_local.runtime import project_root
+    from ops_pipeline_local.template import Stack
+
+    common = Stack.load(project_root()).global_environment()
+    for key in ("POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"):
+        if key in common:
+            os.environ.setdefault(key, common[key])
+    os.environ["POWERTOOLS_LOG_LEVEL"] = level
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", args.log_level.upper())
+    _prime_observability(args.log_level.upper())
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     return args.func(args)
 

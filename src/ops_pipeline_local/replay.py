@@ -100,6 +100,7 @@ def replay(
     feeds_dir: Path | None = None,
     progress: Callable[[int, datetime, dict[str, Any]], None] | None = None,
     five_minute: bool = True,
+    log_level: str = "WARNING",
 ) -> ReplayResult:
     """Run the minute (and 5-minute) state machines over every minute the bars cover."""
     from ops_pipeline_local.feed_server import FeedServer
@@ -122,6 +123,7 @@ def replay(
             "Tickers": ",".join(tickers),
             "Feeds": _feeds_parameter(feeds),
             "TradingMode": "simulation",
+            "LogLevel": log_level,
         }
         runtime, alpaca = stack.enter_context(
             local_stack(bars, database_url=database_url, parameters=parameters, now=minutes[0])

@@ -185,9 +185,13 @@ class Stack:
         resolved = {k: self.resolver.resolve(v) for k, v in variables.items()}
         return {k: str(v) for k, v in resolved.items() if v is not None}
 
+    def global_environment(self) -> dict[str, str]:
+        """The environment every function gets (the template's `Globals`)."""
+        return self._env(self.template.get("Globals", {}).get("Function", {}))
+
     def functions(self) -> dict[str, FunctionSpec]:
         globals_ = self.template.get("Globals", {}).get("Function", {})
-        common = self._env(globals_)
+        common = self.global_environment()
         specs = {}
         for logical_id, resource in self.resources("AWS::Serverless::Function").items():
             props = resource.get("Properties", {})
