@@ -9,6 +9,9 @@ Real alpaca-py clients talk to it unchanged::
 
 Everything is relative to a simulated clock: a bar is visible once its minute has closed
 (start + 1 min <= now), and market orders fill at once at the close of the latest visible bar.
+With ``fill_market_orders="next_minute"`` they are ``accepted`` instead, and fill at the close of
+the first bar that closes after the submit time, once the clock reaches it; an open order can be
+canceled (``DELETE /v2/orders/{id}``).
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ STARTING_CASH = Decimal("100000")
 _PRICE_QUANTUM = Decimal("0.000000001")
 _NAMESPACE = uuid.UUID("6f1d4c1e-8f57-4e55-9a7e-3f4f0d6c2a10")
 _EXCHANGES = {"SPY": "ARCA"}
+FILL_MODES = ("on_submit", "next_minute")
+OPEN_STATUSES = frozenset({"new", "accepted", "partially_filled", "pending_new"})
 
 Query = dict[str, str]
 Json = dict[str, Any] | list[Any]
@@ -152,19 +157,27 @@ class _Order:
     time_in_force: str
     extended_hours: bool
     submitted_at: datetime
-    filled_avg_price: Decimal
+    filled_avg_price: Decimal | None
+    status: str
+    updated_at: datetime | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
 
     def to_json(self) -> dict[str, Any]:
         stamp = _iso_z(self.submitted_at)
+        updated = _iso_z(self.updated_at) if self.updated_at else stamp
+        filled = self.status == "filled"
         return {
             "id": self.id,
             "client_order_id": self.client_order_id,
             "created_at": stamp,
-            "updated_at": stamp,
+            "updated_at": updated,
             "submitted_at": stamp,
-            "filled_at": stamp,
+            "filled_at": updated if filled else None,
             "expired_at": None,
-            "canceled_at": None,
+            "canceled_at": updated if self.status == "canceled" else None,
             "failed_at": None,
             "replaced_at": None,
             "replaced_by": None,
@@ -174,8 +187,10 @@ class _Order:
             "asset_class": "us_equity",
             "notional": None,
             "qty": _num(self.qty),
-            "filled_qty": _num(self.qty),
-            "filled_avg_price": _num(self.filled_avg_price),
+            "filled_qty": _num(self.qty) if filled else "0",
+            "filled_avg_price": _num(self.filled_avg_price)
+            if filled and self.filled_avg_price is not None
+            else None,
             "order_class": "simple",
             "order_type": "market",
             "type": "market",
@@ -183,7 +198,7 @@ class _Order:
             "time_in_force": self.time_in_force,
             "limit_price": None,
             "stop_price": None,
-            "status": "filled",
+            "status": self.status,
             "extended_hours": self.extended_hours,
             "legs": None,
             "trail_percent": None,
@@ -205,7 +220,9 @@ class LocalAlpaca:
     ``bars``: the market data (1-minute bars); the trading calendar is the set of New York
     dates that have bars (09:30-16:00). ``now``: initial simulated time (default: wall clock).
     ``page_size``: server-side cap on bars per data page (Alpaca's is 10,000); lower it to
-    force paging. Requests without the right ``APCA-API-KEY-ID``/``APCA-API-SECRET-KEY``
+    force paging. ``fill_market_orders``: ``"on_submit"`` fills a market order at once at the
+    close of the latest closed bar; ``"next_minute"`` accepts it and fills it at the close of the
+    first bar that closes after the submit time, when the clock gets there. Requests without the right ``APCA-API-KEY-ID``/``APCA-API-SECRET-KEY``
     headers get 401. ``requests`` records every request as ``(method, path, query)``.
     """
 
@@ -218,7 +235,11 @@ class LocalAlpaca:
         now: datetime | None = None,
         cash: Decimal = STARTING_CASH,
         page_size: int = MAX_DATA_LIMIT,
+        fill_market_orders: str = "on_submit",
     ) -> None:
+        if fill_market_orders not in FILL_MODES:
+            raise ValueError(f"fill_market_orders must be one of {FILL_MODES}")
+        self._fill_mode = fill_market_orders
         self._key_id = key_id
         self._secret_key = secret_key
         self._page_size = page_size
@@ -230,15 +251,15 @@ class LocalAlpaca:
         self._sessions = sorted(
             {b.ts.astimezone(NEW_YORK).date() for bs in self._bars.values() for b in bs}
         )
-        self._now = datetime.now(UTC)
-        if now is not None:
-            self.set_time(now)
         self._cash = Decimal(cash)
         self._initial_equity = Decimal(cash)
         self._positions: dict[str, _Position] = {}
         self._orders: list[_Order] = []
         self._orders_by_id: dict[str, _Order] = {}
         self._orders_by_client_id: dict[str, _Order] = {}
+        self._now = datetime.now(UTC)
+        if now is not None:
+            self.set_time(now)
         self._failures: list[int] = []
         self.requests: list[tuple[str, str, Query]] = []
         self._closed = False
@@ -269,11 +290,13 @@ class LocalAlpaca:
             raise ValueError("set_time needs a tz-aware datetime")
         with self._lock:
             self._now = dt.astimezone(UTC)
+            self._settle()
 
     def advance(self, delta: timedelta) -> datetime:
         """Move the simulated clock forward by ``delta``; returns the new time."""
         with self._lock:
             self._now += delta
+            self._settle()
             return self._now
 
     def fail_next(self, n: int, status: int = 500) -> None:
@@ -301,7 +324,9 @@ class LocalAlpaca:
 
     # -- request handling (called by the handler thread)
 
-    def handle(self, method: str, target: str, headers: Any, body: bytes) -> tuple[int, Json]:
+    def handle(
+        self, method: str, target: str, headers: Any, body: bytes
+    ) -> tuple[int, Json | None]:
         parts = urlsplit(target)
         query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         with self._lock:
@@ -311,7 +336,8 @@ class LocalAlpaca:
                     status = self._failures.pop(0)
                     raise _ApiError(status, status * 100000, "injected failure")
                 self._authorize(headers)
-                return 200, self._route(method, parts.path, query, body)
+                payload = self._route(method, parts.path, query, body)
+                return (204, None) if payload is None else (200, payload)
             except _ApiError as err:
                 return err.status, {"code": err.code, "message": err.message}
 
@@ -323,7 +349,7 @@ class LocalAlpaca:
         if not (ok_key and ok_secret):
             raise _ApiError(401, 40110000, "request is not authorized")
 
-    def _route(self, method: str, path: str, query: Query, body: bytes) -> Json:
+    def _route(self, method: str, path: str, query: Query, body: bytes) -> Json | None:
         segments = path.strip("/").split("/")
         if len(segments) < 2 or segments[0] != "v2":
             raise _not_found("endpoint not found")
@@ -332,7 +358,9 @@ class LocalAlpaca:
             raise _not_found("endpoint not found")
         return handler(query, body)
 
-    def _find_handler(self, method: str, seg: list[str]) -> Callable[[Query, bytes], Json] | None:
+    def _find_handler(
+        self, method: str, seg: list[str]
+    ) -> Callable[[Query, bytes], Json | None] | None:
         if method == "GET":
             if seg == ["stocks", "bars"]:
                 return self._get_bars
@@ -354,6 +382,8 @@ class LocalAlpaca:
                 return lambda q, b: self._get_position(seg[1])
         if method == "POST" and seg == ["orders"]:
             return self._post_order
+        if method == "DELETE" and len(seg) == 2 and seg[0] == "orders":
+            return lambda q, b: self._cancel_order(seg[1])
         return None
 
     # -- market data
@@ -558,7 +588,7 @@ class LocalAlpaca:
         status = query.get("status") or "open"
         if status not in ("open", "closed", "all"):
             raise _unprocessable(f"invalid status {status!r}", 40010001)
-        orders = [] if status == "open" else list(self._orders)  # every order fills at once
+        orders = [o for o in self._orders if status == "all" or o.is_open == (status == "open")]
         if query.get("symbols"):
             wanted = set(query["symbols"].split(","))
             orders = [o for o in orders if o.symbol in wanted]
@@ -610,10 +640,39 @@ class LocalAlpaca:
             time_in_force=str(data.get("time_in_force") or "day"),
             extended_hours=bool(data.get("extended_hours") or False),
             submitted_at=self._now,
-            filled_avg_price=price,
+            filled_avg_price=None,
+            status="accepted",
         )
-        self._fill(order)
+        self._register(order)
+        if self._fill_mode == "on_submit":
+            self._fill(order, price)
         return order.to_json()
+
+    def _cancel_order(self, order_id: str) -> None:
+        order = self._orders_by_id.get(order_id)
+        if order is None:
+            raise _not_found(f"order not found for {order_id}")
+        if not order.is_open:
+            raise _unprocessable(f"order is not cancelable (status: {order.status})")
+        order.status, order.updated_at = "canceled", self._now
+
+    def _fill_price(self, order: _Order) -> tuple[datetime, Decimal] | None:
+        """The close of the first bar closing after the submit time, once that bar has closed."""
+        bars = self._bars[order.symbol]
+        i = bisect.bisect_right(self._starts[order.symbol], order.submitted_at - BAR_LENGTH)
+        if i == len(bars) or bars[i].ts + BAR_LENGTH > self._now:
+            return None
+        return bars[i].ts + BAR_LENGTH, bars[i].close
+
+    def _settle(self) -> None:
+        """Fill the accepted orders whose fill bar has closed by now."""
+        for order in self._orders:
+            if order.status != "accepted":
+                continue
+            fill = self._fill_price(order)
+            if fill is not None:
+                order.updated_at = fill[0]
+                self._fill(order, fill[1])
 
     def _validate_order(self, data: dict[str, Any]) -> tuple[str, str, Decimal, Decimal]:
         symbol = str(data.get("symbol") or "")
@@ -632,6 +691,14 @@ class LocalAlpaca:
             raise _unprocessable(f'no closed bar for "{symbol}" at {_iso_z(self._now)}', 40010001)
         if side == "sell":
             held = self._positions[symbol].qty if symbol in self._positions else Decimal(0)
+            held -= sum(
+                (
+                    o.qty
+                    for o in self._orders
+                    if o.is_open and o.symbol == symbol and o.side == side
+                ),
+                Decimal(0),
+            )
             if qty > held:
                 message = (
                     "insufficient qty available for order"
@@ -642,13 +709,19 @@ class LocalAlpaca:
             raise _ApiError(403, 40310000, "insufficient buying power")
         return symbol, side, qty, price
 
-    def _fill(self, order: _Order) -> None:
-        value = order.qty * order.filled_avg_price
+    def _register(self, order: _Order) -> None:
+        self._orders.append(order)
+        self._orders_by_id[order.id] = order
+        self._orders_by_client_id[order.client_order_id] = order
+
+    def _fill(self, order: _Order, price: Decimal) -> None:
+        order.status, order.filled_avg_price = "filled", price
+        value = order.qty * price
         position = self._positions.get(order.symbol)
         if order.side == "buy":
             self._cash -= value
             if position is None:
-                position = _Position(order.symbol, order.qty, order.filled_avg_price)
+                position = _Position(order.symbol, order.qty, price)
                 self._positions[order.symbol] = position
             else:
                 total = position.qty + order.qty
@@ -661,9 +734,6 @@ class LocalAlpaca:
             position.qty -= order.qty
             if position.qty == 0:
                 del self._positions[order.symbol]
-        self._orders.append(order)
-        self._orders_by_id[order.id] = order
-        self._orders_by_client_id[order.client_order_id] = order
 
 
 class _Server(ThreadingHTTPServer):
@@ -682,7 +752,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         app: LocalAlpaca = self.server.app  # type: ignore[attr-defined]
         status, payload = app.handle(self.command, self.path, self.headers, body)
-        data = json.dumps(payload).encode()
+        data = b"" if payload is None else json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))

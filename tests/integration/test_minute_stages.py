@@ -260,3 +260,100 @@ def test_paper_orders_carry_the_client_order_id_and_a_retry_never_trades_twice(
     assert [(p["symbol"], p["qty"]) for p in positions] == [("AAPL", "58")]
     row = conn.run("SELECT status, client_order_id, broker_order_id FROM dispatch_executions")[0]
     assert row[0] == "filled" and row[1] == "ops-AAPL-201902121529-BUY" and row[2]
+
+
+@pytest.fixture
+def next_minute_broker(bundled_bars, monkeypatch):
+    """The real TradingClient against a server that fills market orders a minute later."""
+    with LocalAlpaca(
+        bundled_bars,
+        CREDS.key_id,
+        CREDS.secret_key,
+        now=OPEN,
+        fill_market_orders="next_minute",
+    ) as server:
+        monkeypatch.setenv("ALPACA_TRADING_URL", server.base_url)
+        yield server, AlpacaBroker(alpaca.trading_client(CREDS, timeout=5), TradingMode.PAPER)
+
+
+def _close(bars, ticker, ts):
+    return next(b.close for b in bars if b.symbol == ticker and b.ts == ts)
+
+
+def _executions(conn):
+    return conn.run(
+        "SELECT ticker, status, price, reject_reason, broker_order_id FROM dispatch_executions"
+        " ORDER BY ticker"
+    )
+
+
+def test_a_submitted_order_is_reconciled_to_its_fill_on_the_next_run(
+    conn, bundled_bars, next_minute_broker
+):
+    market, broker = next_minute_broker
+    minute = OPEN + timedelta(minutes=60)
+    market.set_time(minute)
+    for ticker in ("AAPL", "MSFT"):
+        _recommend(conn, ticker, "BUY", minute, price="100")
+    kwargs = dict(market_open=True, state=TradingState.ACTIVE, limits=LIMITS)
+    first = dispatch(conn, broker, minute=minute, **kwargs)
+    assert first["outcomes"] == {"submitted": 2} and first["reconciled"] == 0
+    assert [r[1] for r in _executions(conn)] == ["submitted", "submitted"]
+
+    market.set_time(minute + timedelta(minutes=1))  # the bars that started at `minute` close
+    seen = len(market.requests)
+    second = dispatch(conn, broker, minute=minute + timedelta(minutes=1), **kwargs)
+    assert second["reconciled"] == 2 and second["reconciled_outcomes"] == {"filled": 2}
+    assert second["outcomes"] == {}
+    (request,) = market.requests[seen:]  # one request for every order, whatever their number
+    assert request[:2] == ("GET", "/v2/orders") and request[2]["status"] == "all"
+    rows = _executions(conn)
+    assert [(r[0], r[1], r[2], r[3]) for r in rows] == [
+        (t, "filled", _close(bundled_bars, t, minute), None) for t in ("AAPL", "MSFT")
+    ]
+    assert all(r[4] for r in rows)
+    third = dispatch(conn, broker, minute=minute + timedelta(minutes=2), **kwargs)
+    assert third["reconciled"] == 0 and len(market.requests) == seen + 1  # nothing left to ask
+
+
+def test_a_canceled_order_is_recorded_as_rejected_by_the_broker(conn, next_minute_broker):
+    market, broker = next_minute_broker
+    minute = OPEN + timedelta(minutes=60)
+    market.set_time(minute)
+    rec_id = _recommend(conn, "AAPL", "BUY", minute, price="170")
+    kwargs = dict(market_open=True, state=TradingState.ACTIVE, limits=LIMITS)
+    assert dispatch(conn, broker, minute=minute, **kwargs)["outcomes"] == {"submitted": 1}
+    ((order_id,),) = conn.run(
+        "SELECT broker_order_id FROM dispatch_executions WHERE recommendation_id = :r", r=rec_id
+    )
+    broker.client.cancel_order_by_id(order_id)
+    market.set_time(minute + timedelta(minutes=1))
+    summary = dispatch(conn, broker, minute=minute + timedelta(minutes=1), **kwargs)
+    assert summary["reconciled_outcomes"] == {"rejected": 1}
+    assert conn.run("SELECT status, reject_reason, broker_order_id FROM dispatch_executions") == [
+        ["rejected", "broker: canceled", order_id]
+    ]
+    assert broker.client.get_all_positions() == []
+
+
+def test_a_reconciliation_outage_does_not_block_new_orders(conn, bundled_bars, next_minute_broker):
+    market, broker = next_minute_broker
+    minute = OPEN + timedelta(minutes=60)
+    market.set_time(minute)
+    _recommend(conn, "AAPL", "BUY", minute, price="170")
+    kwargs = dict(market_open=True, state=TradingState.ACTIVE, limits=LIMITS)
+    dispatch(conn, broker, minute=minute, **kwargs)
+    later = minute + timedelta(minutes=1)
+    market.set_time(later)
+    _recommend(conn, "MSFT", "BUY", later, price="100")
+    market.fail_next(1, status=503)  # the reconciliation request
+    summary = dispatch(conn, broker, minute=later, **kwargs)
+    assert summary["reconciled"] == 0 and summary["outcomes"] == {"submitted": 1}
+    assert [r[1] for r in _executions(conn)] == ["submitted", "submitted"]
+    market.set_time(later + timedelta(minutes=1))
+    recovered = dispatch(conn, broker, minute=later + timedelta(minutes=1), **kwargs)
+    assert recovered["reconciled_outcomes"] == {"filled": 2}
+    assert [(r[0], r[2]) for r in _executions(conn)] == [
+        ("AAPL", _close(bundled_bars, "AAPL", minute)),
+        ("MSFT", _close(bundled_bars, "MSFT", later)),
+    ]

@@ -5,11 +5,16 @@ and `client_order_id` are unique, with `ON CONFLICT DO NOTHING`; only the rows t
 are executed. A broker order carries a `client_order_id` derived from the recommendation, and
 Alpaca refuses a reused one, so an order whose claim was written but whose outcome was not (a
 crash, a timeout) is sent again on the next run and answered with the order already placed.
+
+Reconciliation: an order Alpaca has not filled yet is recorded `submitted`. Every non-simulated
+run first reads the day's `submitted` rows (one query), their orders (one Alpaca call), and
+records the final outcomes (one statement): `filled` at `filled_avg_price`, or `rejected` for a
+canceled, expired or rejected order. Open and partially filled orders stay `submitted`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -24,6 +29,9 @@ from ops_pipeline.risk import Decision, PendingRecommendation, risk_gates
 
 BACKLOG = timedelta(days=1)
 DUPLICATE_CLIENT_ORDER_ID = 40010001
+CLOCK_SKEW = timedelta(minutes=1)
+MAX_ORDERS_PER_PAGE = 500
+BROKER_REFUSED = frozenset({"canceled", "expired", "rejected"})
 
 
 def client_order_id(rec: PendingRecommendation) -> str:
@@ -48,6 +56,12 @@ class Broker(Protocol):
 
     def execute(self, decision: Decision) -> Outcome: ...
 
+    def order_outcomes(
+        self, client_order_ids: Sequence[str], since: datetime
+    ) -> dict[str, Outcome]:
+        """Final outcomes of these orders, placed after `since`, by `client_order_id`."""
+        ...
+
 
 class SimulatedBroker:
     """Fills at the close of the recommendation's bar; positions are the filled simulated orders."""
@@ -66,6 +80,11 @@ class SimulatedBroker:
 
     def execute(self, decision: Decision) -> Outcome:
         return Outcome("filled", price=decision.recommendation.price, broker_order_id=None)
+
+    def order_outcomes(
+        self, client_order_ids: Sequence[str], since: datetime
+    ) -> dict[str, Outcome]:
+        return {}  # simulated orders fill at once: nothing is ever left `submitted`
 
 
 class AlpacaBroker:
@@ -94,6 +113,30 @@ class AlpacaBroker:
         price = order.get("filled_avg_price")
         return Outcome(status, Decimal(str(price)) if price else None, str(order.get("id")))
 
+    def order_outcomes(
+        self, client_order_ids: Sequence[str], since: datetime
+    ) -> dict[str, Outcome]:
+        """One request for every order since `since`; the finished ones among those asked for."""
+        from alpaca.common.enums import Sort
+        from alpaca.trading.enums import QueryOrderStatus
+        from alpaca.trading.requests import GetOrdersRequest
+
+        request = GetOrdersRequest(
+            status=QueryOrderStatus.ALL,
+            after=since - CLOCK_SKEW,
+            limit=MAX_ORDERS_PER_PAGE,
+            direction=Sort.ASC,  # past the page limit the newest wait, not the oldest
+        )
+        orders = alpaca.call("order reconciliation", lambda: self.client.get_orders(request))
+        wanted = set(client_order_ids)
+        outcomes: dict[str, Outcome] = {}
+        for order in orders:
+            coid = order.get("client_order_id")
+            outcome = _final_outcome(order)
+            if coid in wanted and outcome is not None:
+                outcomes[coid] = outcome
+        return outcomes
+
     def execute(self, decision: Decision) -> Outcome:
         from alpaca.common.exceptions import APIError
         from alpaca.trading.enums import OrderSide, TimeInForce
@@ -119,6 +162,22 @@ class AlpacaBroker:
                     alpaca.call("order lookup", lambda: self.client.get_order_by_client_id(coid))
                 )
             return Outcome("rejected", reason=f"broker refused: {exc}")
+
+
+def _final_outcome(order: dict[str, Any]) -> Outcome | None:
+    """`filled` or `rejected` for a finished order; None while it may still (partly) fill."""
+    status = str(order.get("status") or "")
+    order_id = str(order.get("id"))
+    if status == "filled":
+        price = order.get("filled_avg_price")
+        return Outcome("filled", Decimal(str(price)) if price else None, order_id)
+    if status not in BROKER_REFUSED:
+        return None
+    reason = f"broker: {status}"
+    filled_qty = Decimal(str(order.get("filled_qty") or 0))
+    if filled_qty:
+        reason += f" after filling {filled_qty} of {order.get('qty')}"
+    return Outcome("rejected", broker_order_id=order_id, reason=reason)
 
 
 def _api_code(exc: Exception) -> int | None:
@@ -148,6 +207,12 @@ SELECT * FROM unnest(
     CAST(:decided_at AS timestamptz[]))
 ON CONFLICT DO NOTHING
 RETURNING recommendation_id
+"""
+
+SUBMITTED = """
+SELECT recommendation_id, client_order_id, decided_at
+FROM dispatch_executions
+WHERE status = 'submitted' AND mode = :mode AND decided_at > :since
 """
 
 RECORD_OUTCOMES = """
@@ -204,6 +269,33 @@ def _record(conn: Connection, outcomes: dict[int, Outcome]) -> None:
     )
 
 
+def _reconcile(conn: Connection, broker: Broker, minute: datetime) -> dict[str, int]:
+    """Record the final outcome of the orders left `submitted`; counts by new status."""
+    rows = conn.run(SUBMITTED, mode=broker.mode.value, since=minute - BACKLOG)
+    if not rows:
+        return {}
+    by_coid = {coid: rec_id for rec_id, coid, _ in rows}
+    since = min(decided_at for _, _, decided_at in rows)
+    try:
+        finished = broker.order_outcomes(list(by_coid), since)
+    except TransientError as exc:
+        logger.warning(
+            "order reconciliation failed; retried on the next run",
+            extra={"submitted": len(rows), "error": str(exc)},
+        )
+        return {}
+    outcomes = {by_coid[coid]: outcome for coid, outcome in finished.items()}
+    _record(conn, outcomes)
+    return _counts(outcomes.values())
+
+
+def _counts(outcomes: Iterable[Outcome]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for outcome in outcomes:
+        counts[outcome.status] = counts.get(outcome.status, 0) + 1
+    return counts
+
+
 def dispatch(
     conn: Connection,
     broker: Broker,
@@ -213,7 +305,10 @@ def dispatch(
     state: TradingState,
     limits: RiskLimits,
 ) -> dict[str, Any]:
-    """Decide and execute every recommendation not yet dispatched, each at most once."""
+    """Reconcile submitted orders, then decide and execute every recommendation not yet
+    dispatched, each at most once."""
+    simulated = broker.mode is TradingMode.SIMULATION
+    reconciled = {} if simulated else _reconcile(conn, broker, minute)
     rows = conn.run(PENDING, since=minute - BACKLOG, minute=minute)
     fresh, reclaimed = [], []
     for rec_id, ticker, ts, decided_at, action, price, confidence, claimed_qty in rows:
@@ -234,7 +329,6 @@ def dispatch(
         positions=held,
         open_orders=open_orders,
     )
-    simulated = broker.mode is TradingMode.SIMULATION
     planned: dict[int, Outcome] = {}
     for d in decisions:
         if not d.approved:
@@ -259,9 +353,7 @@ def dispatch(
     _record(conn, sent)
 
     final = {**{i: planned[i] for i in owned}, **sent}
-    counts: dict[str, int] = {}
-    for outcome in final.values():
-        counts[outcome.status] = counts.get(outcome.status, 0) + 1
+    counts = _counts(final.values())
     rejections = [
         {"ticker": d.recommendation.ticker, "action": d.recommendation.action, "reason": d.rejected}
         for d in decisions
@@ -278,4 +370,6 @@ def dispatch(
         "blocked_by_risk_gates": len(rejections),
         "refused_by_broker": sum(1 for o in sent.values() if o.status == "rejected"),
         "rejections": rejections,
+        "reconciled": sum(reconciled.values()),
+        "reconciled_outcomes": reconciled,
     }
