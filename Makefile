@@ -16,7 +16,7 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: install run test lint check eval train bench clean
+.PHONY: install run test lint typecheck check eval train bench clean
 
 install: $(STAMP)
 
@@ -36,6 +36,10 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# layers/shared/ops_pipeline and src/ops_pipeline_local, as [tool.mypy] in pyproject.toml says.
+typecheck: $(STAMP)
+	$(BIN)/mypy
 
 # The template and the build: sam validate --lint, cfn-lint, sam build, checkov.
 $(DEPLOY_STAMP):

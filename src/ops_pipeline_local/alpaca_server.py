@@ -39,6 +39,7 @@ MAX_DATA_LIMIT = 10_000
 DEFAULT_DATA_LIMIT = 1_000
 STARTING_CASH = Decimal("100000")
 _PRICE_QUANTUM = Decimal("0.000000001")
+_HOST = "127.0.0.1"  # the address the server binds and base_url names
 _NAMESPACE = uuid.UUID("6f1d4c1e-8f57-4e55-9a7e-3f4f0d6c2a10")
 _EXCHANGES = {"SPY": "ARCA"}
 FILL_MODES = ("on_submit", "next_minute")
@@ -263,7 +264,7 @@ class LocalAlpaca:
         self._failures: list[int] = []
         self.requests: list[tuple[str, str, Query]] = []
         self._closed = False
-        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server = _Server((_HOST, 0), _Handler)
         self._server.app = self  # type: ignore[attr-defined]
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.05,), name="local-alpaca", daemon=True
@@ -275,8 +276,7 @@ class LocalAlpaca:
     @property
     def base_url(self) -> str:
         """``http://127.0.0.1:PORT`` (no ``/v2``), for alpaca-py's ``url_override``."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{_HOST}:{self._server.server_port}"
 
     @property
     def now(self) -> datetime:
@@ -366,7 +366,7 @@ class LocalAlpaca:
                 return self._get_bars
             if len(seg) == 3 and seg[0] == "stocks" and seg[2] == "bars":
                 return lambda q, b: self._get_symbol_bars(seg[1], q)
-            simple = {
+            simple: dict[tuple[str, ...], Callable[[Query, bytes], Json | None]] = {
                 ("clock",): self._get_clock,
                 ("calendar",): self._get_calendar,
                 ("account",): self._get_account,

@@ -24,6 +24,7 @@ from urllib.parse import quote, unquote, urlsplit
 from ops_pipeline.config import Feed
 
 SAMPLE_FEEDS_DIR = Path(__file__).parent / "data" / "feeds"
+_HOST = "127.0.0.1"  # the address the server binds and its URLs name
 
 _CORPUS_HEADER = re.compile(rb"^\s*Header:\s+([A-Za-z0-9-]+):[ \t]*(.*?)\s*$", re.MULTILINE)
 
@@ -99,7 +100,7 @@ class FeedServer:
         class Handler(_FeedRequestHandler):
             feed_server = server
 
-        self._httpd = _Server(("127.0.0.1", 0), Handler)
+        self._httpd = _Server((_HOST, 0), Handler)
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, args=(0.05,), name="feed-server", daemon=True
         )
@@ -128,8 +129,7 @@ class FeedServer:
     def base_url(self) -> str:
         if self._httpd is None:
             raise RuntimeError("the feed server is not running")
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{_HOST}:{self._httpd.server_port}"
 
     def url_for(self, filename: str) -> str:
         """The URL of a file (a path relative to the root, `/` separated) or an added document."""

@@ -165,7 +165,8 @@ def simulated_pnl(
     fills: Sequence[dict[str, Any]], last_close: dict[str, Decimal]
 ) -> dict[str, Any]:
     """Cash from simulated fills plus open positions marked at the last close."""
-    cash, held = Decimal(0), {}
+    cash = Decimal(0)
+    held: dict[str, Decimal] = {}
     for fill in fills:
         signed = fill["qty"] if fill["side"] == "buy" else -fill["qty"]
         held[fill["ticker"]] = held.get(fill["ticker"], Decimal(0)) + signed

@@ -88,6 +88,7 @@ def _lambda_response(
     payload: dict[str, Any], function_error: str | None = None
 ) -> tuple[Any, dict[str, Any]]:
     from botocore.awsrequest import AWSResponse
+    from botocore.compat import HTTPHeaders
     from botocore.response import StreamingBody
 
     body = json.dumps(payload).encode()
@@ -99,7 +100,7 @@ def _lambda_response(
     }
     if function_error:
         parsed["FunctionError"] = function_error
-    return AWSResponse("local", 200, {}, None), parsed
+    return AWSResponse("local", 200, HTTPHeaders(), None), parsed
 
 
 class LocalRuntime:
@@ -160,6 +161,11 @@ class LocalRuntime:
         from aws_lambda_powertools.utilities import parameters
 
         parameters.clear_caches()
+        # boto3's default session, made here (as boto3.setup_default_session would) rather than
+        # by the first boto3.client below: moto's Lambda tasks invoke through it, so the invoke
+        # hook goes on it. mock_aws starts each run without one and restores the old on stop.
+        session = boto3.Session()
+        boto3.DEFAULT_SESSION = session
         self.stack = Stack.load(self.root, self.parameter_overrides)
         resolver = self.stack.resolver
         ssm = boto3.client("ssm", region_name=REGION)
@@ -184,7 +190,9 @@ class LocalRuntime:
         self._set_env(env)
         self.handlers: dict[str, Callable[[dict[str, Any], Any], Any]] = {}
 
-        boto3.DEFAULT_SESSION.events.register("before-call.lambda.Invoke", self._invoke)
+        # A before-call handler that returns a response short-circuits the call; botocore-stubs
+        # types every handler as returning None.
+        session.events.register("before-call.lambda.Invoke", self._invoke)  # type: ignore[arg-type]
         self.sfn = boto3.client("stepfunctions", region_name=REGION)
         self.machine_arns = {}
         for logical_id, machine in machines.items():

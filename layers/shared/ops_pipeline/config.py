@@ -62,14 +62,23 @@ class RiskLimits:
         unknown = set(raw) - set(cls.__dataclass_fields__)
         if unknown:
             raise ConfigError(f"risk limits: unknown keys {sorted(unknown)}")
+        defaults = cls()
+
+        def decimal(key: str, default: Decimal) -> Decimal:
+            return Decimal(str(raw[key])) if key in raw else default
+
         try:
             limits = cls(
-                **{
-                    key: (
-                        int(value) if key == "recommendation_ttl_minutes" else Decimal(str(value))
-                    )
-                    for key, value in raw.items()
-                }
+                min_confidence=decimal("min_confidence", defaults.min_confidence),
+                max_notional_per_order=decimal(
+                    "max_notional_per_order", defaults.max_notional_per_order
+                ),
+                max_position_notional=decimal(
+                    "max_position_notional", defaults.max_position_notional
+                ),
+                recommendation_ttl_minutes=int(
+                    raw.get("recommendation_ttl_minutes", defaults.recommendation_ttl_minutes)
+                ),
             )
         except (InvalidOperation, ValueError, TypeError) as exc:
             raise ConfigError(f"risk limits: {exc}") from exc

@@ -13,12 +13,30 @@ import os
 import socket
 import ssl
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pg8000.native
 
-Connection = pg8000.native.Connection
+
+class Connection(Protocol):
+    """What this code uses of a `pg8000.native.Connection` (pg8000 ships no type information)."""
+
+    @property
+    def columns(self) -> list[dict[str, Any]] | None:
+        """The columns of the last statement's rows (each a dict with a `name`), if it had any."""
+        ...
+
+    def run(self, sql: str, **params: Any) -> list[list[Any]]:
+        """Run one statement and return its rows.
+
+        pg8000 returns None instead for a statement without a result set (`BEGIN`, an `INSERT`
+        without `RETURNING`); nothing here reads the result of one, so the type leaves that out.
+        """
+        ...
+
+    def close(self) -> None: ...
+
 
 CONNECT_TIMEOUT_SECONDS = 10
 
@@ -54,12 +72,16 @@ def parse_database_url(url: str) -> DatabaseTarget:
     query = parse_qs(parts.query)
     database = unquote(parts.path.lstrip("/")) or "postgres"
     socket_dir = query.get("host", [None])[0]
+    try:
+        port = parts.port or int(query.get("port", ["5432"])[0])
+    except ValueError as exc:
+        raise DatabaseConfigError(f"DATABASE_URL has a malformed port: {exc}") from None
     return DatabaseTarget(
         user=unquote(parts.username or "postgres"),
         password=unquote(parts.password) if parts.password else None,
         database=database,
         host=None if socket_dir else (parts.hostname or "127.0.0.1"),
-        port=parts.port or int(query.get("port", ["5432"])[0]),
+        port=port,
         unix_socket_dir=socket_dir,
         tls=query.get("sslmode", ["disable"])[0] in ("require", "verify-ca", "verify-full"),
     )

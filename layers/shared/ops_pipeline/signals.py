@@ -134,11 +134,12 @@ class Recommendation:
 
 def trend_signal(f: SignalInput) -> str | None:
     """BUY or SELL on a cross of the close over its 20-bar average, in the 50-bar trend's direction."""
-    if None in (f.sma20, f.sma50, f.prev_close, f.prev_sma20):
+    sma20, sma50, prev_close, prev_sma20 = f.sma20, f.sma50, f.prev_close, f.prev_sma20
+    if sma20 is None or sma50 is None or prev_close is None or prev_sma20 is None:
         return None
-    if f.prev_close <= f.prev_sma20 and f.close > f.sma20 and f.sma20 >= f.sma50:
+    if prev_close <= prev_sma20 and f.close > sma20 and sma20 >= sma50:
         return "BUY"
-    if f.prev_close >= f.prev_sma20 and f.close < f.sma20 and f.sma20 <= f.sma50:
+    if prev_close >= prev_sma20 and f.close < sma20 and sma20 <= sma50:
         return "SELL"
     return None
 

@@ -253,7 +253,7 @@ def published_at(entry: Mapping[str, Any]) -> datetime | None:
         parsed = dict.get(entry, name) if isinstance(entry, dict) else entry.get(name)
         if parsed:
             try:
-                return datetime(*parsed[:6], tzinfo=UTC)
+                return datetime(*parsed[:6]).replace(tzinfo=UTC)
             except (TypeError, ValueError, OverflowError):
                 continue
     return None
