@@ -215,19 +215,11 @@ def env_reads(tree: ast.Module) -> tuple[set[str], set[str]]:
 def config_env_constants() -> dict[str, str]:
     """`TICKERS_PARAM = "TICKERS_PARAM"`-style constants in config.py: the env var names that
     carry parameter names (constant name -> env var name)."""
-    constants = {}
-    for node in _parse(LAYER_PACKAGE / "config.py").body:
-        if (
-            isinstance(node, ast.Assign)
-            and len(node.targets) == 1
-            and isinstance(node.targets[0], ast.Name)
-            and isinstance(node.value, ast.Constant)
-            and isinstance(node.value.value, str)
-            and ENV_NAME.match(node.value.value)
-            and node.targets[0].id == node.value.value
-        ):
-            constants[node.targets[0].id] = node.value.value
-    return constants
+    return {
+        name: value
+        for name, value in _string_constants(_parse(LAYER_PACKAGE / "config.py")).items()
+        if ENV_NAME.match(value) and name == value
+    }
 
 
 def config_getters() -> dict[str, set[str]]:

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from ops_pipeline.db import Connection
+from ops_pipeline.db import Connection, query
 
 SMA_SHORT = 20
 SMA_LONG = 50
@@ -95,6 +95,35 @@ def compute(conn: Connection, minute: datetime) -> dict[str, Any]:
     for (ticker,) in rows:
         per_ticker[ticker] = per_ticker.get(ticker, 0) + 1
     return {"computed": len(rows), "by_ticker": per_ticker}
+
+
+LATEST_FEATURES = """
+SELECT ticker, ts, close, sma20, sma50, volume_ratio, prev_close, prev_sma20, base_ts, base_close
+FROM (
+    SELECT f.ticker, f.ts, f.close, f.sma20, f.sma50, f.volume_ratio,
+           lag(f.close) OVER w AS prev_close, lag(f.sma20) OVER w AS prev_sma20,
+           first_value(f.ts) OVER w AS base_ts, first_value(f.close) OVER w AS base_close,
+           row_number() OVER (PARTITION BY f.ticker ORDER BY f.ts DESC) AS newest
+    FROM lane_features f
+    WHERE f.ticker = ANY(CAST(:tickers AS text[])) AND f.ts >= :since AND f.ts < :minute
+    WINDOW w AS (PARTITION BY f.ticker ORDER BY f.ts)
+) x
+WHERE newest = 1
+"""
+LATEST_WINDOW = timedelta(minutes=30)
+
+
+def latest_features(
+    conn: Connection, tickers: Sequence[str], minute: datetime
+) -> list[dict[str, Any]]:
+    """Each ticker's newest features before `minute` (within 30 minutes), in one round trip.
+
+    With the bar before it (`prev_close`, `prev_sma20`, for crosses) and the window's oldest bar
+    (`base_ts`, `base_close`, for the return over the window).
+    """
+    return query(
+        conn, LATEST_FEATURES, tickers=list(tickers), since=minute - LATEST_WINDOW, minute=minute
+    )
 
 
 @dataclass(frozen=True)

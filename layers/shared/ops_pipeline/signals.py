@@ -29,7 +29,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from ops_pipeline.db import Connection, query
+from ops_pipeline import features
+from ops_pipeline.db import Connection
 
 TREND_BASE = Decimal("0.60")
 NEWS_ONLY_BASE = Decimal("0.55")
@@ -206,18 +207,6 @@ def kill_reason(f: SignalInput, news: NewsSummary | None = None) -> str | None:
     return None
 
 
-LATEST_FEATURES = """
-SELECT ticker, ts, close, sma20, sma50, prev_close, prev_sma20, volume_ratio FROM (
-    SELECT f.ticker, f.ts, f.close, f.sma20, f.sma50, f.volume_ratio,
-           lag(f.close) OVER w AS prev_close, lag(f.sma20) OVER w AS prev_sma20,
-           row_number() OVER (PARTITION BY f.ticker ORDER BY f.ts DESC) AS newest
-    FROM lane_features f
-    WHERE f.ticker = ANY(CAST(:tickers AS text[])) AND f.ts >= :since AND f.ts < :minute
-    WINDOW w AS (PARTITION BY f.ticker ORDER BY f.ts)
-) x
-WHERE newest = 1 AND ts >= :fresh
-"""
-
 RECENT_NEWS = """
 SELECT t.ticker, c.event_id, r.title, c.polarity,
        EXISTS (SELECT 1 FROM dispatch_recommendations d
@@ -251,15 +240,12 @@ RETURNING id
 
 
 def load_inputs(conn: Connection, tickers: Sequence[str], minute: datetime) -> list[SignalInput]:
-    rows = query(
-        conn,
-        LATEST_FEATURES,
-        tickers=list(tickers),
-        since=minute - timedelta(minutes=30),
-        minute=minute,
-        fresh=minute - FRESH_BARS,
-    )
-    return [SignalInput(**row) for row in rows]
+    fields = SignalInput.__dataclass_fields__
+    return [
+        SignalInput(**{k: v for k, v in row.items() if k in fields})
+        for row in features.latest_features(conn, tickers, minute)
+        if row["ts"] >= minute - FRESH_BARS
+    ]
 
 
 def load_news(conn: Connection, tickers: Sequence[str], minute: datetime) -> dict[str, NewsSummary]:

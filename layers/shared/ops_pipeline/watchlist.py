@@ -34,12 +34,12 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from ops_pipeline.db import Connection, query
+from ops_pipeline import features as lane_features
+from ops_pipeline.db import Connection
 from ops_pipeline.signals import volume_band
 
 TOP_N = 3
 STRONG_SCORE = Decimal("1.5")
-FEATURE_WINDOW = timedelta(minutes=30)
 NEWS_WINDOW = timedelta(hours=2)
 
 TREND_FULL = Decimal("0.005")  # sma20 0.5% away from sma50 counts fully
@@ -197,18 +197,6 @@ def watchlist_scores(
     return entries
 
 
-LATEST_FEATURES = """
-SELECT ticker, ts, close, sma20, sma50, volume_ratio, base_ts, base_close FROM (
-    SELECT f.ticker, f.ts, f.close, f.sma20, f.sma50, f.volume_ratio,
-           first_value(f.ts) OVER w AS base_ts, first_value(f.close) OVER w AS base_close,
-           row_number() OVER (PARTITION BY f.ticker ORDER BY f.ts DESC) AS newest
-    FROM lane_features f
-    WHERE f.ticker = ANY(CAST(:tickers AS text[])) AND f.ts >= :since AND f.ts < :minute
-    WINDOW w AS (PARTITION BY f.ticker ORDER BY f.ts)
-) x
-WHERE newest = 1
-"""
-
 NEWS_AGGREGATES = """
 SELECT ticker, count(*) AS news_count, coalesce(sum(polarity), 0) AS net_sentiment FROM (
     SELECT DISTINCT t.ticker, c.event_id, c.polarity
@@ -249,15 +237,10 @@ def _num(value: Decimal | None) -> str | None:
 
 def load_inputs(conn: Connection, tickers: Sequence[str], minute: datetime) -> list[WatchlistInput]:
     """Features and news aggregates for every ticker, in two round trips; tickers without either are included."""
-    features = {
-        row["ticker"]: row
-        for row in query(
-            conn,
-            LATEST_FEATURES,
-            tickers=list(tickers),
-            since=minute - FEATURE_WINDOW,
-            minute=minute,
-        )
+    fields = WatchlistInput.__dataclass_fields__
+    latest = {
+        row["ticker"]: {k: v for k, v in row.items() if k in fields}
+        for row in lane_features.latest_features(conn, tickers, minute)
     }
     news = {
         ticker: (count, Decimal(net))
@@ -267,7 +250,7 @@ def load_inputs(conn: Connection, tickers: Sequence[str], minute: datetime) -> l
     }
     inputs = []
     for ticker in tickers:
-        row: dict[str, Any] = features.get(ticker, {"ticker": ticker})
+        row: dict[str, Any] = latest.get(ticker, {"ticker": ticker})
         count, net = news.get(ticker, (0, Decimal(0)))
         inputs.append(WatchlistInput(**row, news_count=count, net_sentiment=net))
     return inputs
