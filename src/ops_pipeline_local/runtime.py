@@ -203,14 +203,10 @@ class LocalRuntime:
             )
             self.machine_arns[logical_id] = created["stateMachineArn"]
 
-    def _invoke(self, params: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
-        path = unquote(params["url_path"])
-        target = path.split("/functions/", 1)[1].rsplit("/invocations", 1)[0]
-        logical_id = target.rsplit(":", 1)[-1]
+    def invoke(self, logical_id: str, event: dict[str, Any]) -> Any:
+        """Call a function's real handler with an event, as Lambda would; its exceptions propagate."""
         if logical_id not in self.handlers:  # loaded on first use, as a cold start would
             self.handlers[logical_id] = _load_handler(self.functions[logical_id])
-        handler = self.handlers[logical_id]
-        event = json.loads(params["body"] or b"{}")
         self.invocations.append((logical_id, event))
         spec = self.functions[logical_id]
         context = LocalContext(
@@ -220,7 +216,22 @@ class LocalRuntime:
             log_group_name=f"/aws/lambda/{logical_id}",
         )
         try:
-            return _lambda_response(handler(event, context))
+            return self.handlers[logical_id](event, context)
+        finally:
+            # With metrics disabled, Powertools never clears its metric set; a Lambda container
+            # would start the next invoke clean, so do the same here.
+            from ops_pipeline.observability import metrics
+
+            metrics.clear_metrics()
+
+    def _invoke(self, params: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
+        """The botocore hook: answer moto's `lambda:Invoke` with the handler's result or error."""
+        path = unquote(params["url_path"])
+        target = path.split("/functions/", 1)[1].rsplit("/invocations", 1)[0]
+        logical_id = target.rsplit(":", 1)[-1]
+        event = json.loads(params["body"] or b"{}")
+        try:
+            return _lambda_response(self.invoke(logical_id, event))
         except Exception as exc:
             return _lambda_response(
                 {
@@ -230,12 +241,6 @@ class LocalRuntime:
                 },
                 function_error="Unhandled",
             )
-        finally:
-            # With metrics disabled, Powertools never clears its metric set; a Lambda container
-            # would start the next invoke clean, so do the same here.
-            from ops_pipeline.observability import metrics
-
-            metrics.clear_metrics()
 
     def execute(
         self, machine: str, payload: dict[str, Any], name: str | None = None, timeout: float = 300
