@@ -68,9 +68,9 @@ def replay_minutes(bars: Sequence[Bar]) -> list[datetime]:
 class Progress:
     """One line that updates in place on a terminal, and a line every 30 minutes elsewhere."""
 
-    def __init__(self, total: int, stream: TextIO = sys.stderr) -> None:
-        self.total, self.stream = total, stream
-        self.tty = stream.isatty()
+    def __init__(self, total: int, stream: TextIO | None = None) -> None:
+        self.total, self.stream = total, stream or sys.stderr
+        self.tty = self.stream.isatty()
 
     def update(self, done: int, minute: datetime, counts: dict[str, Any]) -> None:
         local = minute.astimezone(NEW_YORK)

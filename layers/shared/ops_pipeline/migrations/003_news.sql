@@ -22,7 +22,7 @@ CREATE TABLE inbound_events_raw (
     published_at timestamptz,
     fetched_at   timestamptz NOT NULL,   -- the pipeline minute that fetched it
     created_at   timestamptz NOT NULL DEFAULT now(),
-    UNIQUE (feed_url, item_key)
+    UNIQUE (feed_name, item_key)   -- the name: a feed that moves (or a local server on a new port) stays one feed
 );
 
 CREATE INDEX inbound_events_raw_published ON inbound_events_raw (published_at);

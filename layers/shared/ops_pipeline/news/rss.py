@@ -529,7 +529,7 @@ FROM unnest(CAST(:feed_names AS text[]), CAST(:feed_urls AS text[]), CAST(:item_
             CAST(:sources AS text[]), CAST(:titles AS text[]), CAST(:links AS text[]),
             CAST(:summaries AS text[]), CAST(:published AS timestamptz[]))
      AS i(feed_name, feed_url, item_key, source, title, link, summary, published_at)
-ON CONFLICT (feed_url, item_key) DO NOTHING
+ON CONFLICT (feed_name, item_key) DO NOTHING
 RETURNING id
 """
 
@@ -596,7 +596,7 @@ def _store(conn: Connection, outcomes: Sequence[_FeedOutcome], minute: datetime)
     events: dict[tuple[str, str], RawEvent] = {}
     for outcome in outcomes:
         for event in outcome.events:
-            events.setdefault((event.feed_url, event.item_key), event)
+            events.setdefault((event.feed_name, event.item_key), event)
     conn.run("BEGIN")
     try:
         inserted = _insert_events(conn, list(events.values()), minute)
