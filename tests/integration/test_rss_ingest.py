@@ -230,9 +230,14 @@ def test_rows_carry_the_fetch_minute_and_normalised_text(
 
 
 def forget(db: ThrowawayDatabase, server: FeedServer) -> None:
-    """Remove what an earlier server on the same (reused) port may have left."""
+    """Remove what an earlier server (same port, or same feed names) may have left."""
     prefix = server.base_url + "/%"
-    db.conn.run("DELETE FROM inbound_events_raw WHERE feed_url LIKE :p", p=prefix)
+    db.conn.run(
+        "DELETE FROM inbound_events_raw"
+        " WHERE feed_url LIKE :p OR feed_name = ANY(CAST(:names AS text[]))",
+        p=prefix,
+        names=list(server.files()),
+    )
     db.conn.run("DELETE FROM feed_state WHERE feed_url LIKE :p", p=prefix)
 
 
