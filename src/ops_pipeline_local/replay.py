@@ -76,7 +76,7 @@ class Progress:
         local = minute.astimezone(NEW_YORK)
         text = (
             f"[{done:>4}/{self.total}] {local:%Y-%m-%d %H:%M} New York"
-            f"  bars {counts['bars']:>5}  recs {counts['recommendations']:>3}"
+            f"  new: bars {counts['bars']:>5}  recs {counts['recommendations']:>3}"
             f"  fills {counts['fills']:>3}  news {counts['news']:>3}  failed runs {counts['failed']}"
         )
         if self.tty:
