@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from ops_pipeline_local.bars import write_bars
-from ops_pipeline_local.cli import BUNDLED_FEEDS, main
+from ops_pipeline_local.cli import BUNDLED_FEEDS, STATUS_TABLES, main
 
 pytestmark = pytest.mark.statemachine
 
@@ -29,21 +29,25 @@ def bars_csv(tmp_path, bundled_bars):
     return path, chosen
 
 
+@pytest.fixture
+def replay_args(bars_csv, database_url):
+    path, _ = bars_csv
+    return [
+        "replay",
+        "--bars",
+        str(path),
+        "--feeds",
+        str(BUNDLED_FEEDS),
+        "--database-url",
+        database_url,
+    ]
+
+
 def test_replay_fills_features_that_match_an_independent_rolling_computation(
-    conn, database_url, bars_csv, capsys
+    conn, bars_csv, replay_args, capsys
 ):
-    path, bars = bars_csv
-    code = main(
-        [
-            "replay",
-            "--bars",
-            str(path),
-            "--feeds",
-            str(BUNDLED_FEEDS),
-            "--database-url",
-            database_url,
-        ]
-    )
+    _, bars = bars_csv
+    code = main(replay_args)
     out = capsys.readouterr()
     assert code == 0, out.out + out.err
     assert "Replay summary" in out.out and "simulated P&L" in out.out
@@ -73,15 +77,19 @@ def test_replay_fills_features_that_match_an_independent_rolling_computation(
 def test_status_json_is_one_object_with_every_table(conn, database_url, capsys):
     assert main(["status", "--json", "--database-url", database_url]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert set(report["tables"]) == {
-        "lane_telemetry",
-        "lane_features",
-        "dispatch_recommendations",
-        "dispatch_executions",
-        "inbound_events_raw",
-        "inbound_events_classified",
-        "lane_watchlist_state",
-    }
+    assert (
+        set(report["tables"])
+        == set(STATUS_TABLES)
+        == {
+            "lane_telemetry",
+            "lane_features",
+            "dispatch_recommendations",
+            "dispatch_executions",
+            "inbound_events_raw",
+            "inbound_events_classified",
+            "lane_watchlist_state",
+        }
+    )
     assert report["last_execution"] is None and report["data_age_seconds"] is None
 
 
@@ -103,35 +111,13 @@ def test_migrate_is_idempotent(database_url, capsys):
     assert "up to date" in capsys.readouterr().out
 
 
-def test_replaying_the_same_bars_and_feeds_again_changes_no_row(
-    conn, database_url, bars_csv, capsys
-):
-    path, _ = bars_csv
-    args = [
-        "replay",
-        "--bars",
-        str(path),
-        "--feeds",
-        str(BUNDLED_FEEDS),
-        "--database-url",
-        database_url,
-    ]
-    tables = (
-        "lane_telemetry",
-        "lane_features",
-        "dispatch_recommendations",
-        "dispatch_executions",
-        "inbound_events_raw",
-        "inbound_events_classified",
-        "lane_watchlist_state",
-    )
-
+def test_replaying_the_same_bars_and_feeds_again_changes_no_row(conn, replay_args, capsys):
     def snapshot():
         # created_at/updated_at/fetched_at-style columns are part of the rows: they must not move either
-        return {t: conn.run(f"SELECT * FROM {t} ORDER BY 1, 2") for t in tables}  # fixed names
+        return {t: conn.run(f"SELECT * FROM {t} ORDER BY 1, 2") for t in STATUS_TABLES}
 
-    assert main(args) == 0
+    assert main(replay_args) == 0
     first = snapshot()
-    assert main(args) == 0  # a new run: new ports for the local Alpaca and feed servers
+    assert main(replay_args) == 0  # a new run: new ports for the local Alpaca and feed servers
     capsys.readouterr()
     assert snapshot() == first
