@@ -30,9 +30,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from ops_pipeline.event_time import ONE_MINUTE
 from ops_pipeline_local.bars import NEW_YORK, Bar
 
-BAR_LENGTH = timedelta(minutes=1)
 MARKET_OPEN = time(9, 30)
 MARKET_CLOSE = time(16, 0)
 MAX_DATA_LIMIT = 10_000
@@ -389,7 +389,7 @@ class LocalAlpaca:
     # -- market data
 
     def _visible_bars(self, symbol: str, start: datetime, end: datetime) -> list[Bar]:
-        last_closed = self._now - BAR_LENGTH
+        last_closed = self._now - ONE_MINUTE
         end = min(end, last_closed)
         starts = self._starts.get(symbol, [])
         lo = bisect.bisect_left(starts, start)
@@ -447,7 +447,7 @@ class LocalAlpaca:
 
     def _last_price(self, symbol: str) -> Decimal | None:
         starts = self._starts.get(symbol, [])
-        i = bisect.bisect_right(starts, self._now - BAR_LENGTH)
+        i = bisect.bisect_right(starts, self._now - ONE_MINUTE)
         return self._bars[symbol][i - 1].close if i else None
 
     # -- calendar and clock
@@ -659,10 +659,10 @@ class LocalAlpaca:
     def _fill_price(self, order: _Order) -> tuple[datetime, Decimal] | None:
         """The close of the first bar closing after the submit time, once that bar has closed."""
         bars = self._bars[order.symbol]
-        i = bisect.bisect_right(self._starts[order.symbol], order.submitted_at - BAR_LENGTH)
-        if i == len(bars) or bars[i].ts + BAR_LENGTH > self._now:
+        i = bisect.bisect_right(self._starts[order.symbol], order.submitted_at - ONE_MINUTE)
+        if i == len(bars) or bars[i].ts + ONE_MINUTE > self._now:
             return None
-        return bars[i].ts + BAR_LENGTH, bars[i].close
+        return bars[i].ts + ONE_MINUTE, bars[i].close
 
     def _settle(self) -> None:
         """Fill the accepted orders whose fill bar has closed by now."""

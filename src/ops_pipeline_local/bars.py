@@ -10,17 +10,18 @@ import csv
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from zoneinfo import ZoneInfo
+
+from ops_pipeline.event_time import ONE_MINUTE
 
 log = logging.getLogger(__name__)
 
 CANONICAL_HEADER = ("symbol", "timestamp", "open", "high", "low", "close", "volume")
 ALPHA_VANTAGE_HEADER = ("datetime", "open", "high", "low", "close", "volume")
 NEW_YORK = ZoneInfo("America/New_York")
-BAR_LENGTH = timedelta(minutes=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +109,7 @@ def _alpha_vantage_ts(row: dict[str, str | None]) -> datetime:
         raise MalformedRow(f"bad datetime: {text!r}") from None
     if end.tzinfo is not None:
         raise MalformedRow(f"expected a naive US/Eastern datetime: {text!r}")
-    return end.replace(tzinfo=NEW_YORK).astimezone(UTC) - BAR_LENGTH
+    return end.replace(tzinfo=NEW_YORK).astimezone(UTC) - ONE_MINUTE
 
 
 def _rows(path: Path, header: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str | None]]]:

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
@@ -88,10 +88,6 @@ class Progress:
         self.stream.flush()
 
 
-def _feeds_parameter(feed_list: list[dict[str, str]]) -> str:
-    return json.dumps(feed_list)
-
-
 def replay(
     bars: Sequence[Bar],
     *,
@@ -121,7 +117,7 @@ def replay(
             feeds = [{"name": f.name, "url": f.url} for f in server.feeds()]
         parameters = {
             "Tickers": ",".join(tickers),
-            "Feeds": _feeds_parameter(feeds),
+            "Feeds": json.dumps(feeds),
             "TradingMode": "simulation",
             "LogLevel": log_level,
         }
@@ -180,7 +176,7 @@ def simulated_pnl(
 
 def summarize(conn: Any, first: datetime, last: datetime, tickers: Sequence[str]) -> dict[str, Any]:
     """What the replay window holds: bars, features, recommendations by band, executions, P&L."""
-    window = {"first": first, "last": last + timedelta(minutes=1), "tickers": list(tickers)}
+    window = {"first": first, "last": last + ONE_MINUTE, "tickers": list(tickers)}
     where = "ticker = ANY(CAST(:tickers AS text[])) AND ts >= :first AND ts < :last"
     rec_where = "r.ticker = ANY(CAST(:tickers AS text[])) AND r.ts >= :first AND r.ts < :last"
     bars = conn.run(f"SELECT count(*) FROM lane_telemetry WHERE {where}", **window)[0][0]

@@ -35,6 +35,7 @@ from typing import Any
 
 from ops_pipeline.db import Connection, query
 from ops_pipeline.errors import ConfigError, TransientError
+from ops_pipeline.event_time import ONE_MINUTE
 from ops_pipeline.market import NEW_YORK, TradingSession, market_status
 
 MISSING_AGE_SECONDS = 1_000_000_000.0
@@ -46,7 +47,6 @@ FINISHED_STATUSES = FAILED_STATUSES | {"SUCCEEDED"}
 REGULAR_OPEN = time(9, 30)
 REGULAR_CLOSE = time(16, 0)
 EARLY_CLOSE = time(13, 0)
-ONE_MINUTE = timedelta(minutes=1)
 _NOT_RETRYABLE = frozenset(
     {
         "AccessDeniedException",

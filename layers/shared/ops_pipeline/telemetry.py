@@ -151,13 +151,13 @@ def upsert_bars(conn: Connection, bars: Sequence[Bar]) -> tuple[int, int]:
         UPSERT_BARS,
         ticker=[b.ticker for b in bars],
         ts=[b.ts for b in bars],
-        open=[str(b.open) for b in bars],
-        high=[str(b.high) for b in bars],
-        low=[str(b.low) for b in bars],
-        close=[str(b.close) for b in bars],
+        open=[b.open for b in bars],
+        high=[b.high for b in bars],
+        low=[b.low for b in bars],
+        close=[b.close for b in bars],
         volume=[b.volume for b in bars],
         trade_count=[b.trade_count for b in bars],
-        vwap=[str(b.vwap) if b.vwap is not None else None for b in bars],
+        vwap=[b.vwap for b in bars],
     )
     inserted = sum(1 for (was_insert,) in rows if was_insert)
     return inserted, len(rows) - inserted

@@ -231,10 +231,6 @@ RETURNING ticker
 """
 
 
-def _num(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)
-
-
 def load_inputs(conn: Connection, tickers: Sequence[str], minute: datetime) -> list[WatchlistInput]:
     """Features and news aggregates for every ticker, in two round trips; tickers without either are included."""
     fields = WatchlistInput.__dataclass_fields__
@@ -264,14 +260,14 @@ def store(conn: Connection, entries: Sequence[WatchlistEntry], minute: datetime)
         UPSERT_WATCHLIST,
         minute=minute,
         ticker=[e.ticker for e in entries],
-        score=[str(e.score) for e in entries],
+        score=[e.score for e in entries],
         rank=[e.rank for e in entries],
         on_watchlist=[e.on_watchlist for e in entries],
         reasons=[e.reasons for e in entries],
-        volume_ratio=[_num(e.volume_ratio) for e in entries],
-        trend=[_num(e.trend) for e in entries],
+        volume_ratio=[e.volume_ratio for e in entries],
+        trend=[e.trend for e in entries],
         news_count=[e.news_count for e in entries],
-        net_sentiment=[str(e.net_sentiment) for e in entries],
+        net_sentiment=[e.net_sentiment for e in entries],
     )
     return len(rows)
 
