@@ -49,6 +49,20 @@ class MarketStatus:
         }
 
 
+def accepting_orders(minute: datetime, market: dict[str, Any]) -> bool:
+    """Would a market DAY order sent at `minute` trade in this regular session?
+
+    `market` is the market check's event (`session_open`/`session_close` ISO times, or None on a
+    day without a session). True for open <= minute < close: the closing run (minute == close)
+    ingests the day's last bar but sends no order, since Alpaca would queue a DAY order to the
+    next open.
+    """
+    opens, closes = market.get("session_open"), market.get("session_close")
+    if not opens or not closes:
+        return False
+    return datetime.fromisoformat(str(opens)) <= minute < datetime.fromisoformat(str(closes))
+
+
 def trading_day(minute: datetime) -> date:
     """The New York date of the bar that closed at `minute`."""
     return (minute.astimezone(NEW_YORK)).date()
