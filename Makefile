@@ -13,6 +13,8 @@ DEPLOY_STAMP := $(DEPLOY_VENV)/.installed
 # checkov has its own venv: beside aws-sam-cli, pip settles on a checkov too old for SAM Globals.
 CHECKOV_VENV ?= .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+# Node tools (asl-validator), from package-lock.json; npm writes this file on every install.
+NODE_STAMP := node_modules/.package-lock.json
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
@@ -41,7 +43,8 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# The template and the build: sam validate --lint, cfn-lint, sam build, checkov.
+# The state machines and the template: asl-validator, sam validate --lint, cfn-lint, sam build,
+# checkov.
 $(DEPLOY_STAMP):
 	$(PYTHON) -m venv $(DEPLOY_VENV)
 	$(DEPLOY_VENV)/bin/python -m pip install --quiet --upgrade pip
@@ -54,9 +57,13 @@ $(CHECKOV_STAMP):
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet 'checkov>=3.2'
 	@touch $@
 
-check: $(DEPLOY_STAMP) $(CHECKOV_STAMP)
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+check: $(DEPLOY_STAMP) $(CHECKOV_STAMP) $(NODE_STAMP)
 	PATH="$(abspath $(DEPLOY_VENV))/bin:$$PATH" CHECKOV="$(abspath $(CHECKOV_VENV))/bin/checkov" \
-		bash scripts/check_template.sh
+		ASL_VALIDATOR="$(abspath node_modules/.bin/asl-validator)" bash scripts/check_template.sh
 
 eval: $(STAMP)
 	$(BIN)/python bench/sentiment_eval.py
@@ -68,4 +75,4 @@ bench: $(STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) $(DEPLOY_VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache
+	rm -rf $(VENV) $(DEPLOY_VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache node_modules

@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# Static checks of the SAM template, in the order CI runs them:
-#   1. sam validate --lint   (SAM transform + cfn-lint on the transformed template)
-#   2. cfn-lint template.yaml
-#   3. sam build             (functions and the arm64 shared layer, into .aws-sam/; cached)
-#   4. checkov               (security checks; skips and their reasons live in .checkov.yaml)
+# Static checks of the state machines and the SAM template, in the order CI runs them:
+#   1. asl-validator         (each statemachines/*.asl.json, its ${...} substitutions filled with
+#                             Lambda ARNs: what CreateStateMachine would refuse, such as state
+#                             names used twice across Parallel branches; cfn-lint and sam
+#                             validate never read DefinitionUri files)
+#   2. sam validate --lint   (SAM transform + cfn-lint on the transformed template)
+#   3. cfn-lint template.yaml
+#   4. sam build             (functions and the arm64 shared layer, into .aws-sam/; cached)
+#   5. checkov               (security checks; skips and their reasons live in .checkov.yaml)
 # No AWS account or Docker is needed. `sam build` needs python3.12 on PATH and the package
-# registry for the layer's dependencies.
+# registry for the layer's dependencies; asl-validator comes from `npm ci` (package-lock.json).
 #
 # Usage: scripts/check_template.sh [--no-build]
-# Tools are taken from PATH, or from $SAM, $CFN_LINT, $CHECKOV.
+# Tools are taken from PATH (asl-validator from node_modules/.bin), or from $SAM, $CFN_LINT,
+# $CHECKOV, $ASL_VALIDATOR.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -20,6 +25,7 @@ export BC_SKIP_MAPPING=TRUE          # checkov: no call home for guideline mappi
 SAM="${SAM:-sam}"
 CFN_LINT="${CFN_LINT:-cfn-lint}"
 CHECKOV="${CHECKOV:-checkov}"
+ASL_VALIDATOR="${ASL_VALIDATOR:-node_modules/.bin/asl-validator}"
 BUILD=1
 for arg in "$@"; do
   case "$arg" in
@@ -33,6 +39,7 @@ need() {
   command -v "$1" >/dev/null 2>&1 || { echo "error: '$1' not found on PATH ($2)" >&2; exit 1; }
 }
 
+need "$ASL_VALIDATOR" "npm ci"
 need "$SAM" "pip install aws-sam-cli"
 need "$CFN_LINT" "pip install cfn-lint"
 need "$CHECKOV" "pip install 'checkov>=3.2'"
@@ -44,6 +51,21 @@ if [ "$lowest" != "3.2.0" ]; then
   echo "error: checkov $checkov_version is too old (needs >= 3.2: older ones ignore SAM Globals)" >&2
   exit 1
 fi
+
+# Fill every ${Name} with a Lambda function ARN (every substitution the template declares for
+# the state machines is a <Function>Arn) and validate the result.
+filled="$(mktemp -d)"
+trap 'rm -rf "$filled"' EXIT
+for definition in statemachines/*.asl.json; do
+  step "asl-validator $definition"
+  sed -E 's/\$\{([A-Za-z0-9_]+)\}/arn:aws:lambda:us-east-1:123456789012:function:\1/g' \
+    "$definition" >"$filled/$(basename "$definition")"
+  if grep -q '\${' "$filled/$(basename "$definition")"; then
+    echo "error: $definition has a substitution that is not \${Name}" >&2
+    exit 1
+  fi
+  "$ASL_VALIDATOR" --json-path "$filled/$(basename "$definition")"
+done
 
 step "sam validate --lint"
 "$SAM" validate --lint --template-file template.yaml

@@ -20,6 +20,7 @@ import json
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 from ops_pipeline.db import DatabaseConfigError, connect
@@ -42,12 +43,16 @@ MAX_REASON_CHARS = 1000
 MAX_APPLIED_CHARS = 2000
 
 
+Sleep = Callable[[float], None]
+
+
 class _Responder:
     """Sends the one response CloudFormation waits for, exactly once."""
 
-    def __init__(self, event: dict[str, Any], context: Any) -> None:
+    def __init__(self, event: dict[str, Any], context: Any, sleep: Sleep = time.sleep) -> None:
         self._event = event
         self._context = context
+        self._sleep = sleep
         self._lock = threading.Lock()
         self._sent = False
         self._log_stream = getattr(context, "log_stream_name", "?")
@@ -96,7 +101,7 @@ class _Responder:
                     "could not send the custom resource response",
                     extra={"attempt": attempt, "error": f"{type(exc).__name__}: {exc}"},
                 )
-                time.sleep(min(2**attempt, 5))
+                self._sleep(min(2**attempt, 5))
         logger.error("gave up sending the custom resource response; the stack will time out")
         return False
 
@@ -114,8 +119,12 @@ def _remaining_ms(context: Any) -> int:
     return int(getter()) if callable(getter) else 900_000
 
 
-def _connect_with_retries(context: Any):
-    """Connect, retrying while the proxy target is still registering (it can take minutes)."""
+def _connect_with_retries(context: Any, sleep: Sleep = time.sleep):
+    """Connect, retrying while the proxy target is still registering (it can take minutes).
+
+    The waits go through `sleep` and the time left is the context's, so a test can run the loop
+    on a clock of its own.
+    """
     delay = CONNECT_RETRY_FIRST_DELAY_S
     attempt = 0
     while True:
@@ -136,12 +145,12 @@ def _connect_with_retries(context: Any):
                     "error": f"{type(exc).__name__}: {exc}",
                 },
             )
-            time.sleep(delay)
+            sleep(delay)
             delay = min(delay * 2, CONNECT_RETRY_MAX_DELAY_S)
 
 
-def _run_migrations(context: Any) -> list[str]:
-    conn = _connect_with_retries(context)
+def _run_migrations(context: Any, sleep: Sleep) -> list[str]:
+    conn = _connect_with_retries(context, sleep)
     try:
         return migrate(conn)
     finally:
@@ -153,13 +162,20 @@ def _run_migrations(context: Any) -> list[str]:
 
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return handle_request(event, context)
+
+
+def handle_request(
+    event: dict[str, Any], context: Any, sleep: Sleep = time.sleep
+) -> dict[str, Any]:
+    """Answer one custom resource request; every wait goes through `sleep`."""
     request_type = event.get("RequestType", "?")
     logger.append_keys(
         request_type=request_type,
         logical_resource_id=event.get("LogicalResourceId"),
         stack_id=event.get("StackId"),
     )
-    responder = _Responder(event, context)
+    responder = _Responder(event, context, sleep)
 
     guard_s = max((_remaining_ms(context) - TIMEOUT_GUARD_MS) / 1000, 1)
     guard = threading.Timer(
@@ -176,7 +192,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             responder.send(FAILED, f"unknown RequestType {request_type!r}")
             return {"status": FAILED, "applied": []}
 
-        applied = _run_migrations(context)
+        applied = _run_migrations(context, sleep)
         logger.info("migrations applied", extra={"applied": applied})
         summary = ",".join(applied) if applied else "none"
         responder.send(

@@ -11,7 +11,6 @@ import copy
 import importlib.util
 import json
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -130,12 +129,23 @@ def event(endpoint: ResponseEndpoint, request_type: str, **extra: Any) -> dict[s
 
 
 def invoke(
-    endpoint: ResponseEndpoint, request_type: str, ctx: Any = None, **extra: Any
+    endpoint: ResponseEndpoint,
+    request_type: str,
+    ctx: Any = None,
+    sleep: Any = None,
+    **extra: Any,
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """Run the handler once (freshly loaded); return its result, the response PUT and the event."""
+    """Run the handler once (freshly loaded); return its result, the response PUT and the event.
+
+    With `sleep`, the request goes through `handle_request` on that clock instead of the real one.
+    """
     sent = event(endpoint, request_type, **extra)
     before = len(endpoint.requests)
-    result = load_handler_module().lambda_handler(copy.deepcopy(sent), ctx or context())
+    module = load_handler_module()
+    if sleep is None:
+        result = module.lambda_handler(copy.deepcopy(sent), ctx or context())
+    else:
+        result = module.handle_request(copy.deepcopy(sent), ctx or context(), sleep=sleep)
     assert len(endpoint.requests) == before + 1, "exactly one response per request"
     request = endpoint.requests[-1]
     assert request.method == "PUT"
@@ -258,11 +268,11 @@ def test_unreachable_database_fails_fast_without_secrets(
 ) -> None:
     monkeypatch.setenv("DATABASE_URL", f"postgresql://opsuser:{PASSWORD}@127.0.0.1:1/ops_pipeline")
 
-    started = time.monotonic()
-    result, body, sent = invoke(endpoint, "Create")
-    elapsed = time.monotonic() - started
+    clock = FakeClock()
+    result, body, sent = invoke(endpoint, "Create", sleep=clock.sleep)
 
-    assert elapsed < 2, f"handler took {elapsed:.1f} s"
+    # One minute left is less than the time reserved for migrations: no wait, no second try.
+    assert clock.sleeps == []
     assert_echoes(body, sent)
     assert body["Status"] == "FAILED"
     assert body["PhysicalResourceId"] == "DbMigration-schema"
@@ -318,43 +328,49 @@ def test_unknown_request_type_fails(endpoint: ResponseEndpoint) -> None:
     assert result["status"] == "FAILED"
 
 
-class DeadlineContext(LocalContext):
-    """A context whose remaining time runs down, as Lambda's does."""
+class FakeClock:
+    """The handler's clock in these tests: `sleep` moves it on at once and records each wait."""
 
-    def __init__(self, remaining_ms: int) -> None:
+    def __init__(self, on_sleep: Any = None) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+        self._on_sleep = on_sleep
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+        if self._on_sleep:
+            self._on_sleep(len(self.sleeps))
+
+
+class DeadlineContext(LocalContext):
+    """A context whose remaining time runs down with the test's clock, as Lambda's does."""
+
+    def __init__(self, clock: FakeClock, remaining_ms: int) -> None:
         super().__init__("DbMigrateFunction", "arn:aws:lambda:::function:DbMigrateFunction")
-        self._deadline = time.monotonic() + remaining_ms / 1000
+        self._clock = clock
+        self._remaining_ms = remaining_ms
 
     def get_remaining_time_in_millis(self) -> int:
-        return max(int((self._deadline - time.monotonic()) * 1000), 0)
+        return max(self._remaining_ms - int(self._clock.now * 1000), 0)
 
 
 def test_connection_retries_stop_before_the_time_reserved_for_migrations(
     monkeypatch: pytest.MonkeyPatch, endpoint: ResponseEndpoint
 ) -> None:
+    # Nothing listens on port 1: every attempt is refused by the real socket.
     monkeypatch.setenv("DATABASE_URL", f"postgresql://opsuser:{PASSWORD}@127.0.0.1:1/ops_pipeline")
     module = load_handler_module()
-    # Shrink the timings so the loop runs a few times in well under a second.
-    monkeypatch.setattr(module, "RESERVED_FOR_MIGRATIONS_MS", 1_000)
-    monkeypatch.setattr(module, "TIMEOUT_GUARD_MS", 200)
-    monkeypatch.setattr(module, "CONNECT_RETRY_FIRST_DELAY_S", 0.05)
-    monkeypatch.setattr(module, "CONNECT_RETRY_MAX_DELAY_S", 0.1)
-    attempts = []
-    real_connect = module.connect
+    clock = FakeClock()
 
-    def counting_connect(*args: Any) -> Any:
-        attempts.append(time.monotonic())
-        return real_connect(*args)
+    # 5 minutes left, 2 of them reserved for the migrations: 3 minutes of connection attempts.
+    result = module.handle_request(
+        event(endpoint, "Create"), DeadlineContext(clock, 300_000), sleep=clock.sleep
+    )
 
-    monkeypatch.setattr(module, "connect", counting_connect)
-    sent = event(endpoint, "Create")
-
-    started = time.monotonic()
-    result = module.lambda_handler(sent, DeadlineContext(1_500))
-    elapsed = time.monotonic() - started
-
-    assert 0.3 < elapsed < 1.2, f"retried for {elapsed:.2f} s"
-    assert len(attempts) >= 3
+    # 5 s, doubling up to 30 s, while a wait still ends before the reserved 120 s.
+    assert clock.sleeps == [5.0, 10.0, 20.0, 30.0, 30.0, 30.0, 30.0]
+    assert clock.now <= (300_000 - module.RESERVED_FOR_MIGRATIONS_MS) / 1000
     body = endpoint.only()
     assert body["Status"] == "FAILED"
     assert "ConnectionRefusedError" in body["Reason"]
@@ -365,22 +381,21 @@ def test_connection_retries_stop_before_the_time_reserved_for_migrations(
 def test_connection_retry_recovers_when_the_database_comes_up(
     empty_database: str, monkeypatch: pytest.MonkeyPatch, endpoint: ResponseEndpoint
 ) -> None:
+    # The proxy's target registers during the second wait: until then nothing answers.
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://postgres:{PASSWORD}@127.0.0.1:1/none")
+
+    def database_comes_up(waits: int) -> None:
+        if waits == 2:
+            monkeypatch.setenv("DATABASE_URL", empty_database)
+
+    clock = FakeClock(on_sleep=database_comes_up)
     module = load_handler_module()
-    monkeypatch.setattr(module, "RESERVED_FOR_MIGRATIONS_MS", 0)
-    monkeypatch.setattr(module, "CONNECT_RETRY_FIRST_DELAY_S", 0.01)
-    real_connect = module.connect
-    failures = [ConnectionRefusedError(111, "Connection refused")] * 2
 
-    def flaky_connect(*args: Any) -> Any:
-        if failures:
-            raise failures.pop()
-        return real_connect(*args)
+    result = module.handle_request(
+        event(endpoint, "Create"), DeadlineContext(clock, 900_000), sleep=clock.sleep
+    )
 
-    monkeypatch.setattr(module, "connect", flaky_connect)
-
-    result = module.lambda_handler(event(endpoint, "Create"), context())
-
-    assert not failures
+    assert clock.sleeps == [5.0, 10.0]  # two refused attempts, the third connects
     body = endpoint.only()
     assert body["Status"] == "SUCCESS", body["Reason"]
     assert result["applied"] == ALL_MIGRATIONS

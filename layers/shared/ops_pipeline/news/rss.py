@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -361,28 +361,34 @@ def _conditional_headers(state: FeedState | None) -> dict[str, str]:
     return headers
 
 
-def _read_body(response: requests.Response, deadline: float) -> bytes:
+def _read_body(
+    response: requests.Response, deadline: float, clock: Callable[[], float]
+) -> bytes:
     chunks: list[bytes] = []
     size = 0
     for chunk in response.iter_content(READ_CHUNK_BYTES):
         size += len(chunk)
         if size > MAX_FEED_BYTES:
             raise _BodyRejectedError(f"larger than {MAX_FEED_BYTES} bytes")
-        if time.monotonic() > deadline:
+        if clock() > deadline:
             raise _BodyRejectedError("body not received within the timeout")
         chunks.append(chunk)
     return b"".join(chunks)
 
 
 def fetch_feed(
-    session: requests.Session, feed: Feed, state: FeedState | None, timeout: float
+    session: requests.Session,
+    feed: Feed,
+    state: FeedState | None,
+    timeout: float,
+    clock: Callable[[], float] = time.monotonic,
 ) -> FetchResult:
     """GET one feed, conditionally on its stored ETag / Last-Modified.
 
     304 is NOT_MODIFIED; a network error, timeout or HTTP error is FAILED (and logged), with the
-    HTTP status when there was one.
+    HTTP status when there was one. The whole body must arrive within `timeout` by `clock`.
     """
-    deadline = time.monotonic() + timeout
+    deadline = clock() + timeout
     try:
         with session.get(
             feed.url, headers=_conditional_headers(state), timeout=timeout, stream=True
@@ -401,7 +407,7 @@ def fetch_feed(
                     f"HTTP {response.status_code} {response.reason or ''}".strip(),
                     response.status_code,
                 )
-            body = _read_body(response, deadline)
+            body = _read_body(response, deadline, clock)
             return FetchResult(
                 feed,
                 FetchStatus.FETCHED,
