@@ -15,7 +15,8 @@ TRANSIENT = "TransientError"
 
 
 def scopes(definition: dict) -> Iterator[tuple[str, dict]]:
-    """The top-level state set and every Parallel branch / Map iterator, each with its own names."""
+    """The top-level state set and every Parallel branch / Map iterator: each is a set of states
+    that transitions stay inside (names, though, are one namespace: see duplicate_state_names)."""
     yield "top", definition
     for name, state in definition["States"].items():
         for i, branch in enumerate(state.get("Branches", [])):
@@ -24,6 +25,16 @@ def scopes(definition: dict) -> Iterator[tuple[str, dict]]:
         processor = state.get("ItemProcessor") or state.get("Iterator")
         if processor:
             yield from scopes(processor)
+
+
+def duplicate_state_names(definition: dict) -> list[str]:
+    """Names used by more than one state anywhere in the definition, branches included.
+
+    Step Functions requires state names to be unique across the whole definition (Parallel
+    branches and Map processors included); CreateStateMachine refuses a duplicate.
+    """
+    names = [name for _, scope in scopes(definition) for name in scope["States"]]
+    return sorted({name for name in names if names.count(name) > 1})
 
 
 def targets(state: dict) -> list[str]:
@@ -43,6 +54,31 @@ def test_there_are_two_pipelines():
         "five_minute_pipeline.asl.json",
         "minute_pipeline.asl.json",
     ]
+
+
+def test_state_names_are_unique_across_the_whole_definition(definition):
+    assert duplicate_state_names(definition) == []
+
+
+def test_a_name_reused_inside_a_parallel_branch_is_a_duplicate():
+    """The shape that could not be deployed: a branch's failure state named like the top one."""
+    fail = {"Type": "Fail", "Error": "Failed"}
+    branch = {
+        "StartAt": "Work",
+        "States": {
+            "Work": {"Type": "Pass", "Next": "Pipeline failed"},
+            "Pipeline failed": fail,
+        },
+    }
+    nested = {"StartAt": "Inner", "States": {"Inner": {"Type": "Parallel", "Branches": [branch], "End": True}}}
+    definition = {
+        "StartAt": "Both",
+        "States": {
+            "Both": {"Type": "Parallel", "Branches": [branch, nested], "Next": "Pipeline failed"},
+            "Pipeline failed": fail,
+        },
+    }
+    assert duplicate_state_names(definition) == ["Pipeline failed", "Work"]
 
 
 def test_every_transition_resolves_and_every_state_is_reachable(definition):

@@ -32,6 +32,8 @@ ALPACA_SECRET_ARN = "ALPACA_SECRET_ARN"
 # The louder setting live money needs, beside trading mode `live`.
 LIVE_TRADING_CONFIRMATION = "LIVE_TRADING_CONFIRMATION"
 LIVE_TRADING_PHRASE = "I-ACCEPT-REAL-MONEY-RISK"
+# What template.yaml puts in the Alpaca secret until the operator stores the real keys.
+ALPACA_PLACEHOLDER = "REPLACE_ME"
 
 _TICKER = re.compile(r"^[A-Z]{1,5}(\.[A-Z])?$")
 
@@ -95,6 +97,11 @@ class RiskLimits:
 class Feed:
     name: str
     url: str
+
+
+class CredentialsMissingError(ConfigError):
+    """The Alpaca secret exists but holds no keys yet (the stack's placeholder, or empty fields):
+    an operator must put them in; until then nothing that needs Alpaca can run."""
 
 
 @dataclass(frozen=True)
@@ -214,9 +221,17 @@ def alpaca_credentials() -> AlpacaCredentials:
         parameters.exceptions.TransformParameterError,
     ) as exc:
         raise ConfigError(f"Alpaca secret could not be read: {exc}") from exc
+    if not isinstance(secret, dict):
+        raise ConfigError("the Alpaca secret must be a JSON object with key_id and secret_key")
     key_id, secret_key = secret.get("key_id"), secret.get("secret_key")
-    if not key_id or not secret_key or "REPLACE" in f"{key_id}{secret_key}":
-        raise ConfigError(
-            "the Alpaca secret has no key yet: put key_id and secret_key into it (see README, Deploy)"
+    if is_placeholder(key_id) or is_placeholder(secret_key):
+        raise CredentialsMissingError(
+            "the Alpaca secret still holds its placeholder: put key_id and secret_key into it"
+            " (docs/deploy.md#credentials-missing)"
         )
-    return AlpacaCredentials(key_id, secret_key)
+    return AlpacaCredentials(str(key_id), str(secret_key))
+
+
+def is_placeholder(value: object) -> bool:
+    """Is this field of the Alpaca secret still unset (empty, or the stack's placeholder)?"""
+    return not isinstance(value, str) or not value.strip() or ALPACA_PLACEHOLDER in value
