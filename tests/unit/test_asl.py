@@ -70,7 +70,10 @@ def test_a_name_reused_inside_a_parallel_branch_is_a_duplicate():
             "Pipeline failed": fail,
         },
     }
-    nested = {"StartAt": "Inner", "States": {"Inner": {"Type": "Parallel", "Branches": [branch], "End": True}}}
+    nested = {
+        "StartAt": "Inner",
+        "States": {"Inner": {"Type": "Parallel", "Branches": [branch], "End": True}},
+    }
     definition = {
         "StartAt": "Both",
         "States": {

@@ -361,9 +361,7 @@ def _conditional_headers(state: FeedState | None) -> dict[str, str]:
     return headers
 
 
-def _read_body(
-    response: requests.Response, deadline: float, clock: Callable[[], float]
-) -> bytes:
+def _read_body(response: requests.Response, deadline: float, clock: Callable[[], float]) -> bytes:
     chunks: list[bytes] = []
     size = 0
     for chunk in response.iter_content(READ_CHUNK_BYTES):
