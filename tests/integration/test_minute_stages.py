@@ -5,6 +5,7 @@ Bars: 2019-02-12 from Alpha Vantage (masonblier/eqker, ISC), bundled in src/ops_
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -82,6 +83,31 @@ def test_features_match_an_independent_rolling_computation_on_real_bars(conn, bu
                 assert round(float(got), 4) == pytest.approx(round(exp, 4), abs=1.01e-4)
         assert (avg20 is None) == pd.isna(want.avg20)
         assert surge == (None if ratio is None else ratio > Decimal("3.0"))
+
+
+def test_extended_hours_bars_get_no_features_and_stay_out_of_the_windows(conn, bundled_bars):
+    # Real AAPL bars, and the same bars again as pre-market (08:00-09:29 New York) at 1/20th of
+    # the volume, marked 'pre' as the ingestor marks them.
+    regular = _as_telemetry([b for b in bundled_bars if b.symbol == "AAPL"][:120])
+    pre = [
+        replace(b, ts=b.ts - timedelta(minutes=90), volume=b.volume // 20, session="pre")
+        for b in regular[:90]
+    ]
+    telemetry.upsert_bars(conn, pre + regular)
+    features.compute(conn, regular[-1].ts + timedelta(minutes=1))
+
+    rows = conn.run(
+        "SELECT ts, sma20, sma50, volume_avg_20, volume_ratio FROM lane_features ORDER BY ts"
+    )
+    sessions = {b.ts: b.session for b in pre + regular}
+    twin = features.lane_features(
+        "AAPL",
+        [(b.ts, b.close, b.volume) for b in sorted(pre + regular, key=lambda b: b.ts)],
+        session_of=sessions.__getitem__,
+    )
+    assert [r[0] for r in rows] == [b.ts for b in regular]  # regular bars only
+    assert rows == [[f.ts, f.sma20, f.sma50, f.volume_avg_20, f.volume_ratio] for f in twin]
+    assert rows[18][1] is None and rows[19][1] is not None  # the 20th regular bar: 20 in window
 
 
 def test_minute_by_minute_features_equal_the_batch_and_a_second_run_changes_nothing(

@@ -502,3 +502,23 @@ def test_healthcheck_handler_reads_the_minute_pipelines_executions(
     assert emitted["MarketOpen"][1] == (1.0 if market_open else 0.0)
     assert {r[1] for r in local_alpaca.requests} == {"/v2/calendar"}
     assert emitted["BarsLastHour"][1] == 1.0
+
+
+def test_healthcheck_calendar_outage_is_transient_and_the_data_metrics_still_go_out(
+    aws: Any, local_alpaca: Any, conn: pg8000.native.Connection
+) -> None:
+    from ops_pipeline.errors import TransientError
+
+    local_alpaca.fail_next(1, status=503)
+    module = _load_handler("healthcheck")
+    out = io.StringIO()
+    try:
+        with redirect_stdout(out), pytest.raises(TransientError, match="calendar"):
+            module.lambda_handler(
+                {"time": MINUTE.strftime("%Y-%m-%dT%H:%M:%SZ"), "execution": "arn:test"},
+                _Context(),
+            )
+    finally:
+        module.DB.close()
+    emitted = _emf_metrics(out.getvalue())
+    assert "BarAgeSeconds" in emitted and "MarketOpen" not in emitted

@@ -132,3 +132,17 @@ def test_clock_knows_the_early_close_and_the_next_open(server: LocalAlpaca) -> N
     clock = trading.get_clock()
     assert not clock.is_open
     assert clock.next_open == _utc(date(2025, 12, 1), 9, 30)  # Monday
+
+
+def test_the_lambda_layer_never_imports_a_pandas_calendar() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import importlib, pkgutil, sys, ops_pipeline\n"
+        "for m in pkgutil.walk_packages(ops_pipeline.__path__, 'ops_pipeline.'):\n"
+        "    importlib.import_module(m.name)\n"
+        "print(sorted(n for n in sys.modules if n.split('.')[0] in ('exchange_calendars', 'pandas_market_calendars')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
