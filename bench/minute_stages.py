@@ -248,10 +248,11 @@ def bench_universe(
     n: int, runs: int, mem_runs: int, server_url: str
 ) -> tuple[dict[str, Series], list[datetime], dict[str, Any]]:
     from ops_pipeline import dispatch, features, signals, telemetry
-    from ops_pipeline.alpaca import data_client
+    from ops_pipeline.alpaca import data_client, trading_client
     from ops_pipeline.config import AlpacaCredentials, RiskLimits, TradingState
     from ops_pipeline.db import connect, parse_database_url
     from ops_pipeline.event_time import ONE_MINUTE
+    from ops_pipeline.market import alpaca_calendar
     from ops_pipeline_local.embedded_db import throwaway_database
 
     cleanup = contextlib.ExitStack()
@@ -266,11 +267,13 @@ def bench_universe(
         market = RemoteAlpaca(n, until=minutes[-1] + ONE_MINUTE)
         os.environ["ALPACA_DATA_URL"] = market.base_url
         client = data_client(AlpacaCredentials(KEY, SECRET))
+        os.environ["ALPACA_TRADING_URL"] = market.base_url
+        calendar = alpaca_calendar(trading_client(AlpacaCredentials(KEY, SECRET)))
         broker, limits = dispatch.SimulatedBroker(), RiskLimits()
 
         def stage_calls(minute: datetime) -> dict[str, Callable[[], dict[str, Any]]]:
             return {
-                "ingest": lambda: telemetry.ingest(conn, client, tickers, minute),
+                "ingest": lambda: telemetry.ingest(conn, client, tickers, minute, calendar),
                 "compute": lambda: features.compute(conn, minute),
                 "signals": lambda: signals.run(conn, tickers, minute),
                 "dispatch": lambda: dispatch.dispatch(

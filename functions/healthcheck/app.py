@@ -1,15 +1,17 @@
 """Healthcheck: data freshness, last-hour counts and the minute pipeline's executions as metrics."""
 
 import os
+from functools import cache
 from typing import Any
 
 import boto3
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ops_pipeline import config, health
+from ops_pipeline import alpaca, config, health
 from ops_pipeline.db import ConnectionCache
-from ops_pipeline.errors import PipelineError
+from ops_pipeline.errors import PipelineError, TransientError
 from ops_pipeline.event_time import event_minute
+from ops_pipeline.market import MarketCalendar, TradingSession, alpaca_calendar, trading_day
 from ops_pipeline.observability import logger, metrics, stage_handler
 
 DB = ConnectionCache()
@@ -21,23 +23,47 @@ def _stepfunctions() -> Any:
     return boto3.client("stepfunctions")
 
 
+@cache
+def _calendar() -> MarketCalendar:
+    return alpaca_calendar(alpaca.trading_client(config.alpaca_credentials()))
+
+
+def _session(minute: Any) -> TradingSession | None:
+    """The day's session from the same calendar as the market check; any failure is transient."""
+    try:
+        return _calendar().session(trading_day(minute))
+    except PipelineError:
+        raise
+    except Exception as exc:
+        raise TransientError(f"could not read the market calendar: {exc}") from exc
+
+
 @stage_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     minute = event_minute(event)
     snapshot = health.read_snapshot(DB.get(), config.tickers(), minute)
-    executions, problem = None, None
+    problems: list[PipelineError] = []
+    session, session_known = None, True
+    try:
+        session = _session(minute)
+    except PipelineError as exc:  # the data metrics still go out; the stage then fails
+        problems.append(exc)
+        session_known = False
+    executions = None
     if arn := os.environ.get(MINUTE_STATE_MACHINE_ARN):
         try:
             executions = health.read_executions(_stepfunctions(), arn, minute)
-        except PipelineError as exc:  # the data metrics still go out; the stage then fails
-            problem = exc
+        except PipelineError as exc:
+            problems.append(exc)
     else:
         logger.info(
             f"{MINUTE_STATE_MACHINE_ARN} is not set: minute-pipeline executions not checked"
         )
-    report = health.health_report(snapshot, minute, executions)
+    report = health.health_report(
+        snapshot, minute, executions, session=session, session_known=session_known
+    )
     for metric in report.metrics():
         metrics.add_metric(name=metric.name, unit=metric.unit, value=metric.value)
-    if problem is not None:
-        raise problem
+    if problems:
+        raise problems[0]
     return report.as_dict()

@@ -9,25 +9,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ops_pipeline import alpaca, config
 from ops_pipeline.event_time import event_minute, iso_minute
-from ops_pipeline.market import TradingSession, market_status, trading_day
+from ops_pipeline.market import MarketCalendar, alpaca_calendar, market_status, trading_day
 from ops_pipeline.observability import logger, metrics, stage_handler
 
 
 @cache
-def _client() -> Any:
-    return alpaca.trading_client(config.alpaca_credentials())
-
-
-@cache
-def _session(day: str) -> TradingSession | None:
-    from alpaca.trading.requests import GetCalendarRequest
-
-    days = alpaca.call(
-        "calendar", lambda: _client().get_calendar(GetCalendarRequest(start=day, end=day))
-    )
-    return next(
-        (TradingSession.from_calendar_entry(d) for d in days if str(d["date"]) == day), None
-    )
+def _calendar() -> MarketCalendar:
+    return alpaca_calendar(alpaca.trading_client(config.alpaca_credentials()))
 
 
 @stage_handler
@@ -37,7 +25,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         config.alpaca_credentials()
     except config.CredentialsMissingError as exc:
         return _credentials_missing(minute, event, exc)
-    status = market_status(minute, _session(trading_day(minute).isoformat()))
+    status = market_status(minute, _calendar().session(trading_day(minute)))
     logger.info("market check", extra={"market": status.as_event()})
     return {
         "time": iso_minute(minute),

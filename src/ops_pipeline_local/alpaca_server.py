@@ -32,9 +32,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from ops_pipeline.event_time import ONE_MINUTE
 from ops_pipeline_local.bars import NEW_YORK, Bar
+from ops_pipeline_local.calendar import nyse_calendar
 
-MARKET_OPEN = time(9, 30)
-MARKET_CLOSE = time(16, 0)
 MAX_DATA_LIMIT = 10_000
 DEFAULT_DATA_LIMIT = 1_000
 STARTING_CASH = Decimal("100000")
@@ -218,8 +217,9 @@ def _asset_id(symbol: str) -> uuid.UUID:
 class LocalAlpaca:
     """Local Alpaca data + paper-trading API on ``http://127.0.0.1:<free port>``.
 
-    ``bars``: the market data (1-minute bars); the trading calendar is the set of New York
-    dates that have bars (09:30-16:00). ``now``: initial simulated time (default: wall clock).
+    ``bars``: the market data (1-minute bars, extended hours included when the data has them:
+    every bar is served as it is); the calendar and clock are the NYSE's (exchange_calendars XNYS:
+    holidays, 13:00 early closes, unscheduled closures). ``now``: initial simulated time (default: wall clock).
     ``page_size``: server-side cap on bars per data page (Alpaca's is 10,000); lower it to
     force paging. ``fill_market_orders``: ``"on_submit"`` fills a market order at once at the
     close of the latest closed bar; ``"next_minute"`` accepts it and fills it at the close of the
@@ -249,9 +249,7 @@ class LocalAlpaca:
         for bar in sorted(set(bars), key=lambda b: (b.symbol, b.ts)):
             self._bars.setdefault(bar.symbol, []).append(bar)
         self._starts = {s: [b.ts for b in bs] for s, bs in self._bars.items()}
-        self._sessions = sorted(
-            {b.ts.astimezone(NEW_YORK).date() for bs in self._bars.values() for b in bs}
-        )
+        self._calendar = nyse_calendar()
         self._cash = Decimal(cash)
         self._initial_equity = Decimal(cash)
         self._positions: dict[str, _Position] = {}
@@ -453,17 +451,15 @@ class LocalAlpaca:
     # -- calendar and clock
 
     def _is_session(self, day: date) -> bool:
-        if day in self._sessions:
-            return True
-        beyond_data = not self._sessions or day > self._sessions[-1]
-        return beyond_data and day.weekday() < 5
+        """Does the NYSE trade on this New York date (exchange_calendars XNYS)?"""
+        return self._calendar.session(day) is not None
 
-    @staticmethod
-    def _session_bounds(day: date) -> tuple[datetime, datetime]:
-        return (
-            datetime.combine(day, MARKET_OPEN, NEW_YORK),
-            datetime.combine(day, MARKET_CLOSE, NEW_YORK),
-        )
+    def _session_bounds(self, day: date) -> tuple[datetime, datetime]:
+        """The day's regular open and close, New York time (13:00 closes included)."""
+        session = self._calendar.session(day)
+        if session is None:
+            raise ValueError(f"{day} is not a trading day")
+        return session.opens, session.closes
 
     def _get_clock(self, query: Query, body: bytes) -> Json:
         now_ny = self._now.astimezone(NEW_YORK)
@@ -472,18 +468,9 @@ class LocalAlpaca:
         if self._is_session(today):
             open_, close = self._session_bounds(today)
             is_open = open_ <= now_ny < close
-        next_open = next_close = None
-        for offset in range(0, 15):
-            day = today + timedelta(days=offset)
-            if not self._is_session(day):
-                continue
-            open_, close = self._session_bounds(day)
-            if next_close is None and close > now_ny:
-                next_close = close
-            if open_ > now_ny:
-                next_open = open_
-                break
-        assert next_open is not None and next_close is not None
+        upcoming = self._calendar.between(today, today + timedelta(days=15))
+        next_close = next(s.closes for s in upcoming if s.closes > now_ny)
+        next_open = next(s.opens for s in upcoming if s.opens > now_ny)
         return {
             "timestamp": now_ny.isoformat(),
             "is_open": is_open,
@@ -497,17 +484,7 @@ class LocalAlpaca:
             end = date.fromisoformat(query["end"][:10]) if query.get("end") else date.max
         except ValueError:
             raise _unprocessable("invalid start or end date") from None
-        return [
-            {
-                "date": day.isoformat(),
-                "open": MARKET_OPEN.strftime("%H:%M"),
-                "close": MARKET_CLOSE.strftime("%H:%M"),
-                "session_open": "0400",
-                "session_close": "2000",
-            }
-            for day in self._sessions
-            if start <= day <= end
-        ]
+        return [session.calendar_entry() for session in self._calendar.between(start, end)]
 
     # -- account and positions
 

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+ONE_MINUTE = timedelta(minutes=1)
 BUNDLED_BARS = Path(__file__).parent / "data" / "bars"
 BUNDLED_FEEDS = Path(__file__).parent / "data" / "feeds"
 
@@ -133,17 +135,87 @@ STATUS_TABLES = {
     "lane_telemetry": "ts",
     "lane_features": "ts",
     "dispatch_recommendations": "ts",
-    "dispatch_executions": "updated_at",
+    "dispatch_executions": "decided_at",
     "inbound_events_raw": "fetched_at",
     "inbound_events_classified": "event_time",
     "lane_watchlist_state": "ts",
 }
+# Data older than this (from the newest bar's close) while the market is open is stale.
+STALE_AFTER_SECONDS = 300
+
+# What `status` reads, in one statement. "The last minute run failed" is judged from what the
+# stages leave behind, since a local run keeps no Step Functions history: the newest minute's run
+# ingests bars, computes features for the regular ones, writes recommendations and records an
+# execution for each. So, within the day before the newest bar: a regular bar without features
+# (the run stopped after the ingest), a recommendation without an execution (it stopped before the
+# dispatch finished), or a `failed` execution at the newest decided minute. A run that failed
+# before storing anything shows as stale data instead.
+STATUS_CHECKS = """
+WITH newest AS (SELECT max(ts) AS bar FROM lane_telemetry),
+since AS (SELECT bar - interval '1 day' AS ts FROM newest)
+SELECT
+    (SELECT count(*) FROM lane_telemetry t
+     WHERE t.session = 'regular' AND t.ts >= (SELECT ts FROM since)
+       AND NOT EXISTS (SELECT 1 FROM lane_features f WHERE f.ticker = t.ticker AND f.ts = t.ts))
+        AS bars_without_features,
+    (SELECT count(*) FROM dispatch_recommendations r
+     WHERE r.decided_at >= (SELECT ts FROM since)
+       AND NOT EXISTS (SELECT 1 FROM dispatch_executions e WHERE e.recommendation_id = r.id))
+        AS recommendations_without_execution,
+    (SELECT count(*) FROM dispatch_executions
+     WHERE status = 'failed'
+       AND decided_at = (SELECT max(decided_at) FROM dispatch_executions))
+        AS failed_executions_last_minute
+"""
+
+
+class NotMigrated(RuntimeError):
+    """The database has no schema yet, or misses migrations: `status` never migrates."""
+
+
+def _check_schema(conn: Any) -> None:
+    from ops_pipeline.migrate import available_migrations
+
+    (exists,) = conn.run("SELECT to_regclass('schema_migrations') IS NOT NULL")[0]
+    done = (
+        {row[0] for row in conn.run("SELECT version FROM schema_migrations")} if exists else set()
+    )
+    missing = [f"{m.version:03d}_{m.name}" for m in available_migrations() if m.version not in done]
+    if missing:
+        raise NotMigrated(
+            f"the database misses migrations {', '.join(missing)}: run `ops-pipeline db migrate`"
+        )
+
+
+def _session_calendar() -> Any:
+    """The market session function, answered locally from exchange_calendars (XNYS)."""
+    from ops_pipeline.market import MarketCalendar
+    from ops_pipeline_local.calendar import nyse_calendar
+
+    return MarketCalendar(
+        lambda first, last: [s.calendar_entry() for s in nyse_calendar().between(first, last)]
+    )
+
+
+@functools.cache
+def _local_setting(name: str) -> str:
+    """A stack parameter as a local run uses it (the template's default)."""
+    from ops_pipeline_local.runtime import project_root
+    from ops_pipeline_local.template import Stack
+
+    return str(Stack.load(project_root()).resolver.parameter(name))
 
 
 def status_report(conn: Any, now: datetime) -> dict[str, Any]:
-    """Per table: rows and newest timestamp; the last execution and its outcome; data age."""
-    from ops_pipeline.db import query
+    """Tables, trading mode and state, positions, open orders, today's refusals, and health.
 
+    `healthy` is False when the data is stale while the market is open (the session from the
+    market calendar) or when the last minute run failed (see STATUS_CHECKS).
+    """
+    from ops_pipeline.db import query
+    from ops_pipeline.market import market_status, trading_day
+
+    _check_schema(conn)
     parts = [
         f"SELECT '{table}' AS name, count(*) AS rows, max({column}) AS newest FROM {table}"
         for table, column in STATUS_TABLES.items()  # fixed names from this module, not input
@@ -151,44 +223,125 @@ def status_report(conn: Any, now: datetime) -> dict[str, Any]:
     tables = {row["name"]: row for row in query(conn, " UNION ALL ".join(parts))}
     last = query(
         conn,
-        "SELECT e.ticker, e.side, e.qty, e.price, e.mode, e.status, e.reject_reason, e.updated_at,"
+        "SELECT e.ticker, e.side, e.qty, e.price, e.mode, e.status, e.reject_reason, e.decided_at,"
         " r.reason FROM dispatch_executions e JOIN dispatch_recommendations r ON r.id = e.recommendation_id"
-        " ORDER BY e.updated_at DESC, e.id DESC LIMIT 1",
+        " ORDER BY e.decided_at DESC, e.id DESC LIMIT 1",
     )
+    positions = query(
+        conn,
+        "SELECT mode, ticker, sum(CASE WHEN side = 'buy' THEN qty ELSE -qty END) AS qty"
+        " FROM dispatch_executions WHERE status = 'filled'"
+        " GROUP BY mode, ticker HAVING sum(CASE WHEN side = 'buy' THEN qty ELSE -qty END) <> 0"
+        " ORDER BY mode, ticker",
+    )
+    open_orders = query(
+        conn,
+        "SELECT ticker, side, qty, mode, status, client_order_id, decided_at FROM dispatch_executions"
+        " WHERE status IN ('submitted', 'pending') ORDER BY decided_at, id",
+    )
+    newest_decision = tables["dispatch_executions"]["newest"]
+    refusals: list[dict[str, Any]] = []
+    if newest_decision is not None:
+        day = trading_day(newest_decision)
+        refusals = [
+            r
+            for r in query(
+                conn,
+                "SELECT ticker, side, qty, mode, reject_reason, decided_at FROM dispatch_executions"
+                " WHERE status = 'rejected' AND decided_at > :since ORDER BY decided_at, id",
+                since=newest_decision - timedelta(days=1),
+            )
+            if trading_day(r["decided_at"]) == day
+        ]
+    (checks,) = query(conn, STATUS_CHECKS)
     newest_bar = tables["lane_telemetry"]["newest"]
+    age = int((now - (newest_bar + ONE_MINUTE)).total_seconds()) if newest_bar else None
+    market = market_status(now, _session_calendar().session(trading_day(now)))
+    stale = market.is_open and (age is None or age > STALE_AFTER_SECONDS)
+    run_failed = any(checks.values())
     return {
+        "trading_mode": last[0]["mode"] if last else _local_setting("TradingMode"),
+        "trading_state": _local_setting("TradingState"),
         "tables": {
             name: {"rows": row["rows"], "newest": row["newest"]} for name, row in tables.items()
         },
+        "open_positions": positions,
+        "open_orders": open_orders,
+        "refusals_today": refusals,
         "last_execution": last[0] if last else None,
-        "data_age_seconds": int((now - newest_bar).total_seconds()) if newest_bar else None,
+        "data_age_seconds": age,
+        "market": market.as_event(),
+        "stale": stale,
+        "last_run": {"failed": run_failed, **checks},
+        "healthy": not stale and not run_failed,
     }
 
 
-def cmd_status(args: argparse.Namespace) -> int:
-    conn = _connect(args)
-    from ops_pipeline.migrate import migrate
-
-    migrate(conn)
-    report = status_report(conn, datetime.now(UTC))
-    if args.json:
-        print(json.dumps(report, default=_json_default))
-        return 0
+def _print_status(report: dict[str, Any]) -> None:
+    print(f"trading mode: {report['trading_mode']}   trading state: {report['trading_state']}")
     print(f"{'table':<28} {'rows':>8}  newest")
     for name, row in report["tables"].items():
         print(f"{name:<28} {row['rows']:>8}  {row['newest'] or '-'}")
+    print("open positions:" + ("" if report["open_positions"] else " none"))
+    for p in report["open_positions"]:
+        print(f"  {p['mode']:<10} {p['ticker']:<6} {p['qty']:>12}")
+    print("open orders:" + ("" if report["open_orders"] else " none"))
+    for o in report["open_orders"]:
+        print(
+            f"  {o['mode']:<10} {o['side']} {o['qty']} {o['ticker']} {o['status']} (decided {o['decided_at']})"
+        )
+    print("refusals today:" + ("" if report["refusals_today"] else " none"))
+    for r in report["refusals_today"]:
+        print(f"  {r['decided_at']} {r['side']} {r['qty']} {r['ticker']}: {r['reject_reason']}")
     last = report["last_execution"]
     if last:
         print(
             f"last execution: {last['mode']} {last['side']} {last['qty']} {last['ticker']}"
             f" -> {last['status']}{' (' + last['reject_reason'] + ')' if last['reject_reason'] else ''}"
-            f" at {last['updated_at']}"
+            f" decided at {last['decided_at']}"
         )
     else:
         print("last execution: none")
     age = report["data_age_seconds"]
-    print(f"data age: {'no bars yet' if age is None else f'{age} s since the newest bar started'}")
-    return 0
+    market = report["market"]
+    print(f"data age: {'no bars yet' if age is None else f'{age} s since the newest bar closed'}")
+    print(f"market: {'open' if market['is_open'] else 'closed'} ({market['reason']})")
+    if report["stale"]:
+        print(f"PROBLEM: data is stale while the market is open (> {STALE_AFTER_SECONDS} s)")
+    run = report["last_run"]
+    if run["failed"]:
+        print(
+            "PROBLEM: the last minute run failed"
+            f" ({run['bars_without_features']} regular bars without features,"
+            f" {run['recommendations_without_execution']} recommendations without an execution,"
+            f" {run['failed_executions_last_minute']} failed executions at the newest minute)"
+        )
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Exit 0 when healthy, 1 when data is stale in the session or the last run failed, 2 when
+    the database is not migrated."""
+    now = _parse_at(args.at) if args.at else datetime.now(UTC)
+    conn = _connect(args)
+    try:
+        report = status_report(conn, now)
+    except NotMigrated as exc:
+        print(f"ops-pipeline status: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        conn.close()
+    if args.json:
+        print(json.dumps(report, default=_json_default))
+    else:
+        _print_status(report)
+    return 0 if report["healthy"] else 1
+
+
+def _parse_at(text: str) -> datetime:
+    at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if at.tzinfo is None:
+        raise SystemExit(f"--at needs a time zone offset: {text!r}")
+    return at.astimezone(UTC)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -241,8 +394,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rep.add_argument("--tickers", help="only these tickers (comma-separated)")
     rep.add_argument("--json", action="store_true", help="print the summary as JSON")
-    st = command("status", cmd_status, "row counts, newest timestamps, last execution, data age")
+    st = command(
+        "status",
+        cmd_status,
+        "trading mode and state, positions, open orders, today's refusals, data age;"
+        " exit 1 when data is stale in the session or the last minute run failed",
+    )
     st.add_argument("--json", action="store_true", help="print one JSON object")
+    st.add_argument("--at", help="judge staleness at this time (ISO 8601 with offset; default now)")
     db = sub.add_parser("db", help="database commands")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     mig = db_sub.add_parser("migrate", help="apply pending migrations")

@@ -5,6 +5,7 @@ Bars: 2019-02-12 from Alpha Vantage (masonblier/eqker, ISC), bundled in src/ops_
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -15,6 +16,7 @@ from ops_pipeline import alpaca, features, signals, telemetry
 from ops_pipeline.config import AlpacaCredentials, RiskLimits, TradingMode, TradingState
 from ops_pipeline.dispatch import AlpacaBroker, SimulatedBroker, dispatch
 from ops_pipeline.errors import TransientError
+from ops_pipeline.market import alpaca_calendar
 from ops_pipeline_local.alpaca_server import LocalAlpaca
 
 CREDS = AlpacaCredentials("TESTKEY", "test-secret")
@@ -40,6 +42,13 @@ def market(bundled_bars):
 def data_client(market, monkeypatch):
     monkeypatch.setenv("ALPACA_DATA_URL", market.base_url)
     return alpaca.data_client(CREDS, timeout=5)
+
+
+@pytest.fixture
+def calendar(market, monkeypatch):
+    """The market calendar the stages use, answered by the local server (NYSE sessions)."""
+    monkeypatch.setenv("ALPACA_TRADING_URL", market.base_url)
+    return alpaca_calendar(alpaca.trading_client(CREDS, timeout=5))
 
 
 def independent_features(bars) -> pd.DataFrame:
@@ -76,6 +85,31 @@ def test_features_match_an_independent_rolling_computation_on_real_bars(conn, bu
         assert surge == (None if ratio is None else ratio > Decimal("3.0"))
 
 
+def test_extended_hours_bars_get_no_features_and_stay_out_of_the_windows(conn, bundled_bars):
+    # Real AAPL bars, and the same bars again as pre-market (08:00-09:29 New York) at 1/20th of
+    # the volume, marked 'pre' as the ingestor marks them.
+    regular = _as_telemetry([b for b in bundled_bars if b.symbol == "AAPL"][:120])
+    pre = [
+        replace(b, ts=b.ts - timedelta(minutes=90), volume=b.volume // 20, session="pre")
+        for b in regular[:90]
+    ]
+    telemetry.upsert_bars(conn, pre + regular)
+    features.compute(conn, regular[-1].ts + timedelta(minutes=1))
+
+    rows = conn.run(
+        "SELECT ts, sma20, sma50, volume_avg_20, volume_ratio FROM lane_features ORDER BY ts"
+    )
+    sessions = {b.ts: b.session for b in pre + regular}
+    twin = features.lane_features(
+        "AAPL",
+        [(b.ts, b.close, b.volume) for b in sorted(pre + regular, key=lambda b: b.ts)],
+        session_of=sessions.__getitem__,
+    )
+    assert [r[0] for r in rows] == [b.ts for b in regular]  # regular bars only
+    assert rows == [[f.ts, f.sma20, f.sma50, f.volume_avg_20, f.volume_ratio] for f in twin]
+    assert rows[18][1] is None and rows[19][1] is not None  # the 20th regular bar: 20 in window
+
+
 def test_minute_by_minute_features_equal_the_batch_and_a_second_run_changes_nothing(
     conn, bundled_bars
 ):
@@ -105,38 +139,108 @@ def test_a_corrected_bar_recomputes_its_features_and_the_later_ones(conn, bundle
 
 
 def test_ingest_uses_one_multi_symbol_request_and_backfills_missed_minutes(
-    conn, market, data_client
+    conn, market, data_client, calendar
 ):
     market.set_time(OPEN + timedelta(minutes=10))
-    first = telemetry.ingest(conn, data_client, TICKERS, OPEN + timedelta(minutes=10))
+    first = telemetry.ingest(conn, data_client, TICKERS, OPEN + timedelta(minutes=10), calendar)
     assert first["inserted"] == 50
     bar_requests = [r for r in market.requests if r[1] == "/v2/stocks/bars"]
     assert len(bar_requests) == 1 and set(bar_requests[0][2]["symbols"].split(",")) == set(TICKERS)
     # The pipeline misses minutes 11 to 24; the run at 25 fills them in.
     market.set_time(OPEN + timedelta(minutes=25))
-    second = telemetry.ingest(conn, data_client, TICKERS, OPEN + timedelta(minutes=25))
+    second = telemetry.ingest(conn, data_client, TICKERS, OPEN + timedelta(minutes=25), calendar)
     assert second["inserted"] == 75
     stored = conn.run("SELECT count(*), max(ts) FROM lane_telemetry")[0]
     assert stored == [125, OPEN + timedelta(minutes=24)]
 
 
+def test_a_thin_ticker_gets_its_own_request_from_where_it_is_missing(
+    conn, bundled_bars, monkeypatch
+):
+    at = lambda text: datetime.fromisoformat(text.replace("Z", "+00:00"))
+    # TSLA has no trade (so no IEX bar) from 14:50 to 15:30 UTC: a thin name, for 40 minutes.
+    quiet = (OPEN + timedelta(minutes=20), OPEN + timedelta(minutes=60))
+    served = [b for b in bundled_bars if not (b.symbol == "TSLA" and quiet[0] <= b.ts < quiet[1])]
+    with LocalAlpaca(served, CREDS.key_id, CREDS.secret_key, now=OPEN) as server:
+        monkeypatch.setenv("ALPACA_DATA_URL", server.base_url)
+        monkeypatch.setenv("ALPACA_TRADING_URL", server.base_url)
+        client = alpaca.data_client(CREDS, timeout=5)
+        calendar = alpaca_calendar(alpaca.trading_client(CREDS, timeout=5))
+        for m in range(20, 61):
+            minute = OPEN + timedelta(minutes=m)
+            server.set_time(minute)
+            server.requests.clear()
+            summary = telemetry.ingest(conn, client, TICKERS, minute, calendar)
+
+        # The last run: the four busy tickers from their last bar (15:28) minus the 3-minute
+        # refetch, in one request; TSLA alone from its last bar (14:49) minus the refetch.
+        asked = sorted(
+            (at(q["start"]), at(q["end"]), q["symbols"])
+            for method, path, q in server.requests
+            if path == "/v2/stocks/bars"
+        )
+        last_bar = OPEN + timedelta(minutes=59)
+        assert asked == [
+            (OPEN + timedelta(minutes=17), last_bar, "TSLA"),
+            (OPEN + timedelta(minutes=56), last_bar, "AAPL,AMZN,MSFT,SPY"),
+        ]
+        assert [g["tickers"] for g in summary["requests"]] == [1, 4]
+        assert summary["tickers_without_bar"] == ["TSLA"]
+    stored = dict(conn.run("SELECT ticker, count(*) FROM lane_telemetry GROUP BY ticker"))
+    assert stored == {t: 60 for t in TICKERS} | {"TSLA": 20}
+
+
+def test_fetch_plan_groups_tickers_by_start_within_the_lookback_and_a_bounded_count():
+    minute = OPEN + timedelta(hours=2)
+    last = {
+        "AAPL": minute - timedelta(minutes=1),
+        "MSFT": minute - timedelta(minutes=1),
+        "AMZN": minute - timedelta(minutes=10),
+        "SPY": minute - timedelta(minutes=11),
+        "TSLA": minute - timedelta(minutes=90),
+        "IBM": minute - timedelta(days=30),  # older than the lookback
+    }
+    tickers = [*last, "NVDA"]  # NVDA: nothing stored
+    floor = minute - telemetry.LOOKBACK
+    assert timedelta(days=5) == telemetry.LOOKBACK
+
+    plan = telemetry.fetch_plan(last, tickers, minute, max_requests=10)
+    assert [(g.start, g.tickers) for g in plan] == [
+        (floor, ("IBM", "NVDA")),
+        (minute - timedelta(minutes=92), ("TSLA",)),
+        (minute - timedelta(minutes=13), ("SPY",)),
+        (minute - timedelta(minutes=12), ("AMZN",)),
+        (minute - timedelta(minutes=3), ("AAPL", "MSFT")),
+    ]
+    merged = telemetry.fetch_plan(last, tickers, minute, max_requests=3)
+    assert [(g.start, g.tickers) for g in merged] == [
+        (floor, ("IBM", "NVDA")),
+        (minute - timedelta(minutes=92), ("TSLA",)),
+        (minute - timedelta(minutes=13), ("SPY", "AMZN", "AAPL", "MSFT")),
+    ]
+    for group in merged:  # nobody starts later than it needs
+        for ticker in group.tickers:
+            assert group.start <= telemetry.ticker_start(last.get(ticker), minute)
+    assert len(telemetry.fetch_plan(last, tickers, minute)) <= telemetry.MAX_REQUESTS
+
+
 def test_only_closed_bars_are_stored_and_a_second_run_leaves_the_same_rows(
-    conn, market, data_client
+    conn, market, data_client, calendar
 ):
     minute = OPEN + timedelta(minutes=5)
     market.set_time(minute + timedelta(seconds=40))  # the 14:35 bar is still open
-    telemetry.ingest(conn, data_client, TICKERS, minute)
+    telemetry.ingest(conn, data_client, TICKERS, minute, calendar)
     before = _snapshot(conn, "lane_telemetry")
     assert max(r[1] for r in before) == minute - timedelta(minutes=1)
-    again = telemetry.ingest(conn, data_client, TICKERS, minute)
+    again = telemetry.ingest(conn, data_client, TICKERS, minute, calendar)
     assert (again["inserted"], again["corrected"]) == (0, 0)
     assert _snapshot(conn, "lane_telemetry") == before
 
 
-def test_a_market_data_outage_is_a_transient_error(conn, market, data_client):
+def test_a_market_data_outage_is_a_transient_error(conn, market, data_client, calendar):
     market.fail_next(1, status=500)
     with pytest.raises(TransientError, match="bars"):
-        telemetry.ingest(conn, data_client, TICKERS, OPEN + timedelta(minutes=5))
+        telemetry.ingest(conn, data_client, TICKERS, OPEN + timedelta(minutes=5), calendar)
 
 
 def test_malformed_bars_are_skipped_and_the_rest_stored():
@@ -162,19 +266,21 @@ def test_malformed_bars_are_skipped_and_the_rest_stored():
     assert [b.ts for b in bars] == [OPEN]
 
 
-def _pipeline_through(conn, data_client, market, minute):
+def _pipeline_through(conn, data_client, market, minute, calendar):
     market.set_time(minute)
-    telemetry.ingest(conn, data_client, TICKERS, minute)
+    telemetry.ingest(conn, data_client, TICKERS, minute, calendar)
     features.compute(conn, minute)
     return signals.run(conn, TICKERS, minute)
 
 
-def test_signal_engine_twice_for_the_same_minute_leaves_the_same_rows(conn, market, data_client):
+def test_signal_engine_twice_for_the_same_minute_leaves_the_same_rows(
+    conn, market, data_client, calendar
+):
     created = 0
     for m in range(1, 240):
-        created += _pipeline_through(conn, data_client, market, OPEN + timedelta(minutes=m))[
-            "created"
-        ]
+        created += _pipeline_through(
+            conn, data_client, market, OPEN + timedelta(minutes=m), calendar
+        )["created"]
         if created:
             break
     assert created, "real bars produce a recommendation within four hours"

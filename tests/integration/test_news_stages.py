@@ -24,6 +24,7 @@ import pytest
 
 from ops_pipeline import health, watchlist
 from ops_pipeline.db import query
+from ops_pipeline.market import NEW_YORK, TradingSession
 from ops_pipeline.news import classifier_stage
 from ops_pipeline.news.sentiment import MODEL_NAME
 
@@ -310,7 +311,10 @@ def test_snapshot_reads_freshness_and_counts_in_one_query(
     assert snapshot.executions_last_hour == {"filled": 2, "rejected": 1}
     assert snapshot.unclassified_events == 1
 
-    report = health.health_report(snapshot, MINUTE).as_dict()
+    session = TradingSession.from_calendar_entry(
+        {"date": f"{MINUTE.astimezone(NEW_YORK):%Y-%m-%d}", "open": "09:30", "close": "16:00"}
+    )
+    report = health.health_report(snapshot, MINUTE, session=session).as_dict()
     assert report["bar_age_seconds"] == 0.0
     assert report["feature_age_seconds"] == 60.0
     assert report["news_age_seconds"] == 600.0
@@ -429,8 +433,26 @@ def test_news_handlers(aws: Any, conn: pg8000.native.Connection) -> None:
     assert "WatchlistSize" in emitted
 
 
+@pytest.fixture
+def local_alpaca(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The local Alpaca server (its calendar is the NYSE's), with its keys in the stack's secret."""
+    from ops_pipeline_local.alpaca_server import LocalAlpaca
+
+    key_id, secret_key = "TESTKEY", "test-secret"
+    arn = aws.client("secretsmanager").create_secret(
+        Name="alpaca-test", SecretString=json.dumps({"key_id": key_id, "secret_key": secret_key})
+    )["ARN"]
+    monkeypatch.setenv("ALPACA_SECRET_ARN", arn)
+    with LocalAlpaca([], key_id, secret_key) as server:
+        monkeypatch.setenv("ALPACA_TRADING_URL", server.base_url)
+        yield server
+
+
 def test_healthcheck_handler_reads_the_minute_pipelines_executions(
-    aws: Any, conn: pg8000.native.Connection, monkeypatch: pytest.MonkeyPatch
+    aws: Any,
+    local_alpaca: Any,
+    conn: pg8000.native.Connection,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Step Functions stamps executions with the wall clock: check at the current minute.
     now = datetime.now(UTC).replace(second=0, microsecond=0)
@@ -474,5 +496,29 @@ def test_healthcheck_handler_reads_the_minute_pipelines_executions(
         assert emitted[metric][0] == [["service"]], metric
     assert emitted["BarAgeSeconds"][1] == 120.0
     assert emitted["NewsAgeSeconds"][1] == health.MISSING_AGE_SECONDS
-    assert emitted["MarketOpen"][1] == (1.0 if health.market_open(now) else 0.0)
+    calendar = local_alpaca._calendar  # exchange_calendars XNYS, which the server answers from
+    session = calendar.session(now.astimezone(NEW_YORK).date())
+    market_open = session is not None and session.opens < now <= session.closes
+    assert emitted["MarketOpen"][1] == (1.0 if market_open else 0.0)
+    assert {r[1] for r in local_alpaca.requests} == {"/v2/calendar"}
     assert emitted["BarsLastHour"][1] == 1.0
+
+
+def test_healthcheck_calendar_outage_is_transient_and_the_data_metrics_still_go_out(
+    aws: Any, local_alpaca: Any, conn: pg8000.native.Connection
+) -> None:
+    from ops_pipeline.errors import TransientError
+
+    local_alpaca.fail_next(1, status=503)
+    module = _load_handler("healthcheck")
+    out = io.StringIO()
+    try:
+        with redirect_stdout(out), pytest.raises(TransientError, match="calendar"):
+            module.lambda_handler(
+                {"time": MINUTE.strftime("%Y-%m-%dT%H:%M:%SZ"), "execution": "arn:test"},
+                _Context(),
+            )
+    finally:
+        module.DB.close()
+    emitted = _emf_metrics(out.getvalue())
+    assert "BarAgeSeconds" in emitted and "MarketOpen" not in emitted

@@ -12,14 +12,15 @@ from ops_pipeline.health import (
     ExecutionSummary,
     freshness,
     health_report,
-    market_open,
-    nyse_holidays,
-    regular_session,
     summarise_executions,
 )
+from ops_pipeline.market import MarketCalendar, TradingSession, trading_day
 
 MINUTE = datetime(2019, 2, 12, 15, 0, tzinfo=UTC)  # Tuesday 10:00 New York
 MIN = timedelta(minutes=1)
+SESSION = TradingSession.from_calendar_entry(
+    {"date": "2019-02-12", "open": "09:30", "close": "16:00"}
+)
 
 
 def test_ages_are_measured_from_the_event_minute() -> None:
@@ -43,73 +44,37 @@ def test_an_empty_table_reads_as_a_huge_age() -> None:
     assert f.missing == ("features", "raw_events", "classified_events", "recommendations")
 
 
-@pytest.mark.parametrize(
-    ("year", "expected"),
-    [
-        (2019, ["01-01", "01-21", "02-18", "04-19", "05-27", "07-04", "09-02", "11-28", "12-25"]),
-        (2021, ["01-01", "01-18", "02-15", "04-02", "05-31", "07-05", "09-06", "11-25", "12-24"]),
-        # New Year's Day 2022 was a Saturday: not observed; Juneteenth from 2022, on a Sunday.
-        (2022, ["01-17", "02-21", "04-15", "05-30", "06-20", "07-04", "09-05", "11-24", "12-26"]),
-        (
-            2024,
-            [
-                "01-01",
-                "01-15",
-                "02-19",
-                "03-29",
-                "05-27",
-                "06-19",
-                "07-04",
-                "09-02",
-                "11-28",
-                "12-25",
-            ],
-        ),
-        (
-            2026,
-            [
-                "01-01",
-                "01-19",
-                "02-16",
-                "04-03",
-                "05-25",
-                "06-19",
-                "07-03",
-                "09-07",
-                "11-26",
-                "12-25",
-            ],
-        ),
-    ],
-)
-def test_nyse_holidays(year: int, expected: list[str]) -> None:
-    assert sorted(f"{d:%m-%d}" for d in nyse_holidays(year)) == expected
+# Alpaca's calendar entries for the days these tests use (GET /v2/calendar), as the API gives them.
+CALENDAR = [
+    {"date": "2019-02-12", "open": "09:30", "close": "16:00"},
+    {"date": "2019-07-15", "open": "09:30", "close": "16:00"},
+    {"date": "2019-11-29", "open": "09:30", "close": "13:00"},
+]
 
 
-@pytest.mark.parametrize(
-    ("day", "closes"),
-    [
-        (date(2019, 7, 3), "13:00"),
-        (date(2019, 11, 29), "13:00"),
-        (date(2024, 12, 24), "13:00"),
-        (date(2023, 7, 3), "13:00"),  # a Monday before a Tuesday July 4
-        (
-            date(2020, 7, 2),
-            "16:00",
-        ),  # July 4 2020 a Saturday: the 3rd is the holiday, no early close
-        (date(2019, 2, 12), "16:00"),
-    ],
-)
-def test_sessions_and_early_closes(day: date, closes: str) -> None:
-    session = regular_session(day)
-    assert session is not None
-    assert f"{session.opens:%H:%M}" == "09:30" and f"{session.closes:%H:%M}" == closes
+class FakeCalendarSource:
+    """Answers like GET /v2/calendar from the entries above, counting the calls."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[date, date]] = []
+
+    def __call__(self, first: date, last: date) -> list[dict[str, str]]:
+        self.calls.append((first, last))
+        return [e for e in CALENDAR if first <= date.fromisoformat(e["date"]) <= last]
 
 
-def test_no_session_on_weekends_and_holidays() -> None:
-    assert regular_session(date(2019, 2, 16)) is None  # Saturday
-    assert regular_session(date(2019, 12, 25)) is None
-    assert regular_session(date(2020, 7, 3)) is None  # observed Independence Day
+def test_market_calendar_fetches_each_day_once() -> None:
+    source = FakeCalendarSource()
+    calendar = MarketCalendar(source)
+    sessions = calendar.sessions(date(2019, 11, 28), date(2019, 12, 2))
+    assert [d for d, s in sessions.items() if s is not None] == [date(2019, 11, 29)]
+    assert f"{sessions[date(2019, 11, 29)].closes:%H:%M}" == "13:00"  # type: ignore[union-attr]
+    assert calendar.session(date(2019, 11, 30)) is None  # Saturday: known, not asked again
+    assert calendar.session(date(2019, 2, 12)) is not None
+    assert source.calls == [
+        (date(2019, 11, 28), date(2019, 12, 2)),
+        (date(2019, 2, 12), date(2019, 2, 12)),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -127,8 +92,18 @@ def test_no_session_on_weekends_and_holidays() -> None:
         ("2019-07-15T13:35:00", True),  # summer time: 09:35 EDT
     ],
 )
-def test_market_open(utc: str, is_open: bool) -> None:
-    assert market_open(datetime.fromisoformat(utc).replace(tzinfo=UTC)) is is_open
+def test_market_open_follows_the_calendars_session(utc: str, is_open: bool) -> None:
+    minute = datetime.fromisoformat(utc).replace(tzinfo=UTC)
+    session = MarketCalendar(FakeCalendarSource()).session(trading_day(minute))
+    report = health_report(DataSnapshot(), minute, session=session)
+    assert report.market_open is is_open
+    assert {m.name: m.value for m in report.metrics()}["MarketOpen"] == float(is_open)
+
+
+def test_without_the_calendar_market_open_is_not_emitted() -> None:
+    report = health_report(DataSnapshot(), MINUTE, session=None, session_known=False)
+    assert report.as_dict()["market_open"] is None
+    assert "MarketOpen" not in {m.name for m in report.metrics()}
 
 
 def _execution(status: str, minutes_ago: float) -> dict[str, object]:
@@ -168,7 +143,7 @@ def test_metrics_and_dict_carry_the_same_numbers() -> None:
     executions = ExecutionSummary(
         started_last_hour=60, newest_status="SUCCEEDED", last_finished_status="TIMED_OUT"
     )
-    report = health_report(snapshot, MINUTE, executions)
+    report = health_report(snapshot, MINUTE, executions, session=SESSION)
     metrics = {m.name: (m.unit, m.value) for m in report.metrics()}
     assert metrics == {
         "BarAgeSeconds": ("Seconds", 300.0),
@@ -189,7 +164,7 @@ def test_metrics_and_dict_carry_the_same_numbers() -> None:
 
 
 def test_without_a_state_machine_no_execution_metrics() -> None:
-    report = health_report(DataSnapshot(), MINUTE.replace(hour=23))
+    report = health_report(DataSnapshot(), MINUTE.replace(hour=23), session=SESSION)
     names = {m.name for m in report.metrics()}
     assert "MinuteExecutionsLastHour" not in names and "LastMinuteExecutionFailed" not in names
     assert report.as_dict()["minute_executions"] is None

@@ -1,7 +1,10 @@
 """Feature computer: moving averages and volume analysis for every bar that has no features yet.
 
-All in one set-based statement with window functions. For a bar, the window is the 20 (50) most
-recent stored bars of its ticker up to and including it; gaps are not filled.
+All in one set-based statement with window functions. Only regular-session bars
+(`lane_telemetry.session = 'regular'`) get features, and only they are in a window: pre-market and
+after-hours bars trade at a fraction of the volume and would read as volume collapses and surges.
+For a regular bar, the window is the 20 (50) most recent stored regular bars of its ticker up to
+and including it (across days); gaps are not filled.
 
 - `sma20`, `sma50`: mean close over the window; NULL until that many bars exist.
 - `volume_current`: this bar's volume; `volume_avg_20`: mean volume of the same 20 bars.
@@ -14,7 +17,7 @@ recomputed together with every later bar of its ticker, since they share its win
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -26,25 +29,25 @@ SMA_SHORT = 20
 SMA_LONG = 50
 VOLUME_WINDOW = 20
 SURGE_RATIO = Decimal("3.0")
-# How far back a bar without features is looked for: a session's worth, which covers anything the
-# ingestor can write (it looks back 2 hours) with room for an outage or a bulk load of a day.
-PENDING_LOOKBACK = timedelta(days=1)
+# How far back a bar without features is looked for: anything the ingestor can write (it looks back
+# telemetry.LOOKBACK, 5 days) with a day's room.
+PENDING_LOOKBACK = timedelta(days=6)
 
 COMPUTE_FEATURES = """
 WITH pending AS MATERIALIZED (
     SELECT t.ticker, min(t.ts) AS first_ts
     FROM lane_telemetry t
     LEFT JOIN lane_features f ON f.ticker = t.ticker AND f.ts = t.ts
-    WHERE t.ts >= :since AND t.ts < :until
+    WHERE t.ts >= :since AND t.ts < :until AND t.session = 'regular'
       AND (f.ticker IS NULL OR f.close <> t.close OR f.volume_current <> t.volume)
     GROUP BY t.ticker
 ),
 bounds AS MATERIALIZED (
-    -- Where each pending ticker's windows start: 49 stored bars before its first pending bar.
+    -- Where each pending ticker's windows start: 49 regular bars before its first pending bar.
     SELECT p.ticker, p.first_ts,
            coalesce(
                (SELECT y.ts FROM lane_telemetry y
-                WHERE y.ticker = p.ticker AND y.ts < p.first_ts
+                WHERE y.ticker = p.ticker AND y.ts < p.first_ts AND y.session = 'regular'
                 ORDER BY y.ts DESC OFFSET 48 LIMIT 1),
                '-infinity') AS from_ts
     FROM pending p
@@ -56,6 +59,7 @@ windowed AS (
            avg(b.volume) OVER w20 AS volume_avg
     FROM bounds p
     JOIN lane_telemetry b ON b.ticker = p.ticker AND b.ts >= p.from_ts AND b.ts < :until
+                          AND b.session = 'regular'
     WINDOW w20 AS (PARTITION BY b.ticker ORDER BY b.ts ROWS BETWEEN 19 PRECEDING AND CURRENT ROW),
            w50 AS (PARTITION BY b.ticker ORDER BY b.ts ROWS BETWEEN 49 PRECEDING AND CURRENT ROW)
 ),
@@ -154,12 +158,20 @@ def volume_ratio(volume_current: int, volume_avg_20: Decimal | None) -> Decimal 
     return _round(Decimal(volume_current) / volume_avg_20, 4)
 
 
-def lane_features(ticker: str, bars: Sequence[tuple[datetime, Decimal, int]]) -> list[LaneFeatures]:
+def lane_features(
+    ticker: str,
+    bars: Sequence[tuple[datetime, Decimal, int]],
+    session_of: Callable[[datetime], str] | None = None,
+) -> list[LaneFeatures]:
     """The same features in plain Python, over one ticker's (ts, close, volume) bars in time order.
 
+    `session_of(ts)` says which part of its day a bar is ('pre', 'regular', 'post'); only regular
+    bars get features and are in windows (without it every bar counts as regular).
     The SQL above is what runs; this is its specification, used by tests and by anyone checking a
     value by hand.
     """
+    if session_of is not None:
+        bars = [b for b in bars if session_of(b[0]) == "regular"]
     out = []
     for i, (ts, close, volume) in enumerate(bars):
         w20, w50 = bars[max(0, i - 19) : i + 1], bars[max(0, i - 49) : i + 1]

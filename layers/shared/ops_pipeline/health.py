@@ -12,11 +12,11 @@ as the live run did:
   the returned dict also lists it under `missing`.
 - counts over the hour `(minute - 1 h, minute]`: bars, features, recommendations, executions by
   status; and the classifier backlog (raw events of the last 2 days without a classification).
-- market open: the regular NYSE session (09:30-16:00 New York, 13:00 on the early-close days)
-  on weekdays that are not NYSE holidays, computed from the holiday rules below (no network call,
-  deterministic). Unscheduled closures (national days of mourning, storms) read as open. As in
-  `ops_pipeline.market`, the minute is "open" when a bar of the session closed at it:
-  `open < minute <= close`.
+- market open: from the day's session as `ops_pipeline.market.MarketCalendar` gives it (Alpaca's
+  calendar: holidays, early closes and unscheduled closures), the same answer the market check
+  uses. As there, the minute is "open" when a bar of the session closed at it:
+  `open < minute <= close`. Without a session answer (the calendar could not be read) the
+  `MarketOpen` metric is not emitted.
 - minute-pipeline executions (Step Functions `ListExecutions`, one page of up to 100, newest
   first): how many started in `[minute - 1 h, minute + 1 min)` (the wall-clock start dates Step
   Functions records, so a replay of past minutes reads 0), and the outcome of the newest one
@@ -30,13 +30,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ops_pipeline.db import Connection, query
 from ops_pipeline.errors import ConfigError, TransientError
 from ops_pipeline.event_time import ONE_MINUTE
-from ops_pipeline.market import NEW_YORK, TradingSession, market_status
+from ops_pipeline.market import TradingSession, market_status
 
 MISSING_AGE_SECONDS = 1_000_000_000.0
 HOUR = timedelta(hours=1)
@@ -44,9 +44,6 @@ BACKLOG_LOOKBACK = timedelta(days=2)
 EXECUTIONS_PAGE = 100
 FAILED_STATUSES = frozenset({"FAILED", "TIMED_OUT", "ABORTED"})
 FINISHED_STATUSES = FAILED_STATUSES | {"SUCCEEDED"}
-REGULAR_OPEN = time(9, 30)
-REGULAR_CLOSE = time(16, 0)
-EARLY_CLOSE = time(13, 0)
 _NOT_RETRYABLE = frozenset(
     {
         "AccessDeniedException",
@@ -56,88 +53,6 @@ _NOT_RETRYABLE = frozenset(
         "ValidationException",
     }
 )
-
-
-# --- market hours ------------------------------------------------------------------------------
-
-
-def _easter(year: int) -> date:
-    """Gregorian Easter Sunday (anonymous Gregorian algorithm)."""
-    a, b, c = year % 19, year // 100, year % 100
-    d, e = divmod(b, 4)
-    f = (b + 8) // 25
-    g = (b - f + 1) // 3
-    h = (19 * a + b - d - g + 15) % 30
-    i, k = divmod(c, 4)
-    l = (32 + 2 * e + 2 * i - h - k) % 7  # noqa: E741 - the algorithm's own letters
-    m = (a + 11 * h + 22 * l) // 451
-    month, day = divmod(h + l - 7 * m + 114, 31)
-    return date(year, month, day + 1)
-
-
-def _nth_weekday(year: int, month: int, weekday: int, n: int) -> date:
-    first = date(year, month, 1)
-    return first + timedelta(days=(weekday - first.weekday()) % 7 + 7 * (n - 1))
-
-
-def _last_weekday(year: int, month: int, weekday: int) -> date:
-    last = (date(year, month + 1, 1) if month < 12 else date(year + 1, 1, 1)) - timedelta(days=1)
-    return last - timedelta(days=(last.weekday() - weekday) % 7)
-
-
-def _observed(day: date) -> date:
-    """Saturday holidays are observed on Friday, Sunday ones on Monday."""
-    if day.weekday() == 5:
-        return day - timedelta(days=1)
-    if day.weekday() == 6:
-        return day + timedelta(days=1)
-    return day
-
-
-def nyse_holidays(year: int) -> set[date]:
-    """The NYSE's full-day holidays of a year, by its standing rules."""
-    new_year = date(year, 1, 1)
-    days = {
-        # A Saturday New Year's Day is not observed on the Friday before (NYSE Rule 7.2).
-        new_year + timedelta(days=1) if new_year.weekday() == 6 else new_year,
-        _nth_weekday(year, 1, 0, 3),  # Martin Luther King Jr. Day
-        _nth_weekday(year, 2, 0, 3),  # Washington's Birthday
-        _easter(year) - timedelta(days=2),  # Good Friday
-        _last_weekday(year, 5, 0),  # Memorial Day
-        _observed(date(year, 7, 4)),
-        _nth_weekday(year, 9, 0, 1),  # Labor Day
-        _nth_weekday(year, 11, 3, 4),  # Thanksgiving
-        _observed(date(year, 12, 25)),
-    }
-    if year >= 2022:
-        days.add(_observed(date(year, 6, 19)))  # Juneteenth
-    return {d for d in days if d.weekday() < 5}
-
-
-def _early_close(day: date) -> bool:
-    """13:00 closes: July 3 before a weekday July 4, the day after Thanksgiving, Christmas Eve."""
-    if day.month == 7 and day.day == 3 and day.weekday() <= 3:
-        return True
-    if day == _nth_weekday(day.year, 11, 3, 4) + timedelta(days=1):
-        return True
-    return day.month == 12 and day.day == 24
-
-
-def regular_session(day: date) -> TradingSession | None:
-    """The regular session of a New York date by the NYSE's rules; None on weekends and holidays."""
-    if day.weekday() >= 5 or day in nyse_holidays(day.year):
-        return None
-    closes = EARLY_CLOSE if _early_close(day) else REGULAR_CLOSE
-    return TradingSession(
-        day,
-        datetime.combine(day, REGULAR_OPEN, tzinfo=NEW_YORK),
-        datetime.combine(day, closes, tzinfo=NEW_YORK),
-    )
-
-
-def market_open(minute: datetime) -> bool:
-    """Did a bar of the regular session close at `minute`? (No Alpaca call: rules above.)"""
-    return market_status(minute, regular_session(minute.astimezone(NEW_YORK).date())).is_open
 
 
 # --- the pure core -----------------------------------------------------------------------------
@@ -196,7 +111,7 @@ class Metric:
 @dataclass(frozen=True)
 class HealthReport:
     minute: datetime
-    market_open: bool
+    market_open: bool | None  # None: the session could not be read
     freshness: Freshness
     snapshot: DataSnapshot
     executions: ExecutionSummary | None
@@ -207,12 +122,13 @@ class HealthReport:
             Metric("BarAgeSeconds", "Seconds", self.freshness.bar_age),
             Metric("FeatureAgeSeconds", "Seconds", self.freshness.feature_age),
             Metric("NewsAgeSeconds", "Seconds", self.freshness.raw_event_age),
-            Metric("MarketOpen", "Count", 1.0 if self.market_open else 0.0),
             Metric("BarsLastHour", "Count", float(self.snapshot.bars_last_hour)),
             Metric(
                 "RecommendationsLastHour", "Count", float(self.snapshot.recommendations_last_hour)
             ),
         ]
+        if self.market_open is not None:
+            out.append(Metric("MarketOpen", "Count", 1.0 if self.market_open else 0.0))
         if self.executions is not None:
             out.append(
                 Metric(
@@ -301,12 +217,20 @@ def summarise_executions(
 
 
 def health_report(
-    snapshot: DataSnapshot, minute: datetime, executions: ExecutionSummary | None = None
+    snapshot: DataSnapshot,
+    minute: datetime,
+    executions: ExecutionSummary | None = None,
+    *,
+    session: TradingSession | None,
+    session_known: bool = True,
 ) -> HealthReport:
-    """Freshness, market hours and executions at `minute`, ready to emit."""
-    return HealthReport(
-        minute, market_open(minute), freshness(snapshot, minute), snapshot, executions
-    )
+    """Freshness, market hours and executions at `minute`, ready to emit.
+
+    `session` is the day's session from the market calendar (None: no trading that day);
+    `session_known=False` when the calendar could not be read (market open is then unknown).
+    """
+    is_open = market_status(minute, session).is_open if session_known else None
+    return HealthReport(minute, is_open, freshness(snapshot, minute), snapshot, executions)
 
 
 # --- I/O ---------------------------------------------------------------------------------------

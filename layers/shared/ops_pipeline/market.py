@@ -1,15 +1,23 @@
-"""Market check: does the minute that just ended fall inside a trading session?
+"""The market session: for a day, whether the market trades, and its open and close.
 
 A pipeline run at minute T works on the bar that started at T-1 and closed at T. So the run at
 09:30 New York time has nothing to do (the 09:29 bar is pre-market), and the run at 16:00 takes the
-15:59 bar, the last of the day. Holidays and early closes come from Alpaca's calendar.
+15:59 bar, the last of the day (13:00 and the 12:59 bar on an early close).
+
+`MarketCalendar.session(day)` is the one answer to "does the market trade on this day, from when to
+when": holidays, early closes and unscheduled closures all come from Alpaca's calendar
+(`GET /v2/calendar`), fetched once per day (a range of days in one request) and kept. The market
+check, the healthcheck and the telemetry ingestor ask it; the dispatcher reads the market check's
+answer from the event (`accepting_orders`). No pandas-based calendar is imported here: locally the
+Alpaca server answers `/v2/calendar` from exchange_calendars instead.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
-from typing import Any
+from datetime import date, datetime, timedelta
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -22,7 +30,7 @@ class TradingSession:
     closes: datetime
 
     @classmethod
-    def from_calendar_entry(cls, entry: dict[str, Any]) -> TradingSession:
+    def from_calendar_entry(cls, entry: Mapping[str, Any]) -> TradingSession:
         """Read one day of Alpaca's `/v2/calendar` (`date`, `open` and `close` in New York time)."""
         day = date.fromisoformat(str(entry["date"]))
 
@@ -31,6 +39,69 @@ class TradingSession:
             return datetime(day.year, day.month, day.day, hour, minute, tzinfo=NEW_YORK)
 
         return cls(day, at(entry["open"]), at(entry["close"]))
+
+    def session_of(self, bar_start: datetime) -> BarSession:
+        """Which part of this day a bar (by its start) belongs to: 'pre', 'regular' or 'post'."""
+        if bar_start < self.opens:
+            return "pre"
+        return "regular" if bar_start < self.closes else "post"
+
+
+BarSession = Literal["pre", "regular", "post"]
+CalendarFetch = Callable[[date, date], Iterable[Mapping[str, Any]]]
+
+
+def _days(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+class MarketCalendar:
+    """Trading sessions by New York date, from a calendar source, each day fetched once and kept.
+
+    `fetch(first, last)` returns the calendar entries (`date`, `open`, `close`) of the trading days
+    between two dates, inclusive; a day without an entry has no session. Days not yet known are
+    fetched in one call covering them all.
+    """
+
+    def __init__(self, fetch: CalendarFetch) -> None:
+        self._fetch = fetch
+        self._known: dict[date, TradingSession | None] = {}
+
+    def sessions(self, first: date, last: date) -> dict[date, TradingSession | None]:
+        """Every day from `first` to `last` (inclusive) with its session, None on closed days."""
+        missing = [d for d in _days(first, last) if d not in self._known]
+        if missing:
+            entries = [
+                TradingSession.from_calendar_entry(e) for e in self._fetch(missing[0], missing[-1])
+            ]
+            found = {s.day: s for s in entries}
+            for day in _days(missing[0], missing[-1]):
+                self._known[day] = found.get(day)
+        return {d: self._known[d] for d in _days(first, last)}
+
+    def session(self, day: date) -> TradingSession | None:
+        """The day's regular session, or None when the market does not trade that day."""
+        return self.sessions(day, day)[day]
+
+
+def alpaca_calendar(trading_client: Any) -> MarketCalendar:
+    """Sessions from Alpaca's `GET /v2/calendar` through alpaca-py's TradingClient.
+
+    A timeout, a dropped connection or a 5xx/429 reply surfaces as `TransientError`.
+    """
+
+    def fetch(first: date, last: date) -> list[dict[str, Any]]:
+        from alpaca.trading.requests import GetCalendarRequest
+
+        from ops_pipeline import alpaca
+
+        days = alpaca.call(
+            "calendar",
+            lambda: trading_client.get_calendar(GetCalendarRequest(start=first, end=last)),
+        )
+        return list(days)  # the clients here are made with raw_data=True: plain dicts
+
+    return MarketCalendar(fetch)
 
 
 @dataclass(frozen=True)

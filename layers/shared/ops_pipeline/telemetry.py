@@ -1,15 +1,23 @@
 """Telemetry ingestor: closed 1-minute bars from Alpaca into `lane_telemetry`.
 
-One multi-symbol, paged request per run covers every ticker from its last stored bar (a bounded
-lookback) up to the bar that closed at the event minute, so missed minutes are backfilled. The
-last few minutes are always asked again, because a bar can arrive or be corrected up to ~30 s after
-its minute closes. Bars are upserted in one statement; an unchanged bar is left untouched.
+Each ticker is fetched from its last stored bar (within a bounded lookback, `LOOKBACK`, 5 days) up
+to the bar that closed at the event minute, so missed minutes are backfilled. The last few minutes
+are always asked again (`REFETCH`), because a bar can arrive or be corrected up to ~30 s after its
+minute closes. Tickers that start at the same minute share one multi-symbol, paged request; a
+thin ticker (IEX bars for quiet names have gaps of minutes) gets a request of its own from where
+it is missing instead of making every ticker fetch its gap. At most `MAX_REQUESTS` requests per
+run: beyond that the closest starts are merged (the later tickers fetch a little more).
+
+Each bar is marked with its part of the trading day (`session`: 'pre', 'regular', 'post'), read
+from the day's session (`ops_pipeline.market.MarketCalendar`: early closes included); IEX minute
+bars cover 04:00-20:00 New York. A bar on a day without a session is 'pre'. Bars are upserted in
+one statement; an unchanged bar is left untouched.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -17,10 +25,12 @@ from typing import Any
 from ops_pipeline.db import Connection
 from ops_pipeline.errors import InvalidEventError
 from ops_pipeline.event_time import ONE_MINUTE, parse_minute
+from ops_pipeline.market import BarSession, MarketCalendar, trading_day
 from ops_pipeline.observability import logger
 
-LOOKBACK = timedelta(minutes=120)
+LOOKBACK = timedelta(days=5)
 REFETCH = timedelta(minutes=3)
+MAX_REQUESTS = 4
 
 
 @dataclass(frozen=True)
@@ -34,6 +44,7 @@ class Bar:
     volume: int
     trade_count: int | None = None
     vwap: Decimal | None = None
+    session: BarSession = "regular"
 
 
 class MalformedBar(ValueError):
@@ -104,13 +115,60 @@ def closed_bars(
     return sorted(bars, key=lambda b: (b.ticker, b.ts))
 
 
-def fetch_start(
-    last_stored: Mapping[str, datetime], tickers: Sequence[str], minute: datetime
-) -> datetime:
-    """Where the one request starts: the earliest ticker's next bar, within the lookback, minus the refetch."""
+@dataclass(frozen=True)
+class FetchGroup:
+    """One multi-symbol request: these tickers, from `start` to the bar that closed at the minute."""
+
+    start: datetime
+    tickers: tuple[str, ...]
+
+
+def ticker_start(last_stored: datetime | None, minute: datetime) -> datetime:
+    """Where a ticker's fetch starts: its next bar minus the refetch margin, within the lookback."""
     floor = minute - LOOKBACK
-    nexts = [last_stored[t] + ONE_MINUTE if t in last_stored else floor for t in tickers]
-    return max(floor, min(nexts) - REFETCH)
+    if last_stored is None:
+        return floor
+    return max(floor, last_stored + ONE_MINUTE - REFETCH)
+
+
+def fetch_plan(
+    last_stored: Mapping[str, datetime],
+    tickers: Sequence[str],
+    minute: datetime,
+    max_requests: int = MAX_REQUESTS,
+) -> list[FetchGroup]:
+    """Tickers grouped by where their fetch starts, at most `max_requests` groups, earliest first.
+
+    With too many distinct starts, the two neighbouring groups whose merge costs the fewest extra
+    bar-minutes (the later group's tickers times the gap between the starts) are merged, until few
+    enough remain.
+    """
+    by_start: dict[datetime, list[str]] = {}
+    for ticker in dict.fromkeys(tickers):
+        by_start.setdefault(ticker_start(last_stored.get(ticker), minute), []).append(ticker)
+    groups = sorted(by_start.items())
+    while len(groups) > max(1, max_requests):
+        costs = [
+            (groups[i + 1][0] - groups[i][0]) * len(groups[i + 1][1])
+            for i in range(len(groups) - 1)
+        ]
+        i = costs.index(min(costs))
+        groups[i : i + 2] = [(groups[i][0], groups[i][1] + groups[i + 1][1])]
+    return [FetchGroup(start, tuple(names)) for start, names in groups]
+
+
+def mark_sessions(bars: Sequence[Bar], calendar: MarketCalendar) -> list[Bar]:
+    """Each bar with its part of the trading day, from the sessions of the days the bars cover."""
+    if not bars:
+        return []
+    days = [trading_day(b.ts) for b in bars]
+    sessions = calendar.sessions(min(days), max(days))
+    marked = []
+    for bar, day in zip(bars, days):
+        session = sessions[day]
+        part: BarSession = session.session_of(bar.ts) if session is not None else "pre"
+        marked.append(replace(bar, session=part))
+    return marked
 
 
 def last_stored_bars(
@@ -128,17 +186,20 @@ def last_stored_bars(
 
 
 UPSERT_BARS = """
-INSERT INTO lane_telemetry AS t (ticker, ts, open, high, low, close, volume, trade_count, vwap)
+INSERT INTO lane_telemetry AS t
+    (ticker, ts, open, high, low, close, volume, trade_count, vwap, session)
 SELECT * FROM unnest(
     CAST(:ticker AS text[]), CAST(:ts AS timestamptz[]), CAST(:open AS numeric[]),
     CAST(:high AS numeric[]), CAST(:low AS numeric[]), CAST(:close AS numeric[]),
-    CAST(:volume AS bigint[]), CAST(:trade_count AS integer[]), CAST(:vwap AS numeric[]))
+    CAST(:volume AS bigint[]), CAST(:trade_count AS integer[]), CAST(:vwap AS numeric[]),
+    CAST(:session AS text[]))
 ON CONFLICT (ticker, ts) DO UPDATE SET
     open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close,
     volume = excluded.volume, trade_count = excluded.trade_count, vwap = excluded.vwap,
-    ingested_at = now()
-WHERE (t.open, t.high, t.low, t.close, t.volume)
-      IS DISTINCT FROM (excluded.open, excluded.high, excluded.low, excluded.close, excluded.volume)
+    session = excluded.session, ingested_at = now()
+WHERE (t.open, t.high, t.low, t.close, t.volume, t.session)
+      IS DISTINCT FROM (excluded.open, excluded.high, excluded.low, excluded.close, excluded.volume,
+                        excluded.session)
 RETURNING (xmax = 0) AS inserted
 """
 
@@ -158,6 +219,7 @@ def upsert_bars(conn: Connection, bars: Sequence[Bar]) -> tuple[int, int]:
         volume=[b.volume for b in bars],
         trade_count=[b.trade_count for b in bars],
         vwap=[b.vwap for b in bars],
+        session=[b.session for b in bars],
     )
     inserted = sum(1 for (was_insert,) in rows if was_insert)
     return inserted, len(rows) - inserted
@@ -184,21 +246,33 @@ def request_bars(
 
 
 def ingest(
-    conn: Connection, client: Any, tickers: Sequence[str], minute: datetime
+    conn: Connection,
+    client: Any,
+    tickers: Sequence[str],
+    minute: datetime,
+    calendar: MarketCalendar,
 ) -> dict[str, Any]:
-    """Fetch and store every closed bar that is missing or changed, up to the bar that closed at `minute`."""
+    """Fetch and store every closed bar that is missing or changed, up to the bar that closed at `minute`.
+
+    Two database round trips (last stored bars, one upsert) and one request per fetch group.
+    """
     last = last_stored_bars(conn, tickers, minute)
-    start, end = fetch_start(last, tickers, minute), minute - ONE_MINUTE
-    raw = request_bars(client, tickers, start, end)
+    plan, end = fetch_plan(last, tickers, minute), minute - ONE_MINUTE
+    raw: dict[str, list[dict[str, Any]]] = {}
+    for group in plan:
+        for ticker, ticker_bars in request_bars(client, group.tickers, group.start, end).items():
+            raw.setdefault(ticker, []).extend(ticker_bars)
     received = sum(len(v) for v in raw.values())
-    bars = closed_bars(raw, tickers, minute)
+    bars = mark_sessions(closed_bars(raw, tickers, minute), calendar)
     inserted, corrected = upsert_bars(conn, bars)
     return {
         "tickers": len(tickers),
-        "from": start.isoformat(),
+        "from": plan[0].start.isoformat() if plan else end.isoformat(),
         "to": end.isoformat(),
+        "requests": [{"from": g.start.isoformat(), "tickers": len(g.tickers)} for g in plan],
         "received": received,
         "stored": len(bars),
+        "extended_hours": sum(1 for b in bars if b.session != "regular"),
         "inserted": inserted,
         "corrected": corrected,
         "tickers_without_bar": sorted(set(tickers) - {b.ticker for b in bars if b.ts == end}),
