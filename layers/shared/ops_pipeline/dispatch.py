@@ -342,7 +342,7 @@ class AlpacaBroker:
                     code = _api_code(exc)
                     logger.warning(
                         "order refused by the broker",
-                        extra={"client_order_id": coid, "code": code, "message": message},
+                        extra={"client_order_id": coid, "code": code, "broker_message": message},
                     )
                     return Outcome(
                         "rejected", reason=f"{BROKER_REFUSED} ({code}): {message}", broker_code=code
