@@ -184,7 +184,7 @@ def test_each_minute_of_a_real_session_run_twice_leaves_the_same_rows(conn, mark
             "TRUNCATE lane_telemetry, lane_features, dispatch_executions,"
             " dispatch_recommendations CASCADE"
         )
-        for m in range(1, 181):
+        for m in range(1, 61):
             minute = OPEN + timedelta(minutes=m)
             server.set_time(minute)
             for _ in range(times):
@@ -198,5 +198,5 @@ def test_each_minute_of_a_real_session_run_twice_leaves_the_same_rows(conn, mark
         }
 
     once = session(1)
-    assert once["dispatch_executions"], "three hours of real bars make decisions"
+    assert once["dispatch_executions"], "real bars make decisions"
     assert session(2) == once
