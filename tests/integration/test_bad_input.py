@@ -51,10 +51,15 @@ def test_bad_bars_are_each_named_in_a_log_line_and_the_good_ones_stored(conn, ca
     caplog.clear()
     bars = telemetry.closed_bars({"AAPL": batch}, ["AAPL"], MINUTE)
     logs = log_lines(caplog)
+    stored = {f"{b.ts:%Y-%m-%dT%H:%M:%S}Z": b for b in bars}
     for case, raw, outcome, says in BAR_CASES:
         named = [line for line in logs if says in json.dumps(line)]
         assert named, f"{case}: no log line says {says!r}"
         assert all(line["level"] == "WARNING" for line in named), case
+        if outcome == "rejected":
+            assert raw["t"] not in stored, case
+        else:  # cleaned: one bar kept for the minute
+            assert stored[raw["t"]].close == Decimal(str(raw["c"])), case
     assert [b.ts.minute for b in bars] == [30, 46, 59]  # the rest of the batch goes on
     assert bars[1].close == Decimal("170.7")  # the duplicate: the last one wins
     assert telemetry.upsert_bars(conn, bars) == (3, 0)

@@ -11,7 +11,6 @@ same rows).
 from __future__ import annotations
 
 import http.client
-import json
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -24,7 +23,7 @@ import pytest
 
 from ops_pipeline import alpaca
 from ops_pipeline.config import AlpacaCredentials, RiskLimits, TradingMode, TradingState
-from ops_pipeline.db import ConnectionCache, connect, is_connection_lost, parse_database_url
+from ops_pipeline.db import ConnectionCache, is_connection_lost, parse_database_url
 from ops_pipeline.dispatch import AlpacaBroker, dispatch
 from ops_pipeline.errors import DatabaseUnavailable, TransientError
 from ops_pipeline.market import accepting_orders
