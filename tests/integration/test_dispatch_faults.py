@@ -11,6 +11,7 @@ same rows).
 from __future__ import annotations
 
 import http.client
+import json
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -41,8 +42,9 @@ KW = dict(market_open=True, state=TradingState.ACTIVE, limits=RiskLimits())
 
 class FaultProxy:
     """HTTP proxy in front of the local Alpaca: per request, forward it, lose it before it
-    reaches the server (`drop_request`) or lose the server's reply (`drop_reply`); an optional
-    hook runs when a matching request arrives."""
+    reaches the server (`drop_request`), lose the server's reply (`drop_reply`) or change the
+    reply's JSON (`rewrite`, with a function); an optional hook runs when a matching request
+    arrives."""
 
     def __init__(self, upstream: str) -> None:
         parts = urlsplit(upstream)
@@ -78,24 +80,33 @@ class FaultProxy:
         action: str,
         times: int = 1,
         hook: Callable[[], None] | None = None,
+        rewrite: Callable[[Any], Any] | None = None,
     ) -> None:
         with self.lock:
             self.rules.append(
-                {"method": method, "path": path, "action": action, "left": times, "hook": hook}
+                {
+                    "method": method,
+                    "path": path,
+                    "action": action,
+                    "left": times,
+                    "hook": hook,
+                    "rewrite": rewrite,
+                }
             )
 
-    def _action(self, method: str, path: str) -> tuple[str, Callable[[], None] | None]:
+    def _rule(self, method: str, path: str) -> dict[str, Any]:
         with self.lock:
             for rule in self.rules:
                 if rule["left"] and rule["method"] == method and rule["path"] == path:
                     rule["left"] -= 1
-                    return rule["action"], rule["hook"]
-        return "forward", None
+                    return rule
+        return {"action": "forward", "hook": None, "rewrite": None}
 
     def serve(self, handler: BaseHTTPRequestHandler) -> None:
         length = int(handler.headers.get("Content-Length") or 0)
         body = handler.rfile.read(length) if length else b""
-        action, hook = self._action(handler.command, urlsplit(handler.path).path)
+        rule = self._rule(handler.command, urlsplit(handler.path).path)
+        action, hook = rule["action"], rule["hook"]
         if hook is not None:
             hook()
         if action == "drop_request":
@@ -112,6 +123,8 @@ class FaultProxy:
         if action == "drop_reply":
             handler.close_connection = True
             return
+        if action == "rewrite":
+            data = json.dumps(rule["rewrite"](json.loads(data))).encode()
         handler.send_response(reply.status)
         for key, value in reply.getheaders():
             if key.lower() not in ("transfer-encoding", "connection", "content-length", "date"):
@@ -241,6 +254,48 @@ def test_the_database_lost_while_an_order_is_in_flight_costs_no_second_order(
     assert retried["outcomes"] == {"filled": 1}
     assert len(posts(market)) == 1 and len(broker_orders(broker)) == 1
     cache.close()
+
+
+# -- partial fills ----------------------------------------------------------------------------
+
+
+def test_a_partial_fill_then_cancel_is_recorded_filled_with_the_filled_quantity(
+    conn, bundled_bars, monkeypatch
+):
+    with LocalAlpaca(
+        bundled_bars, CREDS.key_id, CREDS.secret_key, now=MINUTE, fill_market_orders="next_minute"
+    ) as server:
+        proxy = FaultProxy(server.base_url)
+        monkeypatch.setenv("ALPACA_TRADING_URL", proxy.base_url)
+        paper = AlpacaBroker(alpaca.trading_client(CREDS, timeout=5), TradingMode.PAPER)
+        recommend(conn, "AAPL", "BUY", price="170")
+        assert dispatch(conn, paper, minute=MINUTE, **KW)["outcomes"] == {"submitted": 1}
+        ((order_id,),) = conn.run("SELECT broker_order_id FROM dispatch_executions")
+        paper.client.cancel_order_by_id(order_id)
+
+        def twenty_filled_before_the_cancel(orders: list) -> list:
+            for order in orders:
+                if order["id"] == order_id:
+                    order.update(filled_qty="20", filled_avg_price="170.5")
+            return orders
+
+        proxy.fault("GET", ORDERS, "rewrite", rewrite=twenty_filled_before_the_cancel)
+        later = MINUTE + timedelta(minutes=1)
+        server.set_time(later)
+        summary = dispatch(conn, paper, minute=later, **KW)
+        proxy.close()
+    assert summary["reconciled_outcomes"] == {"filled": 1}
+    assert conn.run(
+        "SELECT status, qty, requested_qty, price, reject_reason FROM dispatch_executions"
+    ) == [
+        [
+            "filled",
+            Decimal(20),
+            Decimal(58),
+            Decimal("170.5"),
+            "partial fill: 20 of 58, then canceled",
+        ]
+    ]
 
 
 # -- promise 3: a refusal is an outcome, not a jam ---------------------------------------------
