@@ -18,7 +18,7 @@ NODE_STAMP := node_modules/.package-lock.json
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: install run test lint typecheck check eval train bench clean
+.PHONY: install run test lint typecheck check security eval train bench clean
 
 install: $(STAMP)
 
@@ -64,6 +64,14 @@ $(NODE_STAMP): package.json package-lock.json
 check: $(DEPLOY_STAMP) $(CHECKOV_STAMP) $(NODE_STAMP)
 	PATH="$(abspath $(DEPLOY_VENV))/bin:$$PATH" CHECKOV="$(abspath $(CHECKOV_VENV))/bin/checkov" \
 		ASL_VALIDATOR="$(abspath node_modules/.bin/asl-validator)" bash scripts/check_template.sh
+
+# Secrets in the repository (detect-secrets against the committed .secrets.baseline, whose
+# entries are audited false positives) and bandit (accepted findings, each with the reason it is
+# accepted, in .bandit-baseline.json). A new finding fails: fix it, or audit it into a baseline.
+security: $(STAMP)
+	git ls-files -z | grep -zv -e '^\.secrets\.baseline$$' -e '^\.bandit-baseline\.json$$' \
+		| xargs -0 $(BIN)/detect-secrets-hook --baseline .secrets.baseline
+	$(BIN)/bandit -q -r layers functions src -b .bandit-baseline.json
 
 eval: $(STAMP)
 	$(BIN)/python bench/sentiment_eval.py

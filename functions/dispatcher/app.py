@@ -1,5 +1,6 @@
 """Dispatcher: risk gates, then simulated fills or Alpaca orders, each recommendation at most once."""
 
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -10,33 +11,48 @@ from ops_pipeline.config import TradingMode
 from ops_pipeline.db import ConnectionCache
 from ops_pipeline.dispatch import AlpacaBroker, Broker, SimulatedBroker, dispatch
 from ops_pipeline.event_time import event_minute
+from ops_pipeline.market import accepting_orders
 from ops_pipeline.observability import metrics, stage_handler
 
 DB = ConnectionCache()
 
 
 @cache
-def _broker(mode: TradingMode) -> Broker:
-    if mode is TradingMode.SIMULATION:
-        return SimulatedBroker()
+def _alpaca_broker(mode: TradingMode) -> Broker:
     client = alpaca.trading_client(config.alpaca_credentials(), paper=mode is TradingMode.PAPER)
     return AlpacaBroker(client, mode)
+
+
+def _broker(mode: TradingMode) -> Broker:
+    if mode is TradingMode.SIMULATION:
+        return SimulatedBroker(config.simulation_costs())
+    return _alpaca_broker(mode)
+
+
+def _session_close(market: dict[str, Any]) -> datetime | None:
+    close = market.get("session_close")
+    return datetime.fromisoformat(str(close)) if close else None
 
 
 @stage_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     mode = config.trading_mode()
+    minute = event_minute(event)
+    market = event.get("market") or {}
     summary = dispatch(
         DB.get(),
         _broker(mode),
-        minute=event_minute(event),
-        market_open=bool(event.get("market", {}).get("is_open")),
+        minute=minute,
+        market_open=accepting_orders(minute, market),
         state=config.trading_state(),
         limits=config.risk_limits(),
+        deployment=config.deployment_id(),
+        session_close=_session_close(market),
     )
     metrics.add_dimension(name="mode", value=mode.value)
     outcomes = summary["outcomes"]
-    metrics.add_metric(name="OrdersFilled", unit="Count", value=outcomes.get("filled", 0))
+    filled = outcomes.get("filled", 0) + summary["reconciled_outcomes"].get("filled", 0)
+    metrics.add_metric(name="OrdersFilled", unit="Count", value=filled)
     metrics.add_metric(name="OrdersSubmitted", unit="Count", value=outcomes.get("submitted", 0))
     # Broker refusals are the alarm's concern; risk-gate blocks are the gates doing their job.
     metrics.add_metric(name="OrdersRejected", unit="Count", value=summary["refused_by_broker"])

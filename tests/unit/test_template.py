@@ -451,6 +451,14 @@ def test_parameter_defaults(template, resources):
         "max_notional_per_order": 10000,
         "max_position_notional": 25000,
         "recommendation_ttl_minutes": 5,
+        "max_daily_loss": 2500,
+        "max_open_positions": 10,
+        "max_trades_per_ticker_per_day": 20,
+        "cooldown_minutes_after_fill": 2,
+    }
+    assert json.loads(params["SimulationCosts"]["Default"]) == {
+        "slippage_bps": 5,
+        "commission_per_share": 0,
     }
     secret = json.loads(resources["AlpacaSecret"]["Properties"]["SecretString"])
     assert secret == {"key_id": "REPLACE_ME", "secret_key": "REPLACE_ME"}

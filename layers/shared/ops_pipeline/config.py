@@ -28,6 +28,9 @@ FEEDS_PARAM = "FEEDS_PARAM"
 TRADING_MODE_PARAM = "TRADING_MODE_PARAM"
 TRADING_STATE_PARAM = "TRADING_STATE_PARAM"
 RISK_LIMITS_PARAM = "RISK_LIMITS_PARAM"
+SIMULATION_COSTS_PARAM = "SIMULATION_COSTS_PARAM"
+# The stack's name: hashed into every client_order_id prefix (two stacks on one account).
+DEPLOYMENT_ID = "DEPLOYMENT_ID"
 ALPACA_SECRET_ARN = "ALPACA_SECRET_ARN"
 # The louder setting live money needs, beside trading mode `live`.
 LIVE_TRADING_CONFIRMATION = "LIVE_TRADING_CONFIRMATION"
@@ -54,10 +57,23 @@ class TradingState(StrEnum):
 
 @dataclass(frozen=True)
 class RiskLimits:
+    """The dispatcher's limits (the JSON of the `risk_limits` SSM parameter; every key optional).
+
+    `max_daily_loss`: once the day's result (the day's recorded fills, net of commission, marked at
+    the last close) is at or below minus this amount, only position-reducing orders go through.
+    `max_open_positions`: a BUY may not open a position in a new ticker beyond this many.
+    `max_trades_per_ticker_per_day`: orders (sent or filled) per ticker per New York day.
+    `cooldown_minutes_after_fill`: no BUY for a ticker within this many minutes of its last fill.
+    """
+
     min_confidence: Decimal = Decimal("0.5")
     max_notional_per_order: Decimal = Decimal("10000")
     max_position_notional: Decimal = Decimal("25000")
     recommendation_ttl_minutes: int = 5
+    max_daily_loss: Decimal = Decimal("2500")
+    max_open_positions: int = 10
+    max_trades_per_ticker_per_day: int = 20
+    cooldown_minutes_after_fill: int = 2
 
     @classmethod
     def from_mapping(cls, raw: dict[str, Any]) -> RiskLimits:
@@ -65,32 +81,68 @@ class RiskLimits:
         if unknown:
             raise ConfigError(f"risk limits: unknown keys {sorted(unknown)}")
         defaults = cls()
-
-        def decimal(key: str, default: Decimal) -> Decimal:
-            return Decimal(str(raw[key])) if key in raw else default
-
+        values: dict[str, Any] = {}
         try:
-            limits = cls(
-                min_confidence=decimal("min_confidence", defaults.min_confidence),
-                max_notional_per_order=decimal(
-                    "max_notional_per_order", defaults.max_notional_per_order
-                ),
-                max_position_notional=decimal(
-                    "max_position_notional", defaults.max_position_notional
-                ),
-                recommendation_ttl_minutes=int(
-                    raw.get("recommendation_ttl_minutes", defaults.recommendation_ttl_minutes)
-                ),
-            )
+            for key in cls.__dataclass_fields__:
+                default = getattr(defaults, key)
+                if key not in raw:
+                    values[key] = default
+                elif isinstance(default, Decimal):
+                    values[key] = Decimal(str(raw[key]))
+                else:
+                    if isinstance(raw[key], bool) or int(raw[key]) != raw[key]:
+                        raise ValueError(f"{key} must be a whole number, got {raw[key]!r}")
+                    values[key] = int(raw[key])
+            limits = cls(**values)
         except (InvalidOperation, ValueError, TypeError) as exc:
             raise ConfigError(f"risk limits: {exc}") from exc
         if not Decimal(0) <= limits.min_confidence <= Decimal("1.3"):
             raise ConfigError("risk limits: min_confidence must be between 0 and 1.3")
-        if limits.max_notional_per_order <= 0 or limits.max_position_notional <= 0:
+        if min(limits.max_notional_per_order, limits.max_position_notional) <= 0:
             raise ConfigError("risk limits: notional limits must be positive")
         if limits.recommendation_ttl_minutes < 1:
             raise ConfigError("risk limits: recommendation_ttl_minutes must be at least 1")
+        if limits.max_daily_loss <= 0:
+            raise ConfigError("risk limits: max_daily_loss must be positive")
+        if min(limits.max_open_positions, limits.max_trades_per_ticker_per_day) < 1:
+            raise ConfigError(
+                "risk limits: max_open_positions and max_trades_per_ticker_per_day must be >= 1"
+            )
+        if limits.cooldown_minutes_after_fill < 0:
+            raise ConfigError("risk limits: cooldown_minutes_after_fill must be >= 0")
         return limits
+
+
+@dataclass(frozen=True)
+class SimulationCosts:
+    """What a simulated fill costs: slippage against the order, and commission per share.
+
+    Defaults: 5 bps of slippage (half a typical large-cap spread plus impact for small orders)
+    and no commission (Alpaca charges none on US stocks).
+    """
+
+    slippage_bps: Decimal = Decimal("5")
+    commission_per_share: Decimal = Decimal("0")
+
+    @classmethod
+    def from_mapping(cls, raw: dict[str, Any]) -> SimulationCosts:
+        unknown = set(raw) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ConfigError(f"simulation costs: unknown keys {sorted(unknown)}")
+        try:
+            costs = cls(
+                slippage_bps=Decimal(str(raw.get("slippage_bps", cls.slippage_bps))),
+                commission_per_share=Decimal(
+                    str(raw.get("commission_per_share", cls.commission_per_share))
+                ),
+            )
+        except InvalidOperation as exc:
+            raise ConfigError(f"simulation costs: {exc}") from exc
+        if not costs.slippage_bps.is_finite() or not Decimal(0) <= costs.slippage_bps <= 1000:
+            raise ConfigError("simulation costs: slippage_bps must be between 0 and 1000")
+        if not costs.commission_per_share.is_finite() or costs.commission_per_share < 0:
+            raise ConfigError("simulation costs: commission_per_share must be >= 0")
+        return costs
 
 
 @dataclass(frozen=True)
@@ -200,15 +252,31 @@ def trading_state() -> TradingState:
         raise ConfigError(f"trading state must be active, reducing or halted, got {raw!r}") from exc
 
 
-def risk_limits() -> RiskLimits:
-    raw = _parameter(RISK_LIMITS_PARAM)
+def _json_object(env_var: str, what: str) -> dict[str, Any]:
+    raw = _parameter(env_var)
     try:
         values = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"risk limits are not JSON: {exc}") from exc
+        raise ConfigError(f"{what} are not JSON: {exc}") from exc
     if not isinstance(values, dict):
-        raise ConfigError("risk limits must be a JSON object")
-    return RiskLimits.from_mapping(values)
+        raise ConfigError(f"{what} must be a JSON object")
+    return values
+
+
+def risk_limits() -> RiskLimits:
+    return RiskLimits.from_mapping(_json_object(RISK_LIMITS_PARAM, "risk limits"))
+
+
+def simulation_costs() -> SimulationCosts:
+    return SimulationCosts.from_mapping(_json_object(SIMULATION_COSTS_PARAM, "simulation costs"))
+
+
+def deployment_id() -> str:
+    """The stack's name (set by template.yaml; the local runtime sets its own stack's)."""
+    value = os.environ.get(DEPLOYMENT_ID, "").strip()
+    if not value:
+        raise ConfigError(f"environment variable {DEPLOYMENT_ID} (the stack name) is not set")
+    return value
 
 
 def alpaca_credentials() -> AlpacaCredentials:

@@ -12,11 +12,18 @@ import contextlib
 import os
 import socket
 import ssl
+import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pg8000.native
+
+from ops_pipeline.errors import is_connection_lost
+from ops_pipeline.observability import on_connection_lost
+
+__all__ = ["is_connection_lost"]  # re-exported: the classification lives in errors.py
 
 
 class Connection(Protocol):
@@ -147,12 +154,40 @@ def connect(target: DatabaseTarget | None = None) -> Connection:
     return pg8000.native.Connection(**kwargs)
 
 
+def drop_cached_connections() -> None:
+    """Forget every cached connection, so that the next `get()` (the retry) connects anew."""
+    for cache in list(_CACHES):
+        cache.close()
+
+
+_CACHES: weakref.WeakSet[ConnectionCache] = weakref.WeakSet()
+on_connection_lost(drop_cached_connections)
+
+
+@contextlib.contextmanager
+def transaction(conn: Connection) -> Iterator[Connection]:
+    """One transaction around several statements (pg8000 native runs in autocommit).
+
+    Either all of the block's writes are committed or none: a connection lost half-way leaves
+    nothing behind, since PostgreSQL rolls back a transaction whose session ends.
+    """
+    conn.run("BEGIN")
+    try:
+        yield conn
+    except BaseException:
+        with contextlib.suppress(Exception):
+            conn.run("ROLLBACK")
+        raise
+    conn.run("COMMIT")
+
+
 class ConnectionCache:
     """One connection per Lambda container, reopened when it has gone bad."""
 
     def __init__(self, target: DatabaseTarget | None = None) -> None:
         self._target = target
         self._conn: Connection | None = None
+        _CACHES.add(self)
 
     def get(self) -> Connection:
         if self._conn is not None:

@@ -1,42 +1,94 @@
-"""Dispatcher: risk gates, then execution in simulation or through Alpaca.
+"""Dispatcher: risk gates, then execution in simulation or through Alpaca, for one decision minute.
+
+`dispatch(conn, broker, minute=...)` acts on exactly one minute, everything derived from it and
+the database (never the wall clock); a catch-up run calls it once per minute of its window, in
+order.
 
 Exactly once: every decision is first written to `dispatch_executions`, whose `recommendation_id`
 and `client_order_id` are unique, with `ON CONFLICT DO NOTHING`; only the rows this run inserted
-are executed. A broker order carries a `client_order_id` derived from the recommendation, and
-Alpaca refuses a reused one, so an order whose claim was written but whose outcome was not (a
-crash, a timeout) is sent again on the next run and answered with the order already placed.
+are executed. A row written `pending` was never known to reach the broker: the next run looks its
+`client_order_id` up at the broker (`GET /v2/orders:by_client_order_id`) and records the order it
+finds; if there is none (404) the decision passes every gate again, beside that run's fresh
+decisions, and is sent or recorded `rejected` with the gate's reason. Every outcome of a run is
+recorded in one statement, in a `finally`: no order is sent without its outcome stored.
 
-Reconciliation: an order Alpaca has not filled yet is recorded `submitted`. Every non-simulated
-run first reads the day's `submitted` rows (one query), their orders (one Alpaca call), and
-records the final outcomes (one statement): `filled` at `filled_avg_price`, or `rejected` for a
-canceled, expired or rejected order. Open and partially filled orders stay `submitted`.
+Broker replies:
+- accepted: `submitted` (or `filled` when Alpaca fills at once);
+- refused (any other APIError): `rejected`, with the broker's code in `broker_code` and its message
+  in `reject_reason`; the rest of the batch goes on and the next run is not blocked;
+- "client_order_id must be unique" (a duplicate, whatever the code), or a lost reply (connection
+  error, timeout, 5xx: the order may have been accepted): the order is looked up by its
+  `client_order_id`; found, it is recorded; not found, it is sent again once; if that also fails
+  the row stays `pending` and the run raises `TransientError` for the state machine's retry.
+
+`client_order_id` is `ops<6 hex>-<TICKER>-<bar start %Y%m%d%H%M>-<ACTION>` (at most 48
+characters); the 6 hex characters hash the deployment (the stack name) and a random salt stored
+in the database (`dispatch_deployment`), so neither a second stack on the same account nor a
+rebuilt database ever reads back an order it did not place. Reconciliation only looks at rows
+and orders with this prefix.
+
+Reconciliation, first thing in every run:
+- Alpaca: the `submitted` rows (one query), their orders (one request), their final outcomes (one
+  statement): `filled` at `filled_avg_price` with `qty` = the filled quantity (also after a
+  partial fill that was then canceled or expired: the reason notes the partial), or `rejected`
+  for an order canceled, expired or rejected with nothing filled;
+- simulation: a simulated order decided at minute m fills at the OPEN of the first bar that
+  starts at or after m (the first price an order sent at m can get), once that bar has closed by
+  the run's minute, plus `slippage_bps` against the order and `commission_per_share` (one query
+  reads the bars). An order with no such bar before its session's close is recorded `rejected`
+  ("no bar to fill at before the close") once the session is over. Until it fills, a simulated
+  order is `submitted` and counts as an open order.
+
+Each execution stores `gate_verdicts` (jsonb): the ordered list of every risk gate's verdict,
+`[{"gate": "kill_switch" | "market_open" | "expiry" | "confidence" | "one_open_order" |
+"daily_loss" | "open_positions" | "trades_per_ticker" | "cooldown" | "size", "passed": bool,
+"detail": text}, ...]`, every gate evaluated even after the first failure; `reject_reason` is
+the first failed gate's detail (or the broker's refusal). `requested_qty` is the quantity sent,
+`qty` the quantity filled once known; `commission` and `filled_at` (event time) once filled.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 from ops_pipeline import alpaca
-from ops_pipeline.config import RiskLimits, TradingMode, TradingState
+from ops_pipeline.config import RiskLimits, SimulationCosts, TradingMode, TradingState
 from ops_pipeline.db import Connection
 from ops_pipeline.errors import TransientError
 from ops_pipeline.observability import logger
-from ops_pipeline.risk import Decision, PendingRecommendation, risk_gates
+from ops_pipeline.risk import Book, Decision, PendingRecommendation, risk_gates
 
+NEW_YORK = ZoneInfo("America/New_York")
 BACKLOG = timedelta(days=1)
-DUPLICATE_CLIENT_ORDER_ID = 40010001
 CLOCK_SKEW = timedelta(minutes=1)
 MAX_ORDERS_PER_PAGE = 500
-BROKER_REFUSED = frozenset({"canceled", "expired", "rejected"})
+BROKER_FINISHED = frozenset({"canceled", "expired", "rejected"})
+DUPLICATE_MESSAGE = "client_order_id must be unique"
+MAX_CLIENT_ORDER_ID = 48
+BROKER_REFUSED = "broker refused"
+PRICE_QUANTUM = Decimal("0.000001")
+BPS = Decimal("0.0001")
 
 
-def client_order_id(rec: PendingRecommendation) -> str:
+def order_prefix(deployment: str, salt: str) -> str:
+    """`ops` and 6 hex characters of the deployment and the database's salt."""
+    digest = hashlib.sha256(f"{deployment}\n{salt}".encode()).hexdigest()
+    return f"ops{digest[:6]}"
+
+
+def client_order_id(rec: PendingRecommendation, prefix: str = "ops") -> str:
     """The order's idempotency key, from the recommendation's natural key (at most 48 characters)."""
-    return f"ops-{rec.ticker}-{rec.ts:%Y%m%d%H%M}-{rec.action}"
+    coid = f"{prefix}-{rec.ticker}-{rec.ts:%Y%m%d%H%M}-{rec.action}"
+    if len(coid) > MAX_CLIENT_ORDER_ID:
+        raise ValueError(f"client_order_id {coid!r} is longer than {MAX_CLIENT_ORDER_ID}")
+    return coid
 
 
 @dataclass(frozen=True)
@@ -45,46 +97,188 @@ class Outcome:
     price: Decimal | None = None
     broker_order_id: str | None = None
     reason: str | None = None
+    qty: Decimal | None = None  # the filled quantity, when the broker says it
+    broker_code: int | None = None
+    commission: Decimal | None = None
+    filled_at: datetime | None = None
 
 
 class Broker(Protocol):
     mode: TradingMode
 
-    def positions(self, conn: Connection, minute: datetime) -> tuple[dict[str, Decimal], set[str]]:
+    def positions(
+        self, conn: Connection, minute: datetime, prefix: str
+    ) -> tuple[dict[str, Decimal], set[str]]:
         """Held quantity per ticker, and tickers with an open order."""
         ...
 
-    def execute(self, decision: Decision) -> Outcome: ...
+    def execute(self, decision: Decision, coid: str) -> Outcome: ...
 
-    def order_outcomes(
-        self, client_order_ids: Sequence[str], since: datetime
-    ) -> dict[str, Outcome]:
-        """Final outcomes of these orders, placed after `since`, by `client_order_id`."""
+    def lookup(self, coid: str) -> Outcome | None:
+        """The order placed with this `client_order_id`, or None if the broker has none."""
+        ...
+
+    def reconcile(
+        self, conn: Connection, minute: datetime, prefix: str, session_close: datetime | None
+    ) -> dict[int, Outcome]:
+        """Final outcomes of this deployment's `submitted` orders, by recommendation id."""
         ...
 
 
+# -- simulation ------------------------------------------------------------------------------
+
+SIM_OPEN_ORDERS = """
+SELECT e.recommendation_id, e.ticker, e.side, e.qty, e.decided_at, b.ts, b.open
+FROM dispatch_executions e
+LEFT JOIN LATERAL (
+    SELECT t.ts, t.open FROM lane_telemetry t
+    WHERE t.ticker = e.ticker AND t.ts >= e.decided_at AND t.ts < :minute
+      AND t.ts < CASE
+          WHEN CAST(:close AS timestamptz) IS NOT NULL
+           AND (e.decided_at AT TIME ZONE 'America/New_York')::date = CAST(:today AS date)
+          THEN CAST(:close AS timestamptz)
+          ELSE ((e.decided_at AT TIME ZONE 'America/New_York')::date + 1)
+               AT TIME ZONE 'America/New_York'
+      END
+    ORDER BY t.ts
+    LIMIT 1
+) b ON true
+WHERE e.status = 'submitted' AND e.mode = 'simulation' AND e.client_order_id LIKE :pattern
+  AND e.decided_at > :since AND e.decided_at < :minute
+"""
+
+SIM_POSITIONS = """
+SELECT ticker,
+       sum(CASE WHEN status = 'filled' THEN CASE side WHEN 'buy' THEN qty ELSE -qty END ELSE 0 END),
+       bool_or(status = 'submitted')
+FROM dispatch_executions
+WHERE mode = 'simulation' AND status IN ('filled', 'submitted') AND client_order_id LIKE :pattern
+  AND decided_at <= :minute
+GROUP BY ticker
+"""
+
+
+def _pattern(prefix: str) -> str:
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "-%"
+
+
+def new_york_day_start(minute: datetime) -> datetime:
+    day = minute.astimezone(NEW_YORK).date()
+    return datetime.combine(day, time(0), NEW_YORK)
+
+
+def simulated_fill_price(side: str, bar_open: Decimal, costs: SimulationCosts) -> Decimal:
+    """The bar's open moved against the order by the slippage."""
+    factor = Decimal(1) + costs.slippage_bps * BPS * (1 if side == "buy" else -1)
+    return (bar_open * factor).quantize(PRICE_QUANTUM)
+
+
+@dataclass
 class SimulatedBroker:
-    """Fills at the close of the recommendation's bar; positions are the filled simulated orders."""
+    """Fills at the next bar's open plus costs; positions are the filled simulated orders."""
 
-    mode = TradingMode.SIMULATION
+    costs: SimulationCosts = field(default_factory=SimulationCosts)
+    mode: TradingMode = TradingMode.SIMULATION
 
-    def positions(self, conn: Connection, minute: datetime) -> tuple[dict[str, Decimal], set[str]]:
+    def positions(
+        self, conn: Connection, minute: datetime, prefix: str
+    ) -> tuple[dict[str, Decimal], set[str]]:
+        rows = conn.run(SIM_POSITIONS, pattern=_pattern(prefix), minute=minute)
+        held = {ticker: Decimal(qty) for ticker, qty, _ in rows if qty}
+        return held, {ticker for ticker, _, open_ in rows if open_}
+
+    def execute(self, decision: Decision, coid: str) -> Outcome:
+        return Outcome("submitted", qty=decision.qty)  # filled by a later run's reconcile
+
+    def lookup(self, coid: str) -> Outcome | None:
+        return None
+
+    def reconcile(
+        self, conn: Connection, minute: datetime, prefix: str, session_close: datetime | None
+    ) -> dict[int, Outcome]:
+        today = minute.astimezone(NEW_YORK).date()
         rows = conn.run(
-            "SELECT ticker, sum(CASE WHEN side = 'buy' THEN qty ELSE -qty END)"
-            " FROM dispatch_executions"
-            " WHERE status = 'filled' AND mode = 'simulation' AND decided_at <= :minute"
-            " GROUP BY ticker",
+            SIM_OPEN_ORDERS,
+            pattern=_pattern(prefix),
             minute=minute,
+            since=minute - BACKLOG,
+            close=session_close,
+            today=today,
         )
-        return {ticker: Decimal(qty) for ticker, qty in rows}, set()
+        outcomes: dict[int, Outcome] = {}
+        for rec_id, _ticker, side, qty, decided_at, bar_ts, bar_open in rows:
+            if bar_ts is not None:
+                price = simulated_fill_price(side, Decimal(bar_open), self.costs)
+                outcomes[rec_id] = Outcome(
+                    "filled",
+                    price=price,
+                    qty=Decimal(qty),
+                    commission=(Decimal(qty) * self.costs.commission_per_share).quantize(
+                        PRICE_QUANTUM
+                    ),
+                    filled_at=bar_ts,
+                )
+                continue
+            order_day = decided_at.astimezone(NEW_YORK).date()
+            over = order_day < today or (
+                session_close is not None and order_day == today and minute >= session_close
+            )
+            if over:
+                outcomes[rec_id] = Outcome("rejected", reason="no bar to fill at before the close")
+        return outcomes
 
-    def execute(self, decision: Decision) -> Outcome:
-        return Outcome("filled", price=decision.recommendation.price, broker_order_id=None)
 
-    def order_outcomes(
-        self, client_order_ids: Sequence[str], since: datetime
-    ) -> dict[str, Outcome]:
-        return {}  # simulated orders fill at once: nothing is ever left `submitted`
+# -- Alpaca ----------------------------------------------------------------------------------
+
+
+def _api_code(exc: Exception) -> int | None:
+    try:
+        return int(getattr(exc, "code", None) or 0) or None
+    except (TypeError, ValueError, json.JSONDecodeError):
+        return None
+
+
+def _api_message(exc: Exception) -> str:
+    try:
+        return str(getattr(exc, "message", None) or exc)
+    except (TypeError, ValueError, KeyError, json.JSONDecodeError):
+        return str(exc)
+
+
+def _dec(value: Any) -> Decimal | None:
+    return Decimal(str(value)) if value not in (None, "") else None
+
+
+def _order_time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    if isinstance(value, datetime):
+        return value
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def order_outcome(order: dict[str, Any]) -> Outcome:
+    """What an Alpaca order (raw JSON) means for its execution row.
+
+    `filled` (qty = filled_qty), also for a partial fill then canceled or expired; `rejected`
+    for a finished order with nothing filled; `submitted` while it may still (partly) fill.
+    """
+    status = str(order.get("status") or "")
+    order_id = str(order.get("id")) if order.get("id") else None
+    filled = _dec(order.get("filled_qty")) or Decimal(0)
+    price = _dec(order.get("filled_avg_price"))
+    filled_at = _order_time(order.get("filled_at"))
+    if status == "filled":
+        return Outcome("filled", price, order_id, qty=filled or None, filled_at=filled_at)
+    if status in BROKER_FINISHED and filled > 0:
+        reason = f"partial fill: {filled} of {order.get('qty')}, then {status}"
+        return Outcome("filled", price, order_id, reason, qty=filled, filled_at=filled_at)
+    if status in BROKER_FINISHED:
+        return Outcome("rejected", broker_order_id=order_id, reason=f"broker: {status}")
+    return Outcome("submitted", broker_order_id=order_id)
 
 
 class AlpacaBroker:
@@ -94,7 +288,9 @@ class AlpacaBroker:
         self.client = client
         self.mode = mode
 
-    def positions(self, conn: Connection, minute: datetime) -> tuple[dict[str, Decimal], set[str]]:
+    def positions(
+        self, conn: Connection, minute: datetime, prefix: str
+    ) -> tuple[dict[str, Decimal], set[str]]:
         from alpaca.trading.enums import QueryOrderStatus
         from alpaca.trading.requests import GetOrdersRequest
 
@@ -108,10 +304,83 @@ class AlpacaBroker:
             {o["symbol"] for o in orders},
         )
 
-    def _outcome(self, order: dict[str, Any]) -> Outcome:
-        status = "filled" if order.get("status") == "filled" else "submitted"
-        price = order.get("filled_avg_price")
-        return Outcome(status, Decimal(str(price)) if price else None, str(order.get("id")))
+    def lookup(self, coid: str) -> Outcome | None:
+        from alpaca.common.exceptions import APIError
+
+        try:
+            order = alpaca.call("order lookup", lambda: self.client.get_order_by_client_id(coid))
+        except APIError as exc:
+            if getattr(exc, "status_code", None) == 404:
+                return None
+            raise TransientError(f"Alpaca order lookup failed: {exc}") from exc
+        return order_outcome(order)
+
+    def _submit(self, decision: Decision, coid: str) -> dict[str, Any]:
+        from alpaca.trading.enums import OrderSide, TimeInForce
+        from alpaca.trading.requests import MarketOrderRequest
+
+        rec = decision.recommendation
+        request = MarketOrderRequest(
+            symbol=rec.ticker,
+            qty=float(decision.qty),
+            side=OrderSide.BUY if rec.action == "BUY" else OrderSide.SELL,
+            time_in_force=TimeInForce.DAY,
+            client_order_id=coid,
+        )
+        return alpaca.call("order", lambda: self.client.submit_order(request))
+
+    def execute(self, decision: Decision, coid: str) -> Outcome:
+        """Send once; on a duplicate or a lost reply, look the order up, and send again at most once."""
+        from alpaca.common.exceptions import APIError
+
+        for attempt in (1, 2):
+            try:
+                return order_outcome(self._submit(decision, coid))
+            except APIError as exc:
+                message = _api_message(exc)
+                if DUPLICATE_MESSAGE not in message:
+                    code = _api_code(exc)
+                    logger.warning(
+                        "order refused by the broker",
+                        extra={"client_order_id": coid, "code": code, "broker_message": message},
+                    )
+                    return Outcome(
+                        "rejected", reason=f"{BROKER_REFUSED} ({code}): {message}", broker_code=code
+                    )
+                logger.info(
+                    "order already placed; reading it back", extra={"client_order_id": coid}
+                )
+            except TransientError as exc:
+                if attempt == 2:
+                    raise
+                logger.warning(
+                    "order reply lost; looking the order up",
+                    extra={"client_order_id": coid, "error": str(exc)},
+                )
+            found = self.lookup(coid)  # a TransientError here leaves the row pending
+            if found is not None:
+                return found
+        raise TransientError(f"order {coid} could not be placed or found")
+
+    def reconcile(
+        self, conn: Connection, minute: datetime, prefix: str, session_close: datetime | None
+    ) -> dict[int, Outcome]:
+        rows = conn.run(
+            SUBMITTED, mode=self.mode.value, since=minute - BACKLOG, pattern=_pattern(prefix)
+        )
+        if not rows:
+            return {}
+        by_coid = {coid: rec_id for rec_id, coid, _ in rows}
+        since = min(decided_at for _, _, decided_at in rows)
+        try:
+            finished = self.order_outcomes(list(by_coid), since)
+        except TransientError as exc:
+            logger.warning(
+                "order reconciliation failed; retried on the next run",
+                extra={"submitted": len(rows), "error": str(exc)},
+            )
+            return {}
+        return {by_coid[coid]: outcome for coid, outcome in finished.items()}
 
     def order_outcomes(
         self, client_order_ids: Sequence[str], since: datetime
@@ -132,63 +401,23 @@ class AlpacaBroker:
         outcomes: dict[str, Outcome] = {}
         for order in orders:
             coid = order.get("client_order_id")
-            outcome = _final_outcome(order)
-            if coid in wanted and outcome is not None:
+            outcome = order_outcome(order)
+            if coid in wanted and outcome.status != "submitted":
                 outcomes[coid] = outcome
         return outcomes
 
-    def execute(self, decision: Decision) -> Outcome:
-        from alpaca.common.exceptions import APIError
-        from alpaca.trading.enums import OrderSide, TimeInForce
-        from alpaca.trading.requests import MarketOrderRequest
 
-        rec = decision.recommendation
-        coid = client_order_id(rec)
-        request = MarketOrderRequest(
-            symbol=rec.ticker,
-            qty=float(decision.qty),
-            side=OrderSide.BUY if rec.action == "BUY" else OrderSide.SELL,
-            time_in_force=TimeInForce.DAY,
-            client_order_id=coid,
-        )
-        try:
-            return self._outcome(alpaca.call("order", lambda: self.client.submit_order(request)))
-        except APIError as exc:
-            if _api_code(exc) == DUPLICATE_CLIENT_ORDER_ID:
-                logger.info(
-                    "order already placed; reading it back", extra={"client_order_id": coid}
-                )
-                return self._outcome(
-                    alpaca.call("order lookup", lambda: self.client.get_order_by_client_id(coid))
-                )
-            return Outcome("rejected", reason=f"broker refused: {exc}")
+# -- the run ---------------------------------------------------------------------------------
 
-
-def _final_outcome(order: dict[str, Any]) -> Outcome | None:
-    """`filled` or `rejected` for a finished order; None while it may still (partly) fill."""
-    status = str(order.get("status") or "")
-    order_id = str(order.get("id"))
-    if status == "filled":
-        price = order.get("filled_avg_price")
-        return Outcome("filled", Decimal(str(price)) if price else None, order_id)
-    if status not in BROKER_REFUSED:
-        return None
-    reason = f"broker: {status}"
-    filled_qty = Decimal(str(order.get("filled_qty") or 0))
-    if filled_qty:
-        reason += f" after filling {filled_qty} of {order.get('qty')}"
-    return Outcome("rejected", broker_order_id=order_id, reason=reason)
-
-
-def _api_code(exc: Exception) -> int | None:
-    try:
-        return int(getattr(exc, "code", None) or 0) or None
-    except (TypeError, ValueError):
-        return None
-
+SALT = """
+WITH created AS (
+    INSERT INTO dispatch_deployment DEFAULT VALUES ON CONFLICT DO NOTHING RETURNING salt
+)
+SELECT salt FROM created UNION ALL SELECT salt FROM dispatch_deployment
+"""
 
 PENDING = """
-SELECT r.id, r.ticker, r.ts, r.decided_at, r.action, r.price, r.confidence, e.qty AS claimed_qty
+SELECT r.id, r.ticker, r.ts, r.decided_at, r.action, r.price, r.confidence, e.client_order_id
 FROM dispatch_recommendations r
 LEFT JOIN dispatch_executions e ON e.recommendation_id = r.id
 WHERE r.decided_at > :since AND r.decided_at <= :minute
@@ -196,41 +425,116 @@ WHERE r.decided_at > :since AND r.decided_at <= :minute
 ORDER BY r.decided_at, r.ts, r.ticker
 """
 
-CLAIM = """
-INSERT INTO dispatch_executions
-    (recommendation_id, ticker, side, qty, price, mode, client_order_id, status, reject_reason,
-     decided_at)
-SELECT * FROM unnest(
-    CAST(:rec_id AS bigint[]), CAST(:ticker AS text[]), CAST(:side AS text[]),
-    CAST(:qty AS numeric[]), CAST(:price AS numeric[]), CAST(:mode AS text[]),
-    CAST(:coid AS text[]), CAST(:status AS text[]), CAST(:reason AS text[]),
-    CAST(:decided_at AS timestamptz[]))
-ON CONFLICT DO NOTHING
-RETURNING recommendation_id
+DAY_BOOK = """
+WITH mine AS (
+    SELECT ticker, side, qty, price, commission, status, coalesce(filled_at, decided_at) AS at
+    FROM dispatch_executions
+    WHERE mode = :mode AND client_order_id LIKE :pattern
+      AND decided_at >= :day_start AND decided_at <= :minute
+      AND status IN ('filled', 'submitted', 'pending')
+), marks AS (
+    SELECT DISTINCT ON (t.ticker) t.ticker, t.close
+    FROM lane_telemetry t
+    WHERE t.ticker IN (SELECT ticker FROM mine WHERE status = 'filled')
+      AND t.ts < :minute AND t.ts >= :day_start - interval '7 days'
+    ORDER BY t.ticker, t.ts DESC
+)
+SELECT m.ticker, count(*), max(m.at) FILTER (WHERE m.status = 'filled'),
+       coalesce(sum(CASE WHEN m.status = 'filled' THEN
+           (CASE m.side WHEN 'buy' THEN 1 ELSE -1 END) * m.qty * (coalesce(k.close, m.price) - m.price)
+           - m.commission END), 0)
+FROM mine m LEFT JOIN marks k USING (ticker)
+GROUP BY m.ticker
 """
 
 SUBMITTED = """
 SELECT recommendation_id, client_order_id, decided_at
 FROM dispatch_executions
 WHERE status = 'submitted' AND mode = :mode AND decided_at > :since
+  AND client_order_id LIKE :pattern
+"""
+
+CLAIM = """
+INSERT INTO dispatch_executions
+    (recommendation_id, ticker, side, qty, requested_qty, price, mode, client_order_id, status,
+     reject_reason, decided_at, gate_verdicts)
+SELECT u.rec_id, u.ticker, u.side, u.qty, u.qty, u.price, u.mode, u.coid, u.status, u.reason,
+       u.decided_at, CAST(u.verdicts AS jsonb)
+FROM unnest(
+    CAST(:rec_id AS bigint[]), CAST(:ticker AS text[]), CAST(:side AS text[]),
+    CAST(:qty AS numeric[]), CAST(:price AS numeric[]), CAST(:mode AS text[]),
+    CAST(:coid AS text[]), CAST(:status AS text[]), CAST(:reason AS text[]),
+    CAST(:decided_at AS timestamptz[]), CAST(:verdicts AS text[])
+) AS u(rec_id, ticker, side, qty, price, mode, coid, status, reason, decided_at, verdicts)
+ON CONFLICT DO NOTHING
+RETURNING recommendation_id
 """
 
 RECORD_OUTCOMES = """
 UPDATE dispatch_executions e
-SET status = u.status, price = coalesce(u.price, e.price), broker_order_id = u.order_id,
-    reject_reason = u.reason, updated_at = now()
-FROM unnest(CAST(:rec_id AS bigint[]), CAST(:status AS text[]), CAST(:price AS numeric[]),
-            CAST(:order_id AS text[]), CAST(:reason AS text[])) AS u(rec_id, status, price, order_id, reason)
+SET status = u.status,
+    price = coalesce(u.price, e.price),
+    qty = coalesce(u.qty, e.qty),
+    requested_qty = coalesce(u.requested_qty, e.requested_qty),
+    broker_order_id = coalesce(u.order_id, e.broker_order_id),
+    broker_code = coalesce(u.code, e.broker_code),
+    reject_reason = u.reason,
+    commission = coalesce(u.commission, e.commission),
+    filled_at = coalesce(u.filled_at, e.filled_at),
+    gate_verdicts = coalesce(CAST(u.verdicts AS jsonb), e.gate_verdicts),
+    decided_at = coalesce(u.decided_at, e.decided_at),
+    updated_at = now()
+FROM unnest(
+    CAST(:rec_id AS bigint[]), CAST(:status AS text[]), CAST(:price AS numeric[]),
+    CAST(:qty AS numeric[]), CAST(:requested_qty AS numeric[]), CAST(:order_id AS text[]),
+    CAST(:code AS integer[]), CAST(:reason AS text[]), CAST(:commission AS numeric[]),
+    CAST(:filled_at AS timestamptz[]), CAST(:verdicts AS text[]), CAST(:decided_at AS timestamptz[])
+) AS u(rec_id, status, price, qty, requested_qty, order_id, code, reason, commission, filled_at,
+       verdicts, decided_at)
 WHERE e.recommendation_id = u.rec_id
 """
+
+
+@dataclass(frozen=True)
+class _Record:
+    outcome: Outcome
+    decision: Decision | None = None  # set when the gates were (re-)evaluated in this run
+    decided_at: datetime | None = None
+
+
+def _verdicts_json(decision: Decision) -> str:
+    return json.dumps([v.as_json() for v in decision.verdicts])
+
+
+def _salt(conn: Connection) -> str:
+    return str(conn.run(SALT)[0][0])
+
+
+def _book(conn: Connection, broker: Broker, minute: datetime, prefix: str) -> Book:
+    held, open_orders = broker.positions(conn, minute, prefix)
+    rows = conn.run(
+        DAY_BOOK,
+        mode=broker.mode.value,
+        pattern=_pattern(prefix),
+        day_start=new_york_day_start(minute),
+        minute=minute,
+    )
+    return Book(
+        positions=held,
+        open_orders=open_orders,
+        trades_today={ticker: int(n) for ticker, n, _, _ in rows},
+        last_fill={ticker: at for ticker, _, at, _ in rows if at is not None},
+        day_result=sum((Decimal(pnl) for _, _, _, pnl in rows), Decimal(0)),
+    )
 
 
 def _claim(
     conn: Connection,
     decisions: Sequence[Decision],
-    outcomes: dict[int, Outcome],
+    planned: dict[int, Outcome],
     mode: TradingMode,
     minute: datetime,
+    prefix: str,
 ) -> set[int]:
     """Write every decision once; return the recommendation ids this run now owns."""
     if not decisions:
@@ -241,52 +545,39 @@ def _claim(
         ticker=[d.recommendation.ticker for d in decisions],
         side=[d.side for d in decisions],
         qty=[d.qty for d in decisions],
-        price=[_price(d, outcomes) for d in decisions],
+        price=[d.recommendation.price for d in decisions],
         mode=[mode.value for _ in decisions],
-        coid=[client_order_id(d.recommendation) for d in decisions],
-        status=[outcomes[d.recommendation.id].status for d in decisions],
-        reason=[outcomes[d.recommendation.id].reason for d in decisions],
+        coid=[client_order_id(d.recommendation, prefix) for d in decisions],
+        status=[planned[d.recommendation.id].status for d in decisions],
+        reason=[planned[d.recommendation.id].reason for d in decisions],
         decided_at=[minute for _ in decisions],
+        verdicts=[_verdicts_json(d) for d in decisions],
     )
     return {rec_id for (rec_id,) in rows}
 
 
-def _price(decision: Decision, outcomes: dict[int, Outcome]) -> Decimal:
-    return outcomes[decision.recommendation.id].price or decision.recommendation.price
-
-
-def _record(conn: Connection, outcomes: dict[int, Outcome]) -> None:
-    if not outcomes:
+def _record(conn: Connection, records: dict[int, _Record]) -> None:
+    """Every outcome of the run in one statement."""
+    if not records:
         return
-    ids = list(outcomes)
+    ids = list(records)
+    outs = [records[i].outcome for i in ids]
+    decs = [records[i].decision for i in ids]
     conn.run(
         RECORD_OUTCOMES,
         rec_id=ids,
-        status=[outcomes[i].status for i in ids],
-        price=[outcomes[i].price for i in ids],
-        order_id=[outcomes[i].broker_order_id for i in ids],
-        reason=[outcomes[i].reason for i in ids],
+        status=[o.status for o in outs],
+        price=[o.price for o in outs],
+        qty=[o.qty if o.qty is not None else (d.qty if d else None) for o, d in zip(outs, decs)],
+        requested_qty=[d.qty if d else None for d in decs],
+        order_id=[o.broker_order_id for o in outs],
+        code=[o.broker_code for o in outs],
+        reason=[o.reason for o in outs],
+        commission=[o.commission for o in outs],
+        filled_at=[o.filled_at for o in outs],
+        verdicts=[_verdicts_json(d) if d else None for d in decs],
+        decided_at=[records[i].decided_at for i in ids],
     )
-
-
-def _reconcile(conn: Connection, broker: Broker, minute: datetime) -> dict[str, int]:
-    """Record the final outcome of the orders left `submitted`; counts by new status."""
-    rows = conn.run(SUBMITTED, mode=broker.mode.value, since=minute - BACKLOG)
-    if not rows:
-        return {}
-    by_coid = {coid: rec_id for rec_id, coid, _ in rows}
-    since = min(decided_at for _, _, decided_at in rows)
-    try:
-        finished = broker.order_outcomes(list(by_coid), since)
-    except TransientError as exc:
-        logger.warning(
-            "order reconciliation failed; retried on the next run",
-            extra={"submitted": len(rows), "error": str(exc)},
-        )
-        return {}
-    outcomes = {by_coid[coid]: outcome for coid, outcome in finished.items()}
-    _record(conn, outcomes)
-    return _counts(outcomes.values())
 
 
 def _counts(outcomes: Iterable[Outcome]) -> dict[str, int]:
@@ -304,60 +595,105 @@ def dispatch(
     market_open: bool,
     state: TradingState,
     limits: RiskLimits,
+    deployment: str = "local",
+    session_close: datetime | None = None,
 ) -> dict[str, Any]:
-    """Reconcile submitted orders, then decide and execute every recommendation not yet
-    dispatched, each at most once."""
+    """Reconcile this deployment's open orders, then decide and execute every recommendation not
+    yet dispatched (and every `pending` one that never reached the broker), each at most once.
+
+    `market_open`: would a market DAY order sent at `minute` trade in the regular session
+    (`ops_pipeline.market.accepting_orders`); `session_close`: today's close, after which a
+    simulated order without a bar to fill at is rejected.
+    """
     simulated = broker.mode is TradingMode.SIMULATION
-    reconciled = {} if simulated else _reconcile(conn, broker, minute)
+    prefix = order_prefix(deployment, _salt(conn))
+    reconciled = broker.reconcile(conn, minute, prefix, session_close)
+    _record(conn, {i: _Record(o) for i, o in reconciled.items()})
+
     rows = conn.run(PENDING, since=minute - BACKLOG, minute=minute)
-    fresh, reclaimed = [], []
-    for rec_id, ticker, ts, decided_at, action, price, confidence, claimed_qty in rows:
+    fresh: list[PendingRecommendation] = []
+    retried: list[tuple[PendingRecommendation, str]] = []
+    for rec_id, ticker, ts, decided_at, action, price, confidence, coid in rows:
         rec = PendingRecommendation(
             rec_id, ticker, ts, decided_at, action, Decimal(price), Decimal(confidence)
         )
-        if claimed_qty is None:
+        if coid is None:
             fresh.append(rec)
         else:
-            reclaimed.append(Decision(rec, Decimal(claimed_qty)))
-    held, open_orders = broker.positions(conn, minute) if fresh else ({}, set())
+            retried.append((rec, coid))
+
+    records: dict[int, _Record] = {}
+    unsent: list[PendingRecommendation] = []
+    transient: list[str] = []
+    for rec, coid in retried:  # a pending row: did the order reach the broker?
+        try:
+            found = broker.lookup(coid)
+        except TransientError as exc:
+            transient.append(str(exc))
+            continue
+        if found is None:
+            unsent.append(rec)
+        else:
+            logger.info("pending order found at the broker", extra={"client_order_id": coid})
+            records[rec.id] = _Record(found)
+
+    candidates = fresh + unsent
+    book = _book(conn, broker, minute, prefix) if candidates else Book()
     decisions = risk_gates(
-        fresh,
-        minute=minute,
-        market_open=market_open,
-        state=state,
-        limits=limits,
-        positions=held,
-        open_orders=open_orders,
+        candidates, minute=minute, market_open=market_open, state=state, limits=limits, book=book
     )
     planned: dict[int, Outcome] = {}
     for d in decisions:
         if not d.approved:
             planned[d.recommendation.id] = Outcome("rejected", reason=d.rejected)
-        elif simulated:
-            planned[d.recommendation.id] = broker.execute(d)
+        elif simulated:  # nothing leaves the process: the claim is the order
+            coid = client_order_id(d.recommendation, prefix)
+            planned[d.recommendation.id] = broker.execute(d, coid)
         else:
             planned[d.recommendation.id] = Outcome("pending")
-    owned = _claim(conn, decisions, planned, broker.mode, minute)
+    fresh_ids = {r.id for r in fresh}
+    unsent_ids = {r.id for r in unsent}
+    owned = _claim(
+        conn,
+        [d for d in decisions if d.recommendation.id in fresh_ids],
+        planned,
+        broker.mode,
+        minute,
+        prefix,
+    )
+    for d in decisions:
+        rid = d.recommendation.id
+        if rid in unsent_ids and not d.approved:
+            records[rid] = _Record(planned[rid], d, minute)
 
     to_send = [
-        d for d in decisions if d.approved and not simulated and d.recommendation.id in owned
+        d
+        for d in decisions
+        if d.approved
+        and not simulated
+        and (d.recommendation.id in owned or d.recommendation.id in unsent_ids)
     ]
-    to_send += reclaimed if state is not TradingState.HALTED else []
-    sent: dict[int, Outcome] = {}
-    transient: list[str] = []
-    for d in to_send:
-        try:
-            sent[d.recommendation.id] = broker.execute(d)
-        except TransientError as exc:
-            transient.append(str(exc))
-    _record(conn, sent)
+    try:
+        for d in to_send:
+            rid = d.recommendation.id
+            coid = client_order_id(d.recommendation, prefix)
+            try:
+                outcome = broker.execute(d, coid)
+            except TransientError as exc:
+                transient.append(str(exc))
+                if rid in unsent_ids:  # re-gated now: keep the fresh verdicts and size
+                    records[rid] = _Record(Outcome("pending"), d, minute)
+                continue
+            records[rid] = _Record(outcome, d, minute if rid in unsent_ids else None)
+    finally:
+        _record(conn, records)
 
-    final = {**{i: planned[i] for i in owned}, **sent}
+    final = {**{i: planned[i] for i in owned}, **{i: r.outcome for i, r in records.items()}}
     counts = _counts(final.values())
     rejections = [
         {"ticker": d.recommendation.ticker, "action": d.recommendation.action, "reason": d.rejected}
         for d in decisions
-        if not d.approved and d.recommendation.id in owned
+        if not d.approved and (d.recommendation.id in owned or d.recommendation.id in unsent_ids)
     ]
     if transient:
         raise TransientError(
@@ -368,8 +704,10 @@ def dispatch(
         "considered": len(rows),
         "outcomes": counts,
         "blocked_by_risk_gates": len(rejections),
-        "refused_by_broker": sum(1 for o in sent.values() if o.status == "rejected"),
+        "refused_by_broker": sum(
+            1 for r in records.values() if (r.outcome.reason or "").startswith(BROKER_REFUSED)
+        ),
         "rejections": rejections,
-        "reconciled": sum(reconciled.values()),
-        "reconciled_outcomes": reconciled,
+        "reconciled": len(reconciled),
+        "reconciled_outcomes": _counts(reconciled.values()),
     }

@@ -1,25 +1,35 @@
 """Risk gates: which recommendations become orders, and how large.
 
-Pure: recommendations, positions and limits in, one decision per recommendation out. The gates,
-in order (the first that fails names the rejection):
+Pure: recommendations, the book (positions, open orders, the day's trades and result) and limits
+in, one decision per recommendation out. Every gate is evaluated for every recommendation, so
+each verdict can be stored and explained; the first that fails names the rejection. In order:
 
-1. kill switch: `halted` sends nothing; `reducing` lets only sells through;
-2. the market is open at the event minute;
-3. the recommendation is fresh: decided at most `recommendation_ttl_minutes` before the minute;
-4. its adjusted confidence is at least `min_confidence`;
-5. no other order for the ticker is open (or approved earlier in this run);
-6. size: a BUY spends at most `max_notional_per_order`, and the position stays within
-   `max_position_notional`, in whole shares; a SELL closes the position; no position, no sell.
+1. kill_switch: `halted` sends nothing; `reducing` lets only sells through;
+2. market_open: a market DAY order sent at this minute trades in the regular session;
+3. expiry: at most `recommendation_ttl_minutes` since the bar closed (`ts + 1 minute`, the first
+   minute a live run could have decided it), whenever the decision is evaluated;
+4. confidence: the adjusted confidence is at least `min_confidence`;
+5. one_open_order: no other order for the ticker is open (or approved earlier in this run);
+6. daily_loss: once the day's result is at or below `-max_daily_loss`, only sells;
+7. open_positions: a BUY opens no position beyond `max_open_positions` tickers;
+8. trades_per_ticker: a BUY only while the ticker has had fewer than
+   `max_trades_per_ticker_per_day` orders today (sells that close a position always pass);
+9. cooldown: no BUY within `cooldown_minutes_after_fill` minutes of the ticker's last fill;
+10. size: a BUY spends at most `max_notional_per_order`, and the position stays within
+    `max_position_notional`, in whole shares; a SELL closes the position; no position, no sell.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
+from typing import Any
 
 from ops_pipeline.config import RiskLimits, TradingState
+
+ONE_MINUTE = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -34,10 +44,21 @@ class PendingRecommendation:
 
 
 @dataclass(frozen=True)
+class GateVerdict:
+    gate: str
+    passed: bool
+    detail: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {"gate": self.gate, "passed": self.passed, "detail": self.detail}
+
+
+@dataclass(frozen=True)
 class Decision:
     recommendation: PendingRecommendation
     qty: Decimal
     rejected: str | None = None
+    verdicts: tuple[GateVerdict, ...] = ()
 
     @property
     def approved(self) -> bool:
@@ -48,34 +69,27 @@ class Decision:
         return "buy" if self.recommendation.action == "BUY" else "sell"
 
 
+@dataclass
+class Book:
+    """What the gates check a decision against at its minute; approved decisions update it."""
+
+    positions: dict[str, Decimal] = field(default_factory=dict)
+    open_orders: set[str] = field(default_factory=set)
+    trades_today: dict[str, int] = field(default_factory=dict)
+    last_fill: dict[str, datetime] = field(default_factory=dict)
+    day_result: Decimal = Decimal(0)
+
+    def held(self, ticker: str) -> Decimal:
+        return self.positions.get(ticker, Decimal(0))
+
+    def open_position_count(self) -> int:
+        return sum(1 for qty in self.positions.values() if qty > 0)
+
+
 def _whole_shares(notional: Decimal, price: Decimal) -> Decimal:
     if notional <= 0 or price <= 0:
         return Decimal(0)
     return (notional / price).to_integral_value(rounding=ROUND_FLOOR)
-
-
-def _first_failed_gate(
-    rec: PendingRecommendation,
-    minute: datetime,
-    market_open: bool,
-    state: TradingState,
-    limits: RiskLimits,
-    busy: set[str],
-) -> str | None:
-    if state is TradingState.HALTED:
-        return "trading is halted (kill switch)"
-    if state is TradingState.REDUCING and rec.action == "BUY":
-        return "trading is reducing: only sells go through"
-    if not market_open:
-        return "market is closed"
-    age = int((minute - rec.decided_at).total_seconds() // 60)
-    if age > limits.recommendation_ttl_minutes:
-        return f"expired: decided {age} min ago, limit {limits.recommendation_ttl_minutes} min"
-    if rec.confidence < limits.min_confidence:
-        return f"confidence {rec.confidence:.4f} is below the minimum {limits.min_confidence:.4f}"
-    if rec.ticker in busy:
-        return f"an order for {rec.ticker} is already open"
-    return None
 
 
 def _size(
@@ -93,6 +107,86 @@ def _size(
     return qty, None
 
 
+def _verdicts(
+    rec: PendingRecommendation,
+    minute: datetime,
+    market_open: bool,
+    state: TradingState,
+    limits: RiskLimits,
+    book: Book,
+) -> tuple[list[GateVerdict], Decimal]:
+    buy = rec.action == "BUY"
+    out: list[GateVerdict] = []
+
+    def gate(name: str, failure: str | None, ok: str) -> None:
+        out.append(GateVerdict(name, failure is None, failure or ok))
+
+    if state is TradingState.HALTED:
+        gate("kill_switch", "trading is halted (kill switch)", "")
+    elif state is TradingState.REDUCING and buy:
+        gate("kill_switch", "trading is reducing: only sells go through", "")
+    else:
+        gate("kill_switch", None, f"trading is {state.value}")
+    gate("market_open", None if market_open else "market is closed", "market is open")
+    age = int((minute - (rec.ts + ONE_MINUTE)).total_seconds() // 60)
+    ttl = limits.recommendation_ttl_minutes
+    gate(
+        "expiry",
+        f"expired: bar closed {age} min ago, limit {ttl} min" if age > ttl else None,
+        f"bar closed {age} min ago, limit {ttl} min",
+    )
+    gate(
+        "confidence",
+        f"confidence {rec.confidence:.4f} is below the minimum {limits.min_confidence:.4f}"
+        if rec.confidence < limits.min_confidence
+        else None,
+        f"confidence {rec.confidence:.4f} >= {limits.min_confidence:.4f}",
+    )
+    gate(
+        "one_open_order",
+        f"an order for {rec.ticker} is already open" if rec.ticker in book.open_orders else None,
+        f"no open order for {rec.ticker}",
+    )
+    lost = -book.day_result
+    gate(
+        "daily_loss",
+        f"daily loss {lost:.2f} reached the limit {limits.max_daily_loss}: only sells go through"
+        if buy and lost >= limits.max_daily_loss
+        else None,
+        f"day result {book.day_result:.2f}, loss limit {limits.max_daily_loss}",
+    )
+    positions = book.open_position_count()
+    gate(
+        "open_positions",
+        f"{positions} open positions: the limit is {limits.max_open_positions}"
+        if buy and book.held(rec.ticker) <= 0 and positions >= limits.max_open_positions
+        else None,
+        f"{positions} open positions, limit {limits.max_open_positions}",
+    )
+    trades = book.trades_today.get(rec.ticker, 0)
+    gate(
+        "trades_per_ticker",
+        f"{trades} {rec.ticker} orders today: the limit is {limits.max_trades_per_ticker_per_day}"
+        if buy and trades >= limits.max_trades_per_ticker_per_day
+        else None,
+        f"{trades} {rec.ticker} orders today, limit {limits.max_trades_per_ticker_per_day}",
+    )
+    last = book.last_fill.get(rec.ticker)
+    cooldown = timedelta(minutes=limits.cooldown_minutes_after_fill)
+    since = None if last is None else int((minute - last).total_seconds() // 60)
+    gate(
+        "cooldown",
+        f"cooldown: {rec.ticker} filled {since} min ago, "
+        f"wait {limits.cooldown_minutes_after_fill} min"
+        if buy and last is not None and minute - last < cooldown
+        else None,
+        f"no {rec.ticker} fill in the last {limits.cooldown_minutes_after_fill} min",
+    )
+    qty, refused = _size(rec, book.held(rec.ticker), limits)
+    gate("size", refused, f"{rec.action} {qty} {rec.ticker}")
+    return out, qty
+
+
 def risk_gates(
     recs: Sequence[PendingRecommendation],
     *,
@@ -100,21 +194,34 @@ def risk_gates(
     market_open: bool,
     state: TradingState,
     limits: RiskLimits,
-    positions: Mapping[str, Decimal],
+    positions: Mapping[str, Decimal] | None = None,
     open_orders: Iterable[str] = (),
+    book: Book | None = None,
 ) -> list[Decision]:
-    """Decide every recommendation, oldest first; approved ones count against the later ones."""
-    held = dict(positions)
-    busy = set(open_orders)
+    """Decide every recommendation, oldest first; approved ones count against the later ones.
+
+    `book` (positions, open orders, the day's trades, last fills and result) is copied, not
+    changed; `positions` / `open_orders` are a shorthand for a book with only those.
+    """
+    if book is None:
+        book = Book(dict(positions or {}), set(open_orders))
+    book = Book(
+        dict(book.positions),
+        set(book.open_orders),
+        dict(book.trades_today),
+        dict(book.last_fill),
+        book.day_result,
+    )
     decisions = []
     for rec in sorted(recs, key=lambda r: (r.decided_at, r.ts, r.ticker)):
-        rejected = _first_failed_gate(rec, minute, market_open, state, limits, busy)
-        qty = Decimal(0)
-        if rejected is None:
-            qty, rejected = _size(rec, held.get(rec.ticker, Decimal(0)), limits)
-        if rejected is None:
-            busy.add(rec.ticker)
+        verdicts, qty = _verdicts(rec, minute, market_open, state, limits, book)
+        failed = next((v.detail for v in verdicts if not v.passed), None)
+        if failed is None:
+            book.open_orders.add(rec.ticker)
             change = qty if rec.action == "BUY" else -qty
-            held[rec.ticker] = held.get(rec.ticker, Decimal(0)) + change
-        decisions.append(Decision(rec, qty, rejected))
+            book.positions[rec.ticker] = book.held(rec.ticker) + change
+            book.trades_today[rec.ticker] = book.trades_today.get(rec.ticker, 0) + 1
+        decisions.append(
+            Decision(rec, qty if failed is None else Decimal(0), failed, tuple(verdicts))
+        )
     return decisions

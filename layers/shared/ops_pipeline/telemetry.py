@@ -63,10 +63,18 @@ def _price(raw: Mapping[str, Any], field: str) -> Decimal:
 
 def parse_bar(ticker: str, raw: Mapping[str, Any]) -> Bar:
     """Read one bar of Alpaca's bars API (`t o h l c v n vw`)."""
+    t = raw.get("t")
     try:
-        ts = parse_minute(raw["t"])
-    except (KeyError, InvalidEventError) as exc:
-        raise MalformedBar(f"t={raw.get('t')!r}") from exc
+        ts = parse_minute(t)
+    except InvalidEventError as exc:
+        raise MalformedBar(f"t={t!r}") from exc
+    exact = (
+        t
+        if isinstance(t, datetime)
+        else datetime.fromisoformat(str(t).strip().replace("Z", "+00:00"))
+    )
+    if exact.second or exact.microsecond:
+        raise MalformedBar(f"t={t!r} is not on a minute")
     o, h, low, c = (_price(raw, field) for field in "ohlc")
     try:
         volume = int(raw["v"])
@@ -96,7 +104,7 @@ def closed_bars(
     minute: datetime,
 ) -> list[Bar]:
     """Valid bars of the asked tickers that closed by `minute`; malformed ones are logged and skipped."""
-    bars = []
+    bars: dict[tuple[str, datetime], Bar] = {}
     wanted = set(tickers)
     for ticker, raws in raw_by_ticker.items():
         if ticker not in wanted:
@@ -110,9 +118,21 @@ def closed_bars(
                     extra={"ticker": ticker, "bar": raw, "problem": str(exc)},
                 )
                 continue
-            if bar.ts + ONE_MINUTE <= minute:
-                bars.append(bar)
-    return sorted(bars, key=lambda b: (b.ticker, b.ts))
+            if bar.ts > minute:  # the bar still open at `minute` (ts == minute) is normal
+                logger.warning(
+                    "skipping bar from the future",
+                    extra={"ticker": ticker, "bar": raw, "minute": minute.isoformat()},
+                )
+                continue
+            if bar.ts + ONE_MINUTE > minute:
+                continue
+            if (ticker, bar.ts) in bars:
+                logger.warning(
+                    "duplicate bar: keeping the last",
+                    extra={"ticker": ticker, "bar": raw, "ts": bar.ts.isoformat()},
+                )
+            bars[(ticker, bar.ts)] = bar
+    return sorted(bars.values(), key=lambda b: (b.ticker, b.ts))
 
 
 @dataclass(frozen=True)

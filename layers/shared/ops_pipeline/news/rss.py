@@ -79,6 +79,8 @@ _BLOCK_TAGS = frozenset(
     ]
 )
 _DATE_FIELDS = ("published_parsed", "updated_parsed", "created_parsed")
+# A publication time outside these years is a broken feed, not news: kept as unknown.
+PLAUSIBLE_YEARS = range(1990, 2100)
 
 
 @dataclass(frozen=True)
@@ -293,7 +295,19 @@ def normalise_entry(
     summary = _summary(entry)
     if not (title or link or summary):
         return None
+    raw_title = entry.get("title")
+    if isinstance(raw_title, str) and title != _clean(raw_title):
+        logger.info(
+            "feed item title cleaned (markup removed or shortened)",
+            extra={"feed": feed.name, "link": link, "title": title, "raw_chars": len(raw_title)},
+        )
     when = published_at(entry)
+    if when is not None and when.year not in PLAUSIBLE_YEARS:
+        logger.warning(
+            "feed item has an absurd date; kept without it",
+            extra={"feed": feed.name, "link": link, "title": title, "date": when.isoformat()},
+        )
+        when = None
     guid = entry.get("id") if isinstance(entry.get("id"), str) else None
     entry_source = entry.get("source")
     source_title = entry_source.get("title") if isinstance(entry_source, Mapping) else None

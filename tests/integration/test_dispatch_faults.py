@@ -1,0 +1,437 @@
+"""The dispatcher under faults, through alpaca-py's TradingClient and the local Alpaca server.
+
+Faults are injected where the real world puts them: an HTTP proxy between the client and the
+server loses a request or a reply (after the server took the order), and a second database
+connection terminates the dispatcher's (`pg_terminate_backend`) while an order is in flight.
+Issue 7's promises 2 (no order twice), 3 (a refusal is an outcome), 4 (every decision passes
+the gates when it is sent), 5 (the database can go away) and 6 (a minute run twice leaves the
+same rows).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from ops_pipeline import alpaca
+from ops_pipeline.config import AlpacaCredentials, RiskLimits, TradingMode, TradingState
+from ops_pipeline.db import ConnectionCache, is_connection_lost, parse_database_url
+from ops_pipeline.dispatch import AlpacaBroker, dispatch
+from ops_pipeline.errors import DatabaseUnavailable, TransientError
+from ops_pipeline.market import accepting_orders
+from ops_pipeline.observability import stage_handler
+from ops_pipeline_local.alpaca_server import LocalAlpaca
+from ops_pipeline_local.runtime import LocalContext
+
+CREDS = AlpacaCredentials("TESTKEY", "test-secret")
+OPEN = datetime(2019, 2, 12, 14, 30, tzinfo=UTC)
+MINUTE = OPEN + timedelta(minutes=60)
+ORDERS = "/v2/orders"
+LOOKUP = "/v2/orders:by_client_order_id"
+KW = dict(market_open=True, state=TradingState.ACTIVE, limits=RiskLimits())
+
+
+class FaultProxy:
+    """HTTP proxy in front of the local Alpaca: per request, forward it, lose it before it
+    reaches the server (`drop_request`), lose the server's reply (`drop_reply`) or change the
+    reply's JSON (`rewrite`, with a function); an optional hook runs when a matching request
+    arrives."""
+
+    def __init__(self, upstream: str) -> None:
+        parts = urlsplit(upstream)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.rules: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _any(self) -> None:
+                proxy.serve(self)
+
+            do_GET = do_POST = do_DELETE = do_PATCH = _any
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}"
+
+    def fault(
+        self,
+        method: str,
+        path: str,
+        action: str,
+        times: int = 1,
+        hook: Callable[[], None] | None = None,
+        rewrite: Callable[[Any], Any] | None = None,
+    ) -> None:
+        with self.lock:
+            self.rules.append(
+                {
+                    "method": method,
+                    "path": path,
+                    "action": action,
+                    "left": times,
+                    "hook": hook,
+                    "rewrite": rewrite,
+                }
+            )
+
+    def _rule(self, method: str, path: str) -> dict[str, Any]:
+        with self.lock:
+            for rule in self.rules:
+                if rule["left"] and rule["method"] == method and rule["path"] == path:
+                    rule["left"] -= 1
+                    return rule
+        return {"action": "forward", "hook": None, "rewrite": None}
+
+    def serve(self, handler: BaseHTTPRequestHandler) -> None:
+        length = int(handler.headers.get("Content-Length") or 0)
+        body = handler.rfile.read(length) if length else b""
+        rule = self._rule(handler.command, urlsplit(handler.path).path)
+        action, hook = rule["action"], rule["hook"]
+        if hook is not None:
+            hook()
+        if action == "drop_request":
+            handler.close_connection = True  # the client sees the connection close, no reply
+            return
+        upstream = http.client.HTTPConnection(self.host, self.port, timeout=10)
+        headers = {
+            k: v for k, v in handler.headers.items() if k.lower() not in ("host", "connection")
+        }
+        upstream.request(handler.command, handler.path, body or None, headers)
+        reply = upstream.getresponse()
+        data = reply.read()
+        upstream.close()
+        if action == "drop_reply":
+            handler.close_connection = True
+            return
+        if action == "rewrite":
+            data = json.dumps(rule["rewrite"](json.loads(data))).encode()
+        handler.send_response(reply.status)
+        for key, value in reply.getheaders():
+            if key.lower() not in ("transfer-encoding", "connection", "content-length", "date"):
+                handler.send_header(key, value)
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def market(bundled_bars) -> Iterator[LocalAlpaca]:
+    with LocalAlpaca(bundled_bars, CREDS.key_id, CREDS.secret_key, now=MINUTE) as server:
+        yield server
+
+
+@pytest.fixture
+def proxy(market) -> Iterator[FaultProxy]:
+    p = FaultProxy(market.base_url)
+    yield p
+    p.close()
+
+
+@pytest.fixture
+def broker(proxy, monkeypatch) -> AlpacaBroker:
+    monkeypatch.setenv("ALPACA_TRADING_URL", proxy.base_url)
+    return AlpacaBroker(alpaca.trading_client(CREDS, timeout=5), TradingMode.PAPER)
+
+
+def recommend(conn, ticker, action, minute=MINUTE, price="100", confidence="0.6"):
+    return conn.run(
+        "INSERT INTO dispatch_recommendations (ticker, ts, decided_at, action, rule, price,"
+        " base_confidence, volume_ratio, volume_multiplier, confidence, reason)"
+        " VALUES (:t, :ts, :d, :a, 'trend_cross', :p, 0.6, 1.5, 1.0, :c, 'test') RETURNING id",
+        t=ticker,
+        ts=minute - timedelta(minutes=1),
+        d=minute,
+        a=action,
+        p=price,
+        c=confidence,
+    )[0][0]
+
+
+def posts(market) -> list:
+    return [r for r in market.requests if r[0] == "POST" and r[1] == ORDERS]
+
+
+def executions(conn) -> list[list]:
+    return conn.run(
+        "SELECT ticker, status, qty, reject_reason, broker_code, client_order_id"
+        " FROM dispatch_executions ORDER BY ticker"
+    )
+
+
+def broker_orders(broker) -> dict[str, dict]:
+    from alpaca.trading.enums import QueryOrderStatus
+    from alpaca.trading.requests import GetOrdersRequest
+
+    orders = broker.client.get_orders(GetOrdersRequest(status=QueryOrderStatus.ALL))
+    return {o["client_order_id"]: o for o in orders}
+
+
+# -- promise 2: no order twice ---------------------------------------------------------------
+
+
+def test_a_reply_lost_after_acceptance_is_found_by_client_order_id_and_never_sent_again(
+    conn, market, proxy, broker
+):
+    recommend(conn, "AAPL", "BUY", price="170")
+    proxy.fault("POST", ORDERS, "drop_reply")  # the server takes the order; the reply is lost
+    summary = dispatch(conn, broker, minute=MINUTE, **KW)
+    assert summary["outcomes"] == {"filled": 1}
+    assert len(posts(market)) == 1
+    (row,) = executions(conn)
+    assert row[:3] == ["AAPL", "filled", Decimal(58)]
+    orders = broker_orders(broker)
+    assert list(orders) == [row[5]] and orders[row[5]]["status"] == "filled"
+    assert dispatch(conn, broker, minute=MINUTE, **KW)["outcomes"] == {}  # run again: nothing
+    assert len(posts(market)) == 1
+
+
+def test_a_decision_left_pending_is_looked_up_on_the_retry_and_recorded_not_resent(
+    conn, market, proxy, broker
+):
+    recommend(conn, "AAPL", "BUY", price="170")
+    proxy.fault("POST", ORDERS, "drop_reply")
+    proxy.fault("GET", LOOKUP, "drop_request")  # and the lookup fails too: the run gives up
+    with pytest.raises(TransientError, match="left pending"):
+        dispatch(conn, broker, minute=MINUTE, **KW)
+    assert [r[1] for r in executions(conn)] == ["pending"]
+    retried = dispatch(conn, broker, minute=MINUTE, **KW)  # the state machine's retry
+    assert retried["outcomes"] == {"filled": 1}
+    assert len(posts(market)) == 1
+    assert len(broker_orders(broker)) == len(executions(conn)) == 1
+    positions = broker.client.get_all_positions()
+    assert [(p["symbol"], p["qty"]) for p in positions] == [("AAPL", "58")]
+
+
+def test_the_database_lost_while_an_order_is_in_flight_costs_no_second_order(
+    database_url, conn, market, proxy, broker
+):
+    target = parse_database_url(database_url)
+    cache = ConnectionCache(target)
+    stage_conn = cache.get()
+    (pid,) = stage_conn.run("SELECT pg_backend_pid()")[0]
+    recommend(conn, "AAPL", "BUY", price="170")
+
+    def kill_the_dispatchers_connection() -> None:
+        conn.run("SELECT pg_terminate_backend(:pid)", pid=pid)
+
+    proxy.fault("POST", ORDERS, "forward", hook=kill_the_dispatchers_connection)
+
+    @stage_handler
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return dispatch(cache.get(), broker, minute=MINUTE, **KW)
+
+    context = LocalContext("DispatcherFunction", "arn:aws:lambda:us-east-1:0:function:d")
+    with pytest.raises(DatabaseUnavailable) as raised:
+        handler({"time": MINUTE.isoformat()}, context)
+    assert is_connection_lost(raised.value.__cause__)
+    assert cache._conn is None  # dropped: the retry connects anew
+    assert [r[1] for r in executions(conn)] == ["pending"]  # the claim was committed before
+    retried = handler({"time": MINUTE.isoformat()}, context)
+    assert retried["outcomes"] == {"filled": 1}
+    assert len(posts(market)) == 1 and len(broker_orders(broker)) == 1
+    cache.close()
+
+
+# -- partial fills ----------------------------------------------------------------------------
+
+
+def test_a_partial_fill_then_cancel_is_recorded_filled_with_the_filled_quantity(
+    conn, bundled_bars, monkeypatch
+):
+    with LocalAlpaca(
+        bundled_bars, CREDS.key_id, CREDS.secret_key, now=MINUTE, fill_market_orders="next_minute"
+    ) as server:
+        proxy = FaultProxy(server.base_url)
+        monkeypatch.setenv("ALPACA_TRADING_URL", proxy.base_url)
+        paper = AlpacaBroker(alpaca.trading_client(CREDS, timeout=5), TradingMode.PAPER)
+        recommend(conn, "AAPL", "BUY", price="170")
+        assert dispatch(conn, paper, minute=MINUTE, **KW)["outcomes"] == {"submitted": 1}
+        ((order_id,),) = conn.run("SELECT broker_order_id FROM dispatch_executions")
+        paper.client.cancel_order_by_id(order_id)
+
+        def twenty_filled_before_the_cancel(orders: list) -> list:
+            for order in orders:
+                if order["id"] == order_id:
+                    order.update(filled_qty="20", filled_avg_price="170.5")
+            return orders
+
+        proxy.fault("GET", ORDERS, "rewrite", rewrite=twenty_filled_before_the_cancel)
+        later = MINUTE + timedelta(minutes=1)
+        server.set_time(later)
+        summary = dispatch(conn, paper, minute=later, **KW)
+        proxy.close()
+    assert summary["reconciled_outcomes"] == {"filled": 1}
+    assert conn.run(
+        "SELECT status, qty, requested_qty, price, reject_reason FROM dispatch_executions"
+    ) == [
+        [
+            "filled",
+            Decimal(20),
+            Decimal(58),
+            Decimal("170.5"),
+            "partial fill: 20 of 58, then canceled",
+        ]
+    ]
+
+
+# -- promise 3: a refusal is an outcome, not a jam ---------------------------------------------
+
+
+def test_a_refused_order_is_recorded_with_the_brokers_code_and_the_batch_goes_on(
+    conn, market, broker
+):
+    for ticker in ("AAPL", "MSFT", "ZZZZ"):  # ZZZZ: an asset the broker does not know
+        recommend(conn, ticker, "BUY", price="100")
+    summary = dispatch(conn, broker, minute=MINUTE, **KW)
+    assert summary["outcomes"] == {"filled": 2, "rejected": 1}
+    assert summary["refused_by_broker"] == 1
+    rows = {r[0]: r for r in executions(conn)}
+    assert rows["AAPL"][1] == rows["MSFT"][1] == "filled"
+    assert rows["ZZZZ"][1] == "rejected" and rows["ZZZZ"][4] == 40010001
+    assert rows["ZZZZ"][3] == 'broker refused (40010001): asset "ZZZZ" not found'
+    later = MINUTE + timedelta(minutes=1)
+    market.set_time(later)
+    recommend(conn, "TSLA", "BUY", minute=later, price="300")
+    assert dispatch(conn, broker, minute=later, **KW)["outcomes"] == {"filled": 1}
+    assert len(posts(market)) == 4  # each decision sent once, the refused one never again
+
+
+# -- promise 4: every decision passes the gates when it is sent ---------------------------------
+
+
+def _leave_pending(conn, broker, proxy, minute=MINUTE):
+    """A decision written `pending` whose order never reached the broker."""
+    proxy.fault("POST", ORDERS, "drop_request", times=2)
+    proxy.fault("GET", LOOKUP, "drop_request")
+    with pytest.raises(TransientError):
+        dispatch(conn, broker, minute=minute, **KW)
+    assert [r[1] for r in executions(conn)] == ["pending"]
+
+
+def test_a_retried_decision_is_refused_by_a_gate_that_now_fails(conn, market, proxy, broker):
+    rec_id = recommend(conn, "AAPL", "BUY", price="170")
+    _leave_pending(conn, broker, proxy)
+    kw = {**KW, "state": TradingState.REDUCING}
+    summary = dispatch(conn, broker, minute=MINUTE + timedelta(minutes=1), **kw)
+    assert summary["outcomes"] == {"rejected": 1} and not posts(market)
+    status, reason, verdicts = conn.run(
+        "SELECT status, reject_reason, gate_verdicts FROM dispatch_executions"
+        " WHERE recommendation_id = :r",
+        r=rec_id,
+    )[0]
+    assert (status, reason) == ("rejected", "trading is reducing: only sells go through")
+    assert verdicts[0] == {
+        "gate": "kill_switch",
+        "passed": False,
+        "detail": "trading is reducing: only sells go through",
+    }
+
+
+def test_a_retried_decision_expires_like_a_fresh_one(conn, market, proxy, broker):
+    recommend(conn, "AAPL", "BUY", price="170")
+    _leave_pending(conn, broker, proxy)
+    later = MINUTE + timedelta(minutes=10)
+    market.set_time(later)
+    dispatch(conn, broker, minute=later, **KW)
+    assert executions(conn)[0][1:4] == [
+        "rejected",
+        Decimal(0),
+        "expired: bar closed 10 min ago, limit 5 min",
+    ]
+    assert not posts(market)
+
+
+def test_a_retried_decision_counts_against_the_fresh_ones_of_the_same_run(
+    conn, market, proxy, broker
+):
+    recommend(conn, "AAPL", "BUY", price="170")
+    _leave_pending(conn, broker, proxy)
+    later = MINUTE + timedelta(minutes=1)
+    market.set_time(later)
+    recommend(conn, "AAPL", "BUY", minute=later, price="170")
+    summary = dispatch(conn, broker, minute=later, **KW)
+    assert summary["outcomes"] == {"filled": 1, "rejected": 1}
+    first, second = conn.run(
+        "SELECT status, reject_reason FROM dispatch_executions ORDER BY recommendation_id"
+    )
+    assert first == ["filled", None]
+    assert second == ["rejected", "an order for AAPL is already open"]
+    assert len(posts(market)) == 1
+
+
+# -- market closed -----------------------------------------------------------------------------
+
+
+def test_the_closing_run_sends_no_order_and_records_why(conn, market, broker):
+    close = datetime(2019, 2, 12, 21, 0, tzinfo=UTC)
+    market.set_time(close)
+    recommend(conn, "AAPL", "BUY", minute=close, price="170")
+    event_market = {
+        "is_open": True,  # the 15:59 bar is a session bar, so the market check says open
+        "session_open": "2019-02-12T09:30:00-05:00",
+        "session_close": "2019-02-12T16:00:00-05:00",
+    }
+    open_ = accepting_orders(close, event_market)
+    summary = dispatch(
+        conn,
+        broker,
+        minute=close,
+        market_open=open_,
+        state=TradingState.ACTIVE,
+        limits=KW["limits"],
+    )
+    assert summary["outcomes"] == {"rejected": 1} and not posts(market)
+    assert executions(conn)[0][3] == "market is closed"
+
+
+# -- promise 6: each minute executed twice leaves the same rows --------------------------------
+
+
+def test_paper_dispatch_run_twice_per_minute_leaves_the_same_rows(conn, bundled_bars, monkeypatch):
+    plan = [("AAPL", "BUY"), ("MSFT", "BUY"), ("AAPL", "SELL"), ("TSLA", "BUY")]
+
+    def run(times: int) -> tuple[list[list], int]:
+        conn.run("TRUNCATE dispatch_executions, dispatch_recommendations RESTART IDENTITY CASCADE")
+        with LocalAlpaca(bundled_bars, CREDS.key_id, CREDS.secret_key, now=MINUTE) as server:
+            monkeypatch.setenv("ALPACA_TRADING_URL", server.base_url)
+            paper = AlpacaBroker(alpaca.trading_client(CREDS, timeout=5), TradingMode.PAPER)
+            for m, (ticker, action) in enumerate(plan):
+                minute = MINUTE + timedelta(minutes=m)
+                server.set_time(minute)
+                recommend(conn, ticker, action, minute)
+                for _ in range(times):
+                    dispatch(conn, paper, minute=minute, **KW)
+            rows = conn.run(
+                "SELECT ticker, side, qty, price, status, reject_reason, decided_at,"
+                " client_order_id, gate_verdicts FROM dispatch_executions ORDER BY id"
+            )
+            return rows, len(broker_orders(paper))
+
+    once, orders_once = run(1)
+    assert [r[4] for r in once] == ["filled"] * 4 and orders_once == 4
+    twice, orders_twice = run(2)
+    assert twice == once and orders_twice == 4

@@ -1,0 +1,202 @@
+"""Simulated fills without look-ahead (issue 9), the new risk limits against recorded fills, and
+each minute of a real session run twice leaving the same rows (issue 7, promise 6)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from ops_pipeline import alpaca, features, signals, telemetry
+from ops_pipeline.config import AlpacaCredentials, RiskLimits, SimulationCosts, TradingState
+from ops_pipeline.dispatch import SimulatedBroker, dispatch
+from ops_pipeline_local.alpaca_server import LocalAlpaca
+
+D = Decimal
+OPEN = datetime(2019, 2, 12, 14, 30, tzinfo=UTC)
+CLOSE = datetime(2019, 2, 12, 21, 0, tzinfo=UTC)
+MINUTE = OPEN + timedelta(minutes=60)
+COSTS = SimulationCosts(slippage_bps=D("5"), commission_per_share=D("0.005"))
+KW = dict(market_open=True, state=TradingState.ACTIVE, session_close=CLOSE)
+
+
+def bar(conn, ticker, ts, open_, close=None):
+    conn.run(
+        "INSERT INTO lane_telemetry (ticker, ts, open, high, low, close, volume)"
+        " VALUES (:t, :ts, :o, :h, :l, :c, 1000)",
+        t=ticker,
+        ts=ts,
+        o=D(open_),
+        c=D(close or open_),
+        h=max(D(open_), D(close or open_)),
+        l=min(D(open_), D(close or open_)),
+    )
+
+
+def recommend(conn, ticker, action, minute, price="100", confidence="0.6"):
+    return conn.run(
+        "INSERT INTO dispatch_recommendations (ticker, ts, decided_at, action, rule, price,"
+        " base_confidence, volume_ratio, volume_multiplier, confidence, reason)"
+        " VALUES (:t, :ts, :d, :a, 'trend_cross', :p, 0.6, 1.5, 1.0, :c, 'test') RETURNING id",
+        t=ticker,
+        ts=minute - timedelta(minutes=1),
+        d=minute,
+        a=action,
+        p=price,
+        c=confidence,
+    )[0][0]
+
+
+def rows(conn):
+    return conn.run(
+        "SELECT ticker, side, status, qty, price, commission, filled_at, reject_reason"
+        " FROM dispatch_executions ORDER BY recommendation_id"
+    )
+
+
+def test_a_simulated_order_fills_at_the_next_bars_open_plus_costs_once_that_bar_closed(conn):
+    broker = SimulatedBroker(COSTS)
+    bar(conn, "AAPL", MINUTE - timedelta(minutes=1), "170")  # the signal's bar: close 170
+    recommend(conn, "AAPL", "BUY", MINUTE, price="170")
+    first = dispatch(conn, broker, minute=MINUTE, limits=RiskLimits(), **KW)
+    assert first["outcomes"] == {"submitted": 1}
+    bar(conn, "AAPL", MINUTE, "171", "172")  # the bar that starts at the decision minute
+    again = dispatch(conn, broker, minute=MINUTE, limits=RiskLimits(), **KW)
+    assert again["reconciled"] == 0  # that bar has not closed at MINUTE: no look-ahead
+    assert rows(conn)[0][2] == "submitted"
+    nxt = dispatch(conn, broker, minute=MINUTE + timedelta(minutes=1), limits=RiskLimits(), **KW)
+    assert nxt["reconciled_outcomes"] == {"filled": 1}
+    assert rows(conn) == [
+        ["AAPL", "buy", "filled", D(58), D("171.0855"), D("0.29"), MINUTE, None]
+    ]  # 171 open + 5 bps, against the buyer; 58 x $0.005
+
+
+def test_a_submitted_simulated_order_is_an_open_order_and_a_fill_starts_a_cooldown(conn):
+    broker = SimulatedBroker(COSTS)
+    limits = RiskLimits(cooldown_minutes_after_fill=5)
+    recommend(conn, "AAPL", "BUY", MINUTE)
+    dispatch(conn, broker, minute=MINUTE, limits=limits, **KW)
+    later = MINUTE + timedelta(minutes=1)
+    recommend(conn, "AAPL", "BUY", later)  # the first has no bar yet: still open
+    dispatch(conn, broker, minute=later, limits=limits, **KW)
+    assert rows(conn)[1][7] == "an order for AAPL is already open"
+    bar(conn, "AAPL", later, "100")
+    third = later + timedelta(minutes=2)
+    recommend(conn, "AAPL", "BUY", third)
+    dispatch(conn, broker, minute=third, limits=limits, **KW)
+    assert rows(conn)[0][2] == "filled" and rows(conn)[0][6] == later
+    assert rows(conn)[2][7] == "cooldown: AAPL filled 2 min ago, wait 5 min"
+
+
+def test_the_daily_loss_limit_marks_the_days_fills_at_the_last_close(conn):
+    broker = SimulatedBroker(SimulationCosts(D(0), D(0)))
+    limits = RiskLimits(max_daily_loss=D("500"), cooldown_minutes_after_fill=0)
+    recommend(conn, "AAPL", "BUY", MINUTE, price="170")
+    dispatch(conn, broker, minute=MINUTE, limits=limits, **KW)
+    bar(conn, "AAPL", MINUTE, "170", "160")  # bought 58 at 170, now at 160: -580
+    later = MINUTE + timedelta(minutes=2)
+    recommend(conn, "MSFT", "BUY", later)
+    dispatch(conn, broker, minute=later, limits=limits, **KW)
+    assert rows(conn)[1][7] == "daily loss 580.00 reached the limit 500: only sells go through"
+    sell = later + timedelta(minutes=1)
+    recommend(conn, "AAPL", "SELL", sell, price="160")
+    dispatch(conn, broker, minute=sell, limits=limits, **KW)
+    assert rows(conn)[2][2] == "submitted" and rows(conn)[2][3] == D(58)
+
+
+def test_an_order_without_a_bar_before_the_close_is_rejected_once_the_session_is_over(conn):
+    broker = SimulatedBroker(COSTS)
+    last = CLOSE - timedelta(minutes=1)  # 15:59 New York: the last minute that takes orders
+    recommend(conn, "AAPL", "BUY", last)
+    dispatch(conn, broker, minute=last, limits=RiskLimits(), **KW)
+    bar(conn, "AAPL", CLOSE, "100")  # an after-hours bar is no fill for a regular-session order
+    closing = dispatch(
+        conn,
+        broker,
+        minute=CLOSE,
+        market_open=False,
+        state=TradingState.ACTIVE,
+        session_close=CLOSE,
+        limits=RiskLimits(),
+    )
+    assert closing["reconciled_outcomes"] == {"rejected": 1}
+    assert rows(conn)[0][2:] == [
+        "rejected",
+        D(100),
+        D(100),  # the recommendation's price: nothing filled
+        D(0),
+        None,
+        "no bar to fill at before the close",
+    ]
+
+
+def test_fills_do_not_depend_on_how_far_the_bars_ran_ahead_of_the_dispatcher(conn):
+    """A catch-up window (bars already stored up to its end) decides what minute-by-minute runs
+    decide: fills only use bars closed by each decision minute."""
+    broker = SimulatedBroker(COSTS)
+    plan = {0: ("AAPL", "BUY"), 1: ("MSFT", "BUY"), 3: ("AAPL", "SELL"), 5: ("AAPL", "BUY")}
+    prices = {m: D(100 + m) for m in range(-1, 12)}
+
+    def run(bars_ahead: bool):
+        conn.run("TRUNCATE lane_telemetry, dispatch_executions, dispatch_recommendations CASCADE")
+        if bars_ahead:
+            for m, p in prices.items():
+                for t in ("AAPL", "MSFT"):
+                    bar(conn, t, MINUTE + timedelta(minutes=m), p)
+        for m in range(0, 12):
+            minute = MINUTE + timedelta(minutes=m)
+            if not bars_ahead:
+                for t in ("AAPL", "MSFT"):
+                    bar(conn, t, minute - timedelta(minutes=1), prices[m - 1])
+            if m in plan:
+                recommend(conn, *plan[m], minute, price=str(prices[m - 1]))
+            dispatch(conn, broker, minute=minute, limits=RiskLimits(), **KW)
+        return rows(conn)
+
+    stepped, ahead = run(False), run(True)
+    assert stepped == ahead
+    assert [r[2] for r in stepped] == ["filled"] * 4
+
+
+@pytest.fixture
+def market(bundled_bars):
+    creds = AlpacaCredentials("TESTKEY", "test-secret")
+    with LocalAlpaca(bundled_bars, creds.key_id, creds.secret_key, now=OPEN) as server:
+        yield server, creds
+
+
+def test_each_minute_of_a_real_session_run_twice_leaves_the_same_rows(conn, market, monkeypatch):
+    server, creds = market
+    monkeypatch.setenv("ALPACA_DATA_URL", server.base_url)
+    client = alpaca.data_client(creds, timeout=5)
+    tickers = ("AAPL", "AMZN", "MSFT", "SPY", "TSLA")
+    tables = {
+        "lane_telemetry": "ticker, ts, open, high, low, close, volume",
+        "lane_features": "ticker, ts, sma20, sma50, volume_ratio, volume_surge",
+        "dispatch_recommendations": "ticker, ts, decided_at, action, price, confidence, reason",
+        "dispatch_executions": "ticker, side, qty, price, status, reject_reason, decided_at,"
+        " client_order_id, gate_verdicts, commission, filled_at",
+    }
+
+    def session(times: int) -> dict[str, list]:
+        conn.run(
+            "TRUNCATE lane_telemetry, lane_features, dispatch_executions,"
+            " dispatch_recommendations CASCADE"
+        )
+        for m in range(1, 61):
+            minute = OPEN + timedelta(minutes=m)
+            server.set_time(minute)
+            for _ in range(times):
+                telemetry.ingest(conn, client, tickers, minute)
+                features.compute(conn, minute)
+                signals.run(conn, tickers, minute)
+                dispatch(conn, SimulatedBroker(COSTS), minute=minute, limits=RiskLimits(), **KW)
+        return {
+            t: conn.run(f"SELECT {cols} FROM {t} ORDER BY 1, 2, 3")  # fixed names, not input
+            for t, cols in tables.items()
+        }
+
+    once = session(1)
+    assert once["dispatch_executions"], "real bars make decisions"
+    assert session(2) == once
