@@ -1,6 +1,5 @@
 """Dispatcher: risk gates, then simulated fills or Alpaca orders, each recommendation at most once."""
 
-from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -15,12 +14,13 @@ from ops_pipeline.observability import metrics, stage_handler
 DB = ConnectionCache()
 
 
-@cache
+CLIENTS = alpaca.ClientCache(alpaca.trading_client)
+
+
 def _broker(mode: TradingMode) -> Broker:
     if mode is TradingMode.SIMULATION:
         return SimulatedBroker()
-    client = alpaca.trading_client(config.alpaca_credentials(), paper=mode is TradingMode.PAPER)
-    return AlpacaBroker(client, mode)
+    return AlpacaBroker(CLIENTS.get(paper=mode is TradingMode.PAPER), mode)
 
 
 @stage_handler

@@ -5,15 +5,12 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ops_pipeline import alpaca, config
+from ops_pipeline import alpaca
 from ops_pipeline.event_time import event_minute, iso_minute
 from ops_pipeline.market import TradingSession, market_status, trading_day
 from ops_pipeline.observability import logger, stage_handler
 
-
-@cache
-def _client() -> Any:
-    return alpaca.trading_client(config.alpaca_credentials())
+CLIENTS = alpaca.ClientCache(alpaca.trading_client)
 
 
 @cache
@@ -21,7 +18,7 @@ def _session(day: str) -> TradingSession | None:
     from alpaca.trading.requests import GetCalendarRequest
 
     days = alpaca.call(
-        "calendar", lambda: _client().get_calendar(GetCalendarRequest(start=day, end=day))
+        "calendar", lambda: CLIENTS.get().get_calendar(GetCalendarRequest(start=day, end=day))
     )
     return next(
         (TradingSession.from_calendar_entry(d) for d in days if str(d["date"]) == day), None

@@ -1,6 +1,5 @@
 """Telemetry ingestor: closed 1-minute bars for every ticker, backfilling missed minutes."""
 
-from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -13,14 +12,12 @@ from ops_pipeline.observability import metrics, stage_handler
 DB = ConnectionCache()
 
 
-@cache
-def _client() -> Any:
-    return alpaca.data_client(config.alpaca_credentials())
+CLIENTS = alpaca.ClientCache(alpaca.data_client)
 
 
 @stage_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    summary = telemetry.ingest(DB.get(), _client(), config.tickers(), event_minute(event))
+    summary = telemetry.ingest(DB.get(), CLIENTS.get(), config.tickers(), event_minute(event))
     metrics.add_metric(name="BarsIngested", unit="Count", value=summary["inserted"])
     metrics.add_metric(
         name="TickersWithoutBar", unit="Count", value=len(summary["tickers_without_bar"])

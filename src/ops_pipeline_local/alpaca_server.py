@@ -896,7 +896,11 @@ class LocalAlpaca:
 
     def _open_remaining(self, symbol: str, side: str) -> Decimal:
         return sum(
-            (o.remaining for o in self._orders if o.is_open and o.symbol == symbol and o.side == side),
+            (
+                o.remaining
+                for o in self._orders
+                if o.is_open and o.symbol == symbol and o.side == side
+            ),
             Decimal(0),
         )
 

@@ -63,7 +63,9 @@ class FaultPlan:
             try:
                 values[name] = int(raw) if name == "seed" else float(raw)
             except ValueError:
-                raise ValueError(f"bad fault spec {part.strip()!r}: {raw.strip()!r} is not a number") from None
+                raise ValueError(
+                    f"bad fault spec {part.strip()!r}: {raw.strip()!r} is not a number"
+                ) from None
         if seed is not None:
             values["seed"] = seed
         return cls(
