@@ -116,11 +116,12 @@ def replay(
     log_level: str = "WARNING",
     mode: str = "simulation",
     faults: FaultPlan | None = None,
+    parameters: dict[str, str] | None = None,
 ) -> ReplayResult:
     """Run the minute (and 5-minute) state machines over every minute the bars cover.
 
     `mode` `paper` sends orders through alpaca-py's TradingClient to the local server; `faults`
-    makes that server fail as the plan says."""
+    makes that server fail as the plan says; `parameters` override the stack's (e.g. RiskLimits)."""
     from ops_pipeline_local.feed_server import FeedServer
 
     if not bars:
@@ -139,17 +140,18 @@ def replay(
         if feeds_dir is not None:
             server = stack.enter_context(FeedServer(feeds_dir))
             feeds = [{"name": f.name, "url": f.url} for f in server.feeds()]
-        parameters = {
+        stack_parameters = {
             "Tickers": ",".join(tickers),
             "Feeds": json.dumps(feeds),
             "TradingMode": mode,
             "LogLevel": log_level,
+            **(parameters or {}),
         }
         runtime, alpaca = stack.enter_context(
             local_stack(
                 bars,
                 database_url=database_url,
-                parameters=parameters,
+                parameters=stack_parameters,
                 now=minutes[0],
                 faults=faults,
             )
