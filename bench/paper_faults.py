@@ -6,7 +6,8 @@ export kept in github.com/masonblier/eqker, ISC) through the real state machines
 (orders through alpaca-py's TradingClient to the local Alpaca), once clean and once with the
 fault plan `data=0.1,orders=0.1` (429s honoured by their reset, 500s, replies stalled past the
 1 s client timeout, order replies lost after acceptance), each on a throwaway database, and
-prints both wall times, the faults injected, and whether both replays decided the same.
+prints both wall times, the faults injected, and whether both replays decided the same. The
+risk gates' minimum confidence is lowered to 0.1 so that the first 90 minutes place orders.
 
 Usage: PYTHONPATH=layers/shared:src python bench/paper_faults.py [--minutes N] [--faults SPEC]
 """
@@ -29,6 +30,10 @@ for _path in (REPO / "layers" / "shared", REPO / "src"):
 BARS = REPO / "src" / "ops_pipeline_local" / "data" / "bars" / "2019-02-12.csv"
 DEFAULT_MINUTES = 90
 DEFAULT_FAULTS = "data=0.1,orders=0.1,seed=1"
+RISK = {
+    "RiskLimits": '{"min_confidence": 0.1, "max_notional_per_order": 10000,'
+    ' "max_position_notional": 25000, "recommendation_ttl_minutes": 5}'
+}
 DECISIONS = (
     "SELECT r.ticker, r.ts, e.side, e.qty, e.price, e.status FROM dispatch_executions e"
     " JOIN dispatch_recommendations r ON r.id = e.recommendation_id ORDER BY 1, 2"
@@ -42,7 +47,9 @@ def _run(url: str, bars: list[Any], faults: Any) -> tuple[float, Any, list[Any]]
 
     with throwaway_database(url) as database_url:
         start = time.perf_counter()
-        result = replay(bars, database_url=database_url, mode="paper", faults=faults)
+        result = replay(
+            bars, database_url=database_url, mode="paper", faults=faults, parameters=RISK
+        )
         wall = time.perf_counter() - start
         conn = connect(parse_database_url(database_url))
         executions = conn.run(DECISIONS)
@@ -89,7 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"faults injected: {injected}")
     print(f"overhead of the faults: {fault_wall - clean_wall:+.2f} s")
     same = clean_rows == fault_rows
-    print(f"executions: {len(clean_rows)}; the same decisions under faults: {same}")
+    statuses: dict[str, int] = {}
+    for *_, status in clean_rows:
+        statuses[status] = statuses.get(status, 0) + 1
+    print(f"executions: {statuses}; the same decisions under faults: {same}")
     return 0 if same and not clean.failures and not faulty.failures else 1
 
 

@@ -6,7 +6,8 @@ is off, and `call` retries a transient failure itself: at most `ATTEMPTS` tries,
 Alpaca's `X-RateLimit-Reset` after a 429 (bounded by `MAX_RATE_LIMIT_WAIT`) and a short backoff
 otherwise. What still fails surfaces as `TransientError`, which the state machine retries (each
 of its attempts makes `ATTEMPTS` tries again). At a 10 % fault rate a call fails all its tries
-once in 1,000 calls, and a task fails once in 10^9: a session of ~400 runs never exhausts them.
+once in 1,000 calls; a task of a few calls fails all three of its state-machine attempts about
+once in 10^7 to 10^8: a session of ~400 runs, three Alpaca tasks each, does not exhaust them.
 
 Credentials rotate: `ClientCache` keeps one client per key pair (read through Powertools
 Parameters, so a rotated secret is seen within its `max_age`), and a 401 makes the client read
