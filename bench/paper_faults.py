@@ -85,12 +85,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         f" {time.strftime('%Y-%m-%d %H:%M %Z')}"
     )
     print()
-    print(f"{'':<28} {'wall s':>8} {'ms/minute':>10} {'failed runs':>12}")
+    print(f"{'':<36} {'wall s':>8} {'ms/minute':>10} {'failed runs':>12}")
     for label, wall, result in (
         ("clean", clean_wall, clean),
         (f"faults {plan}", fault_wall, faulty),
     ):
-        print(f"{label:<28} {wall:>8.2f} {wall / minutes * 1000:>10.1f} {len(result.failures):>12}")
+        print(f"{label:<36} {wall:>8.2f} {wall / minutes * 1000:>10.1f} {len(result.failures):>12}")
     print()
     injected = ", ".join(f"{k} {v}" for k, v in sorted(faulty.faults_injected.items())) or "none"
     print(f"faults injected: {injected}")
