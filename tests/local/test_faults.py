@@ -183,11 +183,11 @@ def test_the_stage_retry_waits_for_the_rate_limit_reset_and_succeeds(
         assert len(data_requests) == 2
 
 
+@pytest.mark.parametrize("fault_plan", ["data=0.1,seed=5"], indirect=True)
 def test_retries_ride_out_a_ten_percent_fault_rate(
-    bars: list[Bar], monkeypatch: pytest.MonkeyPatch
+    bars: list[Bar], monkeypatch: pytest.MonkeyPatch, fault_plan: FaultPlan
 ) -> None:
-    plan = FaultPlan(data=0.1, seed=5, stall_seconds=0.6)
-    with _server(bars, plan) as server:
+    with _server(bars, fault_plan) as server:
         monkeypatch.setenv("ALPACA_DATA_URL", server.base_url)
         client = alpaca.data_client(CREDS, timeout=0.3)
         for _ in range(120):
