@@ -72,7 +72,8 @@ class _Session(requests.Session):
             return response
         fresh = self.refresh()
         headers = dict(kwargs.get("headers") or {})
-        if fresh is None or headers.get(KEY_HEADER) == fresh.key_id:
+        sent = (headers.get(KEY_HEADER), headers.get(SECRET_HEADER))
+        if fresh is None or sent == (fresh.key_id, fresh.secret_key):
             return response  # the secret has not changed: the 401 stands
         logger.info("Alpaca refused the keys; retrying once with the secret read again")
         headers[KEY_HEADER], headers[SECRET_HEADER] = fresh.key_id, fresh.secret_key
