@@ -15,6 +15,7 @@ import pytest
 
 from ops_pipeline.db import connect, parse_database_url
 from ops_pipeline_local.embedded_db import server_or_embedded, throwaway_database
+from ops_pipeline_local.faults import FaultPlan
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -52,3 +53,11 @@ def bundled_bars() -> list:
     from ops_pipeline_local.bars import read_bars
 
     return read_bars(BUNDLED_BARS)
+
+
+@pytest.fixture
+def fault_plan(request: pytest.FixtureRequest) -> FaultPlan:
+    """The local Alpaca's fault plan: `data=0.1,orders=0.1` (seed 0), or the spec given with
+    `@pytest.mark.parametrize("fault_plan", ["data=0.2,seed=3"], indirect=True)`. Hand it to
+    `LocalAlpaca(..., faults=fault_plan)` or `local_stack(..., faults=fault_plan)`."""
+    return FaultPlan.parse(getattr(request, "param", "data=0.1,orders=0.1"))

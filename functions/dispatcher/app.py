@@ -1,7 +1,6 @@
 """Dispatcher: risk gates, then simulated fills or Alpaca orders, each recommendation at most once."""
 
 from datetime import datetime
-from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -17,16 +16,13 @@ from ops_pipeline.observability import metrics, stage_handler
 DB = ConnectionCache()
 
 
-@cache
-def _alpaca_broker(mode: TradingMode) -> Broker:
-    client = alpaca.trading_client(config.alpaca_credentials(), paper=mode is TradingMode.PAPER)
-    return AlpacaBroker(client, mode)
+CLIENTS = alpaca.ClientCache(alpaca.trading_client)
 
 
 def _broker(mode: TradingMode) -> Broker:
     if mode is TradingMode.SIMULATION:
         return SimulatedBroker(config.simulation_costs())
-    return _alpaca_broker(mode)
+    return AlpacaBroker(CLIENTS.get(paper=mode is TradingMode.PAPER), mode)
 
 
 def _session_close(market: dict[str, Any]) -> datetime | None:

@@ -1,7 +1,6 @@
 """Healthcheck: data freshness, last-hour counts and the minute pipeline's executions as metrics."""
 
 import os
-from functools import cache
 from typing import Any
 
 import boto3
@@ -11,7 +10,7 @@ from ops_pipeline import alpaca, config, health
 from ops_pipeline.db import ConnectionCache
 from ops_pipeline.errors import PipelineError, TransientError
 from ops_pipeline.event_time import event_minute
-from ops_pipeline.market import MarketCalendar, TradingSession, alpaca_calendar, trading_day
+from ops_pipeline.market import TradingSession, alpaca_calendar, trading_day
 from ops_pipeline.observability import logger, metrics, stage_handler
 
 DB = ConnectionCache()
@@ -23,15 +22,14 @@ def _stepfunctions() -> Any:
     return boto3.client("stepfunctions")
 
 
-@cache
-def _calendar() -> MarketCalendar:
-    return alpaca_calendar(alpaca.trading_client(config.alpaca_credentials()))
+TRADING = alpaca.ClientCache(alpaca.trading_client)
+CALENDAR = alpaca_calendar(TRADING.get)
 
 
 def _session(minute: Any) -> TradingSession | None:
     """The day's session from the same calendar as the market check; any failure is transient."""
     try:
-        return _calendar().session(trading_day(minute))
+        return CALENDAR.session(trading_day(minute))
     except PipelineError:
         raise
     except Exception as exc:

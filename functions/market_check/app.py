@@ -1,7 +1,6 @@
 """Market check: which minute this run is about, and whether its bar is in a trading session."""
 
 from datetime import datetime
-from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -9,13 +8,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ops_pipeline import alpaca, config
 from ops_pipeline.event_time import event_minute, iso_minute
-from ops_pipeline.market import MarketCalendar, alpaca_calendar, market_status, trading_day
+from ops_pipeline.market import alpaca_calendar, market_status, trading_day
 from ops_pipeline.observability import logger, metrics, stage_handler
 
-
-@cache
-def _calendar() -> MarketCalendar:
-    return alpaca_calendar(alpaca.trading_client(config.alpaca_credentials()))
+TRADING = alpaca.ClientCache(alpaca.trading_client)
+CALENDAR = alpaca_calendar(TRADING.get)
 
 
 @stage_handler
@@ -25,7 +22,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         config.alpaca_credentials()
     except config.CredentialsMissingError as exc:
         return _credentials_missing(minute, event, exc)
-    status = market_status(minute, _calendar().session(trading_day(minute)))
+    status = market_status(minute, CALENDAR.session(trading_day(minute)))
     logger.info("market check", extra={"market": status.as_event()})
     return {
         "time": iso_minute(minute),

@@ -1,4 +1,4 @@
-"""A local stand-in for Alpaca's market-data and paper-trading HTTP APIs.
+"""A local stand-in for Alpaca's market-data and paper-trading HTTP APIs, as strict as Alpaca.
 
 Real alpaca-py clients talk to it unchanged::
 
@@ -8,10 +8,24 @@ Real alpaca-py clients talk to it unchanged::
         trading = TradingClient("key", "secret", paper=True, url_override=alpaca.base_url)
 
 Everything is relative to a simulated clock: a bar is visible once its minute has closed
-(start + 1 min <= now), and market orders fill at once at the close of the latest visible bar.
-With ``fill_market_orders="next_minute"`` they are ``accepted`` instead, and fill at the close of
-the first bar that closes after the submit time, once the clock reaches it; an open order can be
-canceled (``DELETE /v2/orders/{id}``).
+(start + 1 min <= now). Refusals are answered as Alpaca answers them: the HTTP status and a
+``{"code", "message"}`` body (422 40010001 for validation, 403 40310000 for buying power and
+quantity, 404 40410000 for an unknown order, 429 past 200 requests per key per minute, with
+``X-RateLimit-Limit``/``-Remaining``/``-Reset`` on every reply).
+
+Market orders (``fill_market_orders``):
+
+- ``"next_open"`` (as Alpaca): the order is ``accepted``; it becomes ``new`` once the session is
+  open (an order sent outside the session waits for the next open) and fills at the OPEN of the
+  first bar that starts at or after that moment, in parts when it is larger than
+  ``participation`` x the bar's volume (``partially_filled``, then ``filled`` over the next bars).
+  A DAY order still open at the close is ``expired``.
+- ``"on_submit"`` (the default, kept for older tests): fills at once at the close of the latest
+  closed bar when the session is open; outside the session it is queued as above.
+- ``"next_minute"``: as ``next_open`` but at the CLOSE of each bar, once that bar has closed.
+
+An open order can be canceled (``DELETE /v2/orders/{id}``). A `FaultPlan` makes the server fail
+as the real one does now and then (see faults.py).
 """
 
 from __future__ import annotations
@@ -21,11 +35,12 @@ import bisect
 import hmac
 import json
 import threading
+import time as wall_time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -33,6 +48,7 @@ from urllib.parse import parse_qs, urlsplit
 from ops_pipeline.event_time import ONE_MINUTE
 from ops_pipeline_local.bars import NEW_YORK, Bar
 from ops_pipeline_local.calendar import nyse_calendar
+from ops_pipeline_local.faults import Fault, FaultInjector, FaultPlan
 
 MAX_DATA_LIMIT = 10_000
 DEFAULT_DATA_LIMIT = 1_000
@@ -41,21 +57,48 @@ _PRICE_QUANTUM = Decimal("0.000000001")
 _HOST = "127.0.0.1"  # the address the server binds and base_url names
 _NAMESPACE = uuid.UUID("6f1d4c1e-8f57-4e55-9a7e-3f4f0d6c2a10")
 _EXCHANGES = {"SPY": "ARCA"}
-FILL_MODES = ("on_submit", "next_minute")
+FILL_MODES = ("on_submit", "next_minute", "next_open")
 OPEN_STATUSES = frozenset({"new", "accepted", "partially_filled", "pending_new"})
+TIMES_IN_FORCE = frozenset({"day", "gtc"})
+# A market order takes at most this fraction of a bar's volume; the rest fills on later bars.
+DEFAULT_PARTICIPATION = Decimal("0.1")
+RATE_LIMIT_PER_MINUTE = 200  # per key, for data and for trading, as Alpaca's free plan
+VALIDATION = 40010001  # Alpaca's generic validation code (422)
+FORBIDDEN = 40310000  # buying power, quantity (403)
 
 Query = dict[str, str]
 Json = dict[str, Any] | list[Any]
 
 
 class _ApiError(Exception):
-    """An error answered as Alpaca does: HTTP status plus ``{"code", "message"}``."""
+    """An error answered as Alpaca does: HTTP status plus ``{"code", "message"}`` (and extras)."""
 
-    def __init__(self, status: int, code: int, message: str) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: int,
+        message: str,
+        *,
+        headers: dict[str, str] | None = None,
+        **extra: str,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers or {}
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        return {**self.extra, "code": self.code, "message": self.message}
+
+
+@dataclass
+class _Reply:
+    status: int
+    payload: Json | None
+    headers: dict[str, str]
+    fault: Fault | None = None  # STALLED: answer too late; REPLY_LOST: drop the connection
 
 
 def _unprocessable(message: str, code: int = 42210000) -> _ApiError:
@@ -104,9 +147,12 @@ def _parse_qty(raw: Any) -> Decimal:
     try:
         qty = Decimal(str(raw))
     except InvalidOperation:
-        raise _unprocessable(f"invalid qty: {raw!r}", 40010001) from None
+        raise _unprocessable(f"invalid qty: {raw!r}", VALIDATION) from None
     if not qty.is_finite() or qty <= 0:
-        raise _unprocessable(f"qty must be > 0, got {raw!r}", 40010001)
+        raise _unprocessable("qty must be > 0", VALIDATION)
+    if qty != qty.to_integral_value():
+        # Fractional orders exist at Alpaca, but only for fractionable assets; none here.
+        raise _unprocessable(f"fractional orders are not supported for qty {raw!r}", VALIDATION)
     return qty
 
 
@@ -160,10 +206,26 @@ class _Order:
     filled_avg_price: Decimal | None
     status: str
     updated_at: datetime | None = None
+    filled_qty: Decimal = Decimal(0)
+    fill_from: datetime | None = None  # the session moment from which it may fill
+    expires_at: datetime | None = None  # the close of that session, for a DAY order
+    last_fill_bar: datetime | None = None  # the start of the last bar it filled on
 
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.qty - self.filled_qty
+
+    def add_fill(self, qty: Decimal, price: Decimal, at: datetime) -> None:
+        done = self.filled_qty + qty
+        paid = (self.filled_avg_price or Decimal(0)) * self.filled_qty + price * qty
+        self.filled_avg_price = (paid / done).quantize(_PRICE_QUANTUM)
+        self.filled_qty = done
+        self.status = "filled" if done == self.qty else "partially_filled"
+        self.updated_at = at
 
     def to_json(self) -> dict[str, Any]:
         stamp = _iso_z(self.submitted_at)
@@ -176,7 +238,7 @@ class _Order:
             "updated_at": updated,
             "submitted_at": stamp,
             "filled_at": updated if filled else None,
-            "expired_at": None,
+            "expired_at": updated if self.status == "expired" else None,
             "canceled_at": updated if self.status == "canceled" else None,
             "failed_at": None,
             "replaced_at": None,
@@ -187,9 +249,9 @@ class _Order:
             "asset_class": "us_equity",
             "notional": None,
             "qty": _num(self.qty),
-            "filled_qty": _num(self.qty) if filled else "0",
+            "filled_qty": _num(self.filled_qty),
             "filled_avg_price": _num(self.filled_avg_price)
-            if filled and self.filled_avg_price is not None
+            if self.filled_qty and self.filled_avg_price is not None
             else None,
             "order_class": "simple",
             "order_type": "market",
@@ -221,10 +283,11 @@ class LocalAlpaca:
     every bar is served as it is); the calendar and clock are the NYSE's (exchange_calendars XNYS:
     holidays, 13:00 early closes, unscheduled closures). ``now``: initial simulated time (default: wall clock).
     ``page_size``: server-side cap on bars per data page (Alpaca's is 10,000); lower it to
-    force paging. ``fill_market_orders``: ``"on_submit"`` fills a market order at once at the
-    close of the latest closed bar; ``"next_minute"`` accepts it and fills it at the close of the
-    first bar that closes after the submit time, when the clock gets there. Requests without the right ``APCA-API-KEY-ID``/``APCA-API-SECRET-KEY``
-    headers get 401. ``requests`` records every request as ``(method, path, query)``.
+    force paging. ``fill_market_orders``: see the module docstring. ``participation``: the
+    largest fraction of a bar's volume one order takes. ``rate_limit``: requests per key per
+    simulated minute, counted apart for data and trading. ``faults``: a `FaultPlan` to inject.
+    Requests without the right ``APCA-API-KEY-ID``/``APCA-API-SECRET-KEY`` headers get 401
+    (`set_keys` rotates them). ``requests`` records every request as ``(method, path, query)``.
     """
 
     def __init__(
@@ -237,10 +300,19 @@ class LocalAlpaca:
         cash: Decimal = STARTING_CASH,
         page_size: int = MAX_DATA_LIMIT,
         fill_market_orders: str = "on_submit",
+        participation: Decimal = DEFAULT_PARTICIPATION,
+        rate_limit: int = RATE_LIMIT_PER_MINUTE,
+        faults: FaultPlan | None = None,
     ) -> None:
         if fill_market_orders not in FILL_MODES:
             raise ValueError(f"fill_market_orders must be one of {FILL_MODES}")
+        if not Decimal(0) < participation <= Decimal(1):
+            raise ValueError("participation must be in (0, 1]")
         self._fill_mode = fill_market_orders
+        self._participation = Decimal(participation)
+        self._rate_limit = rate_limit
+        self._usage: dict[tuple[str, str, datetime], int] = {}
+        self.faults: FaultInjector | None = faults.injector() if faults else None
         self._key_id = key_id
         self._secret_key = secret_key
         self._page_size = page_size
@@ -282,6 +354,13 @@ class LocalAlpaca:
         with self._lock:
             return self._now
 
+    @property
+    def orders(self) -> list[dict[str, Any]]:
+        """Every order the server holds, oldest first, as the API shows it."""
+        with self._lock:
+            self._settle()
+            return [o.to_json() for o in self._orders]
+
     def set_time(self, dt: datetime) -> None:
         """Set the simulated clock; ``dt`` must be tz-aware."""
         if dt.tzinfo is None or dt.utcoffset() is None:
@@ -296,6 +375,11 @@ class LocalAlpaca:
             self._now += delta
             self._settle()
             return self._now
+
+    def set_keys(self, key_id: str, secret_key: str) -> None:
+        """Rotate the accepted key pair: the old one gets 401 from now on."""
+        with self._lock:
+            self._key_id, self._secret_key = key_id, secret_key
 
     def fail_next(self, n: int, status: int = 500) -> None:
         """Make the next ``n`` requests fail with HTTP ``status``.
@@ -322,22 +406,66 @@ class LocalAlpaca:
 
     # -- request handling (called by the handler thread)
 
-    def handle(
-        self, method: str, target: str, headers: Any, body: bytes
-    ) -> tuple[int, Json | None]:
+    def handle(self, method: str, target: str, headers: Any, body: bytes) -> _Reply:
         parts = urlsplit(target)
         query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        is_data = parts.path.startswith("/v2/stocks/")
         with self._lock:
             self.requests.append((method, parts.path, query))
+            limits: dict[str, str] = {}
             try:
                 if self._failures:
                     status = self._failures.pop(0)
                     raise _ApiError(status, status * 100000, "injected failure")
                 self._authorize(headers)
+                limits = self._count_request(str(headers.get("APCA-API-KEY-ID")), is_data)
+                fault = self._data_fault(parts.path) if is_data else None
+                if fault is Fault.STALLED:
+                    return _Reply(504, {"code": 50400000, "message": "timeout"}, limits, fault)
+                lose_reply = None
+                if method == "POST" and parts.path == "/v2/orders" and self.faults:
+                    lose_reply = self.faults.for_order(parts.path)
+                self._settle()
                 payload = self._route(method, parts.path, query, body)
-                return (204, None) if payload is None else (200, payload)
+                if lose_reply is not None and self.faults:
+                    self.faults.record(parts.path, lose_reply)  # the order is in; its reply is not
+                status = 204 if payload is None else 200
+                return _Reply(status, payload, limits, lose_reply)
             except _ApiError as err:
-                return err.status, {"code": err.code, "message": err.message}
+                return _Reply(err.status, err.body(), {**limits, **err.headers})
+
+    def _count_request(self, key: str, is_data: bool) -> dict[str, str]:
+        """Count this request against the key's per-minute budget; 429 once it is spent."""
+        window = self._now.replace(second=0, microsecond=0)
+        slot = (key, "data" if is_data else "trading", window)
+        used = self._usage.get(slot, 0) + 1
+        if len(self._usage) > 10_000:
+            self._usage = {k: v for k, v in self._usage.items() if k[2] == window}
+        self._usage[slot] = used
+        reset = int((window + ONE_MINUTE).timestamp())
+        headers = {
+            "X-RateLimit-Limit": str(self._rate_limit),
+            "X-RateLimit-Remaining": str(max(0, self._rate_limit - used)),
+            "X-RateLimit-Reset": str(reset),
+        }
+        if used > self._rate_limit:
+            raise _ApiError(429, 42910000, "rate limit exceeded", headers=headers)
+        return headers
+
+    def _data_fault(self, path: str) -> Fault | None:
+        fault = self.faults.for_data(path) if self.faults else None
+        if fault is Fault.RATE_LIMITED:
+            assert self.faults is not None
+            reset = int(wall_time.time()) + self.faults.plan.reset_seconds
+            headers = {
+                "X-RateLimit-Limit": str(self._rate_limit),
+                "X-RateLimit-Remaining": "0",
+                "X-RateLimit-Reset": str(reset),
+            }
+            raise _ApiError(429, 42910000, "rate limit exceeded", headers=headers)
+        if fault is Fault.SERVER_ERROR:
+            raise _ApiError(500, 50010000, "internal server error")
+        return fault
 
     def _authorize(self, headers: Any) -> None:
         key = headers.get("APCA-API-KEY-ID") or ""
@@ -502,8 +630,8 @@ class LocalAlpaca:
             "status": "ACTIVE",
             "currency": "USD",
             "cash": _num(self._cash),
-            "buying_power": _num(self._cash),
-            "regt_buying_power": _num(self._cash),
+            "buying_power": _num(self._buying_power()),
+            "regt_buying_power": _num(self._buying_power()),
             "daytrading_buying_power": zero,
             "non_marginable_buying_power": _num(self._cash),
             "accrued_fees": zero,
@@ -564,7 +692,7 @@ class LocalAlpaca:
     def _get_orders(self, query: Query, body: bytes) -> Json:
         status = query.get("status") or "open"
         if status not in ("open", "closed", "all"):
-            raise _unprocessable(f"invalid status {status!r}", 40010001)
+            raise _unprocessable(f"invalid status {status!r}", VALIDATION)
         orders = [o for o in self._orders if status == "all" or o.is_open == (status == "open")]
         if query.get("symbols"):
             wanted = set(query["symbols"].split(","))
@@ -585,14 +713,13 @@ class LocalAlpaca:
     def _get_order(self, order_id: str) -> Json:
         order = self._orders_by_id.get(order_id)
         if order is None:
-            raise _not_found(f"order not found for {order_id}")
+            raise _not_found("order not found")
         return order.to_json()
 
     def _get_order_by_client_id(self, query: Query, body: bytes) -> Json:
-        client_id = query.get("client_order_id", "")
-        order = self._orders_by_client_id.get(client_id)
+        order = self._orders_by_client_id.get(query.get("client_order_id", ""))
         if order is None:
-            raise _not_found(f"order not found for client_order_id {client_id}")
+            raise _not_found("order not found")
         return order.to_json()
 
     def _post_order(self, query: Query, body: bytes) -> Json:
@@ -604,111 +731,186 @@ class LocalAlpaca:
             raise _ApiError(400, 40010000, "request body format is invalid")
         client_id = str(data.get("client_order_id") or uuid.uuid4())
         if len(client_id) > 128:
-            raise _unprocessable("client_order_id must be at most 128 characters", 40010001)
+            raise _unprocessable("client_order_id must be no more than 128 characters", VALIDATION)
         if client_id in self._orders_by_client_id:
-            raise _unprocessable("client_order_id must be unique", 40010001)
-        symbol, side, qty, price = self._validate_order(data)
+            raise _unprocessable("client_order_id must be unique", VALIDATION)
+        symbol, side, qty, time_in_force = self._validate_order(data)
         order = _Order(
             id=str(uuid.uuid4()),
             client_order_id=client_id,
             symbol=symbol,
             side=side,
             qty=qty,
-            time_in_force=str(data.get("time_in_force") or "day"),
-            extended_hours=bool(data.get("extended_hours") or False),
+            time_in_force=time_in_force,
+            extended_hours=False,
             submitted_at=self._now,
             filled_avg_price=None,
             status="accepted",
         )
+        order.fill_from, close = self._trading_window(self._now)
+        order.expires_at = close if time_in_force == "day" else None
         self._register(order)
-        if self._fill_mode == "on_submit":
-            self._fill(order, price)
-        return order.to_json()
+        if self._fill_mode == "on_submit" and order.fill_from == self._minute(self._now):
+            price = self._last_price(symbol)
+            assert price is not None  # _validate_order checked it
+            self._fill(order, order.qty, price, self._now)
+        reply = order.to_json()
+        if self._fill_mode == "next_open":
+            self._settle()  # a later request sees the fill the open of this minute's bar made
+        return reply
 
     def _cancel_order(self, order_id: str) -> None:
         order = self._orders_by_id.get(order_id)
         if order is None:
-            raise _not_found(f"order not found for {order_id}")
+            raise _not_found("order not found")
         if not order.is_open:
-            raise _unprocessable(f"order is not cancelable (status: {order.status})")
+            raise _unprocessable(f'order is already in "{order.status}" state')
         order.status, order.updated_at = "canceled", self._now
 
-    def _fill_price(self, order: _Order) -> tuple[datetime, Decimal] | None:
-        """The close of the first bar closing after the submit time, once that bar has closed."""
-        bars = self._bars[order.symbol]
-        i = bisect.bisect_right(self._starts[order.symbol], order.submitted_at - ONE_MINUTE)
-        if i == len(bars) or bars[i].ts + ONE_MINUTE > self._now:
-            return None
-        return bars[i].ts + ONE_MINUTE, bars[i].close
+    # -- order lifecycle
+
+    @staticmethod
+    def _minute(dt: datetime) -> datetime:
+        return dt.replace(second=0, microsecond=0)
+
+    def _trading_window(self, at: datetime) -> tuple[datetime, datetime]:
+        """From when an order sent at `at` may fill (its minute, or the next open), and the close
+        of that session."""
+        local = at.astimezone(NEW_YORK)
+        for offset in range(0, 15):
+            day = local.date() + timedelta(days=offset)
+            if not self._is_session(day):
+                continue
+            open_, close = self._session_bounds(day)
+            if at < close:
+                return max(self._minute(at), open_.astimezone(UTC)), close.astimezone(UTC)
+        raise _unprocessable("no trading session in the next two weeks")
+
+    def _fill_bars(self, order: _Order) -> list[Bar]:
+        """The bars the order may fill on by now: from its window, after its last fill."""
+        assert order.fill_from is not None
+        lag = ONE_MINUTE if self._fill_mode == "next_minute" else timedelta(0)
+        start = order.fill_from
+        if order.last_fill_bar is not None:
+            start = max(start, order.last_fill_bar + ONE_MINUTE)
+        end = self._now - lag  # a bar counts once its price is known
+        if order.expires_at is not None:
+            end = min(end, order.expires_at - timedelta(microseconds=1))
+        starts = self._starts[order.symbol]
+        lo = bisect.bisect_left(starts, start)
+        hi = bisect.bisect_right(starts, end)
+        return self._bars[order.symbol][lo:hi]
 
     def _settle(self) -> None:
-        """Fill the accepted orders whose fill bar has closed by now."""
+        """Move the open orders along the clock: accepted -> new at the open, (partial) fills on
+        each bar, expired at the close."""
         for order in self._orders:
-            if order.status != "accepted":
+            if not order.is_open:
                 continue
-            fill = self._fill_price(order)
-            if fill is not None:
-                order.updated_at = fill[0]
-                self._fill(order, fill[1])
+            assert order.fill_from is not None
+            if order.status == "accepted" and self._now >= order.fill_from:
+                order.status = "new"
+            for bar in self._fill_bars(order):
+                size = (Decimal(bar.volume) * self._participation).to_integral_value(ROUND_FLOOR)
+                qty = min(order.remaining, max(size, Decimal(1)))
+                price = bar.close if self._fill_mode == "next_minute" else bar.open
+                at = bar.ts + ONE_MINUTE if self._fill_mode == "next_minute" else bar.ts
+                self._fill(order, qty, price, at)
+                order.last_fill_bar = bar.ts
+                if not order.is_open:
+                    break
+            if order.is_open and order.expires_at is not None and self._now >= order.expires_at:
+                order.status, order.updated_at = "expired", order.expires_at
 
-    def _validate_order(self, data: dict[str, Any]) -> tuple[str, str, Decimal, Decimal]:
+    def _validate_order(self, data: dict[str, Any]) -> tuple[str, str, Decimal, str]:
         symbol = str(data.get("symbol") or "")
         if symbol not in self._bars:
-            raise _unprocessable(f'asset "{symbol}" not found', 40010001)
+            raise _unprocessable(f"asset not found: {symbol}", VALIDATION)
         if (data.get("type") or "market") != "market":
-            raise _unprocessable("the local server supports market orders only", 40010001)
+            raise _unprocessable("the local server supports market orders only", VALIDATION)
         side = data.get("side")
         if side not in ("buy", "sell"):
-            raise _unprocessable(f"invalid side {side!r}", 40010001)
+            raise _unprocessable(f"invalid side: {side}", VALIDATION)
+        time_in_force = str(data.get("time_in_force") or "")
+        if time_in_force not in TIMES_IN_FORCE:
+            raise _unprocessable(f"invalid time_in_force: {time_in_force}", VALIDATION)
+        if data.get("extended_hours"):
+            raise _unprocessable("extended hours order must be DAY limit orders", VALIDATION)
         if data.get("qty") is None:
-            raise _unprocessable("qty is required (no notional orders locally)", 40010001)
+            raise _unprocessable("qty is required (no notional orders locally)", VALIDATION)
         qty = _parse_qty(data["qty"])
         price = self._last_price(symbol)
         if price is None:
-            raise _unprocessable(f'no closed bar for "{symbol}" at {_iso_z(self._now)}', 40010001)
+            raise _unprocessable(f"no price for {symbol} at {_iso_z(self._now)}", VALIDATION)
+        held = self._positions[symbol].qty if symbol in self._positions else Decimal(0)
         if side == "sell":
-            held = self._positions[symbol].qty if symbol in self._positions else Decimal(0)
-            held -= sum(
-                (
-                    o.qty
-                    for o in self._orders
-                    if o.is_open and o.symbol == symbol and o.side == side
-                ),
-                Decimal(0),
-            )
-            if qty > held:
-                message = (
-                    "insufficient qty available for order"
-                    f" (requested: {_num(qty)}, available: {_num(held)})"
+            # The account has shorting disabled: a sell beyond the position is refused as
+            # Alpaca refuses it then, whether or not anything is held.
+            pending = self._open_remaining(symbol, "sell")
+            available = held - pending
+            if qty > available:
+                raise _ApiError(
+                    403,
+                    FORBIDDEN,
+                    f"insufficient qty available for order (requested: {_num(qty)},"
+                    f" available: {_num(available)})",
+                    available=_num(available),
+                    existing_qty=_num(held),
+                    held_for_orders=_num(pending),
+                    symbol=symbol,
                 )
-                raise _ApiError(403, 40310000, message)
-        elif qty * price > self._cash:
-            raise _ApiError(403, 40310000, "insufficient buying power")
-        return symbol, side, qty, price
+        else:
+            buying_power = self._buying_power()
+            if qty * price > buying_power:
+                raise _ApiError(
+                    403,
+                    FORBIDDEN,
+                    "insufficient buying power",
+                    buying_power=_num(buying_power),
+                    cost_basis=_num(qty * price),
+                )
+        return symbol, side, qty, time_in_force
+
+    def _open_remaining(self, symbol: str, side: str) -> Decimal:
+        return sum(
+            (
+                o.remaining
+                for o in self._orders
+                if o.is_open and o.symbol == symbol and o.side == side
+            ),
+            Decimal(0),
+        )
+
+    def _buying_power(self) -> Decimal:
+        """Cash less what the open buy orders will cost at the last price."""
+        held = Decimal(0)
+        for order in self._orders:
+            if order.is_open and order.side == "buy":
+                held += order.remaining * (self._last_price(order.symbol) or Decimal(0))
+        return self._cash - held
 
     def _register(self, order: _Order) -> None:
         self._orders.append(order)
         self._orders_by_id[order.id] = order
         self._orders_by_client_id[order.client_order_id] = order
 
-    def _fill(self, order: _Order, price: Decimal) -> None:
-        order.status, order.filled_avg_price = "filled", price
-        value = order.qty * price
+    def _fill(self, order: _Order, qty: Decimal, price: Decimal, at: datetime) -> None:
+        order.add_fill(qty, price, at)
+        value = qty * price
         position = self._positions.get(order.symbol)
         if order.side == "buy":
             self._cash -= value
             if position is None:
-                position = _Position(order.symbol, order.qty, price)
-                self._positions[order.symbol] = position
+                self._positions[order.symbol] = _Position(order.symbol, qty, price)
             else:
-                total = position.qty + order.qty
+                total = position.qty + qty
                 average = (position.avg_entry_price * position.qty + value) / total
                 position.avg_entry_price = average.quantize(_PRICE_QUANTUM)
                 position.qty = total
         else:
             assert position is not None
             self._cash += value
-            position.qty -= order.qty
+            position.qty -= qty
             if position.qty == 0:
                 del self._positions[order.symbol]
 
@@ -728,13 +930,26 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         app: LocalAlpaca = self.server.app  # type: ignore[attr-defined]
-        status, payload = app.handle(self.command, self.path, self.headers, body)
-        data = b"" if payload is None else json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        reply = app.handle(self.command, self.path, self.headers, body)
+        if reply.fault is Fault.REPLY_LOST:
+            # The order is recorded; the client sees the connection close without an answer.
+            self.close_connection = True
+            return
+        if reply.fault is Fault.STALLED:
+            assert app.faults is not None
+            wall_time.sleep(app.faults.plan.stall_seconds)  # outside the lock: others go on
+            self.close_connection = True
+        data = b"" if reply.payload is None else json.dumps(reply.payload).encode()
+        try:
+            self.send_response(reply.status)
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client gave up waiting (a stalled reply)
 
     do_GET = do_POST = do_DELETE = do_PATCH = do_PUT = _serve
 

@@ -96,6 +96,15 @@ def _replay(args: argparse.Namespace, bars_path: Path, feeds: Path | None) -> in
         if not bars:
             print(f"no bars for {', '.join(tickers)} in {bars_path}", file=sys.stderr)
             return 2
+    faults = None
+    if args.faults:
+        from ops_pipeline_local.faults import FaultPlan
+
+        try:
+            faults = FaultPlan.parse(args.faults, seed=args.seed)
+        except ValueError as exc:
+            print(f"--faults: {exc}", file=sys.stderr)
+            return 2
     database_url = _database_url(args)
     progress = Progress(len(replay_minutes(bars)))
     print(
@@ -110,7 +119,12 @@ def _replay(args: argparse.Namespace, bars_path: Path, feeds: Path | None) -> in
         feeds_dir=feeds,
         progress=progress.update,
         log_level=args.log_level.upper(),
+        mode=args.mode,
+        faults=faults,
     )
+    if faults is not None:
+        injected = ", ".join(f"{k} {v}" for k, v in sorted(result.faults_injected.items()))
+        print(f"faults ({faults}): {injected or 'none'} injected", file=sys.stderr)
     if args.json:
         print(
             json.dumps(
@@ -364,6 +378,23 @@ def cmd_classify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _broker_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--mode",
+        choices=("simulation", "paper"),
+        default="simulation",
+        help="simulation fills in the database; paper sends orders to the local Alpaca"
+        " through alpaca-py (default simulation)",
+    )
+    p.add_argument(
+        "--faults",
+        metavar="SPEC",
+        help="make the local Alpaca fail: e.g. data=0.1,orders=0.1[,seed=N] (that fraction of"
+        " data requests answered 429, 500 or too late; of orders whose reply is lost)",
+    )
+    p.add_argument("--seed", type=int, help="the fault plan's seed (default 0, or the spec's)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ops-pipeline", description=__doc__)
     parser.add_argument(
@@ -383,6 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = command("run", cmd_run, "replay the bundled trading day (2019-02-12) in simulation")
     run.add_argument("--tickers", help="only these tickers (comma-separated)")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
+    _broker_options(run)
     rep = command("replay", cmd_replay, "replay bars from a CSV file or folder minute by minute")
     rep.add_argument(
         "--bars",
@@ -394,6 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rep.add_argument("--tickers", help="only these tickers (comma-separated)")
     rep.add_argument("--json", action="store_true", help="print the summary as JSON")
+    _broker_options(rep)
     st = command(
         "status",
         cmd_status,

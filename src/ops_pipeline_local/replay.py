@@ -23,10 +23,15 @@ from ops_pipeline.market import NEW_YORK
 from ops_pipeline.migrate import migrate
 from ops_pipeline_local.alpaca_server import LocalAlpaca
 from ops_pipeline_local.bars import Bar
+from ops_pipeline_local.faults import FaultPlan
 from ops_pipeline_local.runtime import ExecutionResult, LocalRuntime
 
 MINUTE_MACHINE = "MinutePipelineStateMachine"
 FIVE_MINUTE_MACHINE = "FiveMinutePipelineStateMachine"
+TRADING_MODES = ("simulation", "paper")
+# Under a fault plan the handlers give up on a stalled reply after this many seconds (the plan
+# stalls longer), so a stall costs a second, not the default eight.
+FAULT_HTTP_TIMEOUT_SECONDS = 1.0
 
 
 @dataclass
@@ -36,6 +41,7 @@ class ReplayResult:
     executions: dict[str, dict[str, int]] = field(default_factory=dict)
     failures: list[ExecutionResult] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
+    faults_injected: dict[str, int] = field(default_factory=dict)
 
 
 @contextmanager
@@ -45,14 +51,25 @@ def local_stack(
     database_url: str,
     parameters: dict[str, str] | None = None,
     now: datetime | None = None,
+    faults: FaultPlan | None = None,
 ) -> Iterator[tuple[LocalRuntime, LocalAlpaca]]:
-    """The stack in moto, with its Alpaca endpoints on a local server of these bars."""
+    """The stack in moto, with its Alpaca endpoints on a local server of these bars (orders fill
+    as at Alpaca: at the next bar's open), failing as `faults` plans."""
     runtime = LocalRuntime(database_url=database_url, parameters=parameters)
-    with LocalAlpaca(bars, runtime.alpaca_key_id, runtime.alpaca_secret_key, now=now) as alpaca:
+    with LocalAlpaca(
+        bars,
+        runtime.alpaca_key_id,
+        runtime.alpaca_secret_key,
+        now=now,
+        fill_market_orders="next_open",
+        faults=faults,
+    ) as alpaca:
         runtime.extra_env = {
             "ALPACA_DATA_URL": alpaca.base_url,
             "ALPACA_TRADING_URL": alpaca.base_url,
         }
+        if faults is not None and faults.active:
+            runtime.extra_env["ALPACA_HTTP_TIMEOUT"] = str(FAULT_HTTP_TIMEOUT_SECONDS)
         with runtime:
             yield runtime, alpaca
 
@@ -97,12 +114,20 @@ def replay(
     progress: Callable[[int, datetime, dict[str, Any]], None] | None = None,
     five_minute: bool = True,
     log_level: str = "WARNING",
+    mode: str = "simulation",
+    faults: FaultPlan | None = None,
+    parameters: dict[str, str] | None = None,
 ) -> ReplayResult:
-    """Run the minute (and 5-minute) state machines over every minute the bars cover."""
+    """Run the minute (and 5-minute) state machines over every minute the bars cover.
+
+    `mode` `paper` sends orders through alpaca-py's TradingClient to the local server; `faults`
+    makes that server fail as the plan says; `parameters` override the stack's (e.g. RiskLimits)."""
     from ops_pipeline_local.feed_server import FeedServer
 
     if not bars:
         raise ValueError("no bars to replay")
+    if mode not in TRADING_MODES:
+        raise ValueError(f"mode must be one of {TRADING_MODES}, got {mode!r}")
     symbols = sorted({b.symbol for b in bars})
     tickers = list(tickers or symbols)
     conn = connect(parse_database_url(database_url))
@@ -115,14 +140,21 @@ def replay(
         if feeds_dir is not None:
             server = stack.enter_context(FeedServer(feeds_dir))
             feeds = [{"name": f.name, "url": f.url} for f in server.feeds()]
-        parameters = {
+        stack_parameters = {
             "Tickers": ",".join(tickers),
             "Feeds": json.dumps(feeds),
-            "TradingMode": "simulation",
+            "TradingMode": mode,
             "LogLevel": log_level,
+            **(parameters or {}),
         }
         runtime, alpaca = stack.enter_context(
-            local_stack(bars, database_url=database_url, parameters=parameters, now=minutes[0])
+            local_stack(
+                bars,
+                database_url=database_url,
+                parameters=stack_parameters,
+                now=minutes[0],
+                faults=faults,
+            )
         )
         for done, minute in enumerate(minutes, start=1):
             alpaca.set_time(minute)
@@ -144,6 +176,7 @@ def replay(
                     _count(counts, outcome.output or {})
             if progress:
                 progress(done, minute, counts)
+        result.faults_injected = alpaca.faults.counts() if alpaca.faults else {}
     result.summary = summarize(conn, result.first_minute, result.last_minute, tickers)
     conn.close()
     return result

@@ -238,7 +238,7 @@ def test_only_closed_bars_are_stored_and_a_second_run_leaves_the_same_rows(
 
 
 def test_a_market_data_outage_is_a_transient_error(conn, market, data_client, calendar):
-    market.fail_next(1, status=500)
+    market.fail_next(alpaca.ATTEMPTS, status=500)  # every try of the stage's own retry
     with pytest.raises(TransientError, match="bars"):
         telemetry.ingest(conn, data_client, TICKERS, OPEN + timedelta(minutes=5), calendar)
 
@@ -419,7 +419,7 @@ def test_a_reconciliation_outage_does_not_block_new_orders(conn, bundled_bars, n
     later = minute + timedelta(minutes=1)
     market.set_time(later)
     _recommend(conn, "MSFT", "BUY", later, price="100")
-    market.fail_next(1, status=503)  # the reconciliation request
+    market.fail_next(alpaca.ATTEMPTS, status=503)  # the reconciliation request, every try
     summary = dispatch(conn, broker, minute=later, **kwargs)
     assert summary["reconciled"] == 0 and summary["outcomes"] == {"submitted": 1}
     assert [r[1] for r in _executions(conn)] == ["submitted", "submitted"]

@@ -1,5 +1,5 @@
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -15,7 +15,7 @@ from alpaca.trading.enums import OrderSide, OrderStatus, QueryOrderStatus, TimeI
 from alpaca.trading.requests import GetCalendarRequest, GetOrdersRequest, MarketOrderRequest
 
 from ops_pipeline_local.alpaca_server import LocalAlpaca
-from ops_pipeline_local.bars import Bar, read_bars
+from ops_pipeline_local.bars import NEW_YORK, Bar, read_bars
 
 KEY, SECRET = "test-key", "test-secret"
 BUNDLED = Path(__file__).resolve().parents[2] / "src/ops_pipeline_local/data/bars/2019-02-12.csv"
@@ -145,7 +145,9 @@ def test_calendar_clock_and_account(alpaca: LocalAlpaca) -> None:
     assert Decimal(account.cash) == Decimal(account.equity) == Decimal("100000")
 
 
-def test_market_order_fills_at_last_closed_bar(alpaca: LocalAlpaca, bars: list[Bar]) -> None:
+def test_market_order_fills_at_last_closed_bar_in_the_legacy_on_submit_mode(
+    alpaca: LocalAlpaca, bars: list[Bar]
+) -> None:
     trading = _trading(alpaca)
     last_closed = [b for b in bars if b.symbol == "AAPL"][9]  # 14:39 bar closed at 14:40 = now
     order = trading.submit_order(_market_order("AAPL", 10, OrderSide.BUY, "run1-AAPL-1"))
@@ -203,3 +205,257 @@ def test_unknown_order_is_404_and_fail_next_injects_errors(alpaca: LocalAlpaca) 
             trading.get_account()
         assert failed.value.status_code == 500
     assert trading.get_account().status == "ACTIVE"
+
+
+# ---------------------------------------------------------------- as strict as Alpaca
+
+ACME_DAY1 = date(2019, 2, 11)  # a Monday
+ACME_DAY2 = date(2019, 2, 12)
+
+
+def _ny(day: date, hh: int, mm: int) -> datetime:
+    return datetime.combine(day, time(hh, mm), NEW_YORK).astimezone(UTC)
+
+
+def _acme(day: date, hh: int, mm: int, open_: str, volume: int = 100_000) -> Bar:
+    price = Decimal(open_)
+    return Bar(
+        "ACME", _ny(day, hh, mm), price, price + 1, price - 1, price + Decimal("0.5"), volume
+    )
+
+
+@pytest.fixture
+def strict(bars: list[Bar]) -> Iterator[LocalAlpaca]:
+    """The server as replays use it: market orders fill at the next bar's open."""
+    with LocalAlpaca(
+        bars, KEY, SECRET, now=OPEN + timedelta(minutes=10), fill_market_orders="next_open"
+    ) as server:
+        yield server
+
+
+def _post_order(server: LocalAlpaca, body: dict[str, object]) -> requests.Response:
+    return requests.post(
+        f"{server.base_url}/v2/orders",
+        json=body,
+        headers={"APCA-API-KEY-ID": KEY, "APCA-API-SECRET-KEY": SECRET},
+        timeout=5,
+    )
+
+
+# Each refusal as Alpaca answers it: HTTP status, code, message.
+REFUSALS = [
+    (
+        "unknown asset",
+        dict(symbol="NOPE", qty=1, side="buy"),
+        422,
+        40010001,
+        "asset not found: NOPE",
+    ),
+    (
+        "negative quantity",
+        dict(symbol="AAPL", qty=-5, side="buy"),
+        422,
+        40010001,
+        "qty must be > 0",
+    ),
+    (
+        "fractional quantity",
+        dict(symbol="AAPL", qty=1.5, side="buy"),
+        422,
+        40010001,
+        "fractional orders are not supported for qty 1.5",
+    ),
+    (
+        "insufficient buying power",
+        dict(symbol="AMZN", qty=1000, side="buy"),
+        403,
+        40310000,
+        "insufficient buying power",
+    ),
+    (
+        "no shorting",
+        dict(symbol="TSLA", qty=3, side="sell"),
+        403,
+        40310000,
+        "insufficient qty available for order (requested: 3, available: 0)",
+    ),
+    (
+        "bad time in force",
+        dict(symbol="AAPL", qty=1, side="buy", time_in_force="fok"),
+        422,
+        40010001,
+        "invalid time_in_force: fok",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "order", "status", "code", "message"), REFUSALS, ids=[r[0] for r in REFUSALS]
+)
+def test_refusals_are_answered_as_alpaca_answers_them(
+    strict: LocalAlpaca, case: str, order: dict, status: int, code: int, message: str
+) -> None:
+    body = {"type": "market", "time_in_force": "day", **order}
+    if case != "bad time in force":  # alpaca-py only knows valid times in force
+        request = MarketOrderRequest(
+            symbol=body["symbol"], qty=body["qty"], side=body["side"], time_in_force="day"
+        )
+        with pytest.raises(APIError) as error:
+            _trading(strict).submit_order(request)
+        assert (error.value.status_code, error.value.code, error.value.message) == (
+            status,
+            code,
+            message,
+        )
+    response = _post_order(strict, body)
+    assert response.status_code == status
+    assert (response.json()["code"], response.json()["message"]) == (code, message)
+    assert strict.orders == []  # nothing refused is recorded
+
+
+def test_duplicate_and_unknown_orders_through_alpaca_py(strict: LocalAlpaca) -> None:
+    trading = _trading(strict)
+    trading.submit_order(_market_order("MSFT", 1, OrderSide.BUY, "dup-2"))
+    with pytest.raises(APIError) as duplicate:
+        trading.submit_order(_market_order("MSFT", 1, OrderSide.BUY, "dup-2"))
+    assert (duplicate.value.status_code, duplicate.value.code) == (422, 40010001)
+    assert duplicate.value.message == "client_order_id must be unique"
+    for lookup in (
+        lambda: trading.get_order_by_client_id("never-sent"),
+        lambda: trading.get_order_by_id("7e1b0c36-2d6f-4a53-9a36-0d4c7c0e4e11"),
+        lambda: trading.cancel_order_by_id("7e1b0c36-2d6f-4a53-9a36-0d4c7c0e4e11"),
+    ):
+        with pytest.raises(APIError) as missing:
+            lookup()
+        assert (missing.value.status_code, missing.value.code) == (404, 40410000)
+        assert missing.value.message == "order not found"
+
+
+def test_a_sell_beyond_what_is_held_is_refused_with_what_is_available(
+    strict: LocalAlpaca,
+) -> None:
+    trading = _trading(strict)
+    trading.submit_order(_market_order("AAPL", 5, OrderSide.BUY, "b1"))
+    strict.advance(timedelta(minutes=1))
+    trading.submit_order(_market_order("AAPL", 3, OrderSide.SELL, "s1"))
+    strict.advance(timedelta(minutes=1))
+    with pytest.raises(APIError) as error:
+        trading.submit_order(_market_order("AAPL", 3, OrderSide.SELL, "s2"))
+    assert error.value.status_code == 403
+    assert (
+        error.value.message == "insufficient qty available for order (requested: 3, available: 2)"
+    )
+
+
+def test_a_market_order_fills_at_the_open_of_the_bar_of_its_minute(
+    strict: LocalAlpaca, bars: list[Bar]
+) -> None:
+    trading = _trading(strict)
+    minute = strict.now  # 14:40:00; the 14:39 bar (the signal's) closed just now
+    strict.set_time(minute + timedelta(seconds=20))
+    reply = trading.submit_order(_market_order("AAPL", 10, OrderSide.BUY, "o1"))
+    assert reply.status == OrderStatus.ACCEPTED  # the reply does not wait for the fill
+
+    order = trading.get_order_by_client_id("o1")
+    bar = next(b for b in bars if b.symbol == "AAPL" and b.ts == minute)
+    signal_bar = next(
+        b for b in bars if b.symbol == "AAPL" and b.ts == minute - timedelta(minutes=1)
+    )
+    assert order.status == OrderStatus.FILLED
+    assert Decimal(order.filled_avg_price) == bar.open != signal_bar.close
+    assert Decimal(trading.get_account().cash) == Decimal("100000") - 10 * bar.open
+
+
+def test_an_order_outside_the_session_is_queued_and_fills_at_the_next_open() -> None:
+    bars = [_acme(ACME_DAY1, 15, 59, "10")]
+    bars += [_acme(ACME_DAY2, 9, 31, "12"), _acme(ACME_DAY2, 9, 32, "13")]  # no 09:30 trade
+    with LocalAlpaca(
+        bars, KEY, SECRET, now=_ny(ACME_DAY1, 17, 5), fill_market_orders="next_open"
+    ) as server:
+        trading = _trading(server)
+        reply = trading.submit_order(_market_order("ACME", 7, OrderSide.BUY, "late"))
+        assert reply.status == OrderStatus.ACCEPTED
+        server.set_time(_ny(ACME_DAY2, 9, 29))
+        assert trading.get_order_by_client_id("late").status == OrderStatus.ACCEPTED
+        server.set_time(_ny(ACME_DAY2, 9, 30))
+        assert trading.get_order_by_client_id("late").status == OrderStatus.NEW
+        server.set_time(_ny(ACME_DAY2, 9, 31))
+        order = trading.get_order_by_client_id("late")
+        assert order.status == OrderStatus.FILLED and Decimal(order.filled_avg_price) == 12
+        assert order.filled_at == _ny(ACME_DAY2, 9, 31)
+
+
+def test_a_large_order_fills_in_parts_over_successive_bars_then_expires_at_the_close() -> None:
+    bars = [
+        _acme(ACME_DAY2, 15, 50, "9"),  # the last price before the order
+        _acme(ACME_DAY2, 15, 57, "10", volume=100),
+        _acme(ACME_DAY2, 15, 58, "11", volume=50),
+        _acme(ACME_DAY2, 15, 59, "12", volume=30),
+    ]
+    with LocalAlpaca(
+        bars,
+        KEY,
+        SECRET,
+        now=_ny(ACME_DAY2, 15, 57),
+        fill_market_orders="next_open",
+        participation=Decimal("0.1"),
+    ) as server:
+        trading = _trading(server)
+        trading.submit_order(_market_order("ACME", 20, OrderSide.BUY, "big"))
+        first = trading.get_order_by_client_id("big")
+        assert first.status == OrderStatus.PARTIALLY_FILLED
+        assert (Decimal(first.filled_qty), Decimal(first.filled_avg_price)) == (10, 10)
+        server.set_time(_ny(ACME_DAY2, 15, 59))
+        order = trading.get_order_by_client_id("big")
+        assert Decimal(order.filled_qty) == 10 + 5 + 3
+        assert Decimal(order.filled_avg_price) == (
+            (10 * Decimal(10) + 5 * Decimal(11) + 3 * Decimal(12)) / 18
+        ).quantize(Decimal("0.000000001"))
+        assert order.status == OrderStatus.PARTIALLY_FILLED
+        server.set_time(_ny(ACME_DAY2, 16, 0))
+        expired = trading.get_order_by_client_id("big")
+        assert expired.status == OrderStatus.EXPIRED and Decimal(expired.filled_qty) == 18
+        [position] = trading.get_all_positions()
+        assert Decimal(position.qty) == 18
+
+
+def test_an_open_order_can_be_canceled_once() -> None:
+    bars = [_acme(ACME_DAY1, 15, 59, "9"), _acme(ACME_DAY2, 9, 30, "10")]
+    with LocalAlpaca(
+        bars, KEY, SECRET, now=_ny(ACME_DAY2, 9, 0), fill_market_orders="next_open"
+    ) as server:
+        trading = _trading(server)
+        order = trading.submit_order(_market_order("ACME", 1, OrderSide.BUY, "c1"))
+        trading.cancel_order_by_id(order.id)
+        assert trading.get_order_by_id(order.id).status == OrderStatus.CANCELED
+        with pytest.raises(APIError) as again:
+            trading.cancel_order_by_id(order.id)
+        assert again.value.status_code == 422
+        assert again.value.message == 'order is already in "canceled" state'
+        server.set_time(_ny(ACME_DAY2, 9, 31))
+        assert trading.get_all_positions() == []
+
+
+def test_rate_limit_headers_on_every_reply_and_429_past_the_limit(bars: list[Bar]) -> None:
+    with LocalAlpaca(bars, KEY, SECRET, now=OPEN + timedelta(minutes=10), rate_limit=3) as server:
+        headers = {"APCA-API-KEY-ID": KEY, "APCA-API-SECRET-KEY": SECRET}
+        replies = [
+            requests.get(f"{server.base_url}/v2/account", headers=headers, timeout=5)
+            for _ in range(4)
+        ]
+        reset = str(int((OPEN + timedelta(minutes=11)).timestamp()))
+        assert [r.status_code for r in replies] == [200, 200, 200, 429]
+        assert [r.headers["X-RateLimit-Remaining"] for r in replies] == ["2", "1", "0", "0"]
+        assert {r.headers["X-RateLimit-Limit"] for r in replies} == {"3"}
+        assert {r.headers["X-RateLimit-Reset"] for r in replies} == {reset}
+        assert replies[3].json() == {"code": 42910000, "message": "rate limit exceeded"}
+        # data is counted apart from trading, and the next minute starts afresh
+        data = requests.get(
+            f"{server.base_url}/v2/stocks/bars",
+            params={"symbols": "AAPL", "timeframe": "1Min"},
+            headers=headers,
+            timeout=5,
+        )
+        assert data.status_code == 200
+        server.advance(timedelta(minutes=1))
+        assert _trading(server).get_account().status == "ACTIVE"

@@ -279,11 +279,14 @@ def deployment_id() -> str:
     return value
 
 
-def alpaca_credentials() -> AlpacaCredentials:
-    """The Alpaca keys, from the Secrets Manager secret the template creates."""
+def alpaca_credentials(*, force_fetch: bool = False) -> AlpacaCredentials:
+    """The Alpaca keys, from the Secrets Manager secret the template creates (cached for
+    `SECRET_MAX_AGE_SECONDS`; `force_fetch` reads it again now, as after a 401)."""
     arn = _parameter_name(ALPACA_SECRET_ARN)
     try:
-        secret = parameters.get_secret(arn, transform="json", max_age=SECRET_MAX_AGE_SECONDS)
+        secret = parameters.get_secret(
+            arn, transform="json", max_age=SECRET_MAX_AGE_SECONDS, force_fetch=force_fetch
+        )
     except (
         parameters.exceptions.GetParameterError,
         parameters.exceptions.TransformParameterError,

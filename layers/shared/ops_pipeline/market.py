@@ -87,8 +87,15 @@ class MarketCalendar:
 def alpaca_calendar(trading_client: Any) -> MarketCalendar:
     """Sessions from Alpaca's `GET /v2/calendar` through alpaca-py's TradingClient.
 
-    A timeout, a dropped connection or a 5xx/429 reply surfaces as `TransientError`.
+    `trading_client` is a TradingClient, or a function that returns the current one (a
+    `ClientCache`'s `get`, so that rotated keys are picked up). A timeout, a dropped connection
+    or a 5xx/429 reply surfaces as `TransientError`.
     """
+    current = (
+        trading_client
+        if callable(trading_client) and not hasattr(trading_client, "get_calendar")
+        else lambda: trading_client
+    )
 
     def fetch(first: date, last: date) -> list[dict[str, Any]]:
         from alpaca.trading.requests import GetCalendarRequest
@@ -97,7 +104,7 @@ def alpaca_calendar(trading_client: Any) -> MarketCalendar:
 
         days = alpaca.call(
             "calendar",
-            lambda: trading_client.get_calendar(GetCalendarRequest(start=first, end=last)),
+            lambda: current().get_calendar(GetCalendarRequest(start=first, end=last)),
         )
         return list(days)  # the clients here are made with raw_data=True: plain dicts
 

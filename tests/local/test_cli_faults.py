@@ -1,0 +1,24 @@
+"""`ops-pipeline replay --mode/--faults/--seed`: parsed, and a bad plan refused before anything
+starts."""
+
+from __future__ import annotations
+
+from ops_pipeline_local.bars import write_bars
+from ops_pipeline_local.cli import build_parser, main
+
+
+def test_the_options_default_to_a_clean_simulation() -> None:
+    args = build_parser().parse_args(["replay", "--bars", "x.csv"])
+    assert (args.mode, args.faults, args.seed) == ("simulation", None, None)
+    args = build_parser().parse_args(
+        ["replay", "--bars", "x.csv", "--mode", "paper", "--faults", "data=0.1", "--seed", "4"]
+    )
+    assert (args.mode, args.faults, args.seed) == ("paper", "data=0.1", 4)
+
+
+def test_a_bad_fault_spec_exits_2_with_a_clear_message(tmp_path, bundled_bars, capsys) -> None:
+    path = tmp_path / "bars.csv"
+    write_bars(bundled_bars[:5], path)
+    code = main(["replay", "--bars", str(path), "--faults", "data=lots", "--database-url", "x"])
+    assert code == 2
+    assert "--faults: bad fault spec 'data=lots'" in capsys.readouterr().err
