@@ -38,12 +38,14 @@ def _ny(hh: int, mm: int) -> datetime:
     return datetime.combine(EARLY_CLOSE, time(hh, mm), NEW_YORK).astimezone(UTC)
 
 
-# The minute pipeline runs at every fifth minute of the day and at every minute around the edges
-# (each run ingests whatever is missing since the last stored bar, so every bar is still fetched).
+# The minute pipeline runs at every fifth minute of the session, at every minute around its edges
+# and at a few minutes of the pre-market and after-hours (each run ingests whatever is missing
+# since the last stored bar, so every bar is still fetched).
 RUNS = sorted(
-    {_ny(8, 0) + timedelta(minutes=5 * i) for i in range(78)}
+    {_ny(9, 30) + timedelta(minutes=5 * i) for i in range(43)}
     | {_ny(9, 28) + timedelta(minutes=i) for i in range(5)}
     | {_ny(12, 57) + timedelta(minutes=i) for i in range(6)}
+    | {_ny(8, 0), _ny(8, 45), _ny(9, 15), _ny(13, 30), _ny(14, 0), _ny(14, 30)}
 )
 
 
