@@ -38,12 +38,14 @@ def _ny(hh: int, mm: int) -> datetime:
     return datetime.combine(EARLY_CLOSE, time(hh, mm), NEW_YORK).astimezone(UTC)
 
 
-# The minute pipeline runs at every fifth minute of the day and at every minute around the edges
-# (each run ingests whatever is missing since the last stored bar, so every bar is still fetched).
+# The minute pipeline runs at every fifth minute of the session, at every minute around its edges
+# and at a few minutes of the pre-market and after-hours (each run ingests whatever is missing
+# since the last stored bar, so every bar is still fetched).
 RUNS = sorted(
-    {_ny(8, 0) + timedelta(minutes=5 * i) for i in range(78)}
+    {_ny(9, 30) + timedelta(minutes=5 * i) for i in range(43)}
     | {_ny(9, 28) + timedelta(minutes=i) for i in range(5)}
     | {_ny(12, 57) + timedelta(minutes=i) for i in range(6)}
+    | {_ny(8, 0), _ny(8, 45), _ny(9, 15), _ny(13, 30), _ny(14, 0), _ny(14, 30)}
 )
 
 
@@ -136,3 +138,31 @@ def test_extended_hours_on_an_early_close_stay_out_of_features_signals_and_order
     if late and "accepting_orders" not in inspect.getsource(dispatch):
         pytest.xfail(f"the dispatcher's close gate (issue 7) is not merged yet: {late}")
     assert late == []
+
+
+MARKET_CHECKS = [  # (minute, is_open, accepting orders, session in New York)
+    (_ny(12, 59), True, True, ("09:30", "13:00")),
+    (_ny(13, 0), True, False, ("09:30", "13:00")),  # the closing run: last bar, no order
+    (_ny(13, 1), False, False, ("09:30", "13:00")),
+    (datetime(2025, 1, 9, 16, 0, tzinfo=UTC), False, False, None),  # day of mourning
+    (datetime(2012, 10, 30, 15, 0, tzinfo=UTC), False, False, None),  # Hurricane Sandy
+    (datetime(2018, 12, 5, 15, 0, tzinfo=UTC), False, False, None),  # day of mourning
+    (datetime(2025, 12, 1, 14, 31, tzinfo=UTC), True, True, ("09:30", "16:00")),
+]
+
+
+def test_the_market_check_handler_carries_the_days_session(database_url, bundled_bars):
+    from ops_pipeline.market import accepting_orders
+
+    with local_stack(bundled_bars[:1], database_url=database_url) as (runtime, alpaca):
+        for minute, is_open, accepting, session in MARKET_CHECKS:
+            alpaca.set_time(minute)
+            market = runtime.invoke("MarketCheckFunction", {"time": iso_minute(minute)})["market"]
+            assert market["is_open"] is is_open, minute
+            assert accepting_orders(minute, market) is accepting, minute
+            if session is None:
+                assert market["session_open"] is None and market["session_close"] is None
+            else:
+                opens = datetime.fromisoformat(market["session_open"]).astimezone(NEW_YORK)
+                closes = datetime.fromisoformat(market["session_close"]).astimezone(NEW_YORK)
+                assert (f"{opens:%H:%M}", f"{closes:%H:%M}") == session, minute
