@@ -18,6 +18,7 @@ import pytest
 from aws_lambda_powertools.utilities import parameters
 
 from ops_pipeline.event_time import iso_minute
+from ops_pipeline.observability import metrics
 from ops_pipeline_local.replay import local_stack
 from ops_pipeline_local.template import REGION
 
@@ -57,10 +58,15 @@ def emitted_metrics(stdout: str) -> list[dict[str, Any]]:
 
 
 def test_a_placeholder_secret_ends_each_minute_after_the_market_check_until_keys_are_in(
-    placeholder_stack, conn, capsys
+    placeholder_stack, conn, capsys, monkeypatch
 ):
     runtime, market = placeholder_stack
     capsys.readouterr()
+    # Powertools reads its namespace and service when ops_pipeline.observability is first
+    # imported: in Lambda under the function's environment, in this test process perhaps earlier,
+    # by another test. Give it what the stack's environment says, as a cold start would.
+    monkeypatch.setattr(metrics, "namespace", os.environ["POWERTOOLS_METRICS_NAMESPACE"])
+    monkeypatch.setattr(metrics, "service", os.environ["POWERTOOLS_SERVICE_NAME"])
     # Let Powertools print its metrics, as it does in Lambda (the local runtime turns them off).
     os.environ["POWERTOOLS_METRICS_DISABLED"] = "false"
     try:
