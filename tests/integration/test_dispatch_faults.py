@@ -298,6 +298,15 @@ def test_a_partial_fill_then_cancel_is_recorded_filled_with_the_filled_quantity(
     ]
 
 
+def test_a_malformed_reply_is_looked_up_recorded_and_the_batch_goes_on(conn, market, proxy, broker):
+    recommend(conn, "AAPL", "BUY", price="170")
+    recommend(conn, "MSFT", "BUY", price="100")
+    proxy.fault("POST", ORDERS, "rewrite", rewrite=lambda order: ["not", "an", "order"])
+    summary = dispatch(conn, broker, minute=MINUTE, **KW)
+    assert summary["outcomes"] == {"filled": 2}
+    assert len(posts(market)) == 2 and len(broker_orders(broker)) == 2
+
+
 # -- promise 3: a refusal is an outcome, not a jam ---------------------------------------------
 
 
