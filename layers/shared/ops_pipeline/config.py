@@ -90,9 +90,12 @@ class RiskLimits:
                 elif isinstance(default, Decimal):
                     values[key] = Decimal(str(raw[key]))
                 else:
-                    if isinstance(raw[key], bool) or int(raw[key]) != raw[key]:
-                        raise ValueError(f"{key} must be a whole number, got {raw[key]!r}")
-                    values[key] = int(raw[key])
+                    value = raw[key]
+                    if isinstance(value, bool) or (
+                        isinstance(value, float) and not value.is_integer()
+                    ):
+                        raise ValueError(f"{key} must be a whole number, got {value!r}")
+                    values[key] = int(value)
             limits = cls(**values)
         except (InvalidOperation, ValueError, TypeError) as exc:
             raise ConfigError(f"risk limits: {exc}") from exc

@@ -4,6 +4,10 @@ In AWS a function connects to RDS Proxy with an IAM auth token over TLS (`DB_HOS
 `DB_NAME`, `DB_USER`, `DB_IAM_AUTH=true`); locally `DATABASE_URL` names the database, including a
 unix socket directory as `?host=/path`. Statements are sent with pg8000's unnamed prepared
 statements and no session `SET`, so RDS Proxy never pins a connection.
+
+A connection lost during a stage (an idle timeout, a failover, a terminated backend) surfaces as
+`errors.DatabaseUnavailable` through `observability.stage_handler`, which also drops every
+`ConnectionCache`'s connection, so the state machine's retry connects anew.
 """
 
 from __future__ import annotations
@@ -13,7 +17,6 @@ import os
 import socket
 import ssl
 import weakref
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -162,23 +165,6 @@ def drop_cached_connections() -> None:
 
 _CACHES: weakref.WeakSet[ConnectionCache] = weakref.WeakSet()
 on_connection_lost(drop_cached_connections)
-
-
-@contextlib.contextmanager
-def transaction(conn: Connection) -> Iterator[Connection]:
-    """One transaction around several statements (pg8000 native runs in autocommit).
-
-    Either all of the block's writes are committed or none: a connection lost half-way leaves
-    nothing behind, since PostgreSQL rolls back a transaction whose session ends.
-    """
-    conn.run("BEGIN")
-    try:
-        yield conn
-    except BaseException:
-        with contextlib.suppress(Exception):
-            conn.run("ROLLBACK")
-        raise
-    conn.run("COMMIT")
 
 
 class ConnectionCache:

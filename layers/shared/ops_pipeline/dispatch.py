@@ -16,6 +16,8 @@ Broker replies:
 - accepted: `submitted` (or `filled` when Alpaca fills at once);
 - refused (any other APIError): `rejected`, with the broker's code in `broker_code` and its message
   in `reject_reason`; the rest of the batch goes on and the next run is not blocked;
+- any other failure of the send (a bug, a malformed reply): the order is looked up; found, it is
+  recorded, else the row is `failed` with the error, and the rest of the batch goes on;
 - "client_order_id must be unique" (a duplicate, whatever the code), or a lost reply (connection
   error, timeout, 5xx: the order may have been accepted): the order is looked up by its
   `client_order_id`; found, it is recorded; not found, it is sent again once; if that also fails
@@ -677,6 +679,7 @@ def dispatch(
         for d in to_send:
             rid = d.recommendation.id
             coid = client_order_id(d.recommendation, prefix)
+            decided = minute if rid in unsent_ids else None  # a retry is decided again now
             try:
                 outcome = broker.execute(d, coid)
             except TransientError as exc:
@@ -684,7 +687,16 @@ def dispatch(
                 if rid in unsent_ids:  # re-gated now: keep the fresh verdicts and size
                     records[rid] = _Record(Outcome("pending"), d, minute)
                 continue
-            records[rid] = _Record(outcome, d, minute if rid in unsent_ids else None)
+            except Exception as exc:  # neither a refusal nor a lost reply: never a jam either
+                logger.exception("order failed", extra={"client_order_id": coid})
+                try:
+                    found = broker.lookup(coid)
+                except TransientError as lookup_error:
+                    transient.append(str(lookup_error))
+                    continue
+                reason = f"order failed: {type(exc).__name__}: {exc}"[:500]
+                outcome = found or Outcome("failed", reason=reason)
+            records[rid] = _Record(outcome, d, decided)
     finally:
         _record(conn, records)
 
