@@ -11,14 +11,12 @@ of its volume. The oracle for the features is pandas' rolling windows over the r
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 
 import pandas as pd
 import pytest
 
-from ops_pipeline import dispatch
 from ops_pipeline.event_time import iso_minute
 from ops_pipeline.market import NEW_YORK
 from ops_pipeline.migrate import migrate
@@ -135,9 +133,13 @@ def test_extended_hours_on_an_early_close_stay_out_of_features_signals_and_order
         " WHERE decided_at >= :closes AND status <> 'rejected'",
         closes=CLOSES,
     )
-    if late and "accepting_orders" not in inspect.getsource(dispatch):
-        pytest.xfail(f"the dispatcher's close gate (issue 7) is not merged yet: {late}")
     assert late == []
+    at_close = conn.run(
+        "SELECT e.status, e.reject_reason FROM dispatch_recommendations r"
+        " JOIN dispatch_executions e ON e.recommendation_id = r.id WHERE r.decided_at = :closes",
+        closes=CLOSES,
+    )
+    assert all(s == "rejected" and "market is closed" in reason for s, reason in at_close)
 
 
 MARKET_CHECKS = [  # (minute, is_open, accepting orders, session in New York)
