@@ -44,6 +44,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     session, session_known = None, True
     try:
         session = _session(minute)
+    except config.CredentialsMissingError as exc:
+        # The market check's CredentialsMissing alarm already says it; the data metrics still
+        # go out (without MarketOpen), and the five-minute pipeline is not failed for it.
+        logger.warning("no market calendar: Alpaca credentials missing", extra={"error": str(exc)})
+        metrics.add_metric(name="CredentialsMissing", unit="Count", value=1)
+        session_known = False
     except PipelineError as exc:  # the data metrics still go out; the stage then fails
         problems.append(exc)
         session_known = False

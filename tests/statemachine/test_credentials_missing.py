@@ -107,3 +107,10 @@ def test_a_placeholder_secret_ends_each_minute_after_the_market_check_until_keys
     assert "credentials_missing" not in after.output["market"]
     assert "dispatch" in after.output
     assert conn.run("SELECT count(*) FROM lane_telemetry")[0][0] > 0
+
+
+def test_the_healthcheck_still_reports_data_without_credentials(placeholder_stack, conn):
+    runtime, market = placeholder_stack
+    report = runtime.invoke("HealthcheckFunction", {"time": iso_minute(OPEN + timedelta(hours=1))})
+    assert report["market_open"] is None  # no calendar without keys: unknown, not "closed"
+    assert market.requests == []
