@@ -82,7 +82,7 @@ def _print_summary(result: Any) -> None:
 
 def _replay(args: argparse.Namespace, bars_path: Path, feeds: Path | None) -> int:
     from ops_pipeline_local.bars import read_bars
-    from ops_pipeline_local.replay import Progress, replay, replay_minutes
+    from ops_pipeline_local.replay import Progress, default_step, replay, replay_minutes
 
     bars = read_bars(bars_path)
     if not bars:
@@ -108,6 +108,7 @@ def _replay(args: argparse.Namespace, bars_path: Path, feeds: Path | None) -> in
         feeds_dir=feeds,
         progress=progress.update,
         log_level=args.log_level.upper(),
+        step=args.step or default_step(),
     )
     if args.json:
         print(
@@ -191,6 +192,25 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    from ops_pipeline.errors import InvalidEventError
+    from ops_pipeline.event_time import parse_minute
+    from ops_pipeline.migrate import migrate
+    from ops_pipeline_local.explain import gather, render
+
+    try:
+        at = parse_minute(args.at)
+    except InvalidEventError as exc:
+        print(f"--at: {exc}", file=sys.stderr)
+        return 2
+    conn = _connect(args)
+    migrate(conn)
+    explanation = gather(conn, args.ticker, at)
+    conn.close()
+    sys.stdout.write(render(explanation))
+    return 0 if explanation.found else 1
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     from ops_pipeline.migrate import migrate
 
@@ -209,6 +229,19 @@ def cmd_classify(args: argparse.Namespace) -> int:
             continue
         print(json.dumps(classify(text, universe).to_json()), flush=True)
     return 0
+
+
+STEP_HELP = (
+    "run the minute state machine once every N minutes, each run a catch-up window of N minutes"
+    " (default 390 in simulation: the same rows as --step 1, faster)"
+)
+
+
+def _step(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("the step is at least 1 minute")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -230,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = command("run", cmd_run, "replay the bundled trading day (2019-02-12) in simulation")
     run.add_argument("--tickers", help="only these tickers (comma-separated)")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
+    run.add_argument("--step", type=_step, help=STEP_HELP)
     rep = command("replay", cmd_replay, "replay bars from a CSV file or folder minute by minute")
     rep.add_argument(
         "--bars",
@@ -241,6 +275,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rep.add_argument("--tickers", help="only these tickers (comma-separated)")
     rep.add_argument("--json", action="store_true", help="print the summary as JSON")
+    rep.add_argument("--step", type=_step, help=STEP_HELP)
+    exp = command(
+        "explain", cmd_explain, "why a ticker's bar made (or did not make) a signal, and its fate"
+    )
+    exp.add_argument("ticker", help="the ticker, e.g. AAPL")
+    exp.add_argument(
+        "--at", required=True, help="the bar's start, ISO-8601, e.g. 2019-02-12T14:31:00Z"
+    )
     st = command("status", cmd_status, "row counts, newest timestamps, last execution, data age")
     st.add_argument("--json", action="store_true", help="print one JSON object")
     db = sub.add_parser("db", help="database commands")
