@@ -138,6 +138,7 @@ STATUS_TABLES = {
     "inbound_events_raw": "fetched_at",
     "inbound_events_classified": "event_time",
     "lane_watchlist_state": "ts",
+    "signal_evaluations": "ts",
 }
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -87,20 +87,25 @@ def replay_minutes(bars: Sequence[Bar]) -> list[datetime]:
     return minutes
 
 
-def replay_windows(minutes: Sequence[datetime], step: int) -> list[tuple[datetime, datetime]]:
-    """`(since, time)` windows of `step` replay minutes each that tile `minutes`; the last one
-    ends at the minute after the last bar."""
+def replay_windows(
+    minutes: Sequence[datetime], step: int, cuts: Collection[datetime] = ()
+) -> list[tuple[datetime, datetime]]:
+    """`(since, time)` windows of at most `step` replay minutes that tile `minutes`, each ending at
+    any minute of `cuts` it reaches (the 5-minute runs'); the last ends at the last minute."""
     if step < 1:
         raise ValueError(f"step must be at least 1 minute, got {step}")
-    windows = []
-    for i in range(0, len(minutes), step):
-        chunk = minutes[i : i + step]
-        since, until = chunk[0], chunk[-1]
-        while until - since > MAX_WINDOW:  # a window never spans more than a run may carry
-            cut = max(m for m in chunk if m - since <= MAX_WINDOW)
-            windows.append((since, cut))
-            since = next(m for m in chunk if m > cut)
-        windows.append((since, until))
+    windows: list[tuple[datetime, datetime]] = []
+    start = 0
+    for i, minute in enumerate(minutes):
+        last = i + 1 == len(minutes)
+        if (
+            last
+            or minute in cuts
+            or i + 1 - start >= step
+            or minutes[i + 1] - minutes[start] > MAX_WINDOW
+        ):
+            windows.append((minutes[start], minute))
+            start = i + 1
     return windows
 
 
@@ -149,7 +154,8 @@ def replay(
     conn = connect(parse_database_url(database_url))
     migrate(conn)
     minutes = replay_minutes([b for b in bars if b.symbol in tickers] or bars)
-    windows = replay_windows(minutes, step or default_step())
+    five_minutes = {m for m in minutes if m.minute % 5 == 0} if feeds_dir and five_minute else set()
+    windows = replay_windows(minutes, step or default_step(), cuts=five_minutes)
     position = {m: i for i, m in enumerate(minutes, start=1)}
     result = ReplayResult(minutes[0], minutes[-1])
     counts = {"bars": 0, "recommendations": 0, "fills": 0, "news": 0, "failed": 0}
@@ -180,17 +186,14 @@ def replay(
                 _count(counts, outcome.output or {})
 
         for since, minute in windows:
-            if five_minute and server is not None:
-                for m in minutes[position[since] - 1 : position[minute]]:
-                    if m.minute % 5 == 0:
-                        alpaca.set_time(m)
-                        server.set_time(m)
-                        run(FIVE_MINUTE_MACHINE, {"time": iso_minute(m)}, f"five-{m:%Y%m%dT%H%M}")
             alpaca.set_time(minute)
             event = {"time": iso_minute(minute)}
             if since != minute:
                 event["since"] = iso_minute(since)
             run(MINUTE_MACHINE, event, f"minute-{since:%Y%m%dT%H%M}-{minute:%Y%m%dT%H%M}")
+            if server is not None and minute in five_minutes:
+                server.set_time(minute)
+                run(FIVE_MINUTE_MACHINE, {"time": iso_minute(minute)}, f"five-{minute:%Y%m%dT%H%M}")
             if progress:
                 progress(position[minute], minute, counts)
     result.summary = summarize(conn, result.first_minute, result.last_minute, tickers)

@@ -109,7 +109,7 @@ def test_a_window_leaves_the_same_evaluations_and_recommendations_as_a_run_per_m
     assert again["evaluated"] == 0 and again["created"] == 0
 
 
-def test_news_counts_only_from_the_minute_it_was_fetched(conn, bundled_bars):
+def test_news_counts_only_from_the_minute_after_it_was_fetched(conn, bundled_bars):
     fetched = OPEN + timedelta(minutes=65)
     event_id = _add_news(
         conn, "Apple soars", "0.9", ["AAPL"], OPEN + timedelta(minutes=50), fetched
@@ -121,9 +121,10 @@ def test_news_counts_only_from_the_minute_it_was_fetched(conn, bundled_bars):
             "SELECT decided_at, news_event_ids FROM signal_evaluations WHERE ticker = 'AAPL'"
         )
     )
-    assert seen[fetched - ONE_MINUTE] == []  # published, not fetched yet: invisible
-    assert seen[fetched] == [event_id]
-    assert all(ids == [] for at, ids in seen.items() if at < fetched)
+    assert seen[fetched] == []  # published 15 minutes earlier, fetched by the run racing this one
+    assert seen[fetched + ONE_MINUTE] == [event_id]
+    assert all(ids == [] for at, ids in seen.items() if at <= fetched)
+    assert all(ids == [event_id] for at, ids in seen.items() if at > fetched)
 
 
 def test_a_late_bar_is_decided_at_the_run_minute_and_explained_when_it_does_not_fire(

@@ -5,9 +5,10 @@ The rules, in the order they apply (README, "Signal rules", says the same in pro
 1. Trend cross. The close crosses above its 20-bar average while the 20-bar average is at or above
    the 50-bar one: BUY, base confidence 0.60. The close crosses below while the 20-bar average is
    at or below the 50-bar one: SELL, 0.60. No cross, or no 50-bar average yet: no trend signal.
-2. News. Classified headlines about the ticker that were fetched by the decision minute (never
-   earlier: a live run sees a headline only once the RSS ingest has fetched it) and published (else
-   fetched) within the 60 minutes before it add up to a net sentiment (the sum of each headline's
+2. News. Classified headlines about the ticker that were fetched before the decision minute (a
+   live run sees a headline only once the RSS ingest has fetched it; one fetched at minute M counts
+   from M+1, since the two pipelines both run at M and which finishes first is a race) and
+   published (else fetched) within the 60 minutes before it add up to a net sentiment (the sum of each headline's
    polarity, p(positive) - p(negative)). With |net| >= 0.5 the news
    has a direction:
    - it agrees with the trend signal: base + 0.15;
@@ -294,7 +295,7 @@ FROM inbound_events_classified c
 JOIN inbound_events_raw r ON r.id = c.event_id
 CROSS JOIN LATERAL unnest(c.tickers) AS t(ticker)
 WHERE t.ticker = ANY(CAST(:tickers AS text[]))
-  AND r.fetched_at <= :minute AND c.event_time > :since
+  AND r.fetched_at < :minute AND c.event_time > :since
 ORDER BY t.ticker, abs(c.polarity) DESC, c.event_id
 """
 
@@ -380,7 +381,7 @@ def news_at(
     decided_at: datetime,
     acted: dict[int, datetime],
 ) -> NewsSummary:
-    """One ticker's news as a run at `decided_at` would have seen it: fetched by then, published
+    """One ticker's news as a run at `decided_at` would have seen it: fetched before, published
     (else fetched) within the last 60 minutes; `acted` holds when a recommendation first used each."""
     return NewsSummary(
         tuple(
@@ -391,7 +392,7 @@ def news_at(
                 acted_on=h.event_id in acted and acted[h.event_id] < decided_at,
             )
             for h in headlines
-            if h.fetched_at <= decided_at and h.event_time > decided_at - NEWS_WINDOW
+            if h.fetched_at < decided_at and h.event_time > decided_at - NEWS_WINDOW
         )
     )
 
