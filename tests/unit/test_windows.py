@@ -1,0 +1,78 @@
+"""Catch-up windows: the event's `since`..`time`, the replay's tiling, the dispatcher's minutes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from ops_pipeline.errors import InvalidEventError
+from ops_pipeline.event_time import event_window, window_minutes
+from ops_pipeline_local.replay import default_step, replay_windows
+
+T = datetime(2019, 2, 12, 15, 0, tzinfo=UTC)
+MIN = timedelta(minutes=1)
+
+
+def test_a_scheduled_run_s_window_is_its_own_minute():
+    assert event_window({"time": "2019-02-12T15:00:42Z"}) == (T, T)
+    assert event_window({"time": "2019-02-12T15:00:00Z", "since": None}) == (T, T)
+
+
+def test_a_catch_up_window_runs_from_since_to_time_inclusive():
+    since, minute = event_window({"time": "2019-02-12T15:00:00Z", "since": "2019-02-12T14:31:00Z"})
+    assert (since, minute) == (T - 29 * MIN, T)
+    assert window_minutes(since, minute) == [T - i * MIN for i in range(29, -1, -1)]
+
+
+@pytest.mark.parametrize(
+    ("since", "message"),
+    [
+        ("2019-02-12T15:01:00Z", "after time"),
+        ("2019-02-07T14:59:00Z", "longer than 5 days"),
+        ("yesterday", "not ISO-8601"),
+        ("2019-02-12T14:00:00", "no UTC offset"),
+    ],
+)
+def test_a_bad_window_is_refused_with_a_clear_error(since, message):
+    with pytest.raises(InvalidEventError, match=message):
+        event_window({"time": "2019-02-12T15:00:00Z", "since": since})
+
+
+def test_a_five_day_window_is_the_longest_accepted():
+    since = T - timedelta(days=5)
+    assert event_window({"time": "2019-02-12T15:00:00Z", "since": since.isoformat()})[0] == since
+
+
+def _day(start: datetime, count: int) -> list[datetime]:
+    return [start + i * MIN for i in range(count)]
+
+
+def test_replay_windows_tile_the_minutes_and_end_at_the_last():
+    minutes = _day(T, 100)
+    for step in (1, 7, 30, 100, 390):
+        windows = replay_windows(minutes, step)
+        covered = [m for since, until in windows for m in window_minutes(since, until)]
+        assert covered == minutes
+        assert windows[-1][1] == minutes[-1]
+        assert all(len(window_minutes(s, u)) <= step for s, u in windows)
+    assert len(replay_windows(minutes, 30)) == 4
+
+
+def test_replay_windows_end_at_every_cut_and_may_span_a_night():
+    day1, day2 = _day(T, 10), _day(T + timedelta(days=1), 10)
+    cuts = {T + 4 * MIN}
+    windows = replay_windows(day1 + day2, 390, cuts=cuts)
+    assert windows == [(T, T + 4 * MIN), (T + 5 * MIN, day2[-1])]
+
+
+def test_replay_windows_never_exceed_the_longest_window_a_run_accepts():
+    days = [_day(T + timedelta(days=d), 3) for d in range(8)]
+    windows = replay_windows([m for day in days for m in day], 10_000)
+    assert all(until - since <= timedelta(days=5) for since, until in windows)
+    assert windows[-1][1] == days[-1][-1]
+
+
+def test_simulation_steps_a_session_and_paper_one_minute():
+    assert default_step() == default_step("simulation") == 390
+    assert default_step("paper") == 1
