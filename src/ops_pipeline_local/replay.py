@@ -155,7 +155,8 @@ def replay(
     migrate(conn)
     minutes = replay_minutes([b for b in bars if b.symbol in tickers] or bars)
     five_minutes = {m for m in minutes if m.minute % 5 == 0} if feeds_dir and five_minute else set()
-    windows = replay_windows(minutes, step or default_step(), cuts=five_minutes)
+    day_ends = {m for m, after in zip(minutes, minutes[1:], strict=False) if after - m > ONE_MINUTE}
+    windows = replay_windows(minutes, step or default_step(), cuts=five_minutes | day_ends)
     position = {m: i for i, m in enumerate(minutes, start=1)}
     result = ReplayResult(minutes[0], minutes[-1])
     counts = {"bars": 0, "recommendations": 0, "fills": 0, "news": 0, "failed": 0}

@@ -5,12 +5,12 @@ sessions (2019-02-12 and 2019-02-13, Alpha Vantage via masonblier/eqker, ISC), i
 Trimmed so that the test stays short: the replay covers the last 15 minutes of the first session
 and the first 42 of the second; each database is first seeded, the same way for every step, with
 the first session's earlier bars run through the stages in-process (features warm, positions
-held). Positions carry over the night, and the 390-minute window spans it.
+held). Positions carry over the night; a window of the replay ends with its day.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
 from pathlib import Path
 
 import pytest
@@ -149,24 +149,7 @@ def test_a_minute_by_minute_replay_trades_over_both_sessions(by_step, two_sessio
     assert {side for _, side in filled} == {"buy", "sell"}
 
 
-_LOOKBACK = getattr(telemetry, "LOOKBACK", None)
-
-
-@pytest.mark.parametrize(
-    "step",
-    [
-        30,
-        pytest.param(
-            390,
-            marks=pytest.mark.xfail(
-                _LOOKBACK is not None and _LOOKBACK < timedelta(hours=20),
-                reason=f"the ingestor looks back only {_LOOKBACK}: a window longer than that"
-                " needs ingest since each ticker's last stored bar",
-                strict=True,
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("step", [30, 390])
 def test_a_replay_in_windows_leaves_the_same_rows_as_one_by_the_minute(by_step, step):
     by_minute, windowed = by_step(1), by_step(step)
     for table in TABLES:

@@ -198,8 +198,13 @@ def _no_signal_reason(f: SignalInput, news: NewsSummary) -> str:
         said = "no news"
     elif fresh.direction and abs(fresh.net) >= NEWS_ALONE and _trend_against(f, fresh.direction):
         said = f"{fresh.describe()}: against the sma20/sma50 trend, ignored"
+    elif not fresh.headlines:
+        said = f"{news.describe()}: already acted on by an earlier recommendation"
     else:
-        said = f"{news.describe()}: not enough to act alone (|net| >= {NEWS_ALONE} not acted on)"
+        said = (
+            f"{news.describe()}: {fresh.net:+.2f} from headlines not acted on yet,"
+            f" short of +/-{NEWS_ALONE} to act alone"
+        )
     return f"{trend}; {said}: no signal"
 
 
