@@ -95,7 +95,10 @@ def _verdicts(verdicts: Any) -> list[str]:
         verdicts = json.loads(verdicts)
     lines = []
     if isinstance(verdicts, dict):
-        verdicts = [{"gate": k, **(v if isinstance(v, dict) else {"verdict": v})} for k, v in verdicts.items()]
+        verdicts = [
+            {"gate": k, **(v if isinstance(v, dict) else {"verdict": v})}
+            for k, v in verdicts.items()
+        ]
     for item in verdicts or []:
         if not isinstance(item, dict):
             lines.append(f"    {item}")
@@ -157,7 +160,7 @@ def render(e: Explanation) -> str:
             if h["id"] in seen:
                 out.append(
                     f"    #{h['id']} {Decimal(str(h['polarity'])):+.4f} {h['label']}"
-                    f" \"{h['title'][:100]}\" ({h['feed_name']}, published"
+                    f' "{h["title"][:100]}" ({h["feed_name"]}, published'
                     f" {_when(h['published_at'])}, fetched {_when(h['fetched_at'])})"
                 )
         out.append(

@@ -40,6 +40,8 @@ PAPER_STEP = 1
 
 def default_step(mode: str = "simulation") -> int:
     return SIMULATION_STEP if mode == "simulation" else PAPER_STEP
+
+
 FIVE_MINUTE_MACHINE = "FiveMinutePipelineStateMachine"
 
 

@@ -139,4 +139,3 @@ def test_a_minute_without_a_bar_says_so(database_url, capsys):
 def test_a_bad_time_is_refused(database_url, capsys):
     assert main(["explain", "AAPL", "--at", "noon", "--database-url", database_url]) == 2
     assert "not ISO-8601" in capsys.readouterr().err
-

@@ -117,9 +117,7 @@ def test_news_counts_only_from_the_minute_after_it_was_fetched(conn, bundled_bar
     _store_bars(conn, bundled_bars, OPEN + timedelta(minutes=70))
     signals.run(conn, ["AAPL"], OPEN + timedelta(minutes=70), since=OPEN + ONE_MINUTE)
     seen = dict(
-        conn.run(
-            "SELECT decided_at, news_event_ids FROM signal_evaluations WHERE ticker = 'AAPL'"
-        )
+        conn.run("SELECT decided_at, news_event_ids FROM signal_evaluations WHERE ticker = 'AAPL'")
     )
     assert seen[fetched] == []  # published 15 minutes earlier, fetched by the run racing this one
     assert seen[fetched + ONE_MINUTE] == [event_id]
@@ -143,5 +141,8 @@ def test_a_late_bar_is_decided_at_the_run_minute_and_explained_when_it_does_not_
     assert all(decided == minute for _, decided, _, _ in rows)
     quiet = [reason for _, _, action, reason in rows if action is None]
     assert quiet and all("no signal" in r or "killed" in r for r in quiet)
-    recs = conn.run("SELECT decided_at FROM dispatch_recommendations WHERE ts >= :s", s=minute - timedelta(minutes=30))
+    recs = conn.run(
+        "SELECT decided_at FROM dispatch_recommendations WHERE ts >= :s",
+        s=minute - timedelta(minutes=30),
+    )
     assert all(decided == minute for (decided,) in recs)

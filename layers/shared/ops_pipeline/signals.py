@@ -372,9 +372,7 @@ def load_news(
     conn: Connection, tickers: Sequence[str], since: datetime, minute: datetime
 ) -> list[VisibleHeadline]:
     """The classified headlines any decision minute of the window can see, strongest first."""
-    rows = conn.run(
-        VISIBLE_NEWS, tickers=list(tickers), since=since - NEWS_WINDOW, minute=minute
-    )
+    rows = conn.run(VISIBLE_NEWS, tickers=list(tickers), since=since - NEWS_WINDOW, minute=minute)
     return [
         VisibleHeadline(t, event_id, title, Decimal(polarity), event_time, fetched, acted)
         for t, event_id, title, polarity, event_time, fetched, acted in rows
