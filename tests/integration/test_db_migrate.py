@@ -182,7 +182,10 @@ def test_create_applies_every_migration(empty_database: str, endpoint: ResponseE
     assert_echoes(body, sent)
     assert body["Status"] == "SUCCESS", body["Reason"]
     assert body["PhysicalResourceId"] == "DbMigration-schema"
-    assert body["Data"] == {"Applied": ",".join(ALL_MIGRATIONS), "AppliedCount": "3"}
+    assert body["Data"] == {
+        "Applied": ",".join(ALL_MIGRATIONS),
+        "AppliedCount": str(len(ALL_MIGRATIONS)),
+    }
     assert body["Reason"].startswith(f"applied {len(ALL_MIGRATIONS)} migration(s)")
     assert result == {"status": "SUCCESS", "applied": ALL_MIGRATIONS}
     assert recorded_migrations(empty_database) == ALL_MIGRATIONS
