@@ -76,3 +76,44 @@ def test_replay_windows_never_exceed_the_longest_window_a_run_accepts():
 def test_simulation_steps_a_session_and_paper_one_minute():
     assert default_step() == default_step("simulation") == 390
     assert default_step("paper") == 1
+
+
+def _dispatcher():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "functions" / "dispatcher" / "app.py"
+    spec = importlib.util.spec_from_file_location("dispatcher_app", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _session(day: str) -> dict:
+    return {"session_open": f"{day}T09:30:00-05:00", "session_close": f"{day}T16:00:00-05:00"}
+
+
+def test_the_dispatcher_walks_a_window_over_a_night_minute_by_minute():
+    """From 15:58 New York to 09:32 the next day: the session minutes of both days, in order, and
+    the closing run's minute (16:00) dispatches with the market no longer taking orders."""
+    event = {
+        "since": "2019-02-12T20:58:00Z",
+        "time": "2019-02-13T14:32:00Z",
+        "market": {"is_open": True, "sessions": [_session("2019-02-12"), _session("2019-02-13")]},
+    }
+    minutes = _dispatcher()._dispatch_minutes(event)
+    at = datetime(2019, 2, 12, 20, 58, tzinfo=UTC)
+    next_open = datetime(2019, 2, 13, 14, 30, tzinfo=UTC)
+    assert minutes == [
+        (at, True),
+        (at + MIN, True),
+        (at + 2 * MIN, False),  # 16:00: the day's last bar is in, orders would wait for the open
+        (next_open + MIN, True),  # 09:30 itself is pre-market's run: no dispatch
+        (next_open + 2 * MIN, True),
+    ]
+
+
+def test_a_scheduled_dispatch_is_its_own_minute():
+    event = {"time": "2019-02-12T15:00:00Z", "market": {"is_open": True, **_session("2019-02-12")}}
+    assert _dispatcher()._dispatch_minutes(event) == [(T, True)]
