@@ -67,3 +67,15 @@ def test_a_bad_window_fails_the_execution_with_a_named_error(stack, since, messa
     result = run_window(runtime, market, since, OPEN)
     assert result.status == "FAILED"
     assert result.error == "InvalidEventError" and message in result.cause
+
+
+def test_a_window_over_the_night_hands_down_each_day_s_session(stack, conn):
+    runtime, market = stack
+    since = OPEN + timedelta(hours=6, minutes=28)  # 15:58 New York
+    result = run_window(runtime, market, since, since + timedelta(hours=17, minutes=34))
+    assert result.status == "SUCCEEDED", result.cause
+    out = result.output
+    assert out["market"]["is_open"] is True  # 15:58 .. 16:00 of the first day
+    # The bundled calendar holds only 2019-02-12: the next day has no session to hand down.
+    assert [s["session_open"] for s in out["market"]["sessions"]] == ["2019-02-12T09:30:00-05:00"]
+    assert out["dispatch"]["minutes"] == 3
