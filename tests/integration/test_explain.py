@@ -139,3 +139,47 @@ def test_a_minute_without_a_bar_says_so(database_url, capsys):
 def test_a_bad_time_is_refused(database_url, capsys):
     assert main(["explain", "AAPL", "--at", "noon", "--database-url", database_url]) == 2
     assert "not ISO-8601" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "verdicts",
+    [
+        [
+            {"gate": "market_open", "passed": True},
+            {"gate": "min_confidence", "passed": False, "detail": "0.18 < 0.50"},
+        ],
+        {"market_open": {"passed": True}, "min_confidence": "0.18 < 0.50"},
+    ],
+)
+def test_each_risk_gate_s_verdict_is_printed_whatever_its_stored_shape(verdicts):
+    from ops_pipeline_local.explain import Explanation, render
+
+    execution = {
+        "status": "rejected",
+        "side": "buy",
+        "qty": 0,
+        "price": "170.4",
+        "mode": "simulation",
+        "decided_at": "2019-02-12T15:06:00+00:00",
+        "reject_reason": "confidence 0.1800 is below the minimum 0.5000",
+        "gate_verdicts": verdicts,
+    }
+    recommendation = {
+        "id": 1,
+        "action": "BUY",
+        "price": "170.4",
+        "confidence": "0.18",
+        "decided_at": OPEN,
+        "reason": "r",
+    }
+    out = render(
+        Explanation(
+            "AAPL",
+            OPEN,
+            bar={"open": 1, "high": 1, "low": 1, "close": 1, "volume": 1},
+            recommendation=recommendation,
+            execution=execution,
+        )
+    )
+    assert "    market_open: " in out and "    min_confidence: " in out and "0.18 < 0.50" in out
+    assert "status rejected, reject_reason confidence 0.1800" in out
