@@ -117,3 +117,13 @@ def test_the_dispatcher_walks_a_window_over_a_night_minute_by_minute():
 def test_a_scheduled_dispatch_is_its_own_minute():
     event = {"time": "2019-02-12T15:00:00Z", "market": {"is_open": True, **_session("2019-02-12")}}
     assert _dispatcher()._dispatch_minutes(event) == [(T, True)]
+
+
+def test_the_cli_takes_a_step_of_at_least_one_minute(capsys):
+    from ops_pipeline_local.cli import build_parser
+
+    assert build_parser().parse_args(["replay", "--bars", "b.csv", "--step", "30"]).step == 30
+    assert build_parser().parse_args(["run"]).step is None  # default_step() then
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["replay", "--bars", "b.csv", "--step", "0"])
+    assert "at least 1 minute" in capsys.readouterr().err
