@@ -24,7 +24,7 @@ BUNDLED_BARS = ROOT / "src" / "ops_pipeline_local" / "data" / "bars" / "2019-02-
 TABLES = (  # every table of layers/shared/ops_pipeline/migrations/ but schema_migrations
     "dispatch_executions, dispatch_recommendations, lane_features, lane_telemetry, "
     "inbound_events_classified, inbound_events_raw, feed_state, lane_watchlist_state, "
-    "dispatch_deployment"
+    "dispatch_deployment, signal_evaluations"
 )
 
 

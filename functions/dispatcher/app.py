@@ -1,4 +1,9 @@
-"""Dispatcher: risk gates, then simulated fills or Alpaca orders, each recommendation at most once."""
+"""Dispatcher: risk gates, then simulated fills or Alpaca orders, each recommendation at most once.
+
+A catch-up window is dispatched minute by minute, in order, each minute as a run of its own would
+have been: only the minutes whose bar is a session bar, the market taking orders per
+`market.accepting_orders` with that day's session from the market check.
+"""
 
 from datetime import datetime
 from typing import Any
@@ -9,11 +14,18 @@ from ops_pipeline import alpaca, config
 from ops_pipeline.config import TradingMode
 from ops_pipeline.db import ConnectionCache
 from ops_pipeline.dispatch import AlpacaBroker, Broker, SimulatedBroker, dispatch
-from ops_pipeline.event_time import event_minute
-from ops_pipeline.market import accepting_orders
+from ops_pipeline.event_time import event_window, window_minutes
+from ops_pipeline.market import (
+    NEW_YORK,
+    TradingSession,
+    accepting_orders,
+    market_status,
+    trading_day,
+)
 from ops_pipeline.observability import metrics, stage_handler
 
 DB = ConnectionCache()
+MAX_LISTED_REJECTIONS = 50  # a catch-up window's summary stays well under a state's 256 KB
 
 
 CLIENTS = alpaca.ClientCache(alpaca.trading_client)
@@ -25,34 +37,92 @@ def _broker(mode: TradingMode) -> Broker:
     return AlpacaBroker(CLIENTS.get(paper=mode is TradingMode.PAPER), mode)
 
 
-def _session_close(market: dict[str, Any]) -> datetime | None:
-    close = market.get("session_close")
+def _session_close(market: dict[str, Any] | None) -> datetime | None:
+    close = (market or {}).get("session_close")
     return datetime.fromisoformat(str(close)) if close else None
+
+
+def _market_at(minute: datetime, market: dict[str, Any]) -> dict[str, Any] | None:
+    """The session of `minute`'s New York day from the market check's event, or None."""
+    day = trading_day(minute)
+    for session in market.get("sessions") or [market]:
+        opens = session.get("session_open")
+        if opens and datetime.fromisoformat(str(opens)).astimezone(NEW_YORK).date() == day:
+            return dict(session)
+    return None
+
+
+def _dispatch_minutes(
+    event: dict[str, Any],
+) -> list[tuple[datetime, bool, dict[str, Any] | None]]:
+    """Each minute of the window a run of its own would have dispatched at (its bar was a session
+    bar), with whether the market takes orders then, and that day's session."""
+    since, minute = event_window(event)
+    market = event.get("market", {})
+    out: list[tuple[datetime, bool, dict[str, Any] | None]] = []
+    for m in window_minutes(since, minute):
+        session = _market_at(m, market)
+        if session is None:
+            if since == minute:  # no session bounds handed down: the market check's verdict
+                out.append((m, bool(market.get("is_open")), None))
+            continue
+        if since == minute or market_status(m, _session(session)).is_open:
+            out.append((m, accepting_orders(m, session), session))
+    return out
+
+
+def _session(market: dict[str, Any]) -> TradingSession:
+    opens = datetime.fromisoformat(str(market["session_open"]))
+    closes = datetime.fromisoformat(str(market["session_close"]))
+    return TradingSession(opens.astimezone(NEW_YORK).date(), opens, closes)
+
+
+def _add(total: dict[str, Any], summary: dict[str, Any]) -> None:
+    for key, value in summary.items():
+        if isinstance(value, bool) or key == "mode":
+            total[key] = value
+        elif isinstance(value, int):
+            total[key] = total.get(key, 0) + value
+        elif isinstance(value, list):
+            total.setdefault(key, []).extend(value)
+        elif isinstance(value, dict):
+            counts = total.setdefault(key, {})
+            for name, n in value.items():
+                counts[name] = counts.get(name, 0) + n
 
 
 @stage_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     mode = config.trading_mode()
-    minute = event_minute(event)
-    market = event.get("market") or {}
-    summary = dispatch(
-        DB.get(),
-        _broker(mode),
-        minute=minute,
-        market_open=accepting_orders(minute, market),
-        state=config.trading_state(),
-        limits=config.risk_limits(),
-        deployment=config.deployment_id(),
-        session_close=_session_close(market),
-    )
+    broker, state, limits = _broker(mode), config.trading_state(), config.risk_limits()
+    deployment = config.deployment_id()
+    summary: dict[str, Any] = {"mode": mode.value, "minutes": 0}
+    for minute, market_open, session in _dispatch_minutes(event):
+        _add(
+            summary,
+            dispatch(
+                DB.get(),
+                broker,
+                minute=minute,
+                market_open=market_open,
+                state=state,
+                limits=limits,
+                deployment=deployment,
+                session_close=_session_close(session),
+            ),
+        )
+        summary["minutes"] += 1
+    summary["rejections"] = summary.get("rejections", [])[:MAX_LISTED_REJECTIONS]
     metrics.add_dimension(name="mode", value=mode.value)
-    outcomes = summary["outcomes"]
-    filled = outcomes.get("filled", 0) + summary["reconciled_outcomes"].get("filled", 0)
+    outcomes = summary.get("outcomes", {})
+    filled = outcomes.get("filled", 0) + summary.get("reconciled_outcomes", {}).get("filled", 0)
     metrics.add_metric(name="OrdersFilled", unit="Count", value=filled)
     metrics.add_metric(name="OrdersSubmitted", unit="Count", value=outcomes.get("submitted", 0))
     # Broker refusals are the alarm's concern; risk-gate blocks are the gates doing their job.
-    metrics.add_metric(name="OrdersRejected", unit="Count", value=summary["refused_by_broker"])
     metrics.add_metric(
-        name="RiskGateRejections", unit="Count", value=summary["blocked_by_risk_gates"]
+        name="OrdersRejected", unit="Count", value=summary.get("refused_by_broker", 0)
+    )
+    metrics.add_metric(
+        name="RiskGateRejections", unit="Count", value=summary.get("blocked_by_risk_gates", 0)
     )
     return summary

@@ -6,7 +6,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ops_pipeline import config, signals
 from ops_pipeline.db import ConnectionCache
-from ops_pipeline.event_time import event_minute
+from ops_pipeline.event_time import event_window
 from ops_pipeline.observability import logger, metrics, stage_handler
 
 DB = ConnectionCache()
@@ -14,9 +14,12 @@ DB = ConnectionCache()
 
 @stage_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    summary = signals.run(DB.get(), config.tickers(), event_minute(event))
+    since, minute = event_window(event)
+    summary = signals.run(DB.get(), config.tickers(), minute, since=since)
     for killed in summary["killed"]:
         logger.info("signal killed by volume", extra={"why": killed})
+    if summary["late"]:
+        logger.warning("bars evaluated after their close", extra={"late": summary["late"]})
     metrics.add_metric(name="RecommendationsCreated", unit="Count", value=summary["created"])
     metrics.add_metric(name="SignalsKilled", unit="Count", value=len(summary["killed"]))
     return summary

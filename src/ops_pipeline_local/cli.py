@@ -84,7 +84,7 @@ def _print_summary(result: Any) -> None:
 
 def _replay(args: argparse.Namespace, bars_path: Path, feeds: Path | None) -> int:
     from ops_pipeline_local.bars import read_bars
-    from ops_pipeline_local.replay import Progress, replay, replay_minutes
+    from ops_pipeline_local.replay import Progress, default_step, replay, replay_minutes
 
     bars = read_bars(bars_path)
     if not bars:
@@ -121,6 +121,7 @@ def _replay(args: argparse.Namespace, bars_path: Path, feeds: Path | None) -> in
         log_level=args.log_level.upper(),
         mode=args.mode,
         faults=faults,
+        step=args.step or default_step(args.mode),
     )
     if faults is not None:
         injected = ", ".join(f"{k} {v}" for k, v in sorted(result.faults_injected.items()))
@@ -153,6 +154,7 @@ STATUS_TABLES = {
     "inbound_events_raw": "fetched_at",
     "inbound_events_classified": "event_time",
     "lane_watchlist_state": "ts",
+    "signal_evaluations": "ts",
 }
 # Data older than this (from the newest bar's close) while the market is open is stale.
 STALE_AFTER_SECONDS = 300
@@ -358,6 +360,25 @@ def _parse_at(text: str) -> datetime:
     return at.astimezone(UTC)
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    from ops_pipeline.errors import InvalidEventError
+    from ops_pipeline.event_time import parse_minute
+    from ops_pipeline.migrate import migrate
+    from ops_pipeline_local.explain import gather, render
+
+    try:
+        at = parse_minute(args.at)
+    except InvalidEventError as exc:
+        print(f"--at: {exc}", file=sys.stderr)
+        return 2
+    conn = _connect(args)
+    migrate(conn)
+    explanation = gather(conn, args.ticker, at)
+    conn.close()
+    sys.stdout.write(render(explanation))
+    return 0 if explanation.found else 1
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     from ops_pipeline.migrate import migrate
 
@@ -395,6 +416,19 @@ def _broker_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, help="the fault plan's seed (default 0, or the spec's)")
 
 
+STEP_HELP = (
+    "run the minute state machine once every N minutes, each run a catch-up window of N minutes"
+    " (default 390 in simulation: the same rows as --step 1, faster)"
+)
+
+
+def _step(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("the step is at least 1 minute")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ops-pipeline", description=__doc__)
     parser.add_argument(
@@ -415,6 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--tickers", help="only these tickers (comma-separated)")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
     _broker_options(run)
+    run.add_argument("--step", type=_step, help=STEP_HELP)
     rep = command("replay", cmd_replay, "replay bars from a CSV file or folder minute by minute")
     rep.add_argument(
         "--bars",
@@ -426,6 +461,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rep.add_argument("--tickers", help="only these tickers (comma-separated)")
     rep.add_argument("--json", action="store_true", help="print the summary as JSON")
+    rep.add_argument("--step", type=_step, help=STEP_HELP)
+    exp = command(
+        "explain", cmd_explain, "why a ticker's bar made (or did not make) a signal, and its fate"
+    )
+    exp.add_argument("ticker", help="the ticker, e.g. AAPL")
+    exp.add_argument(
+        "--at", required=True, help="the bar's start, ISO-8601, e.g. 2019-02-12T14:31:00Z"
+    )
     _broker_options(rep)
     st = command(
         "status",

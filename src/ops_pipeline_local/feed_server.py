@@ -4,6 +4,11 @@ It serves a folder (recursively) with an `ETag` (hash of the content) and `Last-
 mtime), answers `If-None-Match` / `If-Modified-Since` with 304, and sends the `Header:` lines of a
 feedparser test-corpus file's leading comment as HTTP headers. Tests can add in-memory documents
 (`add`), slow ones included, and read what was asked (`request_counts`, `requests`).
+
+A replay sets its clock (`now=`, `set_time`, like the local Alpaca's): each document is then served
+with only the items (`<item>`, `<entry>`) published up to that moment, as the feed looked then.
+An item's time is its `pubDate`/`published`/`dc:date`, else its `updated`; an undated item is
+always served.
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ import re
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from email.utils import formatdate, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -59,6 +65,52 @@ def corpus_headers(body: bytes) -> dict[str, str]:
     }
 
 
+_ITEM = re.compile(rb"<((?:[A-Za-z0-9_]+:)?(?:item|entry))\b[^>]*?(?<!/)>.*?</\1\s*>", re.S)
+_ITEM_DATE = re.compile(
+    rb"<(?:[A-Za-z0-9_]+:)?(pubDate|published|issued|date|updated|modified)\b[^>]*>\s*"
+    rb"(?:<!\[CDATA\[)?(.*?)(?:\]\]>)?\s*</",
+    re.S,
+)
+_FIRST_SEEN = (b"pubDate", b"published", b"issued", b"date")
+
+
+def _parse_time(text: bytes) -> datetime | None:
+    value = text.decode("utf-8", "replace").strip()
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        try:
+            moment = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def item_time(item: bytes) -> datetime | None:
+    """When an item appeared: published (pubDate, dc:date), else updated; None when undated."""
+    dates = {name: _parse_time(value) for name, value in reversed(_ITEM_DATE.findall(item))}
+    for name in _FIRST_SEEN:
+        if dates.get(name) is not None:
+            return dates[name]
+    return next((d for d in dates.values() if d is not None), None)
+
+
+def published_by(body: bytes, now: datetime) -> tuple[bytes, datetime | None]:
+    """The document without the items published after `now`, and its newest served item's time."""
+    newest: datetime | None = None
+
+    def keep(match: re.Match[bytes]) -> bytes:
+        nonlocal newest
+        when = item_time(match.group(0))
+        if when is not None and when > now:
+            return b""
+        if when is not None and (newest is None or when > newest):
+            newest = when
+        return match.group(0)
+
+    return _ITEM.sub(keep, body), newest
+
+
 def _etag(body: bytes) -> str:
     return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
 
@@ -84,8 +136,9 @@ class _Server(ThreadingHTTPServer):
 class FeedServer:
     """Serve `root` on 127.0.0.1 (a free port) from a daemon thread; use as a context manager."""
 
-    def __init__(self, root: Path | str = SAMPLE_FEEDS_DIR) -> None:
+    def __init__(self, root: Path | str = SAMPLE_FEEDS_DIR, *, now: datetime | None = None) -> None:
         self.root = Path(root).resolve()
+        self.now = now
         self.request_counts: Counter[str] = Counter()
         self.requests: list[ServedRequest] = []
         self._documents: dict[str, Document] = {}
@@ -162,12 +215,26 @@ class FeedServer:
             )
         return self.url_for(path)
 
+    def set_time(self, now: datetime | None) -> None:
+        """The replay clock: serve only items published up to `now` (None: serve everything)."""
+        with self._lock:
+            self.now = now
+
     def requests_for(self, filename: str) -> list[ServedRequest]:
         with self._lock:
             return [r for r in self.requests if r.path == filename.lstrip("/")]
 
     # -- used by the handler ---------------------------------------------------------------
     def _document(self, path: str) -> Document | None:
+        document = self._stored_document(path)
+        with self._lock:
+            now = self.now
+        if document is None or now is None or document.status != 200:
+            return document
+        body, newest = published_by(document.body, now)
+        return replace(document, body=body, mtime=newest.timestamp() if newest else None)
+
+    def _stored_document(self, path: str) -> Document | None:
         with self._lock:
             if path in self._documents:
                 return self._documents[path]

@@ -1,24 +1,30 @@
-"""Replay recorded bars minute by minute through the real state machines.
+"""Replay recorded bars through the real state machines.
 
-The local Alpaca server's clock is set to each minute, the minute state machine is executed with
-that minute as its scheduled time, and every fifth minute the 5-minute state machine too. The
-code that runs is the code that is deployed; only the clock and the endpoints are local.
+The replay's minutes are each trading day's span of bars, from its first bar's start to the minute
+after its last bar. They are cut into windows of `step` minutes that tile them; each window is one
+execution of the minute state machine, `{"time": T, "since": S}` (a one-minute window passes only
+`{"time": T}`, as the scheduler does), with the local Alpaca's clock at T. Before it, the 5-minute
+state machine runs at every fifth minute of the window with the clocks (Alpaca's, the feed
+server's) at that minute, so that news is fetched at the same minutes whatever the step. Every
+stage processes each minute of its window as a run of its own would have, so `--step 1` and
+`--step 390` leave the same rows; only the number of executions differs. The code that runs is
+the code that is deployed; only the clock and the endpoints are local.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
 
 from ops_pipeline.db import connect, parse_database_url, query
-from ops_pipeline.event_time import ONE_MINUTE, iso_minute
+from ops_pipeline.event_time import MAX_WINDOW, ONE_MINUTE, iso_minute, window_minutes
 from ops_pipeline.market import NEW_YORK
 from ops_pipeline.migrate import migrate
 from ops_pipeline_local.alpaca_server import LocalAlpaca
@@ -27,6 +33,16 @@ from ops_pipeline_local.faults import FaultPlan
 from ops_pipeline_local.runtime import ExecutionResult, LocalRuntime
 
 MINUTE_MACHINE = "MinutePipelineStateMachine"
+# The fastest step that leaves the same rows as a run per minute (a regular session is 390
+# minutes); in paper mode the broker's clock is the run's, so a replay steps one minute.
+SIMULATION_STEP = 390
+PAPER_STEP = 1
+
+
+def default_step(mode: str = "simulation") -> int:
+    return SIMULATION_STEP if mode == "simulation" else PAPER_STEP
+
+
 FIVE_MINUTE_MACHINE = "FiveMinutePipelineStateMachine"
 TRADING_MODES = ("simulation", "paper")
 # Under a fault plan the handlers give up on a stalled reply after this many seconds (the plan
@@ -75,11 +91,41 @@ def local_stack(
 
 
 def replay_minutes(bars: Sequence[Bar]) -> list[datetime]:
-    """Every minute from the first bar's start to the minute after the last bar's start."""
-    first = min(b.ts for b in bars)
-    last = max(b.ts for b in bars) + ONE_MINUTE
-    count = int((last - first) / ONE_MINUTE) + 1
-    return [first + i * ONE_MINUTE for i in range(count)]
+    """Per New York day with bars, every minute from its first bar's start to the minute after its
+    last bar's start (nights and weekends, where every run would find the market closed, are left
+    out)."""
+    spans: dict[date, tuple[datetime, datetime]] = {}
+    for b in bars:
+        day = b.ts.astimezone(NEW_YORK).date()
+        first, last = spans.get(day, (b.ts, b.ts))
+        spans[day] = (min(first, b.ts), max(last, b.ts))
+    minutes: list[datetime] = []
+    for day in sorted(spans):
+        first, last = spans[day]
+        minutes += window_minutes(first, last + ONE_MINUTE)
+    return minutes
+
+
+def replay_windows(
+    minutes: Sequence[datetime], step: int, cuts: Collection[datetime] = ()
+) -> list[tuple[datetime, datetime]]:
+    """`(since, time)` windows of at most `step` replay minutes that tile `minutes`, each ending at
+    any minute of `cuts` it reaches (the 5-minute runs'); the last ends at the last minute."""
+    if step < 1:
+        raise ValueError(f"step must be at least 1 minute, got {step}")
+    windows: list[tuple[datetime, datetime]] = []
+    start = 0
+    for i, minute in enumerate(minutes):
+        last = i + 1 == len(minutes)
+        if (
+            last
+            or minute in cuts
+            or i + 1 - start >= step
+            or minutes[i + 1] - minutes[start] > MAX_WINDOW
+        ):
+            windows.append((minutes[start], minute))
+            start = i + 1
+    return windows
 
 
 class Progress:
@@ -117,8 +163,10 @@ def replay(
     mode: str = "simulation",
     faults: FaultPlan | None = None,
     parameters: dict[str, str] | None = None,
+    step: int | None = None,
 ) -> ReplayResult:
-    """Run the minute (and 5-minute) state machines over every minute the bars cover.
+    """Run the minute (and 5-minute) state machines over every minute the bars cover, in windows
+    of `step` minutes (default: `default_step(mode)`).
 
     `mode` `paper` sends orders through alpaca-py's TradingClient to the local server; `faults`
     makes that server fail as the plan says; `parameters` override the stack's (e.g. RiskLimits)."""
@@ -133,12 +181,17 @@ def replay(
     conn = connect(parse_database_url(database_url))
     migrate(conn)
     minutes = replay_minutes([b for b in bars if b.symbol in tickers] or bars)
+    five_minutes = {m for m in minutes if m.minute % 5 == 0} if feeds_dir and five_minute else set()
+    day_ends = {m for m, after in zip(minutes, minutes[1:], strict=False) if after - m > ONE_MINUTE}
+    windows = replay_windows(minutes, step or default_step(mode), cuts=five_minutes | day_ends)
+    position = {m: i for i, m in enumerate(minutes, start=1)}
     result = ReplayResult(minutes[0], minutes[-1])
     counts = {"bars": 0, "recommendations": 0, "fills": 0, "news": 0, "failed": 0}
     with ExitStack() as stack:
         feeds: list[dict[str, str]] = []
+        server = None
         if feeds_dir is not None:
-            server = stack.enter_context(FeedServer(feeds_dir))
+            server = stack.enter_context(FeedServer(feeds_dir, now=minutes[0]))
             feeds = [{"name": f.name, "url": f.url} for f in server.feeds()]
         stack_parameters = {
             "Tickers": ",".join(tickers),
@@ -156,26 +209,28 @@ def replay(
                 faults=faults,
             )
         )
-        for done, minute in enumerate(minutes, start=1):
+
+        def run(machine: str, event: dict[str, Any], name: str) -> None:
+            outcome = runtime.execute(machine, event, name=name)
+            tally = result.executions.setdefault(machine, {})
+            tally[outcome.status] = tally.get(outcome.status, 0) + 1
+            if outcome.status != "SUCCEEDED":
+                result.failures.append(outcome)
+                counts["failed"] += 1
+            else:
+                _count(counts, outcome.output or {})
+
+        for since, minute in windows:
             alpaca.set_time(minute)
-            runs = [(MINUTE_MACHINE, "minute")]
-            if five_minute and feeds_dir is not None and minute.minute % 5 == 0:
-                runs.append((FIVE_MINUTE_MACHINE, "five"))
-            for machine, label in runs:
-                outcome = runtime.execute(
-                    machine,
-                    {"time": iso_minute(minute)},
-                    name=f"{label}-{minute:%Y%m%dT%H%M}-{done}",
-                )
-                tally = result.executions.setdefault(machine, {})
-                tally[outcome.status] = tally.get(outcome.status, 0) + 1
-                if outcome.status != "SUCCEEDED":
-                    result.failures.append(outcome)
-                    counts["failed"] += 1
-                else:
-                    _count(counts, outcome.output or {})
+            event = {"time": iso_minute(minute)}
+            if since != minute:
+                event["since"] = iso_minute(since)
+            run(MINUTE_MACHINE, event, f"minute-{since:%Y%m%dT%H%M}-{minute:%Y%m%dT%H%M}")
+            if server is not None and minute in five_minutes:
+                server.set_time(minute)
+                run(FIVE_MINUTE_MACHINE, {"time": iso_minute(minute)}, f"five-{minute:%Y%m%dT%H%M}")
             if progress:
-                progress(done, minute, counts)
+                progress(position[minute], minute, counts)
         result.faults_injected = alpaca.faults.counts() if alpaca.faults else {}
     result.summary = summarize(conn, result.first_minute, result.last_minute, tickers)
     conn.close()

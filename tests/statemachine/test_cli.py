@@ -51,7 +51,10 @@ def test_replay_fills_features_that_match_an_independent_rolling_computation(
     out = capsys.readouterr()
     assert code == 0, out.out + out.err
     assert "Replay summary" in out.out and "simulated P&L" in out.out
-    assert "MinutePipelineStateMachine     succeeded 76" in out.out
+    # 76 minutes (the bars' and the one after) at the default step of 390: with feeds, a window
+    # ends at every fifth minute, where the 5-minute machine runs after it (16 times)
+    assert "MinutePipelineStateMachine     succeeded 16\n" in out.out
+    assert "FiveMinutePipelineStateMachine succeeded 16\n" in out.out
 
     frame = pd.DataFrame(
         [(b.symbol, b.ts, float(b.close), b.volume) for b in bars], columns=["t", "ts", "c", "v"]
@@ -89,6 +92,7 @@ def test_status_json_is_one_object_with_every_table(conn, database_url, capsys):
             "inbound_events_raw",
             "inbound_events_classified",
             "lane_watchlist_state",
+            "signal_evaluations",
         }
     )
     assert report["last_execution"] is None and report["data_age_seconds"] is None

@@ -144,3 +144,24 @@ def test_moto_s_interpreter_parses_the_definition(definition):
     )
     program, _ = AmazonStateLanguageParser.parse(text)
     assert program is not None
+
+
+def test_the_minute_pipeline_hands_its_window_to_the_stages_that_walk_it():
+    minute = json.loads((ROOT / "statemachines" / "minute_pipeline.asl.json").read_text())
+    states = minute["States"]
+    # Every path from the start reaches the market check with both $.time and $.since set.
+    first = states[minute["StartAt"]]
+    assert states[first["Default"]]["Next"] in {
+        name for name, s in states.items() if s.get("Parameters", {}).get("since.$") == "$.time"
+    }
+    windowed = [
+        name
+        for name, s in states.items()
+        if s["Type"] == "Task" and s["Parameters"].get("since.$") == "$.since"
+    ]
+    resources = {states[name]["Resource"] for name in windowed}
+    assert resources == {
+        "${MarketCheckFunctionArn}",
+        "${SignalEngineFunctionArn}",
+        "${DispatcherFunctionArn}",
+    }

@@ -8,6 +8,8 @@ from typing import Any
 from ops_pipeline.errors import InvalidEventError
 
 ONE_MINUTE = timedelta(minutes=1)
+# The longest catch-up window a run may carry: a long weekend's outage, not a backfill of months.
+MAX_WINDOW = timedelta(days=5)
 
 
 def parse_minute(value: Any) -> datetime:
@@ -31,6 +33,30 @@ def event_minute(event: dict[str, Any]) -> datetime:
     if "time" not in event:
         raise InvalidEventError("the event has no 'time'; start executions with the scheduled time")
     return parse_minute(event["time"])
+
+
+def event_window(event: dict[str, Any]) -> tuple[datetime, datetime]:
+    """The run's window `(since, time)`, both minutes, inclusive: `event["since"]` to `event["time"]`.
+
+    Without `since` (or with a null one) the window is the run's own minute, as for a scheduled run.
+    """
+    minute = event_minute(event)
+    if event.get("since") is None:
+        return minute, minute
+    since = parse_minute(event["since"])
+    if since > minute:
+        raise InvalidEventError(f"since {event['since']!r} is after time {event['time']!r}")
+    if minute - since > MAX_WINDOW:
+        raise InvalidEventError(
+            f"the window {iso_minute(since)} .. {iso_minute(minute)} is longer than"
+            f" {MAX_WINDOW.days} days"
+        )
+    return since, minute
+
+
+def window_minutes(since: datetime, minute: datetime) -> list[datetime]:
+    """Every minute of the window, oldest first."""
+    return [since + i * ONE_MINUTE for i in range(int((minute - since) / ONE_MINUTE) + 1)]
 
 
 def iso_minute(moment: datetime) -> str:

@@ -5,8 +5,11 @@ The rules, in the order they apply (README, "Signal rules", says the same in pro
 1. Trend cross. The close crosses above its 20-bar average while the 20-bar average is at or above
    the 50-bar one: BUY, base confidence 0.60. The close crosses below while the 20-bar average is
    at or below the 50-bar one: SELL, 0.60. No cross, or no 50-bar average yet: no trend signal.
-2. News. Classified headlines about the ticker from the last 60 minutes add up to a net sentiment
-   (the sum of each headline's polarity, p(positive) - p(negative)). With |net| >= 0.5 the news
+2. News. Classified headlines about the ticker that were fetched before the decision minute (a
+   live run sees a headline only once the RSS ingest has fetched it; one fetched at minute M counts
+   from M+1, since the two pipelines both run at M and which finishes first is a race) and
+   published (else fetched) within the 60 minutes before it add up to a net sentiment (the sum of each headline's
+   polarity, p(positive) - p(negative)). With |net| >= 0.5 the news
    has a direction:
    - it agrees with the trend signal: base + 0.15;
    - it contradicts it: base - 0.20;
@@ -19,18 +22,24 @@ The rules, in the order they apply (README, "Signal rules", says the same in pro
 
 Each recommendation's `reason` says which rule fired, the news that counted, the volume ratio and
 the multiplier applied.
+
+Every bar with features is evaluated exactly once, fired or not, into `signal_evaluations`. A run's
+window `since`..`minute` decides each bar at its close (`ts + 1 minute`), in time order, with the
+news and earlier recommendations of that minute: the same rows as one run per minute. A bar that
+closed before the window (late, or its run was lost) is decided at the run's own minute, where the
+dispatcher's expiry gate refuses it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from ops_pipeline import features
-from ops_pipeline.db import Connection
+from ops_pipeline.db import Connection, query
+from ops_pipeline.event_time import ONE_MINUTE
 
 TREND_BASE = Decimal("0.60")
 NEWS_ONLY_BASE = Decimal("0.55")
@@ -40,8 +49,9 @@ NEWS_DIRECTION = Decimal("0.5")
 NEWS_ALONE = Decimal("0.8")
 NEWS_WINDOW = timedelta(minutes=60)
 MAX_BASE = Decimal("0.95")
-# A bar may reach us a minute late (IEX bars can arrive ~30 s after the close).
-FRESH_BARS = timedelta(minutes=2)
+# How far before its window a run looks for bars never evaluated (late bars, skipped runs): as far
+# as the feature computer looks for bars without features.
+LATE_LOOKBACK = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -73,7 +83,7 @@ def volume_multiplier(ratio: Decimal | None) -> Decimal:
 
 @dataclass(frozen=True)
 class SignalInput:
-    """One ticker's newest features, with the bar before for crosses."""
+    """One bar's features, with the bar before it for crosses."""
 
     ticker: str
     ts: datetime
@@ -131,6 +141,7 @@ class Recommendation:
     confidence: Decimal
     reason: str
     news_event_ids: tuple[int, ...] = field(default=())
+    decided_at: datetime | None = None  # the decision minute, once the engine has placed it
 
 
 def trend_signal(f: SignalInput) -> str | None:
@@ -151,8 +162,54 @@ def _trend_against(f: SignalInput, action: str) -> bool:
     return f.sma20 < f.sma50 if action == "BUY" else f.sma20 > f.sma50
 
 
-def evaluate(f: SignalInput, news: NewsSummary | None = None) -> Recommendation | None:
-    """Apply the rules to one ticker's features and news; None when nothing fires or volume kills it."""
+@dataclass(frozen=True)
+class Evaluation:
+    """What the rules made of one bar at its decision minute, fired or not."""
+
+    input: SignalInput
+    decided_at: datetime
+    trend: str | None
+    news: NewsSummary
+    band: VolumeBand
+    recommendation: Recommendation | None
+    reason: str
+
+
+def _no_signal_reason(f: SignalInput, news: NewsSummary) -> str:
+    if f.sma20 is None or f.sma50 is None or f.prev_close is None or f.prev_sma20 is None:
+        missing = [
+            name
+            for name, value in (
+                ("sma20", f.sma20),
+                ("sma50", f.sma50),
+                ("previous close", f.prev_close),
+                ("previous sma20", f.prev_sma20),
+            )
+            if value is None
+        ]
+        trend = f"no trend rule yet ({', '.join(missing)} missing)"
+    else:
+        trend = (
+            f"no trend cross: close {f.close:.2f} vs sma20 {f.sma20:.2f}"
+            f" (previous bar {f.prev_close:.2f} vs {f.prev_sma20:.2f}), sma50 {f.sma50:.2f}"
+        )
+    fresh = news.not_acted_on()
+    if not news.headlines:
+        said = "no news"
+    elif fresh.direction and abs(fresh.net) >= NEWS_ALONE and _trend_against(f, fresh.direction):
+        said = f"{fresh.describe()}: against the sma20/sma50 trend, ignored"
+    elif not fresh.headlines:
+        said = f"{news.describe()}: already acted on by an earlier recommendation"
+    else:
+        said = (
+            f"{news.describe()}: {fresh.net:+.2f} from headlines not acted on yet,"
+            f" short of +/-{NEWS_ALONE} to act alone"
+        )
+    return f"{trend}; {said}: no signal"
+
+
+def assess(f: SignalInput, news: NewsSummary | None = None) -> tuple[Recommendation | None, str]:
+    """Apply the rules to one bar's features and news: the recommendation, if any, and why."""
     news = news or NewsSummary()
     action, parts = trend_signal(f), []
     rule, base, used_news = "", Decimal(0), False
@@ -177,13 +234,14 @@ def evaluate(f: SignalInput, news: NewsSummary | None = None) -> Recommendation 
         news, action, rule, base, used_news = fresh, fresh.direction, "news", NEWS_ONLY_BASE, True
         parts.append(f"{news.describe()}: {action} base {base:.2f}")
     if not action:
-        return None
+        return None, _no_signal_reason(f, news)
     band = volume_band(f.volume_ratio)
-    if band is KILL:
-        return None
-    ratio_text = f"{f.volume_ratio:.4f}"
+    ratio_text = "none yet" if f.volume_ratio is None else f"{f.volume_ratio:.4f}"
     parts.append(f"volume ratio {ratio_text} is {band.name}: x{band.multiplier}")
+    if band is KILL:
+        return None, "; ".join(parts) + ": killed"
     confidence = (base * band.multiplier).quantize(Decimal("0.0001"))
+    reason = "; ".join(parts) + f" = confidence {confidence:.4f}"
     return Recommendation(
         ticker=f.ticker,
         ts=f.ts,
@@ -194,9 +252,14 @@ def evaluate(f: SignalInput, news: NewsSummary | None = None) -> Recommendation 
         volume_ratio=f.volume_ratio,
         volume_multiplier=band.multiplier,
         confidence=confidence,
-        reason="; ".join(parts) + f" = confidence {confidence:.4f}",
+        reason=reason,
         news_event_ids=tuple(h.event_id for h in news.headlines) if used_news else (),
-    )
+    ), reason
+
+
+def evaluate(f: SignalInput, news: NewsSummary | None = None) -> Recommendation | None:
+    """Apply the rules to one ticker's features and news; None when nothing fires or volume kills it."""
+    return assess(f, news)[0]
 
 
 def kill_reason(f: SignalInput, news: NewsSummary | None = None) -> str | None:
@@ -207,16 +270,37 @@ def kill_reason(f: SignalInput, news: NewsSummary | None = None) -> str | None:
     return None
 
 
-RECENT_NEWS = """
-SELECT t.ticker, c.event_id, r.title, c.polarity,
-       EXISTS (SELECT 1 FROM dispatch_recommendations d
-               WHERE d.ticker = t.ticker AND d.decided_at < :minute
-                 AND c.event_id = ANY(d.news_event_ids)) AS acted_on
+def decision_minute(bar_ts: datetime, since: datetime, minute: datetime) -> datetime:
+    """When a bar is decided: at its close when that falls in the run's window, else (a late bar)
+    at the run's own minute, where the dispatcher's expiry gate refuses it."""
+    close = bar_ts + ONE_MINUTE
+    return close if since <= close <= minute else minute
+
+
+PENDING_BARS = """
+SELECT f.ticker, f.ts, f.close, f.sma20, f.sma50, f.volume_ratio,
+       p.close AS prev_close, p.sma20 AS prev_sma20
+FROM lane_features f
+LEFT JOIN signal_evaluations e ON e.ticker = f.ticker AND e.ts = f.ts
+LEFT JOIN LATERAL (
+    SELECT g.close, g.sma20 FROM lane_features g
+    WHERE g.ticker = f.ticker AND g.ts < f.ts
+    ORDER BY g.ts DESC LIMIT 1
+) p ON true
+WHERE f.ticker = ANY(CAST(:tickers AS text[])) AND f.ts >= :since AND f.ts < :minute
+  AND e.ticker IS NULL
+ORDER BY f.ts, f.ticker
+"""
+
+VISIBLE_NEWS = """
+SELECT t.ticker, c.event_id, r.title, c.polarity, c.event_time, r.fetched_at,
+       (SELECT min(d.decided_at) FROM dispatch_recommendations d
+        WHERE d.ticker = t.ticker AND c.event_id = ANY(d.news_event_ids)) AS first_acted
 FROM inbound_events_classified c
 JOIN inbound_events_raw r ON r.id = c.event_id
 CROSS JOIN LATERAL unnest(c.tickers) AS t(ticker)
 WHERE t.ticker = ANY(CAST(:tickers AS text[]))
-  AND c.event_time > :since AND c.event_time <= :minute
+  AND r.fetched_at < :minute AND c.event_time > :since
 ORDER BY t.ticker, abs(c.polarity) DESC, c.event_id
 """
 
@@ -224,48 +308,143 @@ INSERT_RECOMMENDATIONS = """
 INSERT INTO dispatch_recommendations
     (ticker, ts, decided_at, action, rule, price, base_confidence, volume_ratio, volume_multiplier,
      confidence, reason, news_event_ids)
-SELECT r.ticker, r.ts, :minute, r.action, r.rule, r.price, r.base_confidence, r.volume_ratio,
+SELECT r.ticker, r.ts, r.decided_at, r.action, r.rule, r.price, r.base_confidence, r.volume_ratio,
        r.volume_multiplier, r.confidence, r.reason,
        CAST(CASE WHEN r.news_ids = '' THEN '{}' ELSE '{' || r.news_ids || '}' END AS bigint[])
 FROM unnest(
-    CAST(:ticker AS text[]), CAST(:ts AS timestamptz[]), CAST(:action AS text[]),
-    CAST(:rule AS text[]), CAST(:price AS numeric[]), CAST(:base_confidence AS numeric[]),
-    CAST(:volume_ratio AS numeric[]), CAST(:volume_multiplier AS numeric[]),
-    CAST(:confidence AS numeric[]), CAST(:reason AS text[]), CAST(:news_ids AS text[]))
-    AS r(ticker, ts, action, rule, price, base_confidence, volume_ratio, volume_multiplier,
-         confidence, reason, news_ids)
+    CAST(:ticker AS text[]), CAST(:ts AS timestamptz[]), CAST(:decided_at AS timestamptz[]),
+    CAST(:action AS text[]), CAST(:rule AS text[]), CAST(:price AS numeric[]),
+    CAST(:base_confidence AS numeric[]), CAST(:volume_ratio AS numeric[]),
+    CAST(:volume_multiplier AS numeric[]), CAST(:confidence AS numeric[]), CAST(:reason AS text[]),
+    CAST(:news_ids AS text[]))
+    AS r(ticker, ts, decided_at, action, rule, price, base_confidence, volume_ratio,
+         volume_multiplier, confidence, reason, news_ids)
 ON CONFLICT (ticker, ts) DO NOTHING
 RETURNING id
 """
 
+INSERT_EVALUATIONS = """
+INSERT INTO signal_evaluations
+    (ticker, ts, decided_at, close, sma20, sma50, prev_close, prev_sma20, volume_ratio, trend,
+     news_net, news_event_ids, band, volume_multiplier, action, rule, confidence, reason)
+SELECT e.ticker, e.ts, e.decided_at, e.close, e.sma20, e.sma50, e.prev_close, e.prev_sma20,
+       e.volume_ratio, e.trend, e.news_net,
+       CAST(CASE WHEN e.news_ids = '' THEN '{}' ELSE '{' || e.news_ids || '}' END AS bigint[]),
+       e.band, e.volume_multiplier, e.action, e.rule, e.confidence, e.reason
+FROM unnest(
+    CAST(:ticker AS text[]), CAST(:ts AS timestamptz[]), CAST(:decided_at AS timestamptz[]),
+    CAST(:close AS numeric[]), CAST(:sma20 AS numeric[]), CAST(:sma50 AS numeric[]),
+    CAST(:prev_close AS numeric[]), CAST(:prev_sma20 AS numeric[]),
+    CAST(:volume_ratio AS numeric[]), CAST(:trend AS text[]), CAST(:news_net AS numeric[]),
+    CAST(:news_ids AS text[]), CAST(:band AS text[]), CAST(:volume_multiplier AS numeric[]),
+    CAST(:action AS text[]), CAST(:rule AS text[]), CAST(:confidence AS numeric[]),
+    CAST(:reason AS text[]))
+    AS e(ticker, ts, decided_at, close, sma20, sma50, prev_close, prev_sma20, volume_ratio, trend,
+         news_net, news_ids, band, volume_multiplier, action, rule, confidence, reason)
+ON CONFLICT (ticker, ts) DO NOTHING
+RETURNING ticker
+"""
 
-def load_inputs(conn: Connection, tickers: Sequence[str], minute: datetime) -> list[SignalInput]:
-    fields = SignalInput.__dataclass_fields__
+
+@dataclass(frozen=True)
+class VisibleHeadline:
+    ticker: str
+    event_id: int
+    title: str
+    polarity: Decimal
+    event_time: datetime  # published, else fetched
+    fetched_at: datetime  # the RSS ingest's minute: nothing sees the headline before it
+    first_acted: datetime | None  # the earliest recommendation that counted it, if any
+
+
+def load_pending(
+    conn: Connection, tickers: Sequence[str], since: datetime, minute: datetime
+) -> list[SignalInput]:
+    """Every bar closed by `minute` (within a day before the window) that has features and no
+    evaluation yet, oldest first, with the bar before it for crosses."""
+    rows = query(
+        conn, PENDING_BARS, tickers=list(tickers), since=since - LATE_LOOKBACK, minute=minute
+    )
+    return [SignalInput(**row) for row in rows]
+
+
+def load_news(
+    conn: Connection, tickers: Sequence[str], since: datetime, minute: datetime
+) -> list[VisibleHeadline]:
+    """The classified headlines any decision minute of the window can see, strongest first."""
+    rows = conn.run(VISIBLE_NEWS, tickers=list(tickers), since=since - NEWS_WINDOW, minute=minute)
     return [
-        SignalInput(**{k: v for k, v in row.items() if k in fields})
-        for row in features.latest_features(conn, tickers, minute)
-        if row["ts"] >= minute - FRESH_BARS
+        VisibleHeadline(t, event_id, title, Decimal(polarity), event_time, fetched, acted)
+        for t, event_id, title, polarity, event_time, fetched, acted in rows
     ]
 
 
-def load_news(conn: Connection, tickers: Sequence[str], minute: datetime) -> dict[str, NewsSummary]:
-    rows = conn.run(RECENT_NEWS, tickers=list(tickers), since=minute - NEWS_WINDOW, minute=minute)
-    grouped: dict[str, list[Headline]] = {}
-    for ticker, event_id, title, polarity, acted_on in rows:
-        grouped.setdefault(ticker, []).append(
-            Headline(event_id, title, Decimal(polarity), acted_on)
+def news_at(
+    headlines: Sequence[VisibleHeadline],
+    decided_at: datetime,
+    acted: dict[int, datetime],
+) -> NewsSummary:
+    """One ticker's news as a run at `decided_at` would have seen it: fetched before, published
+    (else fetched) within the last 60 minutes; `acted` holds when a recommendation first used each."""
+    return NewsSummary(
+        tuple(
+            Headline(
+                h.event_id,
+                h.title,
+                h.polarity,
+                acted_on=h.event_id in acted and acted[h.event_id] < decided_at,
+            )
+            for h in headlines
+            if h.fetched_at < decided_at and h.event_time > decided_at - NEWS_WINDOW
         )
-    return {ticker: NewsSummary(tuple(items)) for ticker, items in grouped.items()}
+    )
+
+
+def evaluate_window(
+    inputs: Sequence[SignalInput],
+    headlines: Sequence[VisibleHeadline],
+    since: datetime,
+    minute: datetime,
+) -> list[Evaluation]:
+    """Evaluate the bars in decision order, each with the news and the earlier recommendations of
+    its decision minute, as runs of their own would have."""
+    by_ticker: dict[str, list[VisibleHeadline]] = {}
+    acted: dict[str, dict[int, datetime]] = {}
+    for h in headlines:
+        by_ticker.setdefault(h.ticker, []).append(h)
+        if h.first_acted is not None:
+            acted.setdefault(h.ticker, {})[h.event_id] = h.first_acted
+    timed = sorted(
+        ((decision_minute(f.ts, since, minute), f) for f in inputs),
+        key=lambda pair: (pair[0], pair[1].ts, pair[1].ticker),
+    )
+    out = []
+    for decided_at, f in timed:
+        used = acted.setdefault(f.ticker, {})
+        news = news_at(by_ticker.get(f.ticker, ()), decided_at, used)
+        rec, reason = assess(f, news)
+        if rec is not None:
+            rec = replace(rec, decided_at=decided_at)
+            for event_id in rec.news_event_ids:
+                used.setdefault(event_id, decided_at)
+        band = volume_band(f.volume_ratio)
+        out.append(Evaluation(f, decided_at, trend_signal(f), news, band, rec, reason))
+    return out
+
+
+def _id_list(ids: Sequence[int]) -> str:
+    return ",".join(str(i) for i in ids)
 
 
 def store(conn: Connection, recs: Sequence[Recommendation], minute: datetime) -> int:
+    """Write recommendations (each at its own decision minute, else `minute`), once per bar."""
     if not recs:
         return 0
     rows = conn.run(
         INSERT_RECOMMENDATIONS,
-        minute=minute,
         ticker=[r.ticker for r in recs],
         ts=[r.ts for r in recs],
+        decided_at=[r.decided_at or minute for r in recs],
         action=[r.action for r in recs],
         rule=[r.rule for r in recs],
         price=[r.price for r in recs],
@@ -274,25 +453,66 @@ def store(conn: Connection, recs: Sequence[Recommendation], minute: datetime) ->
         volume_multiplier=[r.volume_multiplier for r in recs],
         confidence=[r.confidence for r in recs],
         reason=[r.reason for r in recs],
-        news_ids=[",".join(str(i) for i in r.news_event_ids) for r in recs],
+        news_ids=[_id_list(r.news_event_ids) for r in recs],
     )
     return len(rows)
 
 
-def run(conn: Connection, tickers: Sequence[str], minute: datetime) -> dict[str, Any]:
-    """Evaluate every ticker's newest bar at `minute`, in three round trips whatever the ticker count."""
-    inputs = load_inputs(conn, tickers, minute)
-    news = load_news(conn, tickers, minute)
-    recs, killed = [], []
-    for f in inputs:
-        rec = evaluate(f, news.get(f.ticker))
-        if rec:
-            recs.append(rec)
-        elif reason := kill_reason(f, news.get(f.ticker)):
-            killed.append(reason)
+def store_evaluations(conn: Connection, evaluations: Sequence[Evaluation]) -> int:
+    if not evaluations:
+        return 0
+    es = evaluations
+    rows = conn.run(
+        INSERT_EVALUATIONS,
+        ticker=[e.input.ticker for e in es],
+        ts=[e.input.ts for e in es],
+        decided_at=[e.decided_at for e in es],
+        close=[e.input.close for e in es],
+        sma20=[e.input.sma20 for e in es],
+        sma50=[e.input.sma50 for e in es],
+        prev_close=[e.input.prev_close for e in es],
+        prev_sma20=[e.input.prev_sma20 for e in es],
+        volume_ratio=[e.input.volume_ratio for e in es],
+        trend=[e.trend for e in es],
+        news_net=[e.news.net for e in es],
+        news_ids=[_id_list([h.event_id for h in e.news.headlines]) for e in es],
+        band=[e.band.name for e in es],
+        volume_multiplier=[e.band.multiplier for e in es],
+        action=[e.recommendation.action if e.recommendation else None for e in es],
+        rule=[e.recommendation.rule if e.recommendation else None for e in es],
+        confidence=[e.recommendation.confidence if e.recommendation else None for e in es],
+        reason=[e.reason for e in es],
+    )
+    return len(rows)
+
+
+def run(
+    conn: Connection, tickers: Sequence[str], minute: datetime, since: datetime | None = None
+) -> dict[str, Any]:
+    """Evaluate every bar not evaluated yet, each at its decision minute in the window
+    `since`..`minute` (default: the run's own minute), in four round trips whatever the ticker
+    count or the window's length."""
+    since = minute if since is None else since
+    inputs = load_pending(conn, tickers, since, minute)
+    headlines = load_news(conn, tickers, since, minute) if inputs else []
+    evaluations = evaluate_window(inputs, headlines, since, minute)
+    recs = [e.recommendation for e in evaluations if e.recommendation is not None]
+    killed = [
+        reason
+        for e in evaluations
+        if e.recommendation is None and (reason := kill_reason(e.input, e.news))
+    ]
     created = store(conn, recs, minute)
+    store_evaluations(conn, evaluations)
     bands: dict[str, int] = {}
     for rec in recs:
         name = volume_band(rec.volume_ratio).name
         bands[name] = bands.get(name, 0) + 1
-    return {"evaluated": len(inputs), "created": created, "by_band": bands, "killed": killed}
+    late = sum(1 for e in evaluations if e.decided_at != e.input.ts + ONE_MINUTE)
+    return {
+        "evaluated": len(evaluations),
+        "late": late,
+        "created": created,
+        "by_band": bands,
+        "killed": killed,
+    }

@@ -1,0 +1,156 @@
+"""A replay leaves the same rows whatever its step: `--step 1` (a run of the minute state machine
+per minute), `--step 30` and `--step 390` (catch-up windows) over real bars of two consecutive
+sessions (2019-02-12 and 2019-02-13, Alpha Vantage via masonblier/eqker, ISC), in simulation.
+
+Trimmed so that the test stays short: the replay covers the last 15 minutes of the first session
+and the first 42 of the second; each database is first seeded, the same way for every step, with
+the first session's earlier bars run through the stages in-process (features warm, positions
+held). Positions carry over the night; a window of the replay ends with its day.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+from pathlib import Path
+
+import pytest
+
+from ops_pipeline import features, signals, telemetry
+from ops_pipeline.config import RiskLimits, TradingState
+from ops_pipeline.db import connect, parse_database_url
+from ops_pipeline.dispatch import SimulatedBroker, dispatch
+from ops_pipeline.event_time import ONE_MINUTE
+from ops_pipeline.market import NEW_YORK
+from ops_pipeline_local.bars import convert_alpha_vantage
+from ops_pipeline_local.embedded_db import throwaway_database
+from ops_pipeline_local.replay import replay
+
+pytestmark = pytest.mark.statemachine
+
+# The project's shared data sits beside its checkout (../shared/data), or beside the worktrees'
+# folder for a git worktree.
+DATA = next(
+    (
+        p / "shared" / "data" / "bars_1min_2019-02"
+        for p in Path(__file__).resolve().parents
+        if (p / "shared" / "data" / "bars_1min_2019-02").is_dir()
+    ),
+    Path("shared/data/bars_1min_2019-02"),
+)
+TICKERS = ("AAPL", "AMZN", "TSLA")
+SEED = (date(2019, 2, 12), time(14, 0), time(15, 45))  # run in-process before each replay
+SESSIONS = {  # New York day: the bars (by their start, New York time) replayed of it
+    date(2019, 2, 12): (time(15, 45), time(16, 0)),
+    date(2019, 2, 13): (time(9, 30), time(10, 12)),
+}
+# Each table's rows, minus surrogate ids and wall-clock stamps (created_at, computed_at, ...).
+TABLES = {
+    "lane_telemetry": "ticker, ts, open, high, low, close, volume, trade_count, vwap, source",
+    "lane_features": "ticker, ts, close, sma20, sma50, volume_current, volume_avg_20,"
+    " volume_ratio, volume_surge, bars_in_window",
+    "signal_evaluations": "ticker, ts, decided_at, close, sma20, sma50, prev_close, prev_sma20,"
+    " volume_ratio, trend, news_net, news_event_ids, band, volume_multiplier, action, rule,"
+    " confidence, reason",
+    "dispatch_recommendations": "ticker, ts, decided_at, action, rule, price, base_confidence,"
+    " volume_ratio, volume_multiplier, confidence, news_event_ids, reason",
+    "dispatch_executions e JOIN dispatch_recommendations r ON r.id = e.recommendation_id": (
+        "r.ticker, r.ts, e.side, e.qty, e.price, e.mode, e.client_order_id, e.status,"
+        " e.reject_reason, e.broker_order_id, e.decided_at"
+    ),
+}
+
+
+def _bars_between(day: date, start: time, end: time) -> list:
+    bars = []
+    for ticker in TICKERS:
+        for bar in convert_alpha_vantage(DATA / f"{ticker}_1min.csv", ticker):
+            local = bar.ts.astimezone(NEW_YORK)
+            if local.date() == day and start <= local.time() < end:
+                bars.append(bar)
+    return bars
+
+
+@pytest.fixture(scope="module")
+def two_sessions():
+    if not DATA.is_dir():
+        pytest.skip(f"{DATA} is not on this machine")
+    return [b for day, (start, end) in SESSIONS.items() for b in _bars_between(day, start, end)]
+
+
+@pytest.fixture(scope="module")
+def seed_bars(two_sessions):
+    return _bars_between(*SEED)
+
+
+def _seed(url: str, bars: list) -> None:
+    """The seed's bars through the stages in-process, minute by minute, as runs would have."""
+    conn = connect(parse_database_url(url))
+    try:
+        telemetry.upsert_bars(
+            conn,
+            [telemetry.Bar(b.symbol, b.ts, b.open, b.high, b.low, b.close, b.volume) for b in bars],
+        )
+        first = min(b.ts for b in bars) + ONE_MINUTE
+        last = max(b.ts for b in bars) + ONE_MINUTE
+        minute: datetime = first
+        while minute <= last:
+            features.compute(conn, minute)
+            signals.run(conn, TICKERS, minute)
+            dispatch(
+                conn,
+                SimulatedBroker(),
+                minute=minute,
+                market_open=True,
+                state=TradingState.ACTIVE,
+                limits=RiskLimits(),
+            )
+            minute += ONE_MINUTE
+    finally:
+        conn.close()
+
+
+def _rows(url: str) -> dict[str, list]:
+    conn = connect(parse_database_url(url))
+    try:
+        return {
+            table: conn.run(f"SELECT {columns} FROM {table} ORDER BY {columns}")
+            for table, columns in TABLES.items()
+        }
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="module")
+def by_step(two_sessions, seed_bars, database_server):
+    """step -> the rows a replay at that step leaves, each in a fresh database."""
+    results: dict[int, dict[str, list]] = {}
+
+    def rows(step: int) -> dict[str, list]:
+        if step not in results:
+            with throwaway_database(database_server) as url:
+                _seed(url, seed_bars)
+                result = replay(two_sessions, database_url=url, step=step)
+                assert not result.failures, result.failures[0]
+                results[step] = _rows(url)
+        return results[step]
+
+    return rows
+
+
+def test_a_minute_by_minute_replay_trades_over_both_sessions(by_step, two_sessions, seed_bars):
+    rows = by_step(1)
+    stored = len(two_sessions) + len(seed_bars)
+    assert len(rows["lane_telemetry"]) == stored
+    assert len(rows["signal_evaluations"]) == len(rows["lane_features"]) == stored
+    executions = rows[next(t for t in TABLES if t.startswith("dispatch_executions"))]
+    replayed = [e for e in executions if e[1] >= min(b.ts for b in two_sessions)]
+    filled = {(e[1].astimezone(NEW_YORK).date(), e[2]) for e in replayed if e[7] == "filled"}
+    assert {day for day, _ in filled} == set(SESSIONS), "both replayed sessions trade"
+    assert {side for _, side in filled} == {"buy", "sell"}
+
+
+@pytest.mark.parametrize("step", [30, 390])
+def test_a_replay_in_windows_leaves_the_same_rows_as_one_by_the_minute(by_step, step):
+    by_minute, windowed = by_step(1), by_step(step)
+    for table in TABLES:
+        assert windowed[table] == by_minute[table], table
