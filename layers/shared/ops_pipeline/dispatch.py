@@ -329,7 +329,9 @@ class AlpacaBroker:
             time_in_force=TimeInForce.DAY,
             client_order_id=coid,
         )
-        return alpaca.call("order", lambda: self.client.submit_order(request))
+        # One try: a lost reply is the dispatcher's to resolve (a lookup by client_order_id),
+        # never a blind resend.
+        return alpaca.call("order", lambda: self.client.submit_order(request), attempts=1)
 
     def execute(self, decision: Decision, coid: str) -> Outcome:
         """Send once; on a duplicate or a lost reply, look the order up, and send again at most once."""
