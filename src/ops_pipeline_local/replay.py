@@ -240,7 +240,10 @@ def replay(
 def _count(counts: dict[str, Any], output: dict[str, Any]) -> None:
     counts["bars"] += output.get("telemetry", {}).get("inserted", 0)
     counts["recommendations"] += output.get("signals", {}).get("created", 0)
-    counts["fills"] += output.get("dispatch", {}).get("outcomes", {}).get("filled", 0)
+    dispatched = output.get("dispatch", {})
+    # A simulated order fills on a later run, at the next bar's open: reconciled, like paper's.
+    counts["fills"] += dispatched.get("outcomes", {}).get("filled", 0)
+    counts["fills"] += dispatched.get("reconciled_outcomes", {}).get("filled", 0)
     news = output.get("results", {}).get("news", {})
     counts["news"] += news.get("rss", {}).get("inserted", 0)
 
