@@ -122,6 +122,7 @@ def _replay(args: argparse.Namespace, bars_path: Path, feeds: Path | None) -> in
         mode=args.mode,
         faults=faults,
         step=args.step or default_step(args.mode),
+        parameters=_cost_parameters(args),
     )
     if faults is not None:
         injected = ", ".join(f"{k} {v}" for k, v in sorted(result.faults_injected.items()))
@@ -414,6 +415,32 @@ def _broker_options(p: argparse.ArgumentParser) -> None:
         " data requests answered 429, 500 or too late; of orders whose reply is lost)",
     )
     p.add_argument("--seed", type=int, help="the fault plan's seed (default 0, or the spec's)")
+    p.add_argument(
+        "--slippage-bps",
+        type=float,
+        metavar="N",
+        help="simulated fills: slippage against the order in basis points (default 5)",
+    )
+    p.add_argument(
+        "--commission-per-share",
+        type=float,
+        metavar="X",
+        help="simulated fills: commission in USD per share (default 0: Alpaca charges none)",
+    )
+
+
+def _cost_parameters(args: argparse.Namespace) -> dict[str, str]:
+    """--slippage-bps / --commission-per-share as the stack's SimulationCosts parameter (the
+    template's defaults for what is not given)."""
+    bps, commission = args.slippage_bps, args.commission_per_share
+    if bps is None and commission is None:
+        return {}
+    costs = json.loads(_local_setting("SimulationCosts"))
+    if bps is not None:
+        costs["slippage_bps"] = bps
+    if commission is not None:
+        costs["commission_per_share"] = commission
+    return {"SimulationCosts": json.dumps(costs)}
 
 
 STEP_HELP = (
