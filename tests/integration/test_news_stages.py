@@ -55,9 +55,15 @@ def add_raw(
 
 
 def add_classified(
-    conn: pg8000.native.Connection, tickers: list[str], polarity: str, event_time: datetime
+    conn: pg8000.native.Connection,
+    tickers: list[str],
+    polarity: str,
+    event_time: datetime,
+    fetched: datetime | None = None,
 ) -> int:
-    event_id = add_raw(conn, f"headline about {tickers}", published=event_time, fetched=event_time)
+    event_id = add_raw(
+        conn, f"headline about {tickers}", published=event_time, fetched=fetched or event_time
+    )
     conn.run(
         "INSERT INTO inbound_events_classified (event_id, label, score, polarity, tickers, model,"
         " event_time) VALUES (:id, 'neutral', 0.5, :polarity, CAST(:tickers AS text[]), 'test', :t)",
@@ -184,6 +190,20 @@ def test_classifier_bounds_a_run(conn: pg8000.native.Connection) -> None:
 
 
 # --- watchlist ---------------------------------------------------------------------------------
+
+
+def test_watchlist_counts_a_headline_only_once_it_was_fetched(
+    conn: pg8000.native.Connection,
+) -> None:
+    # Published 10 minutes before the minute, but the feed only showed it after: a live run
+    # at the minute could not have seen it, so a replay must not either.
+    add_classified(conn, ["NVDA"], "0.9", MINUTE - 10 * MIN, fetched=MINUTE + 5 * MIN)
+    add_classified(conn, ["MSFT"], "0.9", MINUTE - 10 * MIN, fetched=MINUTE)
+    watchlist.run(conn, UNIVERSE, MINUTE, top_n=2)
+    counts = dict(
+        conn.run("SELECT ticker, news_count FROM lane_watchlist_state WHERE ts = :m", m=MINUTE)
+    )
+    assert counts["NVDA"] == 0 and counts["MSFT"] == 1
 
 
 def test_watchlist_scores_ranks_and_upserts_idempotently(

@@ -6,7 +6,8 @@ bars that closed by it, `ts < minute`):
 - the newest feature row of the last 30 minutes: volume ratio, sma20, sma50, close, and the
   oldest close of the same 30 minutes (for the recent return);
 - classified headlines that name the ticker with `minute - 2 h < event_time <= minute`: their
-  count and net sentiment (the sum of their polarities, p(positive) - p(negative)).
+  count and net sentiment (the sum of their polarities, p(positive) - p(negative)); only
+  headlines fetched by the minute (`fetched_at <= minute`): a replay sees what a live run saw.
 
 The score is signed: above 0 leans bullish, below 0 bearish.
 
@@ -201,9 +202,11 @@ NEWS_AGGREGATES = """
 SELECT ticker, count(*) AS news_count, coalesce(sum(polarity), 0) AS net_sentiment FROM (
     SELECT DISTINCT t.ticker, c.event_id, c.polarity
     FROM inbound_events_classified c
+    JOIN inbound_events_raw r ON r.id = c.event_id
     CROSS JOIN LATERAL unnest(c.tickers) AS t(ticker)
     WHERE t.ticker = ANY(CAST(:tickers AS text[]))
       AND c.event_time > :since AND c.event_time <= :minute
+      AND r.fetched_at <= :minute  -- no look-ahead: only what had been fetched by then
 ) x
 GROUP BY ticker
 """
