@@ -112,7 +112,8 @@ def test_a_decision_left_pending_is_looked_up_on_the_retry_and_recorded_not_rese
 ):
     recommend(conn, "AAPL", "BUY", price="170")
     proxy.fault("POST", ORDERS, "drop_reply")
-    proxy.fault("GET", LOOKUP, "drop_request")  # and the lookup fails too: the run gives up
+    # and every try of the lookup (the stage retries it) fails too: the run gives up
+    proxy.fault("GET", LOOKUP, "drop_request", times=alpaca.ATTEMPTS)
     with pytest.raises(TransientError, match="left pending"):
         dispatch(conn, broker, minute=MINUTE, **KW)
     assert [r[1] for r in executions(conn)] == ["pending"]
@@ -219,7 +220,7 @@ def test_a_refused_order_is_recorded_with_the_brokers_code_and_the_batch_goes_on
     rows = {r[0]: r for r in executions(conn)}
     assert rows["AAPL"][1] == rows["MSFT"][1] == "filled"
     assert rows["ZZZZ"][1] == "rejected" and rows["ZZZZ"][4] == 40010001
-    assert rows["ZZZZ"][3] == 'broker refused (40010001): asset "ZZZZ" not found'
+    assert rows["ZZZZ"][3] == "broker refused (40010001): asset not found: ZZZZ"
     later = MINUTE + timedelta(minutes=1)
     market.set_time(later)
     recommend(conn, "TSLA", "BUY", minute=later, price="300")

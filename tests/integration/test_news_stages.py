@@ -527,9 +527,10 @@ def test_healthcheck_handler_reads_the_minute_pipelines_executions(
 def test_healthcheck_calendar_outage_is_transient_and_the_data_metrics_still_go_out(
     aws: Any, local_alpaca: Any, conn: pg8000.native.Connection
 ) -> None:
+    from ops_pipeline import alpaca
     from ops_pipeline.errors import TransientError
 
-    local_alpaca.fail_next(1, status=503)
+    local_alpaca.fail_next(alpaca.ATTEMPTS, status=503)  # every try of the stage's own retry
     module = _load_handler("healthcheck")
     out = io.StringIO()
     try:

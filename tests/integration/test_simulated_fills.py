@@ -11,6 +11,7 @@ import pytest
 from ops_pipeline import alpaca, features, signals, telemetry
 from ops_pipeline.config import AlpacaCredentials, RiskLimits, SimulationCosts, TradingState
 from ops_pipeline.dispatch import SimulatedBroker, dispatch
+from ops_pipeline.market import alpaca_calendar
 from ops_pipeline_local.alpaca_server import LocalAlpaca
 
 D = Decimal
@@ -169,7 +170,9 @@ def market(bundled_bars):
 def test_each_minute_of_a_real_session_run_twice_leaves_the_same_rows(conn, market, monkeypatch):
     server, creds = market
     monkeypatch.setenv("ALPACA_DATA_URL", server.base_url)
+    monkeypatch.setenv("ALPACA_TRADING_URL", server.base_url)
     client = alpaca.data_client(creds, timeout=5)
+    calendar = alpaca_calendar(alpaca.trading_client(creds, timeout=5))
     tickers = ("AAPL", "AMZN", "MSFT", "SPY", "TSLA")
     tables = {
         "lane_telemetry": "ticker, ts, open, high, low, close, volume",
@@ -182,13 +185,13 @@ def test_each_minute_of_a_real_session_run_twice_leaves_the_same_rows(conn, mark
     def session(times: int) -> dict[str, list]:
         conn.run(
             "TRUNCATE lane_telemetry, lane_features, dispatch_executions,"
-            " dispatch_recommendations CASCADE"
+            " dispatch_recommendations, signal_evaluations CASCADE"
         )
         for m in range(1, 61):
             minute = OPEN + timedelta(minutes=m)
             server.set_time(minute)
             for _ in range(times):
-                telemetry.ingest(conn, client, tickers, minute)
+                telemetry.ingest(conn, client, tickers, minute, calendar)
                 features.compute(conn, minute)
                 signals.run(conn, tickers, minute)
                 dispatch(conn, SimulatedBroker(COSTS), minute=minute, limits=RiskLimits(), **KW)
