@@ -76,6 +76,10 @@ def test_a_window_over_the_night_hands_down_each_day_s_session(stack, conn):
     assert result.status == "SUCCEEDED", result.cause
     out = result.output
     assert out["market"]["is_open"] is True  # 15:58 .. 16:00 of the first day
-    # The bundled calendar holds only 2019-02-12: the next day has no session to hand down.
-    assert [s["session_open"] for s in out["market"]["sessions"]] == ["2019-02-12T09:30:00-05:00"]
-    assert out["dispatch"]["minutes"] == 3
+    # The NYSE calendar (exchange_calendars) trades both days: each session is handed down.
+    assert [s["session_open"] for s in out["market"]["sessions"]] == [
+        "2019-02-12T09:30:00-05:00",
+        "2019-02-13T09:30:00-05:00",
+    ]
+    # 15:58, 15:59 and 16:00 of the first day, 09:31 and 09:32 of the next: not the night.
+    assert out["dispatch"]["minutes"] == 5
