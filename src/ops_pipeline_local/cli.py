@@ -92,7 +92,10 @@ def _print_summary(result: Any, stream: Any = None) -> None:
         table.add_row("  commissions", f"{pnl['commissions']} USD (in the P&L)")
     for failure in result.failures[:5]:
         table.add_row("FAILED", f"{failure.name}: {failure.error}: {(failure.cause or '')[:300]}")
-    console = Console(file=stream or sys.stdout, highlight=False, soft_wrap=True)
+    stream = stream or sys.stdout
+    console = Console(file=stream, highlight=False)
+    if not console.is_terminal:  # a file or a pipe: wide enough that nothing wraps
+        console = Console(file=stream, highlight=False, width=200)
     console.print()
     console.print(table, markup=False)
 

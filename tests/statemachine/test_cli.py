@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from datetime import timedelta
 
 import pandas as pd
@@ -51,7 +52,7 @@ def test_replay_fills_features_that_match_an_independent_rolling_computation(
     out = capsys.readouterr()
     assert code == 0, out.out + out.err
     assert "Replay summary" in out.out and "simulated P&L" in out.out
-    assert "MinutePipelineStateMachine     succeeded 76" in out.out
+    assert re.search(r"MinutePipelineStateMachine\s+succeeded 76\s*$", out.out, re.M)
 
     frame = pd.DataFrame(
         [(b.symbol, b.ts, float(b.close), b.volume) for b in bars], columns=["t", "ts", "c", "v"]
