@@ -16,6 +16,7 @@ still evaluates the real definition, state by state, for every execution.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import io
 import json
@@ -119,8 +120,12 @@ class MotoShortcuts:
     - Lambda tasks call `boto_client_for(region, "lambda")`, which builds a new boto3 client (and
       loads its service model) for every task; boto3 clients are thread-safe, so one per region
       and service is shared, built from the default session that carries the invoke hook.
-    - An execution runs on a thread moto starts and records in `TMP_THREADS`; `started_thread`
-      finds it so that the caller can join it instead of polling.
+    - JSONPath expressions (`ResultPath`, `InputPath`, `OutputPath`, `.$` parameters) are parsed
+      by jsonpath-ng (a PLY lexer and parser) every time a state evaluates one: a third of the
+      interpreter's own time. The parsed expression is immutable (`find` and `update_or_create`
+      read it), so each distinct path string is parsed once.
+    - An execution runs on a thread moto starts and records in `TMP_THREADS`; `execute` joins
+      it instead of polling.
     """
 
     def __init__(self) -> None:
@@ -130,9 +135,11 @@ class MotoShortcuts:
         self._undo: list[tuple[Any, str, Any]] = []
 
     def install(self) -> None:
+        from moto.stepfunctions.parser.asl.component.common.path import result_path
         from moto.stepfunctions.parser.asl.component.state.exec.state_task import (
             lambda_eval_utils,
         )
+        from moto.stepfunctions.parser.asl.utils import json_path
         from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
         shortcuts = self
@@ -145,6 +152,8 @@ class MotoShortcuts:
 
         self._patch(ExecutionWorker, "_get_evaluation_entrypoint", parsed_entrypoint)
         self._patch(lambda_eval_utils, "boto_client_for", client_for)
+        for module in (json_path, result_path):
+            self._patch(module, "parse", functools.lru_cache(maxsize=1024)(module.parse))
 
     def uninstall(self) -> None:
         while self._undo:

@@ -40,7 +40,7 @@ class _Links(HTMLParser):
 
 @pytest.fixture(scope="module")
 def replayed(database_server, bundled_bars):
-    """AAPL and TSLA, 120 minutes then the 30 after them, in a database of this module's own.
+    """AAPL and TSLA, 120 minutes then the 40 after them, in a database of this module's own.
 
     The first replay buys TSLA at 11:21 New York and still holds it when it ends at 11:30; the
     second starts with that position and sells it at 12:06.
@@ -50,7 +50,7 @@ def replayed(database_server, bundled_bars):
     first = min(b.ts for b in bundled_bars)
     split = first + timedelta(minutes=120)
     chosen = [
-        b for b in bundled_bars if b.symbol in TICKERS and b.ts < first + timedelta(minutes=150)
+        b for b in bundled_bars if b.symbol in TICKERS and b.ts < first + timedelta(minutes=160)
     ]
     with throwaway_database(database_server) as url:
         before = replay([b for b in chosen if b.ts < split], database_url=url)
@@ -95,7 +95,8 @@ def test_the_summary_pnl_starts_from_the_positions_held_when_the_window_opens(re
         assert pnl["realized_and_unrealized"] == expected.quantize(Decimal("0.01"))
         assert pnl["open_positions"] == {t: q for t, q in book.items() if q}
         # What the summary said before this fix: the window's fills alone, as if it started flat.
-        naive = -sum((q if s == "buy" else -q) * p for _, s, q, p in fills)
+        assert fills, "the second replay must trade"
+        naive = -sum(((q if s == "buy" else -q) * p for _, s, q, p in fills), Decimal(0))
         assert pnl["realized_and_unrealized"] != naive.quantize(Decimal("0.01"))
     finally:
         conn.close()
