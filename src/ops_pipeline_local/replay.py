@@ -333,7 +333,8 @@ def summarize(conn: Any, first: datetime, last: datetime, tickers: Sequence[str]
         f" WHERE {rec_where} GROUP BY 1, 2 ORDER BY 1, 2",
         **window,
     )
-    opening, fills = window_fills(conn, window["first"], window["last"], tickers)
+    start, end = first, last + ONE_MINUTE
+    opening, fills = window_fills(conn, start, end, tickers)
     news = conn.run(
         "SELECT count(*), count(c.event_id) FROM inbound_events_raw r"
         " LEFT JOIN inbound_events_classified c ON c.event_id = r.id"
@@ -354,8 +355,8 @@ def summarize(conn: Any, first: datetime, last: datetime, tickers: Sequence[str]
         "news": {"ingested": news[0], "classified": news[1]},
         "simulated_pnl": simulated_pnl(
             fills,
-            _closes(conn, tickers, window["last"]),
+            _closes(conn, tickers, end),
             opening,
-            _closes(conn, tickers, window["first"]),
+            _closes(conn, tickers, start),
         ),
     }

@@ -48,6 +48,9 @@ LOCAL_ENV = {
 }
 
 
+KEEP_EXECUTIONS = 100  # finished executions per state machine that moto keeps (history, describe)
+
+
 @dataclass(frozen=True)
 class ExecutionResult:
     name: str
@@ -353,6 +356,21 @@ class LocalRuntime:
                 function_error="Unhandled",
             )
 
+    def _forget_old_executions(self, machine_arn: str) -> None:
+        """Keep the newest KEEP_EXECUTIONS finished executions of a machine in moto, not all.
+
+        moto holds every execution with its event history and scans them on every start and
+        describe; a week replayed minute by minute is thousands of them.
+        """
+        from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+        machine = stepfunctions_parser_backends[ACCOUNT][REGION].describe_state_machine(machine_arn)
+        executions = machine.executions
+        if len(executions) > 2 * KEEP_EXECUTIONS:
+            old = executions[:-KEEP_EXECUTIONS]
+            if all(e.status != "RUNNING" for e in old):
+                del executions[:-KEEP_EXECUTIONS]
+
     def execute(
         self, machine: str, payload: dict[str, Any], name: str | None = None, timeout: float = 300
     ) -> ExecutionResult:
@@ -374,6 +392,7 @@ class LocalRuntime:
         described = self.sfn.describe_execution(executionArn=arn)
         if described["status"] == "RUNNING":
             raise RuntimeError(f"execution {name} ended its thread but is still RUNNING")
+        self._forget_old_executions(self.machine_arns[machine])
         output = described.get("output")
         return ExecutionResult(
             name=name,

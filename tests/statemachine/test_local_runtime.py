@@ -58,7 +58,9 @@ def test_executions_parse_once_share_a_client_and_describe_once(stack, monkeypat
 
 def test_each_execution_still_enters_the_real_definitions_states(stack):
     runtime, market = stack
-    definition = json.loads((runtime.root / "statemachines" / "minute_pipeline.asl.json").read_text())
+    definition = json.loads(
+        (runtime.root / "statemachines" / "minute_pipeline.asl.json").read_text()
+    )
     tasks = {name for name, state in definition["States"].items() if state["Type"] == "Task"}
     for m in (58, 59):
         minute = OPEN + timedelta(minutes=m)
