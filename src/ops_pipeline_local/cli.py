@@ -158,7 +158,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         report = write_report(conn, Path(args.out), tickers=tickers)
     finally:
         conn.close()
-    print(f"report: {report.index.resolve()}")
+    # After a JSON summary, stdout stays one JSON document.
+    print(f"report: {report.index.resolve()}", file=sys.stderr if args.json else sys.stdout)
     return code
 
 
