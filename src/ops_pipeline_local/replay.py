@@ -89,7 +89,7 @@ class Progress:
         if self.console.is_terminal:
             self.bar = Bar(
                 TextColumn("{task.description}"),
-                BarColumn(),
+                BarColumn(bar_width=20),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
                 TimeRemainingColumn(),
@@ -98,6 +98,13 @@ class Progress:
             )
             self.task = self.bar.add_task("replay", total=total, counts="")
             self.bar.start()
+
+    @staticmethod
+    def short(counts: dict[str, Any]) -> str:
+        return (
+            f"bars {counts['bars']} recs {counts['recommendations']} fills {counts['fills']}"
+            f" news {counts['news']} failed {counts['failed']}"
+        )
 
     @staticmethod
     def describe(counts: dict[str, Any]) -> str:
@@ -112,8 +119,8 @@ class Progress:
             self.bar.update(
                 self.task,
                 completed=done,
-                description=f"{local:%Y-%m-%d %H:%M} New York",
-                counts=self.describe(counts),
+                description=f"{local:%Y-%m-%d %H:%M}",
+                counts=self.short(counts),
             )
             if done >= self.total:
                 self.close()
@@ -121,6 +128,7 @@ class Progress:
             self.console.print(
                 f"[{done:>4}/{self.total}] {local:%Y-%m-%d %H:%M} New York  {self.describe(counts)}",
                 markup=False,
+                soft_wrap=True,
             )
 
     __call__ = update
