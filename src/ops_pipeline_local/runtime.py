@@ -7,11 +7,12 @@ process, and answers with Lambda's response shape (including its error shape, so
 `Catch` see the exception's class name as the error). SSM parameters and the Alpaca secret are
 created in moto from the template, so the handlers read their settings exactly as in AWS.
 
-Three costs of moto's interpreter that say nothing about our pipeline are removed while a runtime
-is open (see `MotoShortcuts`): the ASL definition is parsed once per definition instead of once
-per execution, Lambda tasks share one boto3 client instead of building one per task, and the
-caller waits on the execution's thread instead of polling `describe_execution`. The interpreter
-still evaluates the real definition, state by state, for every execution.
+Costs of moto's interpreter that say nothing about our pipeline are removed while a runtime is
+open (see `MotoShortcuts`): the ASL definition is parsed once per definition instead of once per
+execution, JSONPath strings once each instead of at every use, Lambda tasks share one boto3 client
+instead of building one per task, the caller waits on the execution's thread instead of polling
+`describe_execution`, and moto keeps only the newest finished executions. The interpreter still
+evaluates the real definition, state by state, for every execution.
 """
 
 from __future__ import annotations
@@ -388,7 +389,7 @@ class LocalRuntime:
             worker.join(timeout)
             if worker.is_alive():
                 raise TimeoutError(f"execution {name} still running after {timeout} s")
-            del threads[before:]  # moto never prunes this list; ended threads only
+            del threads[before:]  # this execution's threads: moto never prunes the list
         described = self.sfn.describe_execution(executionArn=arn)
         if described["status"] == "RUNNING":
             raise RuntimeError(f"execution {name} ended its thread but is still RUNNING")
