@@ -94,8 +94,8 @@ def _print_summary(result: Any, stream: Any = None) -> None:
         table.add_row("FAILED", f"{failure.name}: {failure.error}: {(failure.cause or '')[:300]}")
     stream = stream or sys.stdout
     console = Console(file=stream, highlight=False)
-    if not console.is_terminal:  # a file or a pipe: wide enough that nothing wraps
-        console = Console(file=stream, highlight=False, width=200)
+    if not console.is_terminal:  # a file or a pipe: a fixed width, long reasons wrap in their cell
+        console = Console(file=stream, highlight=False, width=120)
     console.print()
     console.print(table, markup=False)
 

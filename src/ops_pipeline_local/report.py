@@ -27,6 +27,7 @@ The statistics, and how they are computed:
 from __future__ import annotations
 
 import html
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -40,6 +41,9 @@ from ops_pipeline.db import query
 from ops_pipeline.market import NEW_YORK
 
 MINUTES_PER_YEAR = 252 * 390
+
+# mplfinance's styles ask for a "semibold" DejaVu Sans, which matplotlib lacks and says so.
+logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
 
 
 @dataclass
