@@ -16,7 +16,7 @@ from PIL import Image
 
 from ops_pipeline.db import connect, parse_database_url
 from ops_pipeline_local.cli import main
-from ops_pipeline_local.replay import replay
+from ops_pipeline_local.replay import execution_columns, replay
 
 pytestmark = pytest.mark.statemachine
 
@@ -77,9 +77,10 @@ def test_the_summary_pnl_starts_from_the_positions_held_when_the_window_opens(re
             )[0][0]
 
         start, end = after.first_minute, after.last_minute + timedelta(minutes=1)
+        commission = "commission" if "commission" in execution_columns(conn) else "0"
         fills = conn.run(
-            "SELECT ticker, side, qty, price FROM dispatch_executions WHERE status = 'filled'"
-            " AND decided_at >= :start AND decided_at < :end",
+            f"SELECT ticker, side, qty, price, {commission} FROM dispatch_executions"
+            " WHERE status = 'filled' AND decided_at >= :start AND decided_at < :end",
             start=start,
             end=end,
         )
@@ -87,16 +88,16 @@ def test_the_summary_pnl_starts_from_the_positions_held_when_the_window_opens(re
         # what is held at the end at the last close.
         book = dict(held)
         expected = -sum(q * last_close(t, start) for t, q in held.items())
-        for ticker, side, qty, price in fills:
+        for ticker, side, qty, price, fee in fills:
             signed = qty if side == "buy" else -qty
             book[ticker] = book.get(ticker, Decimal(0)) + signed
-            expected -= signed * price
+            expected -= signed * price + Decimal(fee or 0)
         expected += sum(q * last_close(t, end) for t, q in book.items())
         assert pnl["realized_and_unrealized"] == expected.quantize(Decimal("0.01"))
         assert pnl["open_positions"] == {t: q for t, q in book.items() if q}
         # What the summary said before this fix: the window's fills alone, as if it started flat.
         assert fills, "the second replay must trade"
-        naive = -sum(((q if s == "buy" else -q) * p for _, s, q, p in fills), Decimal(0))
+        naive = -sum(((q if s == "buy" else -q) * p for _, s, q, p, _ in fills), Decimal(0))
         assert pnl["realized_and_unrealized"] != naive.quantize(Decimal("0.01"))
     finally:
         conn.close()
