@@ -43,43 +43,63 @@ def _json_default(value: Any) -> Any:
     raise TypeError(type(value).__name__)
 
 
-def _print_summary(result: Any) -> None:
+def _print_summary(result: Any, stream: Any = None) -> None:
+    """The replay's summary as a rich table (plain text when stdout is not a terminal)."""
+    from rich.console import Console
+    from rich.table import Table
+
     s = result.summary
-    out = sys.stdout
-    out.write("\nReplay summary\n")
-    out.write(
-        f"  window              {result.first_minute:%Y-%m-%d %H:%M} to {result.last_minute:%H:%M} UTC\n"
+    table = Table(title="Replay summary", show_header=False, title_justify="left", box=None)
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row(
+        "window", f"{result.first_minute:%Y-%m-%d %H:%M} to {result.last_minute:%Y-%m-%d %H:%M} UTC"
     )
     for machine, tally in result.executions.items():
-        out.write(
-            f"  {machine:<30} {', '.join(f'{k.lower()} {v}' for k, v in sorted(tally.items()))}\n"
-        )
-    out.write(f"  bars                {s['bars']}\n")
+        table.add_row(machine, ", ".join(f"{k.lower()} {v}" for k, v in sorted(tally.items())))
+    table.add_row("bars", str(s["bars"]))
     f = s["features"]
-    out.write(
-        f"  features            {f['total']} ({f['with_ratio']} with a volume ratio, {f['surges']} surges)\n"
+    table.add_row(
+        "features", f"{f['total']} ({f['with_ratio']} with a volume ratio, {f['surges']} surges)"
     )
-    out.write("  recommendations by multiplier band\n")
-    for band, n in s["recommendations_by_band"].items() or {"none": 0}.items():
-        out.write(f"    {band:<24} {n}\n")
-    out.write(f"  moved by news       {s['recommendations_moved_by_news']}\n")
+    bands = s["recommendations_by_band"] or {"none": 0}
+    table.add_row(
+        "recommendations by multiplier band", "\n".join(f"{b}: {n}" for b, n in bands.items())
+    )
+    moved = str(s["recommendations_moved_by_news"])
     if example := s.get("example_moved_by_news"):
-        out.write(
-            f"    e.g. {example['ticker']} {example['action']} at {example['ts']:%H:%M} UTC: {example['reason']}\n"
+        moved += (
+            f"\ne.g. {example['ticker']} {example['action']} at {example['ts']:%H:%M} UTC:"
+            f" {example['reason']}"
         )
-    out.write(
-        f"  news                {s['news']['ingested']} ingested, {s['news']['classified']} classified\n"
-    )
-    out.write("  executions\n")
-    for kind, n in s["executions"].items() or {"none": 0}.items():
-        out.write(f"    {kind:<24} {n}\n")
+    table.add_row("moved by news", moved)
+    table.add_row("news", f"{s['news']['ingested']} ingested, {s['news']['classified']} classified")
+    executions = s["executions"] or {"none": 0}
+    table.add_row("executions", "\n".join(f"{k}: {n}" for k, n in executions.items()))
     pnl = s["simulated_pnl"]
-    held = ", ".join(f"{t} {q:,.0f}" for t, q in sorted(pnl["open_positions"].items())) or "none"
-    out.write(
-        f"  simulated P&L       {pnl['realized_and_unrealized']} USD (open positions: {held})\n"
+
+    def book(positions: dict[str, Any]) -> str:
+        return ", ".join(f"{t} {q:,.0f}" for t, q in sorted(positions.items())) or "none"
+
+    table.add_row(
+        "simulated P&L",
+        f"{pnl['realized_and_unrealized']} USD (open positions: {book(pnl['open_positions'])})",
     )
+    if pnl.get("opening_positions"):
+        table.add_row(
+            "  from the opening book",
+            f"{book(pnl['opening_positions'])}, worth {pnl['opening_value']} USD at the start",
+        )
+    if pnl.get("commissions"):
+        table.add_row("  commissions", f"{pnl['commissions']} USD (in the P&L)")
     for failure in result.failures[:5]:
-        out.write(f"  FAILED {failure.name}: {failure.error}: {(failure.cause or '')[:300]}\n")
+        table.add_row("FAILED", f"{failure.name}: {failure.error}: {(failure.cause or '')[:300]}")
+    stream = stream or sys.stdout
+    console = Console(file=stream, highlight=False)
+    if not console.is_terminal:  # a file or a pipe: a fixed width, long reasons wrap in their cell
+        console = Console(file=stream, highlight=False, width=120)
+    console.print()
+    console.print(table, markup=False)
 
 
 def _replay(args: argparse.Namespace, bars_path: Path, feeds: Path | None) -> int:
@@ -112,18 +132,22 @@ def _replay(args: argparse.Namespace, bars_path: Path, feeds: Path | None) -> in
         f" through the minute state machine" + (" and the 5-minute one" if feeds else ""),
         file=sys.stderr,
     )
-    result = replay(
-        bars,
-        database_url=database_url,
-        tickers=tickers,
-        feeds_dir=feeds,
-        progress=progress.update,
-        log_level=args.log_level.upper(),
-        mode=args.mode,
-        faults=faults,
-        step=args.step or default_step(args.mode),
-        parameters=_cost_parameters(args),
-    )
+    try:
+        result = replay(
+            bars,
+            database_url=database_url,
+            tickers=tickers,
+            feeds_dir=feeds,
+            progress=progress.update,
+            log_level=args.log_level.upper(),
+            mode=args.mode,
+            faults=faults,
+            step=args.step or default_step(args.mode),
+            parameters=_cost_parameters(args),
+        )
+    finally:
+        progress.close()
+    args.resolved_database_url = database_url
     if faults is not None:
         injected = ", ".join(f"{k} {v}" for k, v in sorted(result.faults_injected.items()))
         print(f"faults ({faults}): {injected or 'none'} injected", file=sys.stderr)
@@ -139,8 +163,57 @@ def _replay(args: argparse.Namespace, bars_path: Path, feeds: Path | None) -> in
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """The bundled trading day, with the bundled feeds, on the embedded database."""
-    return _replay(args, BUNDLED_BARS, BUNDLED_FEEDS)
+    """The bundled trading day, with the bundled feeds, on the embedded database; then the report."""
+    code = _replay(args, BUNDLED_BARS, BUNDLED_FEEDS)
+    if code == 2 or args.no_report:
+        return code
+    from ops_pipeline.db import connect, parse_database_url
+    from ops_pipeline_local.report import write_report
+
+    tickers = [t.strip().upper() for t in args.tickers.split(",")] if args.tickers else None
+    conn = connect(parse_database_url(args.resolved_database_url))
+    try:
+        report = write_report(conn, Path(args.out), tickers=tickers)
+    finally:
+        conn.close()
+    # After a JSON summary, stdout stays one JSON document.
+    print(f"report: {report.index.resolve()}", file=sys.stderr if args.json else sys.stdout)
+    return code
+
+
+def _minute_arg(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO-8601 time: {text!r}") from None
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"give a UTC offset, as 2019-02-11T14:30:00Z: {text!r}")
+    return value.astimezone(UTC)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from ops_pipeline.migrate import migrate
+    from ops_pipeline_local.report import write_report
+
+    tickers = [t.strip().upper() for t in args.tickers.split(",")] if args.tickers else None
+    conn = _connect(args)
+    try:
+        migrate(conn)
+        report = write_report(
+            conn,
+            Path(args.out),
+            first=getattr(args, "from"),
+            to=args.to,
+            tickers=tickers,
+            capital=Decimal(args.capital) if args.capital else None,
+        )
+    except ValueError as exc:
+        print(f"report: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        conn.close()
+    print(f"report: {report.index.resolve()}")
+    return 0
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -477,6 +550,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
     _broker_options(run)
     run.add_argument("--step", type=_step, help=STEP_HELP)
+    run.add_argument("--out", default="report", help="the report's folder (default ./report)")
+    run.add_argument("--no-report", action="store_true", help="do not write the report")
     rep = command("replay", cmd_replay, "replay bars from a CSV file or folder minute by minute")
     rep.add_argument(
         "--bars",
@@ -502,6 +577,21 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_status,
         "trading mode and state, positions, open orders, today's refusals, data age;"
         " exit 1 when data is stale in the session or the last minute run failed",
+    )
+    rpt = command(
+        "report", cmd_report, "write DIR/index.html and PNG charts of a run or replay's results"
+    )
+    rpt.add_argument("--out", default="report", help="folder to write (default ./report)")
+    rpt.add_argument(
+        "--from", type=_minute_arg, help="first bar's start, ISO-8601 (default: the first stored)"
+    )
+    rpt.add_argument(
+        "--to", type=_minute_arg, help="last bar's start, ISO-8601 (default: the last stored)"
+    )
+    rpt.add_argument("--tickers", help="only these tickers (comma-separated; default: all)")
+    rpt.add_argument(
+        "--capital",
+        help="USD the returns are measured on (default: max_position_notional per ticker)",
     )
     st.add_argument("--json", action="store_true", help="print one JSON object")
     st.add_argument("--at", help="judge staleness at this time (ISO 8601 with offset; default now)")

@@ -129,26 +129,77 @@ def replay_windows(
 
 
 class Progress:
-    """One line that updates in place on a terminal, and a line every 30 minutes elsewhere."""
+    """rich's progress bar on a terminal; elsewhere (a log, CI) a plain line every 30 minutes.
+
+    Call it as `progress(done, minute, counts)` (that is `update`); `close()` ends the bar (it
+    also ends by itself when `done` reaches `total`).
+    """
 
     def __init__(self, total: int, stream: TextIO | None = None) -> None:
-        self.total, self.stream = total, stream or sys.stderr
-        self.tty = self.stream.isatty()
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+        from rich.progress import Progress as Bar
+
+        self.total = total
+        self.console = Console(file=stream or sys.stderr, highlight=False)
+        self.bar: Bar | None = None
+        if self.console.is_terminal:
+            self.bar = Bar(
+                TextColumn("{task.description}"),
+                BarColumn(bar_width=20),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[counts]}"),
+                console=self.console,
+            )
+            self.task = self.bar.add_task("replay", total=total, counts="")
+            self.bar.start()
+
+    @staticmethod
+    def short(counts: dict[str, Any]) -> str:
+        return (
+            f"bars {counts['bars']} recs {counts['recommendations']} fills {counts['fills']}"
+            f" news {counts['news']} failed {counts['failed']}"
+        )
+
+    @staticmethod
+    def describe(counts: dict[str, Any]) -> str:
+        return (
+            f"new: bars {counts['bars']:>5}  recs {counts['recommendations']:>3}"
+            f"  fills {counts['fills']:>3}  news {counts['news']:>3}  failed runs {counts['failed']}"
+        )
 
     def update(self, done: int, minute: datetime, counts: dict[str, Any]) -> None:
         local = minute.astimezone(NEW_YORK)
-        text = (
-            f"[{done:>4}/{self.total}] {local:%Y-%m-%d %H:%M} New York"
-            f"  new: bars {counts['bars']:>5}  recs {counts['recommendations']:>3}"
-            f"  fills {counts['fills']:>3}  news {counts['news']:>3}  failed runs {counts['failed']}"
-        )
-        if self.tty:
-            self.stream.write("\r" + text)
-            if done == self.total:
-                self.stream.write("\n")
-        elif done == self.total or local.minute % 30 == 0:
-            self.stream.write(text + "\n")
-        self.stream.flush()
+        if self.bar is not None:
+            self.bar.update(
+                self.task,
+                completed=done,
+                description=f"{local:%Y-%m-%d %H:%M}",
+                counts=self.short(counts),
+            )
+            if done >= self.total:
+                self.close()
+        elif done >= self.total or local.minute % 30 == 0:
+            self.console.print(
+                f"[{done:>4}/{self.total}] {local:%Y-%m-%d %H:%M} New York  {self.describe(counts)}",
+                markup=False,
+                soft_wrap=True,
+            )
+
+    __call__ = update
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
 
 
 def replay(
@@ -249,24 +300,111 @@ def _count(counts: dict[str, Any], output: dict[str, Any]) -> None:
 
 
 def simulated_pnl(
-    fills: Sequence[dict[str, Any]], last_close: dict[str, Decimal]
+    fills: Sequence[dict[str, Any]],
+    last_close: dict[str, Decimal],
+    opening: dict[str, Decimal] | None = None,
+    opening_close: dict[str, Decimal] | None = None,
 ) -> dict[str, Any]:
-    """Cash from simulated fills plus open positions marked at the last close."""
+    """P&L of a window: what the book was worth when it opened, its fills, what it is worth now.
+
+    `opening` holds the positions held when the window opens, marked at `opening_close` (each
+    ticker's last close before the window); `fills` are the window's fills in order (`ticker`,
+    `side`, `qty`, `price`, and `commission` where recorded), and everything held at the end is
+    marked at `last_close` (the last close in the window, else the last one before it):
+
+        P&L = closing positions x last close - opening positions x opening close
+              - sum(signed qty x price) - commissions
+
+    A ticker without a close to mark it at is marked at 0 and listed in `unmarked`.
+    """
+    opening = {t: q for t, q in (opening or {}).items() if q}
+    opening_close = opening_close or {}
+    held = dict(opening)
     cash = Decimal(0)
-    held: dict[str, Decimal] = {}
+    commissions = Decimal(0)
     for fill in fills:
         signed = fill["qty"] if fill["side"] == "buy" else -fill["qty"]
         held[fill["ticker"]] = held.get(fill["ticker"], Decimal(0)) + signed
         cash -= signed * fill["price"]
-    marked = sum((qty * last_close.get(t, Decimal(0)) for t, qty in held.items()), Decimal(0))
+        commissions += fill.get("commission") or Decimal(0)
+    marks = {**opening_close, **last_close}
+    opening_value = sum(
+        (q * opening_close.get(t, marks.get(t, Decimal(0))) for t, q in opening.items()),
+        Decimal(0),
+    )
+    closing_value = sum((q * marks.get(t, Decimal(0)) for t, q in held.items()), Decimal(0))
+    cent = Decimal("0.01")
     return {
-        "realized_and_unrealized": (cash + marked).quantize(Decimal("0.01")),
+        "realized_and_unrealized": (closing_value - opening_value + cash - commissions).quantize(
+            cent
+        ),
+        "opening_positions": opening,
+        "opening_value": opening_value.quantize(cent),
+        "cash_flow": (cash - commissions).quantize(cent),
+        "commissions": commissions.quantize(cent),
+        "closing_value": closing_value.quantize(cent),
         "open_positions": {t: q for t, q in held.items() if q},
+        "unmarked": sorted(t for t, q in held.items() if q and t not in marks),
     }
 
 
+def execution_columns(conn: Any) -> set[str]:
+    """The columns `dispatch_executions` has in this database (commission came with a migration)."""
+    rows = conn.run(
+        "SELECT column_name FROM information_schema.columns"
+        " WHERE table_schema = current_schema() AND table_name = 'dispatch_executions'"
+    )
+    return {name for (name,) in rows}
+
+
+def window_fills(
+    conn: Any, first: datetime, end: datetime, tickers: Sequence[str]
+) -> tuple[dict[str, Decimal], list[dict[str, Any]]]:
+    """Simulated positions held before `first`, and the simulated fills decided in [first, end).
+
+    Both by the minute each execution was decided (event time), across every earlier replay in
+    this database: a replay of Tuesday after one of Monday starts from Monday's book.
+    """
+    commission = (
+        "e.commission" if "commission" in execution_columns(conn) else "CAST(0 AS numeric)"
+    )  # one of two fixed expressions, never input
+    held = conn.run(
+        "SELECT ticker, sum(CASE WHEN side = 'buy' THEN qty ELSE -qty END) FROM dispatch_executions"
+        " WHERE status = 'filled' AND mode = 'simulation' AND decided_at < :first"
+        " AND ticker = ANY(CAST(:tickers AS text[])) GROUP BY ticker",
+        first=first,
+        tickers=list(tickers),
+    )
+    fills = query(
+        conn,
+        f"SELECT e.id, e.ticker, e.side, e.qty, e.price, {commission} AS commission, e.decided_at,"
+        " e.recommendation_id FROM dispatch_executions e"
+        " WHERE e.status = 'filled' AND e.mode = 'simulation' AND e.decided_at >= :first"
+        " AND e.decided_at < :end AND e.ticker = ANY(CAST(:tickers AS text[]))"
+        " ORDER BY e.decided_at, e.id",
+        first=first,
+        end=end,
+        tickers=list(tickers),
+    )
+    return {t: Decimal(q) for t, q in held if q}, fills
+
+
+def _closes(conn: Any, tickers: Sequence[str], before: datetime) -> dict[str, Decimal]:
+    """Each ticker's last close of a bar that started before `before`."""
+    rows = conn.run(
+        "SELECT DISTINCT ON (ticker) ticker, close FROM lane_telemetry"
+        " WHERE ticker = ANY(CAST(:tickers AS text[])) AND ts < :before ORDER BY ticker, ts DESC",
+        tickers=list(tickers),
+        before=before,
+    )
+    return {t: Decimal(c) for t, c in rows}
+
+
 def summarize(conn: Any, first: datetime, last: datetime, tickers: Sequence[str]) -> dict[str, Any]:
-    """What the replay window holds: bars, features, recommendations by band, executions, P&L."""
+    """What the replay window holds: bars, features, recommendations by band, executions, P&L.
+
+    The P&L starts from the simulated positions held when the window opens (see `simulated_pnl`).
+    """
     window = {"first": first, "last": last + ONE_MINUTE, "tickers": list(tickers)}
     where = "ticker = ANY(CAST(:tickers AS text[])) AND ts >= :first AND ts < :last"
     rec_where = "r.ticker = ANY(CAST(:tickers AS text[])) AND r.ts >= :first AND r.ts < :last"
@@ -294,18 +432,8 @@ def summarize(conn: Any, first: datetime, last: datetime, tickers: Sequence[str]
         f" WHERE {rec_where} GROUP BY 1, 2 ORDER BY 1, 2",
         **window,
     )
-    fills = query(
-        conn,
-        "SELECT e.ticker, e.side, e.qty, e.price FROM dispatch_executions e"
-        " JOIN dispatch_recommendations r ON r.id = e.recommendation_id"
-        f" WHERE {rec_where} AND e.status = 'filled' AND e.mode = 'simulation'"
-        " ORDER BY e.id",
-        **window,
-    )
-    closes = conn.run(
-        f"SELECT DISTINCT ON (ticker) ticker, close FROM lane_telemetry WHERE {where} ORDER BY ticker, ts DESC",
-        **window,
-    )
+    start, end = first, last + ONE_MINUTE
+    opening, fills = window_fills(conn, start, end, tickers)
     news = conn.run(
         "SELECT count(*), count(c.event_id) FROM inbound_events_raw r"
         " LEFT JOIN inbound_events_classified c ON c.event_id = r.id"
@@ -324,5 +452,10 @@ def summarize(conn: Any, first: datetime, last: datetime, tickers: Sequence[str]
         "example_moved_by_news": news_moved[0] if news_moved else None,
         "executions": {f"{mode} {status}": n for mode, status, n in executions},
         "news": {"ingested": news[0], "classified": news[1]},
-        "simulated_pnl": simulated_pnl(fills, {t: Decimal(c) for t, c in closes}),
+        "simulated_pnl": simulated_pnl(
+            fills,
+            _closes(conn, tickers, end),
+            opening,
+            _closes(conn, tickers, start),
+        ),
     }

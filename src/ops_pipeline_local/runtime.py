@@ -6,17 +6,25 @@ default session; a botocore hook on that session hands each invoke to our real h
 process, and answers with Lambda's response shape (including its error shape, so `Retry` and
 `Catch` see the exception's class name as the error). SSM parameters and the Alpaca secret are
 created in moto from the template, so the handlers read their settings exactly as in AWS.
+
+Costs of moto's interpreter that say nothing about our pipeline are removed while a runtime is
+open (see `MotoShortcuts`): the ASL definition is parsed once per definition instead of once per
+execution, JSONPath strings once each instead of at every use, Lambda tasks share one boto3 client
+instead of building one per task, the caller waits on the execution's thread instead of polling
+`describe_execution`, and moto keeps only the newest finished executions. The interpreter still
+evaluates the real definition, state by state, for every execution.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import io
 import json
 import logging
 import os
 import secrets
-import time
+import threading
 import traceback
 import uuid
 import warnings
@@ -39,6 +47,9 @@ LOCAL_ENV = {
     "POWERTOOLS_METRICS_DISABLED": "true",
     "POWERTOOLS_METRICS_NAMESPACE": "OpsPipeline",
 }
+
+
+KEEP_EXECUTIONS = 100  # finished executions per state machine that moto keeps (history, describe)
 
 
 @dataclass(frozen=True)
@@ -103,6 +114,107 @@ def _lambda_response(
     return AWSResponse("local", 200, HTTPHeaders(), None), parsed
 
 
+class MotoShortcuts:
+    """Per-runtime caches around moto's Step Functions interpreter (moto 5.2's parser package).
+
+    - `AmazonStateLanguageParser.parse` (an ANTLR parse plus a preprocessing pass) runs for every
+      execution; its result is a tree of evaluation components that keep no per-execution state
+      (retry counters and the like live in the execution's `Environment`, keyed by component), so
+      one parsed program per definition string serves every execution of that definition.
+    - Lambda tasks call `boto_client_for(region, "lambda")`, which builds a new boto3 client (and
+      loads its service model) for every task; boto3 clients are thread-safe, so one per region
+      and service is shared, built from the default session that carries the invoke hook.
+    - JSONPath expressions (`ResultPath`, `InputPath`, `OutputPath`, `.$` parameters) are parsed
+      by jsonpath-ng (a PLY lexer and parser) every time a state evaluates one: a third of the
+      interpreter's own time. The parsed expression is immutable (`find` and `update_or_create`
+      read it), so each distinct path string is parsed once.
+    - An execution runs on a thread moto starts and records in `TMP_THREADS`; `execute` joins
+      it instead of polling.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._programs: dict[str, Any] = {}
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._undo: list[tuple[Any, str, Any]] = []
+
+    def install(self) -> None:
+        from moto.stepfunctions.parser.asl.component.common.path import result_path
+        from moto.stepfunctions.parser.asl.component.state.exec.state_task import (
+            lambda_eval_utils,
+        )
+        from moto.stepfunctions.parser.asl.utils import json_path
+        from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+        shortcuts = self
+
+        def parsed_entrypoint(worker: Any) -> Any:
+            return shortcuts.program(worker._evaluation_details.state_machine_details.definition)
+
+        def client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+            return shortcuts.client(region, service)
+
+        self._patch(ExecutionWorker, "_get_evaluation_entrypoint", parsed_entrypoint)
+        self._patch(lambda_eval_utils, "boto_client_for", client_for)
+        for module in (json_path, result_path):
+            self._patch(module, "parse", functools.lru_cache(maxsize=1024)(module.parse))
+
+    def uninstall(self) -> None:
+        while self._undo:
+            owner, name, original = self._undo.pop()
+            setattr(owner, name, original)
+        self._programs.clear()
+        self._clients.clear()
+
+    def _patch(self, owner: Any, name: str, replacement: Any) -> None:
+        self._undo.append((owner, name, getattr(owner, name)))
+        setattr(owner, name, replacement)
+
+    def program(self, definition: str) -> Any:
+        from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+        program = self._programs.get(definition)
+        if program is None:
+            program = AmazonStateLanguageParser.parse(definition)[0]
+            with self._lock:
+                program = self._programs.setdefault(definition, program)
+        return program
+
+    def client(self, region: str, service: str) -> Any:
+        import boto3
+        from botocore.config import Config
+        from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import (
+            TimeoutSeconds,
+        )
+
+        key = (region, service)
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                # As moto's boto_client_for builds it: no retries, no validation, in-process.
+                client = boto3.client(
+                    service,  # type: ignore[call-overload]
+                    region_name=region,
+                    aws_access_key_id="ak",
+                    aws_secret_access_key="sk",
+                    config=Config(
+                        parameter_validation=False,
+                        retries={"max_attempts": 0, "total_max_attempts": 1},
+                        connect_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS,
+                        read_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS,
+                    ),
+                )
+                self._clients[key] = client
+            return client
+
+    @staticmethod
+    def threads() -> list[threading.Thread]:
+        from moto.stepfunctions.parser.utils import TMP_THREADS
+
+        threads: list[threading.Thread] = TMP_THREADS
+        return threads
+
+
 class LocalRuntime:
     """moto's AWS with our stack in it: parameters, the secret, functions and state machines."""
 
@@ -123,6 +235,7 @@ class LocalRuntime:
         self.invocations: list[tuple[str, dict[str, Any]]] = []
         self._saved_env: dict[str, str | None] = {}
         self._mock: Any = None
+        self._shortcuts = MotoShortcuts()
 
     def __enter__(self) -> LocalRuntime:
         from moto import mock_aws
@@ -130,6 +243,7 @@ class LocalRuntime:
         self._set_env(LOCAL_ENV)
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._mock.start()
+        self._shortcuts.install()
         logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
         # A stage with nothing to count is normal; Powertools warns about it on every invoke.
         warnings.filterwarnings("ignore", message="No application metrics to publish")
@@ -141,6 +255,7 @@ class LocalRuntime:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._shortcuts.uninstall()
         if self._mock is not None:
             self._mock.stop()
             self._mock = None
@@ -242,22 +357,43 @@ class LocalRuntime:
                 function_error="Unhandled",
             )
 
+    def _forget_old_executions(self, machine_arn: str) -> None:
+        """Keep the newest KEEP_EXECUTIONS finished executions of a machine in moto, not all.
+
+        moto holds every execution with its event history and scans them on every start and
+        describe; a week replayed minute by minute is thousands of them.
+        """
+        from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+        machine = stepfunctions_parser_backends[ACCOUNT][REGION].describe_state_machine(machine_arn)
+        executions = machine.executions
+        if len(executions) > 2 * KEEP_EXECUTIONS:
+            old = executions[:-KEEP_EXECUTIONS]
+            if all(e.status != "RUNNING" for e in old):
+                del executions[:-KEEP_EXECUTIONS]
+
     def execute(
         self, machine: str, payload: dict[str, Any], name: str | None = None, timeout: float = 300
     ) -> ExecutionResult:
         """Start an execution of a state machine (by logical id) and wait for it to finish."""
         name = name or f"local-{uuid.uuid4().hex[:12]}"
+        threads = MotoShortcuts.threads()
+        before = len(threads)
         arn = self.sfn.start_execution(
             stateMachineArn=self.machine_arns[machine], name=name, input=json.dumps(payload)
         )["executionArn"]
-        deadline = time.monotonic() + timeout
-        while True:
-            described = self.sfn.describe_execution(executionArn=arn)
-            if described["status"] != "RUNNING":
-                break
-            if time.monotonic() > deadline:
+        # moto appends the execution's thread while start_execution runs (threads it starts
+        # later, for Parallel branches, come after it): wait for it to end, then describe once.
+        if len(threads) > before:
+            worker = threads[before]
+            worker.join(timeout)
+            if worker.is_alive():
                 raise TimeoutError(f"execution {name} still running after {timeout} s")
-            time.sleep(0.002)
+            del threads[before:]  # this execution's threads: moto never prunes the list
+        described = self.sfn.describe_execution(executionArn=arn)
+        if described["status"] == "RUNNING":
+            raise RuntimeError(f"execution {name} ended its thread but is still RUNNING")
+        self._forget_old_executions(self.machine_arns[machine])
         output = described.get("output")
         return ExecutionResult(
             name=name,
