@@ -54,8 +54,11 @@ TABLES = {
     "dispatch_recommendations": "ticker, ts, decided_at, action, rule, price, base_confidence,"
     " volume_ratio, volume_multiplier, confidence, news_event_ids, reason",
     "dispatch_executions e JOIN dispatch_recommendations r ON r.id = e.recommendation_id": (
-        "r.ticker, r.ts, e.side, e.qty, e.price, e.mode, e.client_order_id, e.status,"
-        " e.reject_reason, e.broker_order_id, e.decided_at"
+        # client_order_id less its deployment prefix, which hashes each database's own salt
+        "r.ticker, r.ts, e.side, e.qty, e.price, e.mode,"
+        " regexp_replace(e.client_order_id, '^ops[0-9a-f]+-', ''), e.status,"
+        " e.reject_reason, e.broker_order_id, e.decided_at, e.commission, e.filled_at,"
+        " e.gate_verdicts::text"
     ),
 }
 
