@@ -187,6 +187,20 @@ REAL_HEADLINES: list[tuple[str, list[str]]] = [
         "Visa R&D Arm Develops a Blockchain System That Could Replace Financial Data Aggregators",
         ["V"],
     ),
+    (
+        "Global air passenger traffic has grown at 4% YoY in 2019 ytd while air freight volumes contracted 4% over the same period: BofA",
+        [],
+    ),
+    ("$URBN - Urban Outfitters stands out in mall sector - BofA https://t.co/pvig3M420p", ["URBN"]),
+    (
+        "$ZS (+3.6% pre) BofA/Merrill Lynch Upgrades Zscaler (ZS) to Buy; Cyber Security Opportunity Too Big to Ignore",
+        ["ZS"],
+    ),
+    ("Netflix downgraded to underperform at Wells Fargo", ["NFLX"]),
+    ("AbbVie stock jumps 2.6% premarket", ["ABBV"]),
+    ("Alibaba Guides Pricing on Hong Kong Listing Around HK$176", ["BABA"]),
+    ("Analyst: Amazon Blocking FedEx Ground Good News For UPS", ["AMZN", "FDX"]),
+    ("Dow falls 0.5%;S&P 500 falls 0.3% at Friday's open", ["SPY"]),
     # sector and market headlines name no company
     (
         "Presidential campaigns are paying millions to Big Tech companies (while also bashing them)",

@@ -49,7 +49,7 @@ COMPANY_ALIASES: dict[str, tuple[str, ...]] = {
     "SPY": ("S&P 500", "S&P500", "SPDR S&P 500"),
     # other large caps
     "JPM": ("JPMorgan", "JPMorgan Chase", "JP Morgan", "J.P. Morgan"),
-    "BAC": ("Bank of America", "BofA"),
+    "BAC": ("Bank of America", "BofA", "BofA Merrill Lynch", "BofA/Merrill Lynch", "Merrill Lynch"),
     "WFC": ("Wells Fargo",),
     "GS": ("Goldman Sachs", "Goldman"),
     "MS": ("Morgan Stanley",),
@@ -115,6 +115,9 @@ _BROKER_NEXT = (
 )
 _BROKER_PREV = "at by from via per to according vs vs."
 BROKER_ALIASES = (
+    "BofA Merrill Lynch",
+    "BofA/Merrill Lynch",
+    "Merrill Lynch",
     "JPMorgan",
     "JPMorgan Chase",
     "JP Morgan",
@@ -205,6 +208,7 @@ _EXCHANGE = re.compile(
 _NEXT_WORD = re.compile(r"\s+([A-Za-z][A-Za-z'-]*)")
 _PREV_WORD = re.compile(r"([^\s]+)\s+$")
 _JOINED = re.compile(r"-[A-Za-z]")
+_URL = re.compile(r"https?://\S+")
 _POSSESSIVE = re.compile(r"^['’]s(?=\s)")
 
 
@@ -234,7 +238,14 @@ _ALIAS_RE, _ALIAS_INDEX = _build_index()
 def _guard_rejects(guard: AliasGuard, before: str, after: str) -> bool:
     if _JOINED.match(after):
         return True
-    if guard.colon_attributes and after.lstrip(" ").startswith(":"):
+    # "J.P. Morgan: ...", or "...: BofA" / "... - BofA" closing the headline, name the source.
+    if guard.colon_attributes and (
+        after.lstrip(" ").startswith(":")
+        or (
+            before.rstrip(" ").endswith((":", "-", "–", "—"))
+            and not _URL.sub("", after).strip(" .…")
+        )
+    ):
         return True
     after = _POSSESSIVE.sub("", after, count=1)
     nxt = _NEXT_WORD.match(after)
