@@ -144,6 +144,13 @@ def print_scores(title: str, gold: list[str], pred: list[str], majority: str) ->
     print(f"  accuracy {m['accuracy']:.4f}   macro-F1 {m['macro_f1']:.4f}")
     print("  F1 " + "  ".join(f"{c} {v:.4f}" for c, v in m["f1"].items()))  # type: ignore[attr-defined]
     print(f"  always '{majority}': accuracy {b['accuracy']:.4f}   macro-F1 {b['macro_f1']:.4f}")
+    polar = [(g, p) for g, p in zip(gold, pred) if g != "neutral" and p != "neutral"]
+    if polar:
+        right = sum(g == p for g, p in polar)
+        print(
+            f"  direction right on {right / len(polar):.4f} of the {len(polar)} texts that "
+            "gold and model both call positive or negative"
+        )
     print("  confusion (rows = gold, cols = predicted):")
     print("              " + "".join(f"{c:>10}" for c in ORDER))
     for c, row in zip(ORDER, confusion(gold, pred)):
