@@ -113,7 +113,7 @@ _BROKER_NEXT = (
     "initiates reiterates recommends likes analyst analysts strategist strategists economist "
     "economists research survey poll note chief"
 )
-_BROKER_PREV = "at by from via per to according vs vs."
+_BROKER_PREV = "at by from via per to according vs vs. says said"
 BROKER_ALIASES = (
     "BofA Merrill Lynch",
     "BofA/Merrill Lynch",
