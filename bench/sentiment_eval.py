@@ -142,7 +142,7 @@ def print_scores(title: str, gold: list[str], pred: list[str], majority: str) ->
     m, b = scores(gold, pred), scores(gold, [majority] * len(gold))
     print(f"{title} ({len(gold)} texts)")
     print(f"  accuracy {m['accuracy']:.4f}   macro-F1 {m['macro_f1']:.4f}")
-    print("  F1 " + "  ".join(f"{c} {v:.4f}" for c, v in m["f1"].items()))  # type: ignore[attr-defined]
+    print("  F1 " + "  ".join(f"{c} {v:.4f}" for c, v in m["f1"].items()))
     print(f"  always '{majority}': accuracy {b['accuracy']:.4f}   macro-F1 {b['macro_f1']:.4f}")
     polar = [(g, p) for g, p in zip(gold, pred) if g != "neutral" and p != "neutral"]
     if polar:
