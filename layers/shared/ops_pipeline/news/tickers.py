@@ -38,18 +38,18 @@ DEFAULT_UNIVERSE = ("AAPL", "MSFT", "TSLA", "GOOGL", "AMZN", "META", "NVDA")
 
 COMPANY_ALIASES: dict[str, tuple[str, ...]] = {
     # default universe
-    "AAPL": ("Apple", "Apple Inc"),
-    "MSFT": ("Microsoft",),
-    "TSLA": ("Tesla",),
-    "GOOGL": ("Alphabet", "Google", "YouTube"),
+    "AAPL": ("Apple", "Apple Inc", "iPhone maker", "iPhone", "iPhones", "iPad", "MacBook"),
+    "MSFT": ("Microsoft", "Xbox", "LinkedIn", "GitHub", "Windows maker"),
+    "TSLA": ("Tesla", "Cybertruck", "Gigafactory"),
+    "GOOGL": ("Alphabet", "Google", "YouTube", "Waymo", "DeepMind", "Gmail"),
     "AMZN": ("Amazon", "Amazon.com", "Amazon Web Services", "AWS", "Whole Foods"),
-    "META": ("Meta", "Meta Platforms", "Facebook", "Instagram", "WhatsApp"),
-    "NVDA": ("Nvidia", "NVIDIA"),
+    "META": ("Meta", "Meta Platforms", "Facebook", "Instagram", "WhatsApp", "Oculus"),
+    "NVDA": ("Nvidia", "NVIDIA", "GeForce"),
     # index ETF
     "SPY": ("S&P 500", "S&P500", "SPDR S&P 500"),
     # other large caps
     "JPM": ("JPMorgan", "JPMorgan Chase", "JP Morgan", "J.P. Morgan"),
-    "BAC": ("Bank of America", "BofA"),
+    "BAC": ("Bank of America", "BofA", "BofA Merrill Lynch", "BofA/Merrill Lynch", "Merrill Lynch"),
     "WFC": ("Wells Fargo",),
     "GS": ("Goldman Sachs", "Goldman"),
     "MS": ("Morgan Stanley",),
@@ -58,7 +58,7 @@ COMPANY_ALIASES: dict[str, tuple[str, ...]] = {
     "MA": ("Mastercard", "MasterCard"),
     "PYPL": ("PayPal",),
     "NFLX": ("Netflix",),
-    "DIS": ("Disney", "Walt Disney"),
+    "DIS": ("Disney", "Walt Disney", "ESPN", "Pixar"),
     "AMD": ("AMD", "Advanced Micro Devices"),
     "INTC": ("Intel",),
     "AVGO": ("Broadcom",),
@@ -80,8 +80,56 @@ COMPANY_ALIASES: dict[str, tuple[str, ...]] = {
     "UNH": ("UnitedHealth", "UnitedHealth Group"),
     "XOM": ("Exxon Mobil", "ExxonMobil", "Exxon"),
     "CVX": ("Chevron",),
-    "BA": ("Boeing",),
+    "BA": ("Boeing", "737 MAX", "737 Max", "Dreamliner"),
+    "C": ("Citigroup",),
+    "GM": ("General Motors",),
+    "F": ("Ford Motor",),
+    "SBUX": ("Starbucks",),
+    "MCD": ("McDonald's", "McDonald’s"),
+    "T": ("AT&T",),
+    "VZ": ("Verizon",),
+    "CMCSA": ("Comcast",),
+    "MU": ("Micron",),
+    "BABA": ("Alibaba",),
+    "SPOT": ("Spotify",),
+    "ABNB": ("Airbnb",),
+    "SHOP": ("Shopify",),
+    "FDX": ("FedEx",),
+    "LYFT": ("Lyft",),
+    "ROKU": ("Roku",),
+    "MRK": ("Merck",),
+    "LLY": ("Eli Lilly",),
+    "ABBV": ("AbbVie",),
+    "GILD": ("Gilead", "Gilead Sciences"),
+    "MRNA": ("Moderna",),
+    "PLTR": ("Palantir",),
 }
+
+# Banks and brokers are named in headlines mostly as the source of a view or a rating on
+# someone else ("price target raised at J.P. Morgan", "Goldman says ...", "Wells Fargo
+# downgrades Netflix"): such a mention is not news about the bank.
+_BROKER_NEXT = (
+    "says said say sees see expects predicts forecasts upgrades downgrades upgraded downgraded "
+    "initiates reiterates recommends likes analyst analysts strategist strategists economist "
+    "economists research survey poll note chief"
+)
+_BROKER_PREV = "at by from via per to according vs vs. says said"
+BROKER_ALIASES = (
+    "BofA Merrill Lynch",
+    "BofA/Merrill Lynch",
+    "Merrill Lynch",
+    "JPMorgan",
+    "JPMorgan Chase",
+    "JP Morgan",
+    "J.P. Morgan",
+    "Bank of America",
+    "BofA",
+    "Wells Fargo",
+    "Goldman Sachs",
+    "Goldman",
+    "Morgan Stanley",
+    "Citigroup",
+)
 
 
 @dataclass(frozen=True)
@@ -90,6 +138,8 @@ class AliasGuard:
 
     next_words: frozenset[str] = frozenset()
     prev_words: frozenset[str] = frozenset()
+    # A colon right after the alias ("J.P. Morgan: Bausch to ...") makes it a source.
+    colon_attributes: bool = False
 
 
 def _words(text: str) -> frozenset[str]:
@@ -141,6 +191,12 @@ AMBIGUOUS_GUARDS: dict[str, AliasGuard] = {
     "Adobe": AliasGuard(_words("house houses brick bricks home homes building buildings walls")),
     "Chevron": AliasGuard(_words("deference doctrine")),
     "Uber": AliasGuard(),
+    # "iPhone maker Foxconn": the assembler, not Apple.
+    "iPhone maker": AliasGuard(_words("foxconn hon pegatron wistron luxshare")),
+    **{
+        alias: AliasGuard(_words(_BROKER_NEXT), _words(_BROKER_PREV), colon_attributes=True)
+        for alias in BROKER_ALIASES
+    },
 }
 
 _SYMBOL = r"[A-Z]{1,5}(?:\.[A-Z])?(?![A-Za-z0-9])"
@@ -152,6 +208,8 @@ _EXCHANGE = re.compile(
 _NEXT_WORD = re.compile(r"\s+([A-Za-z][A-Za-z'-]*)")
 _PREV_WORD = re.compile(r"([^\s]+)\s+$")
 _JOINED = re.compile(r"-[A-Za-z]")
+_URL = re.compile(r"https?://\S+")
+_POSSESSIVE = re.compile(r"^['’]s(?=\s)")
 
 
 def _variants(alias: str) -> set[str]:
@@ -180,6 +238,16 @@ _ALIAS_RE, _ALIAS_INDEX = _build_index()
 def _guard_rejects(guard: AliasGuard, before: str, after: str) -> bool:
     if _JOINED.match(after):
         return True
+    # "J.P. Morgan: ...", or "...: BofA" / "... - BofA" closing the headline, name the source.
+    if guard.colon_attributes and (
+        after.lstrip(" ").startswith(":")
+        or (
+            before.rstrip(" ").endswith((":", "-", "–", "—"))
+            and not _URL.sub("", after).strip(" .…")
+        )
+    ):
+        return True
+    after = _POSSESSIVE.sub("", after, count=1)
     nxt = _NEXT_WORD.match(after)
     if nxt and nxt.group(1).lower() in guard.next_words:
         return True
