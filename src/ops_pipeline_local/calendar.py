@@ -9,9 +9,12 @@ exchange_calendars needs pandas: it belongs to the local extra and never to the 
 from __future__ import annotations
 
 import bisect
+import json
+import os
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import cache
+from pathlib import Path
 
 from ops_pipeline.market import NEW_YORK
 
@@ -74,12 +77,63 @@ class NyseCalendar:
 
 @cache
 def nyse_calendar(first: date = FIRST_DAY, last: date = LAST_DAY) -> NyseCalendar:
-    """XNYS from exchange_calendars (built once per process: it takes about a second)."""
+    """XNYS from exchange_calendars, built once per process and kept on disk between processes.
+
+    Building it (importing exchange_calendars and pandas, computing 35 years of sessions) takes
+    about two seconds; the sessions it gives are written beside the embedded database, keyed by
+    the exchange_calendars version, and read back in milliseconds by the next local run.
+    """
+    cached = _cache_file(first, last)
+    if cached is not None and cached.is_file():
+        try:
+            return NyseCalendar([_session_from_json(e) for e in json.loads(cached.read_text())])
+        except (OSError, ValueError, KeyError):
+            pass  # a damaged cache is rebuilt below
+    calendar = NyseCalendar(_build_sessions(first, last))
+    if cached is not None:
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            scratch = cached.with_suffix(f".{os.getpid()}.tmp")
+            scratch.write_text(
+                json.dumps([_session_to_json(s) for s in calendar.between(first, last)])
+            )
+            scratch.replace(cached)
+        except OSError:
+            pass  # no writable cache folder: build it again next time
+    return calendar
+
+
+def _cache_file(first: date, last: date) -> Path | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    from ops_pipeline_local.embedded_db import ops_pipeline_home
+
+    try:
+        release = version("exchange-calendars")
+    except PackageNotFoundError:
+        return None
+    return ops_pipeline_home() / "calendars" / f"{EXCHANGE}-{release}-{first}-{last}.json"
+
+
+def _session_to_json(session: Session) -> list[str]:
+    return [session.day.isoformat(), session.opens.isoformat(), session.closes.isoformat()]
+
+
+def _session_from_json(entry: list[str]) -> Session:
+    day, opens, closes = entry
+    return Session(
+        day=date.fromisoformat(day),
+        opens=datetime.fromisoformat(opens).astimezone(NEW_YORK),
+        closes=datetime.fromisoformat(closes).astimezone(NEW_YORK),
+    )
+
+
+def _build_sessions(first: date, last: date) -> list[Session]:
     import exchange_calendars
 
     xnys = exchange_calendars.get_calendar(EXCHANGE, start=first.isoformat(), end=last.isoformat())
     schedule = xnys.schedule
-    sessions = [
+    return [
         Session(
             day=label.date(),
             opens=opens.to_pydatetime().astimezone(UTC).astimezone(NEW_YORK),
@@ -87,4 +141,3 @@ def nyse_calendar(first: date = FIRST_DAY, last: date = LAST_DAY) -> NyseCalenda
         )
         for label, opens, closes in zip(schedule.index, schedule["open"], schedule["close"])
     ]
-    return NyseCalendar(sessions)

@@ -146,3 +146,21 @@ def test_the_lambda_layer_never_imports_a_pandas_calendar() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_calendar_kept_on_disk_gives_the_sessions_exchange_calendars_built(
+    tmp_path, monkeypatch
+):
+    from ops_pipeline_local import calendar as local_calendar
+
+    monkeypatch.setenv("OPS_PIPELINE_HOME", str(tmp_path))
+    first, last = date(2024, 1, 1), date(2026, 12, 31)
+    built = local_calendar.nyse_calendar.__wrapped__(first, last)  # builds and writes the file
+    (kept,) = (tmp_path / "calendars").iterdir()
+    read = local_calendar.nyse_calendar.__wrapped__(first, last)  # reads it back
+    assert read.between(first, last) == built.between(first, last)
+    assert read.session(EARLY_CLOSE).closes.hour == 13
+    kept.write_text("not json")  # a damaged file is rebuilt, not trusted
+    assert local_calendar.nyse_calendar.__wrapped__(first, last).between(first, last) == (
+        built.between(first, last)
+    )
