@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from fault_proxy import FaultProxy
+from recommendations import recommend as recommend_at
 
 from ops_pipeline import alpaca
 from ops_pipeline.config import AlpacaCredentials, RiskLimits, TradingMode, TradingState
@@ -56,17 +57,7 @@ def broker(proxy, monkeypatch) -> AlpacaBroker:
 
 
 def recommend(conn, ticker, action, minute=MINUTE, price="100", confidence="0.6"):
-    return conn.run(
-        "INSERT INTO dispatch_recommendations (ticker, ts, decided_at, action, rule, price,"
-        " base_confidence, volume_ratio, volume_multiplier, confidence, reason)"
-        " VALUES (:t, :ts, :d, :a, 'trend_cross', :p, 0.6, 1.5, 1.0, :c, 'test') RETURNING id",
-        t=ticker,
-        ts=minute - timedelta(minutes=1),
-        d=minute,
-        a=action,
-        p=price,
-        c=confidence,
-    )[0][0]
+    return recommend_at(conn, ticker, action, minute, price, confidence)
 
 
 def posts(market) -> list:

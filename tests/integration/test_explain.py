@@ -8,11 +8,10 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from stages import run_minute
 
-from ops_pipeline import features, signals, telemetry
-from ops_pipeline.config import RiskLimits, TradingState
+from ops_pipeline import telemetry
 from ops_pipeline.db import connect, parse_database_url
-from ops_pipeline.dispatch import SimulatedBroker, dispatch
 from ops_pipeline.event_time import ONE_MINUTE, iso_minute
 from ops_pipeline_local.cli import main
 from ops_pipeline_local.embedded_db import throwaway_database
@@ -55,17 +54,7 @@ def _run_pipeline(conn, bundled_bars):
         t=OPEN + timedelta(minutes=33),
     )
     for m in range(1, 121):
-        minute = OPEN + m * ONE_MINUTE
-        features.compute(conn, minute)
-        signals.run(conn, TICKERS, minute)
-        dispatch(
-            conn,
-            SimulatedBroker(),
-            minute=minute,
-            market_open=True,
-            state=TradingState.ACTIVE,
-            limits=RiskLimits(),
-        )
+        run_minute(conn, TICKERS, OPEN + m * ONE_MINUTE)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from decimal import Decimal
 
 import pandas as pd
 import pytest
+from recommendations import recommend
 
 from ops_pipeline import alpaca, features, signals, telemetry
 from ops_pipeline.config import AlpacaCredentials, RiskLimits, TradingMode, TradingState
@@ -300,17 +301,7 @@ def _recommend(conn, ticker, action, minute, price="100", confidence="0.6"):
         ts=minute - timedelta(minutes=1),
         p=price,
     )
-    return conn.run(
-        "INSERT INTO dispatch_recommendations (ticker, ts, decided_at, action, rule, price, base_confidence,"
-        " volume_ratio, volume_multiplier, confidence, reason)"
-        " VALUES (:t, :ts, :d, :a, 'trend_cross', :p, 0.6, 1.5, 1.0, :c, 'test') RETURNING id",
-        t=ticker,
-        ts=minute - timedelta(minutes=1),
-        d=minute,
-        a=action,
-        p=price,
-        c=confidence,
-    )[0][0]
+    return recommend(conn, ticker, action, minute, price, confidence)
 
 
 LIMITS = RiskLimits()

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from recommendations import recommend
 
 from ops_pipeline import alpaca, features, signals, telemetry
 from ops_pipeline.config import AlpacaCredentials, RiskLimits, SimulationCosts, TradingState
@@ -33,20 +34,6 @@ def bar(conn, ticker, ts, open_, close=None):
         h=max(D(open_), D(close or open_)),
         l=min(D(open_), D(close or open_)),
     )
-
-
-def recommend(conn, ticker, action, minute, price="100", confidence="0.6"):
-    return conn.run(
-        "INSERT INTO dispatch_recommendations (ticker, ts, decided_at, action, rule, price,"
-        " base_confidence, volume_ratio, volume_multiplier, confidence, reason)"
-        " VALUES (:t, :ts, :d, :a, 'trend_cross', :p, 0.6, 1.5, 1.0, :c, 'test') RETURNING id",
-        t=ticker,
-        ts=minute - timedelta(minutes=1),
-        d=minute,
-        a=action,
-        p=price,
-        c=confidence,
-    )[0][0]
 
 
 def rows(conn):

@@ -14,11 +14,10 @@ from datetime import date, datetime, time
 from pathlib import Path
 
 import pytest
+from stages import run_minute
 
-from ops_pipeline import features, signals, telemetry
-from ops_pipeline.config import RiskLimits, TradingState
+from ops_pipeline import telemetry
 from ops_pipeline.db import connect, parse_database_url
-from ops_pipeline.dispatch import SimulatedBroker, dispatch
 from ops_pipeline.event_time import ONE_MINUTE
 from ops_pipeline.market import NEW_YORK
 from ops_pipeline_local.bars import convert_alpha_vantage
@@ -97,16 +96,7 @@ def _seed(url: str, bars: list) -> None:
         last = max(b.ts for b in bars) + ONE_MINUTE
         minute: datetime = first
         while minute <= last:
-            features.compute(conn, minute)
-            signals.run(conn, TICKERS, minute)
-            dispatch(
-                conn,
-                SimulatedBroker(),
-                minute=minute,
-                market_open=True,
-                state=TradingState.ACTIVE,
-                limits=RiskLimits(),
-            )
+            run_minute(conn, TICKERS, minute)
             minute += ONE_MINUTE
     finally:
         conn.close()
