@@ -230,7 +230,10 @@ def replay(
     symbols = sorted({b.symbol for b in bars})
     tickers = list(tickers or symbols)
     conn = connect(parse_database_url(database_url))
-    migrate(conn)
+    try:
+        migrate(conn)
+    finally:
+        conn.close()  # a connection held idle through the replay could be dropped under it
     minutes = replay_minutes([b for b in bars if b.symbol in tickers] or bars)
     five_minutes = {m for m in minutes if m.minute % 5 == 0} if feeds_dir and five_minute else set()
     day_ends = {m for m, after in zip(minutes, minutes[1:], strict=False) if after - m > ONE_MINUTE}
@@ -283,8 +286,11 @@ def replay(
             if progress:
                 progress(position[minute], minute, counts)
         result.faults_injected = alpaca.faults.counts() if alpaca.faults else {}
-    result.summary = summarize(conn, result.first_minute, result.last_minute, tickers)
-    conn.close()
+    conn = connect(parse_database_url(database_url))
+    try:
+        result.summary = summarize(conn, result.first_minute, result.last_minute, tickers)
+    finally:
+        conn.close()
     return result
 
 

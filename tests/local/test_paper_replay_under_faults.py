@@ -8,6 +8,7 @@ the window places orders (buys and sells) for the faults to hit."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -95,6 +96,59 @@ def test_faults_change_nothing(
     assert result.failures == []  # what makes `ops-pipeline replay` exit 0
     assert result.faults_injected.get("reply_lost", 0) >= 1
     assert sum(result.faults_injected.values()) >= 5
+    _, expected = clean
+    for name in DECISIONS:
+        assert rows[name] == expected[name], name
+    assert not [e for e in rows["executions"] if e[-1] == "pending"]
+
+
+class ConnectionKiller:
+    """Terminates every other connection to the replay's database, every `every` seconds, from
+    its own connection: an RDS Proxy idle timeout or a failover, where the real world does it.
+    Bounded: at most `limit` rounds, and it stops with the replay."""
+
+    def __init__(self, url: str, every: float = 1.5, limit: int = 400) -> None:
+        self.url, self.every, self.limit = url, every, limit
+        self.killed = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        conn = connect(parse_database_url(self.url))
+        try:
+            for _ in range(self.limit):
+                if self._stop.wait(self.every):
+                    return
+                rows = conn.run(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+                self.killed += sum(1 for (done,) in rows if done)
+        finally:
+            conn.close()
+
+    def __enter__(self) -> ConnectionKiller:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def test_database_connections_killed_mid_stage_change_nothing(
+    database_server: str, window: list, clean: tuple[Any, dict[str, list]]
+) -> None:
+    with throwaway_database(database_server) as url:
+        with ConnectionKiller(url) as killer:
+            result = replay(window, database_url=url, mode="paper", parameters=RISK)
+        conn = connect(parse_database_url(url))
+        try:
+            rows = {name: conn.run(sql) for name, sql in DECISIONS.items()}  # fixed queries
+        finally:
+            conn.close()
+    assert killer.killed >= 3, "the killer must have hit live connections"
+    assert result.failures == []
     _, expected = clean
     for name in DECISIONS:
         assert rows[name] == expected[name], name
