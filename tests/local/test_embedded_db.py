@@ -1,5 +1,4 @@
 import os
-import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -19,9 +18,7 @@ def test_embedded_database_starts_reuses_and_answers(
     from ops_pipeline_local.embedded_db import embedded_database_url
 
     monkeypatch.setenv("OPS_PIPELINE_HOME", str(tmp_path / "home"))  # a fresh machine
-    started = time.monotonic()
-    url = embedded_database_url()
-    assert time.monotonic() - started < 30
+    url = embedded_database_url()  # starts it (tests time nothing: bench/ does)
     assert embedded_database_url() == url  # second call reuses the running server
 
     parts = urlsplit(url)
