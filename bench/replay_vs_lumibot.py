@@ -44,7 +44,7 @@ for _path in (REPO / "layers" / "shared", REPO / "src"):
 
 LUMIBOT = "lumibot==4.6.30"
 TICKERS = ("AAPL", "AMZN", "MSFT", "TSLA")
-DATA = Path(os.environ.get("OPS_BENCH_DATA", "/work/shared/data/bars_1min_2019-02"))
+DATA = Path(os.environ.get("OPS_BENCH_DATA", REPO.parent / "shared" / "data" / "bars_1min_2019-02"))
 WINDOWS = {"session": ("2019-02-11", "2019-02-11"), "week": ("2019-02-11", "2019-02-15")}
 
 LUMIBOT_SCRIPT = r'''

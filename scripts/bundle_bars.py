@@ -19,7 +19,7 @@ sys.path.insert(0, str(REPO / "src"))
 from ops_pipeline_local.bars import NEW_YORK, Bar, convert_alpha_vantage, write_bars  # noqa: E402
 
 SYMBOLS = ("AAPL", "AMZN", "MSFT", "TSLA", "SPY")
-DEFAULT_SOURCE = Path("/work/shared/data/bars_1min_2019-02")
+DEFAULT_SOURCE = Path(__file__).resolve().parents[2] / "shared" / "data" / "bars_1min_2019-02"
 DEFAULT_DAY = date(2019, 2, 12)
 
 

@@ -8,18 +8,14 @@ asks for `conn` starts from empty tables.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pg8000.native
 import pytest
+from paths import BUNDLED_BARS
 
 from ops_pipeline.db import connect, parse_database_url
 from ops_pipeline_local.embedded_db import server_or_embedded, throwaway_database
 from ops_pipeline_local.faults import FaultPlan
-
-ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
-BUNDLED_BARS = ROOT / "src" / "ops_pipeline_local" / "data" / "bars" / "2019-02-12.csv"
 
 TABLES = (  # every table of layers/shared/ops_pipeline/migrations/ but schema_migrations
     "dispatch_executions, dispatch_recommendations, lane_features, lane_telemetry, "

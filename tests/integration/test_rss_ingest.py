@@ -20,6 +20,7 @@ from typing import Any
 
 import pg8000.native
 import pytest
+from paths import SHARED_DATA
 
 from ops_pipeline.config import Feed
 from ops_pipeline.db import connect, parse_database_url, query
@@ -27,7 +28,7 @@ from ops_pipeline.news import rss
 from ops_pipeline_local.embedded_db import throwaway_database
 from ops_pipeline_local.feed_server import SAMPLE_FEEDS_DIR, FeedServer, corpus_headers
 
-CORPUS = Path("/work/shared/data/feeds/feedparser_testcorpus")
+CORPUS = SHARED_DATA / "feeds" / "feedparser_testcorpus"
 REPO = Path(__file__).resolve().parents[2]
 MINUTE_1 = datetime(2019, 2, 12, 15, 0, tzinfo=UTC)
 MINUTE_2 = datetime(2019, 2, 12, 15, 5, tzinfo=UTC)

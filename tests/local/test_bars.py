@@ -4,10 +4,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from paths import SHARED_DATA
 
 from ops_pipeline_local.bars import Bar, convert_alpha_vantage, read_bars, write_bars
 
-SOURCE = Path("/work/shared/data/bars_1min_2019-02")
+SOURCE = SHARED_DATA / "bars_1min_2019-02"
 BUNDLED = Path(__file__).resolve().parents[2] / "src/ops_pipeline_local/data/bars/2019-02-12.csv"
 HEADER = "symbol,timestamp,open,high,low,close,volume\n"
 

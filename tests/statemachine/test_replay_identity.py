@@ -11,9 +11,9 @@ held). Positions carry over the night; a window of the replay ends with its day.
 from __future__ import annotations
 
 from datetime import date, datetime, time
-from pathlib import Path
 
 import pytest
+from paths import SHARED_DATA
 from stages import run_minute
 
 from ops_pipeline import telemetry
@@ -26,16 +26,7 @@ from ops_pipeline_local.replay import replay
 
 pytestmark = pytest.mark.statemachine
 
-# The project's shared data sits beside its checkout (../shared/data), or beside the worktrees'
-# folder for a git worktree.
-DATA = next(
-    (
-        p / "shared" / "data" / "bars_1min_2019-02"
-        for p in Path(__file__).resolve().parents
-        if (p / "shared" / "data" / "bars_1min_2019-02").is_dir()
-    ),
-    Path("shared/data/bars_1min_2019-02"),
-)
+DATA = SHARED_DATA / "bars_1min_2019-02"
 TICKERS = ("AAPL", "AMZN", "TSLA")
 SEED = (date(2019, 2, 12), time(14, 0), time(15, 45))  # run in-process before each replay
 SESSIONS = {  # New York day: the bars (by their start, New York time) replayed of it
@@ -75,7 +66,7 @@ def _bars_between(day: date, start: time, end: time) -> list:
 @pytest.fixture(scope="module")
 def two_sessions():
     if not DATA.is_dir():
-        pytest.skip(f"{DATA} is not on this machine")
+        pytest.fail(f"{DATA} is missing: the shared data must sit beside the checkout")
     return [b for day, (start, end) in SESSIONS.items() for b in _bars_between(day, start, end)]
 
 
