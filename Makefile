@@ -58,6 +58,7 @@ $(CHECKOV_STAMP):
 	@touch $@
 
 $(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "make check needs Node.js and npm (asl-validator)"; exit 1; }
 	npm ci --no-audit --no-fund
 	@touch $@
 

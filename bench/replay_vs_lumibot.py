@@ -2,7 +2,7 @@
 """Side by side: our replay through the real state machines against a Lumibot 4.6.30 backtest.
 
 Both run the same real 1-minute bars (AAPL, AMZN, MSFT, TSLA; Alpha Vantage export kept in
-github.com/masonblier/eqker, ISC; `/work/shared/data/bars_1min_2019-02`, or --data) over
+github.com/masonblier/eqker, ISC; `../shared/data/bars_1min_2019-02` beside the checkout, or $OPS_BENCH_DATA) over
 the 2019-02-11 session and over the week 2019-02-11..15, each as its own process, timed wall
 clock from start to exit (imports and setup included on both sides):
 

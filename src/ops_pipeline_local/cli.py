@@ -182,13 +182,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _minute_arg(text: str) -> datetime:
+    """A bar's start for --from/--to: ISO-8601 with an offset, floored to the minute, in UTC."""
+    from ops_pipeline.errors import InvalidEventError
+    from ops_pipeline.event_time import parse_minute
+
     try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO-8601 time: {text!r}") from None
-    if value.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"give a UTC offset, as 2019-02-11T14:30:00Z: {text!r}")
-    return value.astimezone(UTC)
+        return parse_minute(text)
+    except InvalidEventError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def cmd_report(args: argparse.Namespace) -> int:

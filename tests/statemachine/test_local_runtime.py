@@ -49,7 +49,7 @@ def test_executions_parse_once_share_a_client_and_describe_once(stack, monkeypat
         market.set_time(minute)
         results.append(runtime.execute(MACHINE, {"time": iso_minute(minute)}))
     assert {r.status for r in results} == {"SUCCEEDED"}
-    assert all(r.output["telemetry"]["inserted"] >= 0 for r in results)
+    assert sum(r.output["telemetry"]["inserted"] for r in results) > 0
     assert len(parses) == 1  # the minute machine's definition, parsed for its first execution
     assert calls.count("StartExecution") == 6 and calls.count("DescribeExecution") == 6
     lambda_clients = {id(c) for c in runtime._shortcuts._clients.values()}
