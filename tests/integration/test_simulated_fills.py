@@ -190,3 +190,30 @@ def test_each_minute_of_a_real_session_run_twice_leaves_the_same_rows(conn, mark
     once = session(1)
     assert once["dispatch_executions"], "real bars make decisions"
     assert session(2) == once
+
+
+def test_without_the_days_close_an_order_still_fills_on_a_bar_late_in_its_new_york_day(conn):
+    # No session close handed down (a run without the market check's bounds): the order may fill
+    # until New York midnight, so a bar at 15:50 New York (20:50 UTC in February) still fills it.
+    broker = SimulatedBroker(COSTS)
+    decided = datetime(2019, 2, 12, 20, 49, tzinfo=UTC)  # 15:49 New York
+    recommend(conn, "AAPL", "BUY", decided, price="170")
+    dispatch(conn, broker, minute=decided, limits=RiskLimits(), **{**KW, "session_close": None})
+    bar(conn, "AAPL", decided + timedelta(minutes=1), "171")
+    later = decided + timedelta(minutes=3)
+    dispatch(conn, broker, minute=later, limits=RiskLimits(), **{**KW, "session_close": None})
+    assert rows(conn)[0][2] == "filled" and rows(conn)[0][6] == decided + timedelta(minutes=1)
+
+
+def test_an_order_left_submitted_past_a_day_is_settled_and_frees_its_ticker(conn):
+    # The runs after its decision never came (an outage over a night and a day): the next run
+    # rejects it for want of a bar, instead of leaving the ticker "busy" for good.
+    broker = SimulatedBroker(COSTS)
+    recommend(conn, "AAPL", "BUY", MINUTE, price="170")
+    dispatch(conn, broker, minute=MINUTE, limits=RiskLimits(), **KW)
+    two_days_on = MINUTE + timedelta(days=2)
+    recommend(conn, "AAPL", "BUY", two_days_on, price="170")
+    dispatch(conn, broker, minute=two_days_on, limits=RiskLimits(), **{**KW, "session_close": None})
+    first, second = rows(conn)
+    assert first[2] == "rejected" and first[7] == "no bar to fill at before the close"
+    assert second[2] == "submitted"  # not refused as "an order for AAPL is already open"

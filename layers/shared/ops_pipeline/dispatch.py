@@ -139,14 +139,15 @@ LEFT JOIN LATERAL (
           WHEN CAST(:close AS timestamptz) IS NOT NULL
            AND (e.decided_at AT TIME ZONE 'America/New_York')::date = CAST(:today AS date)
           THEN CAST(:close AS timestamptz)
-          ELSE ((e.decided_at AT TIME ZONE 'America/New_York')::date + 1)
+          -- the New York midnight after the order's day (a date, made a local timestamp first)
+          ELSE CAST((e.decided_at AT TIME ZONE 'America/New_York')::date + 1 AS timestamp)
                AT TIME ZONE 'America/New_York'
       END
     ORDER BY t.ts
     LIMIT 1
 ) b ON true
 WHERE e.status = 'submitted' AND e.mode = 'simulation' AND e.client_order_id LIKE :pattern
-  AND e.decided_at > :since AND e.decided_at < :minute
+  AND e.decided_at < :minute
 """
 
 SIM_POSITIONS = """
@@ -203,7 +204,6 @@ class SimulatedBroker:
             SIM_OPEN_ORDERS,
             pattern=_pattern(prefix),
             minute=minute,
-            since=minute - BACKLOG,
             close=session_close,
             today=today,
         )
