@@ -58,16 +58,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
-from zoneinfo import ZoneInfo
 
 from ops_pipeline import alpaca
 from ops_pipeline.config import RiskLimits, SimulationCosts, TradingMode, TradingState
 from ops_pipeline.db import Connection
 from ops_pipeline.errors import TransientError
+from ops_pipeline.market import NEW_YORK
 from ops_pipeline.observability import logger
 from ops_pipeline.risk import Book, Decision, PendingRecommendation, risk_gates
 
-NEW_YORK = ZoneInfo("America/New_York")
 BACKLOG = timedelta(days=1)
 CLOCK_SKEW = timedelta(minutes=1)
 MAX_ORDERS_PER_PAGE = 500

@@ -28,8 +28,7 @@ from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 from ops_pipeline.config import RiskLimits, TradingState
-
-ONE_MINUTE = timedelta(minutes=1)
+from ops_pipeline.event_time import ONE_MINUTE
 
 
 @dataclass(frozen=True)
