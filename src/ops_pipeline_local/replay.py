@@ -16,14 +16,15 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Collection, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 from ops_pipeline.db import connect, parse_database_url, query
+from ops_pipeline.errors import is_connection_lost
 from ops_pipeline.event_time import MAX_WINDOW, ONE_MINUTE, iso_minute, window_minutes
 from ops_pipeline.market import NEW_YORK
 from ops_pipeline.migrate import migrate
@@ -33,6 +34,9 @@ from ops_pipeline_local.faults import FaultPlan
 from ops_pipeline_local.runtime import ExecutionResult, LocalRuntime
 
 MINUTE_MACHINE = "MinutePipelineStateMachine"
+# A replay's own reads and migration are retried on a lost connection as often as a Task state.
+CONNECTION_ATTEMPTS = 5
+T = TypeVar("T")
 # The fastest step that leaves the same rows as a run per minute (a regular session is 390
 # minutes); in paper mode the broker's clock is the run's, so a replay steps one minute.
 SIMULATION_STEP = 390
@@ -229,11 +233,9 @@ def replay(
         raise ValueError(f"mode must be one of {TRADING_MODES}, got {mode!r}")
     symbols = sorted({b.symbol for b in bars})
     tickers = list(tickers or symbols)
-    conn = connect(parse_database_url(database_url))
-    try:
-        migrate(conn)
-    finally:
-        conn.close()  # a connection held idle through the replay could be dropped under it
+    # Each use opens its own connection: one held idle through the replay could be dropped
+    # under it (an RDS Proxy idle timeout, a failover), as the stages' are.
+    on_fresh_connection(database_url, migrate)
     minutes = replay_minutes([b for b in bars if b.symbol in tickers] or bars)
     five_minutes = {m for m in minutes if m.minute % 5 == 0} if feeds_dir and five_minute else set()
     day_ends = {m for m, after in zip(minutes, minutes[1:], strict=False) if after - m > ONE_MINUTE}
@@ -286,12 +288,31 @@ def replay(
             if progress:
                 progress(position[minute], minute, counts)
         result.faults_injected = alpaca.faults.counts() if alpaca.faults else {}
-    conn = connect(parse_database_url(database_url))
-    try:
-        result.summary = summarize(conn, result.first_minute, result.last_minute, tickers)
-    finally:
-        conn.close()
+    result.summary = on_fresh_connection(
+        database_url,
+        lambda conn: summarize(conn, result.first_minute, result.last_minute, tickers),
+    )
     return result
+
+
+def on_fresh_connection(
+    database_url: str, work: Callable[[Any], T], attempts: int = CONNECTION_ATTEMPTS
+) -> T:
+    """Run `work` on a new connection; if the connection is lost under it, run it again on
+    another. Only for work that can run twice (a migration, reads), as a stage's retry is."""
+    for attempt in range(1, attempts + 1):
+        conn = None
+        try:
+            conn = connect(parse_database_url(database_url))
+            return work(conn)
+        except Exception as exc:
+            if attempt == attempts or not is_connection_lost(exc):
+                raise
+        finally:
+            if conn is not None:
+                with suppress(Exception):  # closing a connection that is already lost
+                    conn.close()
+    raise AssertionError("unreachable")
 
 
 def _count(counts: dict[str, Any], output: dict[str, Any]) -> None:
