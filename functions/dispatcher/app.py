@@ -2,8 +2,9 @@
 
 A catch-up window is dispatched minute by minute, in order, each minute as a run of its own would
 have been: only the minutes whose bar is a session bar, the market taking orders per
-`market.accepting_orders` with that day's session from the market check. In simulation the
-minutes where nothing can change are skipped (`dispatch.active_minutes`): the same rows, faster.
+`market.accepting_orders` with that day's session from the market check. In simulation the whole
+window is dispatched in memory (`dispatch.SimulatedLedger`): the same rows, in a handful of
+queries.
 """
 
 from datetime import datetime
@@ -14,7 +15,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from ops_pipeline import alpaca, config
 from ops_pipeline.config import TradingMode
 from ops_pipeline.db import ConnectionCache
-from ops_pipeline.dispatch import AlpacaBroker, Broker, SimulatedBroker, active_minutes, dispatch
+from ops_pipeline.dispatch import (
+    AlpacaBroker,
+    Broker,
+    DispatchMinute,
+    SimulatedBroker,
+    dispatch_window,
+)
 from ops_pipeline.event_time import event_window, window_minutes
 from ops_pipeline.market import (
     NEW_YORK,
@@ -32,7 +39,7 @@ MAX_LISTED_REJECTIONS = 50  # a catch-up window's summary stays well under a sta
 CLIENTS = alpaca.ClientCache(alpaca.trading_client)
 
 
-def _broker(mode: TradingMode) -> Broker:
+def _broker(mode: TradingMode) -> Broker | SimulatedBroker:
     if mode is TradingMode.SIMULATION:
         return SimulatedBroker(config.simulation_costs())
     return AlpacaBroker(CLIENTS.get(paper=mode is TradingMode.PAPER), mode)
@@ -53,22 +60,20 @@ def _market_at(minute: datetime, market: dict[str, Any]) -> dict[str, Any] | Non
     return None
 
 
-def _dispatch_minutes(
-    event: dict[str, Any],
-) -> list[tuple[datetime, bool, dict[str, Any] | None]]:
+def _dispatch_minutes(event: dict[str, Any]) -> list[DispatchMinute]:
     """Each minute of the window a run of its own would have dispatched at (its bar was a session
-    bar), with whether the market takes orders then, and that day's session."""
+    bar), with whether the market takes orders then, and that day's close."""
     since, minute = event_window(event)
     market = event.get("market", {})
-    out: list[tuple[datetime, bool, dict[str, Any] | None]] = []
+    out: list[DispatchMinute] = []
     for m in window_minutes(since, minute):
         session = _market_at(m, market)
         if session is None:
             if since == minute:  # no session bounds handed down: the market check's verdict
-                out.append((m, bool(market.get("is_open")), None))
+                out.append(DispatchMinute(m, bool(market.get("is_open"))))
             continue
         if since == minute or market_status(m, _session(session)).is_open:
-            out.append((m, accepting_orders(m, session), session))
+            out.append(DispatchMinute(m, accepting_orders(m, session), _session_close(session)))
     return out
 
 
@@ -78,46 +83,17 @@ def _session(market: dict[str, Any]) -> TradingSession:
     return TradingSession(opens.astimezone(NEW_YORK).date(), opens, closes)
 
 
-def _add(total: dict[str, Any], summary: dict[str, Any]) -> None:
-    for key, value in summary.items():
-        if isinstance(value, bool) or key == "mode":
-            total[key] = value
-        elif isinstance(value, int):
-            total[key] = total.get(key, 0) + value
-        elif isinstance(value, list):
-            total.setdefault(key, []).extend(value)
-        elif isinstance(value, dict):
-            counts = total.setdefault(key, {})
-            for name, n in value.items():
-                counts[name] = counts.get(name, 0) + n
-
-
 @stage_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     mode = config.trading_mode()
     broker, state, limits = _broker(mode), config.trading_state(), config.risk_limits()
     deployment = config.deployment_id()
     minutes = _dispatch_minutes(event)
-    # "minutes": the session minutes of the window; "dispatched": those that could change a row
-    # (in simulation the others are skipped, leaving the same rows: `dispatch.active_minutes`).
-    summary: dict[str, Any] = {"mode": mode.value, "minutes": len(minutes), "dispatched": 0}
-    if mode is TradingMode.SIMULATION and len(minutes) > 1:
-        minutes = active_minutes(DB.get(), minutes)
-    for minute, market_open, session in minutes:
-        _add(
-            summary,
-            dispatch(
-                DB.get(),
-                broker,
-                minute=minute,
-                market_open=market_open,
-                state=state,
-                limits=limits,
-                deployment=deployment,
-                session_close=_session_close(session),
-            ),
-        )
-        summary["dispatched"] += 1
+    summary = dispatch_window(
+        DB.get(), broker, minutes, state=state, limits=limits, deployment=deployment
+    )
+    # "minutes": the session minutes of the window; "dispatched": those dispatched at
+    summary["minutes"] = len(minutes)
     summary["rejections"] = summary.get("rejections", [])[:MAX_LISTED_REJECTIONS]
     metrics.add_dimension(name="mode", value=mode.value)
     outcomes = summary.get("outcomes", {})

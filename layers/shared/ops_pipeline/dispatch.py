@@ -36,10 +36,16 @@ Reconciliation, first thing in every run:
   for an order canceled, expired or rejected with nothing filled;
 - simulation: a simulated order decided at minute m fills at the OPEN of the first bar that
   starts at or after m (the first price an order sent at m can get), once that bar has closed by
-  the run's minute, plus `slippage_bps` against the order and `commission_per_share` (one query
-  reads the bars). An order with no such bar before its session's close is recorded `rejected`
-  ("no bar to fill at before the close") once the session is over. Until it fills, a simulated
-  order is `submitted` and counts as an open order.
+  the run's minute, plus `slippage_bps` against the order and `commission_per_share`. An order
+  with no such bar before its session's close is recorded `rejected` ("no bar to fill at before
+  the close") once the session is over. Until it fills, a simulated order is `submitted` and
+  counts as an open order.
+
+In simulation nothing leaves the process, so a whole catch-up window is dispatched in memory
+(`SimulatedLedger`, `dispatch_window`): the state is read once (executions, undispatched
+recommendations, the bars to fill and mark at), each minute is reconciled and gated in order as
+above, and the claims and outcomes are written in two statements: the same rows as a run per
+minute, in a constant number of round trips whatever the window's length.
 
 Each execution stores `gate_verdicts` (jsonb): the ordered list of every risk gate's verdict,
 `[{"gate": "kill_switch" | "market_open" | "expiry" | "confidence" | "one_open_order" |
@@ -53,6 +59,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
@@ -75,6 +82,7 @@ DUPLICATE_MESSAGE = "client_order_id must be unique"
 MAX_CLIENT_ORDER_ID = 48
 BROKER_REFUSED = "broker refused"
 PRICE_QUANTUM = Decimal("0.000001")
+QTY_QUANTUM = Decimal("0.000001")  # dispatch_executions.qty is numeric(18, 6)
 BPS = Decimal("0.0001")
 
 
@@ -128,37 +136,6 @@ class Broker(Protocol):
 
 # -- simulation ------------------------------------------------------------------------------
 
-SIM_OPEN_ORDERS = """
-SELECT e.recommendation_id, e.ticker, e.side, e.qty, e.decided_at, b.ts, b.open
-FROM dispatch_executions e
-LEFT JOIN LATERAL (
-    SELECT t.ts, t.open FROM lane_telemetry t
-    WHERE t.ticker = e.ticker AND t.ts >= e.decided_at AND t.ts < :minute
-      AND t.ts < CASE
-          WHEN CAST(:close AS timestamptz) IS NOT NULL
-           AND (e.decided_at AT TIME ZONE 'America/New_York')::date = CAST(:today AS date)
-          THEN CAST(:close AS timestamptz)
-          -- the New York midnight after the order's day (a date, made a local timestamp first)
-          ELSE CAST((e.decided_at AT TIME ZONE 'America/New_York')::date + 1 AS timestamp)
-               AT TIME ZONE 'America/New_York'
-      END
-    ORDER BY t.ts
-    LIMIT 1
-) b ON true
-WHERE e.status = 'submitted' AND e.mode = 'simulation' AND e.client_order_id LIKE :pattern
-  AND e.decided_at < :minute
-"""
-
-SIM_POSITIONS = """
-SELECT ticker,
-       sum(CASE WHEN status = 'filled' THEN CASE side WHEN 'buy' THEN qty ELSE -qty END ELSE 0 END),
-       bool_or(status = 'submitted')
-FROM dispatch_executions
-WHERE mode = 'simulation' AND status IN ('filled', 'submitted') AND client_order_id LIKE :pattern
-  AND decided_at <= :minute
-GROUP BY ticker
-"""
-
 
 def _pattern(prefix: str) -> str:
     return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "-%"
@@ -177,56 +154,13 @@ def simulated_fill_price(side: str, bar_open: Decimal, costs: SimulationCosts) -
 
 @dataclass
 class SimulatedBroker:
-    """Fills at the next bar's open plus costs; positions are the filled simulated orders."""
+    """Fills at the next bar's open plus costs; positions are the filled simulated orders.
+
+    Nothing leaves the process, so a simulated window is dispatched in memory
+    (`SimulatedLedger`): one read of the state, every minute in order, one write."""
 
     costs: SimulationCosts = field(default_factory=SimulationCosts)
     mode: TradingMode = TradingMode.SIMULATION
-
-    def positions(
-        self, conn: Connection, minute: datetime, prefix: str
-    ) -> tuple[dict[str, Decimal], set[str]]:
-        rows = conn.run(SIM_POSITIONS, pattern=_pattern(prefix), minute=minute)
-        held = {ticker: Decimal(qty) for ticker, qty, _ in rows if qty}
-        return held, {ticker for ticker, _, open_ in rows if open_}
-
-    def execute(self, decision: Decision, coid: str) -> Outcome:
-        return Outcome("submitted", qty=decision.qty)  # filled by a later run's reconcile
-
-    def lookup(self, coid: str) -> Outcome | None:
-        return None
-
-    def reconcile(
-        self, conn: Connection, minute: datetime, prefix: str, session_close: datetime | None
-    ) -> dict[int, Outcome]:
-        today = minute.astimezone(NEW_YORK).date()
-        rows = conn.run(
-            SIM_OPEN_ORDERS,
-            pattern=_pattern(prefix),
-            minute=minute,
-            close=session_close,
-            today=today,
-        )
-        outcomes: dict[int, Outcome] = {}
-        for rec_id, _ticker, side, qty, decided_at, bar_ts, bar_open in rows:
-            if bar_ts is not None:
-                price = simulated_fill_price(side, Decimal(bar_open), self.costs)
-                outcomes[rec_id] = Outcome(
-                    "filled",
-                    price=price,
-                    qty=Decimal(qty),
-                    commission=(Decimal(qty) * self.costs.commission_per_share).quantize(
-                        PRICE_QUANTUM
-                    ),
-                    filled_at=bar_ts,
-                )
-                continue
-            order_day = decided_at.astimezone(NEW_YORK).date()
-            over = order_day < today or (
-                session_close is not None and order_day == today and minute >= session_close
-            )
-            if over:
-                outcomes[rec_id] = Outcome("rejected", reason="no bar to fill at before the close")
-        return outcomes
 
 
 # -- Alpaca ----------------------------------------------------------------------------------
@@ -536,10 +470,11 @@ def _claim(
     decisions: Sequence[Decision],
     planned: dict[int, Outcome],
     mode: TradingMode,
-    minute: datetime,
+    decided_at: Sequence[datetime],
     prefix: str,
 ) -> set[int]:
-    """Write every decision once; return the recommendation ids this run now owns."""
+    """Write every decision once (each decided at its minute); return the recommendation ids
+    this run now owns."""
     if not decisions:
         return set()
     rows = conn.run(
@@ -553,7 +488,7 @@ def _claim(
         coid=[client_order_id(d.recommendation, prefix) for d in decisions],
         status=[planned[d.recommendation.id].status for d in decisions],
         reason=[planned[d.recommendation.id].reason for d in decisions],
-        decided_at=[minute for _ in decisions],
+        decided_at=list(decided_at),
         verdicts=[_verdicts_json(d) for d in decisions],
     )
     return {rec_id for (rec_id,) in rows}
@@ -590,34 +525,359 @@ def _counts(outcomes: Iterable[Outcome]) -> dict[str, int]:
     return counts
 
 
-DECISION_MINUTES = """
-SELECT DISTINCT decided_at FROM dispatch_recommendations
-WHERE decided_at >= :first AND decided_at <= :last
+# -- a simulated window, in memory ----------------------------------------------------------
+
+SIM_EXECUTIONS = """
+SELECT recommendation_id, ticker, side, qty, price, commission, status, decided_at, filled_at
+FROM dispatch_executions
+WHERE mode = 'simulation' AND client_order_id LIKE :pattern
+  AND (decided_at >= :start OR status = 'submitted')
+UNION ALL
+SELECT NULL, ticker, 'buy', sum(CASE side WHEN 'buy' THEN qty ELSE -qty END), NULL, NULL,
+       'held before', NULL, NULL
+FROM dispatch_executions
+WHERE mode = 'simulation' AND client_order_id LIKE :pattern AND status = 'filled'
+  AND decided_at < :start
+GROUP BY ticker
 """
 
+SIM_BARS = """
+SELECT ticker, ts, open, close FROM lane_telemetry
+WHERE ticker = ANY(CAST(:tickers AS text[])) AND ts >= :start AND ts < :end
+UNION ALL
+(SELECT DISTINCT ON (ticker) ticker, ts, open, close FROM lane_telemetry
+ WHERE ticker = ANY(CAST(:tickers AS text[])) AND ts < :start AND ts >= :start - interval '8 days'
+ ORDER BY ticker, ts DESC)
+"""
 
-def active_minutes[T: tuple[Any, ...]](conn: Connection, minutes: Sequence[T]) -> list[T]:
-    """Of a simulated catch-up window's minutes (each `(minute, accepting_orders, ...)`), those
-    where dispatching can change a row: a recommendation decided then, the window's first minute
-    (older ones not yet dispatched) and last, and each closing run (`accepting_orders` false:
-    orders left without a bar to fill at are rejected there).
+MARK_LOOKBACK = timedelta(days=7)
 
-    A simulated fill is at the open of the order's bar whenever it is reconciled, and every gate
-    is judged at a decision minute after reconciling all that has filled by then: so skipping the
-    other minutes leaves the same rows as dispatching each one, at one query instead of a
-    handful per minute.
-    """
-    if len(minutes) <= 2:
-        return list(minutes)
-    first, last = minutes[0][0], minutes[-1][0]
-    decided = {row[0] for row in conn.run(DECISION_MINUTES, first=first, last=last)}
-    edges = (first, last)
-    return [m for m in minutes if m[0] in edges or m[0] in decided or not m[1]]
+
+@dataclass
+class _SimOrder:
+    """One simulated execution row as the ledger sees it."""
+
+    rec_id: int
+    ticker: str
+    side: str
+    qty: Decimal
+    price: Decimal | None
+    commission: Decimal | None
+    status: str
+    decided_at: datetime
+    filled_at: datetime | None = None
+
+    @property
+    def signed(self) -> Decimal:
+        return self.qty if self.side == "buy" else -self.qty
+
+
+@dataclass(frozen=True)
+class DispatchMinute:
+    """A minute to dispatch at: would a market order sent then trade in the regular session, and
+    that day's close (after which a simulated order without a bar to fill at is rejected)."""
+
+    minute: datetime
+    market_open: bool
+    session_close: datetime | None = None
+
+
+class _Bars:
+    """Each ticker's bars (start, open, close) in time order, for fills and marks."""
+
+    def __init__(self, rows: Iterable[Sequence[Any]]) -> None:
+        by_ticker: dict[str, list[tuple[datetime, Decimal, Decimal]]] = {}
+        for ticker, ts, open_, close in rows:
+            by_ticker.setdefault(ticker, []).append((ts, Decimal(open_), Decimal(close)))
+        self._bars = {t: sorted(b) for t, b in by_ticker.items()}
+        self._starts = {t: [b[0] for b in bars] for t, bars in self._bars.items()}
+
+    def first_open(
+        self, ticker: str, at_or_after: datetime, before: datetime
+    ) -> tuple[datetime, Decimal] | None:
+        starts = self._starts.get(ticker, [])
+        i = bisect_left(starts, at_or_after)
+        if i < len(starts) and starts[i] < before:
+            ts, open_, _ = self._bars[ticker][i]
+            return ts, open_
+        return None
+
+    def last_close(self, ticker: str, before: datetime, not_before: datetime) -> Decimal | None:
+        starts = self._starts.get(ticker, [])
+        i = bisect_left(starts, before) - 1
+        if i >= 0 and starts[i] >= not_before:
+            return self._bars[ticker][i][2]
+        return None
+
+
+class SimulatedLedger:
+    """A simulated window dispatched in memory, minute by minute, with exactly the semantics of
+    a run per minute: at each minute the orders placed earlier fill at the open of their first
+    bar that has closed by then (or are rejected once their day's session is over), then every
+    recommendation decided by then and not dispatched yet passes the risk gates against the book
+    of that moment (positions, open orders, the day's trades, fills and result marked at the last
+    close). The state is read in three queries and the outcomes written in two, whatever the
+    window's length."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        broker: SimulatedBroker,
+        prefix: str,
+        first: datetime,
+        last: datetime,
+    ) -> None:
+        self.broker, self.prefix = broker, prefix
+        start = min(new_york_day_start(first), first - BACKLOG)
+        self.held_before: dict[str, Decimal] = {}
+        self.orders: dict[int, _SimOrder] = {}
+        self.changed: dict[int, _Record] = {}
+        self.claims: list[tuple[Decision, Outcome, datetime]] = []
+        for rec_id, ticker, side, qty, price, commission, status, decided_at, filled_at in conn.run(
+            SIM_EXECUTIONS, pattern=_pattern(prefix), start=start
+        ):
+            if rec_id is None:
+                self.held_before[ticker] = Decimal(qty)
+                continue
+            self.orders[rec_id] = _SimOrder(
+                rec_id,
+                ticker,
+                side,
+                Decimal(qty),
+                _dec(price),
+                _dec(commission),
+                status,
+                decided_at,
+                filled_at,
+            )
+        self.pending = [
+            (PendingRecommendation(rid, t, ts, at, action, Decimal(p), Decimal(c)), coid)
+            for rid, t, ts, at, action, p, c, coid in conn.run(
+                PENDING, since=first - BACKLOG, minute=last
+            )
+        ]
+        tickers = sorted(
+            {o.ticker for o in self.orders.values()} | {r.ticker for r, _ in self.pending}
+        )
+        oldest = min((o.decided_at for o in self.orders.values()), default=start)
+        self.bars = _Bars(
+            conn.run(SIM_BARS, tickers=tickers, start=min(start, oldest), end=last)
+            if tickers
+            else []
+        )
+
+    # -- each minute, as `dispatch` would have seen it --
+
+    def _reconcile(self, minute: datetime, session_close: datetime | None) -> dict[int, Outcome]:
+        today = minute.astimezone(NEW_YORK).date()
+        out: dict[int, Outcome] = {}
+        for order in self.orders.values():
+            if order.status != "submitted" or order.decided_at >= minute:
+                continue
+            order_day = order.decided_at.astimezone(NEW_YORK).date()
+            if session_close is not None and order_day == today:
+                limit = min(minute, session_close)
+            else:
+                midnight = datetime.combine(order_day + timedelta(days=1), time(0), NEW_YORK)
+                limit = min(minute, midnight)
+            bar = self.bars.first_open(order.ticker, order.decided_at, limit)
+            if bar is not None:
+                costs = self.broker.costs
+                price = simulated_fill_price(order.side, bar[1], costs)
+                commission = (order.qty * costs.commission_per_share).quantize(PRICE_QUANTUM)
+                out[order.rec_id] = Outcome(
+                    "filled", price=price, qty=order.qty, commission=commission, filled_at=bar[0]
+                )
+                order.status, order.price = "filled", price
+                order.commission, order.filled_at = commission, bar[0]
+            elif order_day < today or (
+                session_close is not None and order_day == today and minute >= session_close
+            ):
+                out[order.rec_id] = Outcome("rejected", reason="no bar to fill at before the close")
+                order.status = "rejected"
+        for rec_id, outcome in out.items():
+            self.changed[rec_id] = _Record(outcome)
+        return out
+
+    def _book(self, minute: datetime) -> Book:
+        positions = dict(self.held_before)
+        open_orders: set[str] = set()
+        day_start = new_york_day_start(minute)
+        trades: dict[str, int] = {}
+        last_fill: dict[str, datetime] = {}
+        result = Decimal(0)
+        for o in self.orders.values():
+            if o.decided_at > minute:
+                continue
+            if o.status == "filled":
+                positions[o.ticker] = positions.get(o.ticker, Decimal(0)) + o.signed
+            elif o.status == "submitted":
+                open_orders.add(o.ticker)
+            if o.decided_at < day_start or o.status not in ("filled", "submitted", "pending"):
+                continue
+            trades[o.ticker] = trades.get(o.ticker, 0) + 1
+            if o.status == "filled":
+                at = o.filled_at or o.decided_at
+                last_fill[o.ticker] = max(at, last_fill.get(o.ticker, at))
+                mark = self.bars.last_close(o.ticker, minute, day_start - MARK_LOOKBACK)
+                if o.price is not None and o.commission is not None:
+                    result += o.signed * ((mark if mark is not None else o.price) - o.price)
+                    result -= o.commission
+        return Book(
+            positions={t: q for t, q in positions.items() if q},
+            open_orders=open_orders,
+            trades_today=trades,
+            last_fill=last_fill,
+            day_result=result,
+        )
+
+    def dispatch(
+        self, at: DispatchMinute, state: TradingState, limits: RiskLimits
+    ) -> dict[str, Any]:
+        minute = at.minute
+        reconciled = self._reconcile(minute, at.session_close)
+        due = [
+            (rec, coid) for rec, coid in self.pending if minute - BACKLOG < rec.decided_at <= minute
+        ]
+        if not due:
+            return _summary(self.broker.mode, 0, {}, [], reconciled)
+        taken = {rec.id for rec, _ in due}
+        self.pending = [(rec, coid) for rec, coid in self.pending if rec.id not in taken]
+        candidates = [rec for rec, _ in due]
+        decisions = risk_gates(
+            candidates,
+            minute=minute,
+            market_open=at.market_open,
+            state=state,
+            limits=limits,
+            book=self._book(minute),
+        )
+        retried = {rec.id for rec, coid in due if coid is not None}
+        final: dict[int, Outcome] = {}
+        for d in decisions:
+            rec = d.recommendation
+            outcome = (
+                Outcome("submitted", qty=d.qty)
+                if d.approved
+                else Outcome("rejected", reason=d.rejected)
+            )
+            final[rec.id] = outcome
+            if rec.id in retried:  # a pending row: never sent, so decided again now
+                self.changed[rec.id] = _Record(outcome, d, minute)
+            else:
+                self.claims.append((d, outcome, minute))
+            qty = d.qty.quantize(QTY_QUANTUM)  # as the column stores it, and so reads it back
+            self.orders[rec.id] = _SimOrder(
+                rec.id, rec.ticker, d.side, qty, rec.price, None, outcome.status, minute
+            )
+        return _summary(self.broker.mode, len(due), final, decisions, reconciled)
+
+    def write(self, conn: Connection) -> None:
+        """The window's claims in one statement, then every later change in one more; only the
+        claims this run inserted (a concurrent run's are left alone) have their changes written."""
+        owned: set[int] = set()
+        by_minute: dict[datetime, list[tuple[Decision, Outcome]]] = {}
+        for d, outcome, minute in self.claims:
+            by_minute.setdefault(minute, []).append((d, outcome))
+        if self.claims:
+            owned = _claim(
+                conn,
+                [d for d, _, _ in self.claims],
+                {d.recommendation.id: o for d, o, _ in self.claims},
+                self.broker.mode,
+                [m for _, _, m in self.claims],
+                self.prefix,
+            )
+        claimed = {d.recommendation.id for d, _, _ in self.claims}
+        _record(conn, {i: r for i, r in self.changed.items() if i not in claimed or i in owned})
+
+
+def _summary(
+    mode: TradingMode,
+    considered: int,
+    final: dict[int, Outcome],
+    decisions: Sequence[Decision],
+    reconciled: dict[int, Outcome],
+    refused: int = 0,
+) -> dict[str, Any]:
+    rejections = [
+        {"ticker": d.recommendation.ticker, "action": d.recommendation.action, "reason": d.rejected}
+        for d in decisions
+        if not d.approved and d.recommendation.id in final
+    ]
+    return {
+        "mode": mode.value,
+        "considered": considered,
+        "outcomes": _counts(final.values()),
+        "blocked_by_risk_gates": len(rejections),
+        "refused_by_broker": refused,
+        "rejections": rejections,
+        "reconciled": len(reconciled),
+        "reconciled_outcomes": _counts(reconciled.values()),
+    }
+
+
+def add_summary(total: dict[str, Any], summary: dict[str, Any]) -> None:
+    """Add one minute's dispatch summary to a window's."""
+    for key, value in summary.items():
+        if isinstance(value, bool) or key == "mode":
+            total[key] = value
+        elif isinstance(value, int):
+            total[key] = total.get(key, 0) + value
+        elif isinstance(value, list):
+            total.setdefault(key, []).extend(value)
+        elif isinstance(value, dict):
+            counts = total.setdefault(key, {})
+            for name, n in value.items():
+                counts[name] = counts.get(name, 0) + n
+
+
+def dispatch_window(
+    conn: Connection,
+    broker: Broker | SimulatedBroker,
+    minutes: Sequence[DispatchMinute],
+    *,
+    state: TradingState,
+    limits: RiskLimits,
+    deployment: str = "local",
+) -> dict[str, Any]:
+    """Dispatch each minute of a window in order, as runs of their own would have: in
+    simulation in memory (`SimulatedLedger`), through a broker one minute at a time."""
+    total: dict[str, Any] = {"mode": broker.mode.value, "dispatched": 0}
+    if not minutes:
+        return total
+    if isinstance(broker, SimulatedBroker):
+        prefix = order_prefix(deployment, _salt(conn))
+        ledger = SimulatedLedger(conn, broker, prefix, minutes[0].minute, minutes[-1].minute)
+        try:
+            for at in minutes:
+                summary = ledger.dispatch(at, state, limits)
+                total["dispatched"] += 1
+                add_summary(total, summary)
+        finally:
+            ledger.write(conn)
+        return total
+    for at in minutes:
+        add_summary(
+            total,
+            dispatch(
+                conn,
+                broker,
+                minute=at.minute,
+                market_open=at.market_open,
+                state=state,
+                limits=limits,
+                deployment=deployment,
+                session_close=at.session_close,
+            ),
+        )
+        total["dispatched"] += 1
+    return total
 
 
 def dispatch(
     conn: Connection,
-    broker: Broker,
+    broker: Broker | SimulatedBroker,
     *,
     minute: datetime,
     market_open: bool,
@@ -633,7 +893,15 @@ def dispatch(
     (`ops_pipeline.market.accepting_orders`); `session_close`: today's close, after which a
     simulated order without a bar to fill at is rejected.
     """
-    simulated = broker.mode is TradingMode.SIMULATION
+    if isinstance(broker, SimulatedBroker):
+        return dispatch_window(
+            conn,
+            broker,
+            [DispatchMinute(minute, market_open, session_close)],
+            state=state,
+            limits=limits,
+            deployment=deployment,
+        )
     prefix = order_prefix(deployment, _salt(conn))
     reconciled = broker.reconcile(conn, minute, prefix, session_close)
     _record(conn, {i: _Record(o) for i, o in reconciled.items()})
@@ -674,21 +942,12 @@ def dispatch(
     for d in decisions:
         if not d.approved:
             planned[d.recommendation.id] = Outcome("rejected", reason=d.rejected)
-        elif simulated:  # nothing leaves the process: the claim is the order
-            coid = client_order_id(d.recommendation, prefix)
-            planned[d.recommendation.id] = broker.execute(d, coid)
         else:
             planned[d.recommendation.id] = Outcome("pending")
     fresh_ids = {r.id for r in fresh}
     unsent_ids = {r.id for r in unsent}
-    owned = _claim(
-        conn,
-        [d for d in decisions if d.recommendation.id in fresh_ids],
-        planned,
-        broker.mode,
-        minute,
-        prefix,
-    )
+    claims = [d for d in decisions if d.recommendation.id in fresh_ids]
+    owned = _claim(conn, claims, planned, broker.mode, [minute] * len(claims), prefix)
     for d in decisions:
         rid = d.recommendation.id
         if rid in unsent_ids and not d.approved:
@@ -697,9 +956,7 @@ def dispatch(
     to_send = [
         d
         for d in decisions
-        if d.approved
-        and not simulated
-        and (d.recommendation.id in owned or d.recommendation.id in unsent_ids)
+        if d.approved and (d.recommendation.id in owned or d.recommendation.id in unsent_ids)
     ]
     try:
         for d in to_send:
@@ -727,25 +984,11 @@ def dispatch(
         _record(conn, records)
 
     final = {**{i: planned[i] for i in owned}, **{i: r.outcome for i, r in records.items()}}
-    counts = _counts(final.values())
-    rejections = [
-        {"ticker": d.recommendation.ticker, "action": d.recommendation.action, "reason": d.rejected}
-        for d in decisions
-        if not d.approved and (d.recommendation.id in owned or d.recommendation.id in unsent_ids)
-    ]
     if transient:
         raise TransientError(
             f"{len(transient)} order(s) left pending for the retry: {transient[0]}"
         )
-    return {
-        "mode": broker.mode.value,
-        "considered": len(rows),
-        "outcomes": counts,
-        "blocked_by_risk_gates": len(rejections),
-        "refused_by_broker": sum(
-            1 for r in records.values() if (r.outcome.reason or "").startswith(BROKER_REFUSED)
-        ),
-        "rejections": rejections,
-        "reconciled": len(reconciled),
-        "reconciled_outcomes": _counts(reconciled.values()),
-    }
+    refused = sum(
+        1 for r in records.values() if (r.outcome.reason or "").startswith(BROKER_REFUSED)
+    )
+    return _summary(broker.mode, len(rows), final, decisions, reconciled, refused)
