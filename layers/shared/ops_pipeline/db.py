@@ -13,14 +13,19 @@ A connection lost during a stage (an idle timeout, a failover, a terminated back
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import ssl
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
 from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import pg8000.converters
 import pg8000.native
 
 from ops_pipeline.errors import is_connection_lost
@@ -154,7 +159,37 @@ def connect(target: DatabaseTarget | None = None) -> Connection:
         kwargs["password"] = target.password
     if target.tls:
         kwargs["ssl_context"] = ssl.create_default_context()
-    return pg8000.native.Connection(**kwargs)
+    conn = pg8000.native.Connection(**kwargs)
+    conn.register_in_adapter(TIMESTAMPTZ_OID, timestamptz_in)
+    return conn
+
+
+TIMESTAMPTZ_OID = 1184
+
+
+def _json_value(value: Any) -> str:
+    if isinstance(value, Decimal):
+        return str(value)  # exact: PostgreSQL reads it back as the same numeric
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not a column value")
+
+
+def json_records(rows: Sequence[dict[str, Any]]) -> str:
+    """Rows as one JSON document for `json_to_recordset(CAST(:rows AS json)) AS r(col type, ...)`:
+    one parameter for a whole batch, encoded in C, where typed arrays (one per column) are
+    escaped element by element in Python. Decimals travel as text, so nothing is rounded."""
+    return json.dumps(rows, default=_json_value, separators=(",", ":"))
+
+
+def timestamptz_in(text: str) -> Any:
+    """PostgreSQL's timestamptz text as a datetime: `fromisoformat` reads it (Python 3.11+) at a
+    tenth of the cost of pg8000's `strptime`, which was a tenth of a replay's time; anything it
+    cannot read (infinity, years past 9999) goes to pg8000's own converter."""
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return pg8000.converters.timestamptz_in(text)
 
 
 def drop_cached_connections() -> None:

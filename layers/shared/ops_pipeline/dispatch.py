@@ -68,7 +68,7 @@ from typing import Any, Protocol
 
 from ops_pipeline import alpaca
 from ops_pipeline.config import RiskLimits, SimulationCosts, TradingMode, TradingState
-from ops_pipeline.db import Connection
+from ops_pipeline.db import Connection, json_records
 from ops_pipeline.errors import TransientError
 from ops_pipeline.market import NEW_YORK
 from ops_pipeline.observability import logger
@@ -396,13 +396,10 @@ INSERT INTO dispatch_executions
     (recommendation_id, ticker, side, qty, requested_qty, price, mode, client_order_id, status,
      reject_reason, decided_at, gate_verdicts)
 SELECT u.rec_id, u.ticker, u.side, u.qty, u.qty, u.price, u.mode, u.coid, u.status, u.reason,
-       u.decided_at, CAST(u.verdicts AS jsonb)
-FROM unnest(
-    CAST(:rec_id AS bigint[]), CAST(:ticker AS text[]), CAST(:side AS text[]),
-    CAST(:qty AS numeric[]), CAST(:price AS numeric[]), CAST(:mode AS text[]),
-    CAST(:coid AS text[]), CAST(:status AS text[]), CAST(:reason AS text[]),
-    CAST(:decided_at AS timestamptz[]), CAST(:verdicts AS text[])
-) AS u(rec_id, ticker, side, qty, price, mode, coid, status, reason, decided_at, verdicts)
+       u.decided_at, u.verdicts
+FROM json_to_recordset(CAST(:rows AS json))
+    AS u(rec_id bigint, ticker text, side text, qty numeric, price numeric, mode text, coid text,
+         status text, reason text, decided_at timestamptz, verdicts jsonb)
 ON CONFLICT DO NOTHING
 RETURNING recommendation_id
 """
@@ -479,17 +476,24 @@ def _claim(
         return set()
     rows = conn.run(
         CLAIM,
-        rec_id=[d.recommendation.id for d in decisions],
-        ticker=[d.recommendation.ticker for d in decisions],
-        side=[d.side for d in decisions],
-        qty=[d.qty for d in decisions],
-        price=[d.recommendation.price for d in decisions],
-        mode=[mode.value for _ in decisions],
-        coid=[client_order_id(d.recommendation, prefix) for d in decisions],
-        status=[planned[d.recommendation.id].status for d in decisions],
-        reason=[planned[d.recommendation.id].reason for d in decisions],
-        decided_at=list(decided_at),
-        verdicts=[_verdicts_json(d) for d in decisions],
+        rows=json_records(
+            [
+                {
+                    "rec_id": d.recommendation.id,
+                    "ticker": d.recommendation.ticker,
+                    "side": d.side,
+                    "qty": d.qty,
+                    "price": d.recommendation.price,
+                    "mode": mode.value,
+                    "coid": client_order_id(d.recommendation, prefix),
+                    "status": planned[d.recommendation.id].status,
+                    "reason": planned[d.recommendation.id].reason,
+                    "decided_at": at,
+                    "verdicts": [v.as_json() for v in d.verdicts],
+                }
+                for d, at in zip(decisions, decided_at, strict=True)
+            ]
+        ),
     )
     return {rec_id for (rec_id,) in rows}
 

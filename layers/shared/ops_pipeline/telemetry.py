@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from ops_pipeline.db import Connection
+from ops_pipeline.db import Connection, json_records
 from ops_pipeline.errors import InvalidEventError
 from ops_pipeline.event_time import ONE_MINUTE, parse_minute
 from ops_pipeline.market import BarSession, MarketCalendar, trading_day
@@ -208,11 +208,9 @@ def last_stored_bars(
 UPSERT_BARS = """
 INSERT INTO lane_telemetry AS t
     (ticker, ts, open, high, low, close, volume, trade_count, vwap, session)
-SELECT * FROM unnest(
-    CAST(:ticker AS text[]), CAST(:ts AS timestamptz[]), CAST(:open AS numeric[]),
-    CAST(:high AS numeric[]), CAST(:low AS numeric[]), CAST(:close AS numeric[]),
-    CAST(:volume AS bigint[]), CAST(:trade_count AS integer[]), CAST(:vwap AS numeric[]),
-    CAST(:session AS text[]))
+SELECT * FROM json_to_recordset(CAST(:rows AS json))
+    AS b(ticker text, ts timestamptz, open numeric, high numeric, low numeric, close numeric,
+         volume bigint, trade_count integer, vwap numeric, session text)
 ON CONFLICT (ticker, ts) DO UPDATE SET
     open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close,
     volume = excluded.volume, trade_count = excluded.trade_count, vwap = excluded.vwap,
@@ -228,19 +226,22 @@ def upsert_bars(conn: Connection, bars: Sequence[Bar]) -> tuple[int, int]:
     """Store bars in one statement; return (inserted, corrected)."""
     if not bars:
         return 0, 0
-    rows = conn.run(
-        UPSERT_BARS,
-        ticker=[b.ticker for b in bars],
-        ts=[b.ts for b in bars],
-        open=[b.open for b in bars],
-        high=[b.high for b in bars],
-        low=[b.low for b in bars],
-        close=[b.close for b in bars],
-        volume=[b.volume for b in bars],
-        trade_count=[b.trade_count for b in bars],
-        vwap=[b.vwap for b in bars],
-        session=[b.session for b in bars],
-    )
+    batch = [
+        {
+            "ticker": b.ticker,
+            "ts": b.ts,
+            "open": b.open,
+            "high": b.high,
+            "low": b.low,
+            "close": b.close,
+            "volume": b.volume,
+            "trade_count": b.trade_count,
+            "vwap": b.vwap,
+            "session": b.session,
+        }
+        for b in bars
+    ]
+    rows = conn.run(UPSERT_BARS, rows=json_records(batch))
     inserted = sum(1 for (was_insert,) in rows if was_insert)
     return inserted, len(rows) - inserted
 
