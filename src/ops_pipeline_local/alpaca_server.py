@@ -15,13 +15,14 @@ quantity, 404 40410000 for an unknown order, 429 past 200 requests per key per m
 
 Market orders (``fill_market_orders``):
 
-- ``"next_open"`` (as Alpaca): the order is ``accepted``; it becomes ``new`` once the session is
+- ``"next_open"`` (the default, as Alpaca): the order is ``accepted``; it becomes ``new`` once the session is
   open (an order sent outside the session waits for the next open) and fills at the OPEN of the
   first bar that starts at or after that moment, in parts when it is larger than
   ``participation`` x the bar's volume (``partially_filled``, then ``filled`` over the next bars).
   A DAY order still open at the close is ``expired``.
-- ``"on_submit"`` (the default, kept for older tests): fills at once at the close of the latest
-  closed bar when the session is open; outside the session it is queued as above.
+- ``"on_submit"``: fills at once at the close of the latest closed bar when the session is open,
+  as a paper account fills a market order in a liquid session within a second (for tests about
+  replies rather than prices); outside the session it is queued as above.
 - ``"next_minute"``: as ``next_open`` but at the CLOSE of each bar, once that bar has closed.
 
 An open order can be canceled (``DELETE /v2/orders/{id}``). A `FaultPlan` makes the server fail
@@ -299,7 +300,7 @@ class LocalAlpaca:
         now: datetime | None = None,
         cash: Decimal = STARTING_CASH,
         page_size: int = MAX_DATA_LIMIT,
-        fill_market_orders: str = "on_submit",
+        fill_market_orders: str = "next_open",
         participation: Decimal = DEFAULT_PARTICIPATION,
         rate_limit: int = RATE_LIMIT_PER_MINUTE,
         faults: FaultPlan | None = None,

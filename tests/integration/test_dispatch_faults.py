@@ -39,7 +39,12 @@ KW = dict(market_open=True, state=TradingState.ACTIVE, limits=RiskLimits())
 
 @pytest.fixture
 def market(bundled_bars) -> Iterator[LocalAlpaca]:
-    with LocalAlpaca(bundled_bars, CREDS.key_id, CREDS.secret_key, now=MINUTE) as server:
+    # Orders fill as they are placed (at the last closed bar's close), as Alpaca's paper account
+    # fills a market order in a liquid session within a second: these tests are about the
+    # replies, not the fill price (the default, next_open, is tested in test_alpaca_server.py).
+    with LocalAlpaca(
+        bundled_bars, CREDS.key_id, CREDS.secret_key, now=MINUTE, fill_market_orders="on_submit"
+    ) as server:
         yield server
 
 
@@ -324,6 +329,12 @@ def test_paper_dispatch_run_twice_per_minute_leaves_the_same_rows(conn, bundled_
                 recommend(conn, ticker, action, minute)
                 for _ in range(times):
                     dispatch(conn, paper, minute=minute, **KW)
+            # A market order fills at the open of the bar after it (as Alpaca's): the next
+            # minute's run reconciles the last one.
+            after = MINUTE + timedelta(minutes=len(plan) + 1)
+            server.set_time(after)
+            for _ in range(times):
+                dispatch(conn, paper, minute=after, **KW)
             rows = conn.run(
                 "SELECT ticker, side, qty, price, status, reject_reason, decided_at,"
                 " client_order_id, gate_verdicts FROM dispatch_executions ORDER BY id"

@@ -145,32 +145,33 @@ def test_calendar_clock_and_account(alpaca: LocalAlpaca) -> None:
     assert Decimal(account.cash) == Decimal(account.equity) == Decimal("100000")
 
 
-def test_market_order_fills_at_last_closed_bar_in_the_legacy_on_submit_mode(
-    alpaca: LocalAlpaca, bars: list[Bar]
-) -> None:
-    trading = _trading(alpaca)
-    last_closed = [b for b in bars if b.symbol == "AAPL"][9]  # 14:39 bar closed at 14:40 = now
-    order = trading.submit_order(_market_order("AAPL", 10, OrderSide.BUY, "run1-AAPL-1"))
-    assert order.status == OrderStatus.FILLED
-    assert Decimal(order.filled_avg_price) == last_closed.close
-    assert Decimal(order.filled_qty) == 10
+def test_market_order_fills_at_last_closed_bar_in_the_on_submit_mode(bars: list[Bar]) -> None:
+    with LocalAlpaca(
+        bars, KEY, SECRET, now=OPEN + timedelta(minutes=10), fill_market_orders="on_submit"
+    ) as alpaca:
+        trading = _trading(alpaca)
+        last_closed = [b for b in bars if b.symbol == "AAPL"][9]  # 14:39 bar closed at 14:40 = now
+        order = trading.submit_order(_market_order("AAPL", 10, OrderSide.BUY, "run1-AAPL-1"))
+        assert order.status == OrderStatus.FILLED
+        assert Decimal(order.filled_avg_price) == last_closed.close
+        assert Decimal(order.filled_qty) == 10
 
-    [position] = trading.get_all_positions()
-    assert (position.symbol, Decimal(position.qty)) == ("AAPL", Decimal(10))
-    cash = Decimal(trading.get_account().cash)
-    assert cash == Decimal("100000") - 10 * last_closed.close
+        [position] = trading.get_all_positions()
+        assert (position.symbol, Decimal(position.qty)) == ("AAPL", Decimal(10))
+        cash = Decimal(trading.get_account().cash)
+        assert cash == Decimal("100000") - 10 * last_closed.close
 
-    again = trading.get_order_by_client_id("run1-AAPL-1")
-    assert again.id == order.id
-    assert trading.get_order_by_id(order.id).client_order_id == "run1-AAPL-1"
-    assert trading.get_orders(GetOrdersRequest(status=QueryOrderStatus.OPEN)) == []
-    assert [o.id for o in trading.get_orders(GetOrdersRequest(status=QueryOrderStatus.ALL))] == [
-        order.id
-    ]
+        again = trading.get_order_by_client_id("run1-AAPL-1")
+        assert again.id == order.id
+        assert trading.get_order_by_id(order.id).client_order_id == "run1-AAPL-1"
+        assert trading.get_orders(GetOrdersRequest(status=QueryOrderStatus.OPEN)) == []
+        assert [
+            o.id for o in trading.get_orders(GetOrdersRequest(status=QueryOrderStatus.ALL))
+        ] == [order.id]
 
-    trading.submit_order(_market_order("AAPL", 10, OrderSide.SELL, "run1-AAPL-2"))
-    assert trading.get_all_positions() == []
-    assert Decimal(trading.get_account().cash) == Decimal("100000")
+        trading.submit_order(_market_order("AAPL", 10, OrderSide.SELL, "run1-AAPL-2"))
+        assert trading.get_all_positions() == []
+        assert Decimal(trading.get_account().cash) == Decimal("100000")
 
 
 def test_duplicate_client_order_id_is_422(alpaca: LocalAlpaca) -> None:

@@ -102,7 +102,7 @@ def test_the_dispatcher_walks_a_window_over_a_night_minute_by_minute():
         "time": "2019-02-13T14:32:00Z",
         "market": {"is_open": True, "sessions": [_session("2019-02-12"), _session("2019-02-13")]},
     }
-    minutes = [(m, accepting) for m, accepting, _ in _dispatcher()._dispatch_minutes(event)]
+    minutes = [(d.minute, d.market_open) for d in _dispatcher()._dispatch_minutes(event)]
     at = datetime(2019, 2, 12, 20, 58, tzinfo=UTC)
     next_open = datetime(2019, 2, 13, 14, 30, tzinfo=UTC)
     assert minutes == [
@@ -116,9 +116,9 @@ def test_the_dispatcher_walks_a_window_over_a_night_minute_by_minute():
 
 def test_a_scheduled_dispatch_is_its_own_minute():
     event = {"time": "2019-02-12T15:00:00Z", "market": {"is_open": True, **_session("2019-02-12")}}
-    ((minute, accepting, session),) = _dispatcher()._dispatch_minutes(event)
-    assert (minute, accepting) == (T, True)
-    assert session["session_close"] == _session("2019-02-12")["session_close"]
+    (at,) = _dispatcher()._dispatch_minutes(event)
+    assert (at.minute, at.market_open) == (T, True)
+    assert at.session_close == datetime.fromisoformat(_session("2019-02-12")["session_close"])
 
 
 def test_the_cli_takes_a_step_of_at_least_one_minute(capsys):
