@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import secrets
+import sys
 import threading
 import traceback
 import uuid
@@ -114,6 +115,55 @@ def _lambda_response(
     return AWSResponse("local", 200, HTTPHeaders(), None), parsed
 
 
+class _StandIn:
+    """Stands for a deferred package's attribute (a backend registry) until it is used."""
+
+    def __init__(self, resolve: Callable[[], Any]) -> None:
+        self._resolve = resolve
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self._resolve(), attribute)
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._resolve()[key]
+
+    def __iter__(self) -> Any:
+        return iter(self._resolve())
+
+
+def _defer_package(name: str, stand_ins: tuple[str, ...] = ()) -> None:
+    """Register package `name` without running its `__init__` until one of its own attributes is
+    used (its submodules import as usual); `stand_ins` are attributes that another module only
+    imports by name, handed out as `_StandIn`s that load the package when they are used.
+
+    moto's Step Functions interpreter imports `moto.batch.utils` for one enum, and moto's SSM
+    imports `moto.ec2`'s backend registry for one feature (maintenance-window targets): their
+    `__init__`s load the Batch, EC2, ECS and IAM models, 1.6 s of a replay's 5 s start-up, for
+    services the stack never calls."""
+    if name in sys.modules:
+        return
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None or spec.submodule_search_locations is None:
+        return
+    module = importlib.util.module_from_spec(spec)
+    loader = spec.loader
+
+    def load() -> ModuleType:
+        if module.__dict__.pop("__getattr__", None) is not None:
+            loader.exec_module(module)
+        return module
+
+    def on_use(attribute: str) -> Any:
+        if attribute.startswith("__"):
+            raise AttributeError(attribute)
+        if attribute in stand_ins:
+            return _StandIn(lambda: getattr(load(), attribute))
+        return getattr(load(), attribute)
+
+    module.__dict__["__getattr__"] = on_use
+    sys.modules[name] = module
+
+
 class MotoShortcuts:
     """Per-runtime caches around moto's Step Functions interpreter (moto 5.2's parser package).
 
@@ -135,18 +185,23 @@ class MotoShortcuts:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._programs: dict[str, Any] = {}
+        self._parse: Callable[[str], Any] = lambda definition: None
         self._clients: dict[tuple[str, str], Any] = {}
         self._undo: list[tuple[Any, str, Any]] = []
 
     def install(self) -> None:
+        _defer_package("moto.batch")
+        _defer_package("moto.ec2", stand_ins=("ec2_backends",))
         from moto.stepfunctions.parser.asl.component.common.path import result_path
         from moto.stepfunctions.parser.asl.component.state.exec.state_task import (
             lambda_eval_utils,
         )
+        from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
         from moto.stepfunctions.parser.asl.utils import json_path
         from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
         shortcuts = self
+        self._parse = AmazonStateLanguageParser.parse
 
         def parsed_entrypoint(worker: Any) -> Any:
             return shortcuts.program(worker._evaluation_details.state_machine_details.definition)
@@ -155,6 +210,7 @@ class MotoShortcuts:
             return shortcuts.client(region, service)
 
         self._patch(ExecutionWorker, "_get_evaluation_entrypoint", parsed_entrypoint)
+        self._patch(AmazonStateLanguageParser, "parse", staticmethod(self.parse))
         self._patch(lambda_eval_utils, "boto_client_for", client_for)
         for module in (json_path, result_path):
             self._patch(module, "parse", functools.lru_cache(maxsize=1024)(module.parse))
@@ -170,15 +226,18 @@ class MotoShortcuts:
         self._undo.append((owner, name, getattr(owner, name)))
         setattr(owner, name, replacement)
 
-    def program(self, definition: str) -> Any:
-        from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
-
-        program = self._programs.get(definition)
-        if program is None:
-            program = AmazonStateLanguageParser.parse(definition)[0]
+    def parse(self, definition: str) -> Any:
+        """moto's parse, once per definition: creating a state machine (moto validates it by
+        parsing) and every execution of it share one parsed program."""
+        parsed = self._programs.get(definition)
+        if parsed is None:
+            parsed = self._parse(definition)
             with self._lock:
-                program = self._programs.setdefault(definition, program)
-        return program
+                parsed = self._programs.setdefault(definition, parsed)
+        return parsed
+
+    def program(self, definition: str) -> Any:
+        return self.parse(definition)[0]
 
     def client(self, region: str, service: str) -> Any:
         import boto3

@@ -29,15 +29,12 @@ def stack(conn, database_url, bundled_bars):
 
 
 def test_executions_parse_once_share_a_client_and_describe_once(stack, monkeypatch):
-    from moto.stepfunctions.parser.asl.parse import asl_parser
-
     runtime, market = stack
+    shortcuts = runtime._shortcuts
     parses = []
-    original = asl_parser.AmazonStateLanguageParser.parse
+    original = shortcuts._parse  # moto's AmazonStateLanguageParser.parse, under the cache
     monkeypatch.setattr(
-        asl_parser.AmazonStateLanguageParser,
-        "parse",
-        staticmethod(lambda definition: parses.append(definition) or original(definition)),
+        shortcuts, "_parse", lambda definition: parses.append(definition) or original(definition)
     )
     calls: list[str] = []
     runtime.sfn.meta.events.register(
@@ -50,7 +47,8 @@ def test_executions_parse_once_share_a_client_and_describe_once(stack, monkeypat
         results.append(runtime.execute(MACHINE, {"time": iso_minute(minute)}))
     assert {r.status for r in results} == {"SUCCEEDED"}
     assert sum(r.output["telemetry"]["inserted"] for r in results) > 0
-    assert len(parses) == 1  # the minute machine's definition, parsed for its first execution
+    # each definition was parsed once, when moto validated it at creation; no execution parses
+    assert parses == [] and len(shortcuts._programs) == len(runtime.machine_arns)
     assert calls.count("StartExecution") == 6 and calls.count("DescribeExecution") == 6
     lambda_clients = {id(c) for c in runtime._shortcuts._clients.values()}
     assert len(lambda_clients) == 1
