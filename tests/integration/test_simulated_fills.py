@@ -93,6 +93,48 @@ def test_the_daily_loss_limit_marks_the_days_fills_at_the_last_close(conn):
     assert rows(conn)[2][2] == "submitted" and rows(conn)[2][3] == D(58)
 
 
+def test_a_position_carried_overnight_counts_against_the_next_days_loss_limit(conn):
+    """Bought 58 AAPL at 170 on the 12th, which closed at 170 (an after-hours print at 150 is
+    not the close); the 13th opens at 160: the day is 580 down before any fill of its own."""
+    broker = SimulatedBroker(SimulationCosts(D(0), D(0)))
+    limits = RiskLimits(max_daily_loss=D("500"), cooldown_minutes_after_fill=0)
+    recommend(conn, "AAPL", "BUY", MINUTE, price="170")
+    dispatch(conn, broker, minute=MINUTE, limits=limits, **KW)
+    bar(conn, "AAPL", MINUTE, "170")
+    bar(conn, "AAPL", CLOSE - timedelta(minutes=1), "170")  # 15:59: the regular close
+    conn.run(
+        "INSERT INTO lane_telemetry (ticker, ts, open, high, low, close, volume, session)"
+        " VALUES ('AAPL', :ts, 150, 150, 150, 150, 10, 'post')",
+        ts=CLOSE + timedelta(minutes=30),
+    )
+    next_open = OPEN + timedelta(days=1)
+    next_close = CLOSE + timedelta(days=1)
+    bar(conn, "AAPL", next_open, "165", "160")
+    buy = next_open + timedelta(minutes=2)
+    recommend(conn, "MSFT", "BUY", buy)
+    dispatch(
+        conn,
+        broker,
+        minute=buy,
+        limits=limits,
+        market_open=True,
+        state=TradingState.ACTIVE,
+        session_close=next_close,
+    )
+    (verdict,) = [
+        g
+        for g in conn.run("SELECT gate_verdicts FROM dispatch_executions WHERE ticker = 'MSFT'")[0][
+            0
+        ]
+        if g["gate"] == "daily_loss"
+    ]
+    assert verdict == {
+        "gate": "daily_loss",
+        "passed": False,
+        "detail": "daily loss 580.00 reached the limit 500: only sells go through",
+    }
+
+
 def test_an_order_without_a_bar_before_the_close_is_rejected_once_the_session_is_over(conn):
     broker = SimulatedBroker(COSTS)
     last = CLOSE - timedelta(minutes=1)  # 15:59 New York: the last minute that takes orders

@@ -60,7 +60,9 @@ class RiskLimits:
     """The dispatcher's limits (the JSON of the `risk_limits` SSM parameter; every key optional).
 
     `max_daily_loss`: once the day's result (the day's recorded fills, net of commission, marked at
-    the last close) is at or below minus this amount, only position-reducing orders go through.
+    the last close, plus the move of the positions carried overnight since the previous regular
+    close: `risk.day_result`) is at or below minus this amount, only position-reducing orders go
+    through.
     `max_open_positions`: a BUY may not open a position in a new ticker beyond this many.
     `max_trades_per_ticker_per_day`: orders (sent or filled) per ticker per New York day.
     `cooldown_minutes_after_fill`: no BUY for a ticker within this many minutes of its last fill.

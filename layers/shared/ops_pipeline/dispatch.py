@@ -72,7 +72,7 @@ from ops_pipeline.db import Connection, json_records
 from ops_pipeline.errors import TransientError
 from ops_pipeline.market import NEW_YORK
 from ops_pipeline.observability import logger
-from ops_pipeline.risk import Book, Decision, PendingRecommendation, risk_gates
+from ops_pipeline.risk import Book, Decision, PendingRecommendation, day_result, risk_gates
 
 BACKLOG = timedelta(days=1)
 CLOCK_SKEW = timedelta(minutes=1)
@@ -369,19 +369,29 @@ WITH mine AS (
     WHERE mode = :mode AND client_order_id LIKE :pattern
       AND decided_at >= :day_start AND decided_at <= :minute
       AND status IN ('filled', 'submitted', 'pending')
-), marks AS (
-    SELECT DISTINCT ON (t.ticker) t.ticker, t.close
-    FROM lane_telemetry t
-    WHERE t.ticker IN (SELECT ticker FROM mine WHERE status = 'filled')
-      AND t.ts < :minute AND t.ts >= :day_start - interval '7 days'
-    ORDER BY t.ticker, t.ts DESC
+), tickers AS (
+    SELECT ticker FROM mine UNION SELECT unnest(CAST(:held AS text[]))
+), prices AS (
+    SELECT k.ticker,
+           (SELECT t.close FROM lane_telemetry t
+            WHERE t.ticker = k.ticker AND t.ts < :minute
+              AND t.ts >= :day_start - interval '7 days'
+            ORDER BY t.ts DESC LIMIT 1) AS mark,
+           (SELECT t.close FROM lane_telemetry t
+            WHERE t.ticker = k.ticker AND t.ts < :day_start AND t.session = 'regular'
+              AND t.ts >= :day_start - interval '7 days'
+            ORDER BY t.ts DESC LIMIT 1) AS previous_close
+    FROM tickers k
 )
-SELECT m.ticker, count(*), max(m.at) FILTER (WHERE m.status = 'filled'),
+SELECT p.ticker, count(m.ticker), max(m.at) FILTER (WHERE m.status = 'filled'),
        coalesce(sum(CASE WHEN m.status = 'filled' THEN
-           (CASE m.side WHEN 'buy' THEN 1 ELSE -1 END) * m.qty * (coalesce(k.close, m.price) - m.price)
-           - m.commission END), 0)
-FROM mine m LEFT JOIN marks k USING (ticker)
-GROUP BY m.ticker
+           (CASE m.side WHEN 'buy' THEN 1 ELSE -1 END) * m.qty * (coalesce(p.mark, m.price) - m.price)
+           - m.commission END), 0),
+       coalesce(sum(CASE WHEN m.status = 'filled' THEN
+           (CASE m.side WHEN 'buy' THEN 1 ELSE -1 END) * m.qty END), 0),
+       p.mark, p.previous_close
+FROM prices p LEFT JOIN mine m USING (ticker)
+GROUP BY p.ticker, p.mark, p.previous_close
 """
 
 SUBMITTED = """
@@ -452,13 +462,20 @@ def _book(conn: Connection, broker: Broker, minute: datetime, prefix: str) -> Bo
         pattern=_pattern(prefix),
         day_start=new_york_day_start(minute),
         minute=minute,
+        held=sorted(held),
     )
     return Book(
         positions=held,
         open_orders=open_orders,
-        trades_today={ticker: int(n) for ticker, n, _, _ in rows},
-        last_fill={ticker: at for ticker, _, at, _ in rows if at is not None},
-        day_result=sum((Decimal(pnl) for _, _, _, pnl in rows), Decimal(0)),
+        trades_today={t: int(n) for t, n, *_ in rows if n},
+        last_fill={t: at for t, _, at, *_ in rows if at is not None},
+        day_result=day_result(
+            held,
+            bought_today={t: Decimal(net) for t, *_, net, _, _ in rows},
+            fills_result=sum((Decimal(r[3]) for r in rows), Decimal(0)),
+            marks={t: Decimal(mark) for t, *_, mark, _ in rows if mark is not None},
+            previous_closes={t: Decimal(prev) for t, *_, prev in rows if prev is not None},
+        ),
     )
 
 
@@ -546,11 +563,16 @@ GROUP BY ticker
 """
 
 SIM_BARS = """
-SELECT ticker, ts, open, close FROM lane_telemetry
+SELECT ticker, ts, open, close, session FROM lane_telemetry
 WHERE ticker = ANY(CAST(:tickers AS text[])) AND ts >= :start AND ts < :end
 UNION ALL
-(SELECT DISTINCT ON (ticker) ticker, ts, open, close FROM lane_telemetry
+(SELECT DISTINCT ON (ticker) ticker, ts, open, close, session FROM lane_telemetry
  WHERE ticker = ANY(CAST(:tickers AS text[])) AND ts < :start AND ts >= :start - interval '8 days'
+ ORDER BY ticker, ts DESC)
+UNION ALL
+(SELECT DISTINCT ON (ticker) ticker, ts, open, close, session FROM lane_telemetry
+ WHERE ticker = ANY(CAST(:tickers AS text[])) AND ts < :start AND ts >= :start - interval '8 days'
+   AND session = 'regular'
  ORDER BY ticker, ts DESC)
 """
 
@@ -587,30 +609,37 @@ class DispatchMinute:
 
 
 class _Bars:
-    """Each ticker's bars (start, open, close) in time order, for fills and marks."""
+    """Each ticker's bars (start, open, close) in time order, for fills and marks, and its
+    regular-session bars apart, for the previous session's close."""
 
     def __init__(self, rows: Iterable[Sequence[Any]]) -> None:
-        by_ticker: dict[str, list[tuple[datetime, Decimal, Decimal]]] = {}
-        for ticker, ts, open_, close in rows:
-            by_ticker.setdefault(ticker, []).append((ts, Decimal(open_), Decimal(close)))
-        self._bars = {t: sorted(b) for t, b in by_ticker.items()}
-        self._starts = {t: [b[0] for b in bars] for t, bars in self._bars.items()}
+        every: dict[str, dict[datetime, tuple[datetime, Decimal, Decimal]]] = {}
+        regular: dict[str, dict[datetime, tuple[datetime, Decimal, Decimal]]] = {}
+        for ticker, ts, open_, close, session in rows:
+            bar = (ts, Decimal(open_), Decimal(close))
+            every.setdefault(ticker, {})[ts] = bar
+            if session == "regular":
+                regular.setdefault(ticker, {})[ts] = bar
+        self._bars = {t: sorted(b.values()) for t, b in every.items()}
+        self._regular = {t: sorted(b.values()) for t, b in regular.items()}
 
     def first_open(
         self, ticker: str, at_or_after: datetime, before: datetime
     ) -> tuple[datetime, Decimal] | None:
-        starts = self._starts.get(ticker, [])
-        i = bisect_left(starts, at_or_after)
-        if i < len(starts) and starts[i] < before:
-            ts, open_, _ = self._bars[ticker][i]
+        bars = self._bars.get(ticker, [])
+        i = bisect_left(bars, (at_or_after,))
+        if i < len(bars) and bars[i][0] < before:
+            ts, open_, _ = bars[i]
             return ts, open_
         return None
 
-    def last_close(self, ticker: str, before: datetime, not_before: datetime) -> Decimal | None:
-        starts = self._starts.get(ticker, [])
-        i = bisect_left(starts, before) - 1
-        if i >= 0 and starts[i] >= not_before:
-            return self._bars[ticker][i][2]
+    def last_close(
+        self, ticker: str, before: datetime, not_before: datetime, regular: bool = False
+    ) -> Decimal | None:
+        bars = (self._regular if regular else self._bars).get(ticker, [])
+        i = bisect_left(bars, (before,)) - 1
+        if i >= 0 and bars[i][0] >= not_before:
+            return bars[i][2]
         return None
 
 
@@ -661,7 +690,9 @@ class SimulatedLedger:
             )
         ]
         tickers = sorted(
-            {o.ticker for o in self.orders.values()} | {r.ticker for r, _ in self.pending}
+            {o.ticker for o in self.orders.values()}
+            | {r.ticker for r, _ in self.pending}
+            | set(self.held_before)
         )
         oldest = min((o.decided_at for o in self.orders.values()), default=start)
         self.bars = _Bars(
@@ -709,7 +740,9 @@ class SimulatedLedger:
         day_start = new_york_day_start(minute)
         trades: dict[str, int] = {}
         last_fill: dict[str, datetime] = {}
-        result = Decimal(0)
+        bought_today: dict[str, Decimal] = {}
+        fills_result = Decimal(0)
+        marks_since = day_start - MARK_LOOKBACK
         for o in self.orders.values():
             if o.decided_at > minute:
                 continue
@@ -721,18 +754,27 @@ class SimulatedLedger:
                 continue
             trades[o.ticker] = trades.get(o.ticker, 0) + 1
             if o.status == "filled":
+                bought_today[o.ticker] = bought_today.get(o.ticker, Decimal(0)) + o.signed
                 at = o.filled_at or o.decided_at
                 last_fill[o.ticker] = max(at, last_fill.get(o.ticker, at))
-                mark = self.bars.last_close(o.ticker, minute, day_start - MARK_LOOKBACK)
+                mark = self.bars.last_close(o.ticker, minute, marks_since)
                 if o.price is not None and o.commission is not None:
-                    result += o.signed * ((mark if mark is not None else o.price) - o.price)
-                    result -= o.commission
+                    fills_result += o.signed * ((mark if mark is not None else o.price) - o.price)
+                    fills_result -= o.commission
+        held = {t: q for t, q in positions.items() if q}
+        marks, previous = {}, {}
+        for ticker in held:
+            if (mark := self.bars.last_close(ticker, minute, marks_since)) is not None:
+                marks[ticker] = mark
+            close = self.bars.last_close(ticker, day_start, marks_since, regular=True)
+            if close is not None:
+                previous[ticker] = close
         return Book(
-            positions={t: q for t, q in positions.items() if q},
+            positions=held,
             open_orders=open_orders,
             trades_today=trades,
             last_fill=last_fill,
-            day_result=result,
+            day_result=day_result(held, bought_today, fills_result, marks, previous),
         )
 
     def dispatch(

@@ -85,6 +85,27 @@ class Book:
         return sum(1 for qty in self.positions.values() if qty > 0)
 
 
+def day_result(
+    positions: Mapping[str, Decimal],
+    bought_today: Mapping[str, Decimal],
+    fills_result: Decimal,
+    marks: Mapping[str, Decimal],
+    previous_closes: Mapping[str, Decimal],
+) -> Decimal:
+    """The day's result so far: today's fills marked at the last close (`fills_result`, net of
+    commission), plus what the positions held at the day's start (held now less the net
+    quantity bought today) have moved since the previous session's close. A position carried
+    overnight that falls counts against the daily loss limit as a new one does; a ticker without
+    both prices counts nothing."""
+    carried = Decimal(0)
+    for ticker, held in positions.items():
+        at_open = held - bought_today.get(ticker, Decimal(0))
+        mark, previous = marks.get(ticker), previous_closes.get(ticker)
+        if at_open and mark is not None and previous is not None:
+            carried += at_open * (mark - previous)
+    return fills_result + carried
+
+
 def _whole_shares(notional: Decimal, price: Decimal) -> Decimal:
     if notional <= 0 or price <= 0:
         return Decimal(0)
