@@ -37,9 +37,10 @@ MINUTE_MACHINE = "MinutePipelineStateMachine"
 # A replay's own reads and migration are retried on a lost connection as often as a Task state.
 CONNECTION_ATTEMPTS = 5
 T = TypeVar("T")
-# The fastest step that leaves the same rows as a run per minute (a regular session is 390
-# minutes); in paper mode the broker's clock is the run's, so a replay steps one minute.
-SIMULATION_STEP = 390
+# In simulation the fastest step: windows as long as a run's window may be (`MAX_WINDOW`, five
+# days, nights included), which leave the same rows as a run per minute; in paper mode the
+# broker's clock is the run's, so a replay steps one minute.
+SIMULATION_STEP = MAX_WINDOW // ONE_MINUTE
 PAPER_STEP = 1
 
 
@@ -238,8 +239,7 @@ def replay(
     on_fresh_connection(database_url, migrate)
     minutes = replay_minutes([b for b in bars if b.symbol in tickers] or bars)
     five_minutes = {m for m in minutes if m.minute % 5 == 0} if feeds_dir and five_minute else set()
-    day_ends = {m for m, after in zip(minutes, minutes[1:], strict=False) if after - m > ONE_MINUTE}
-    windows = replay_windows(minutes, step or default_step(mode), cuts=five_minutes | day_ends)
+    windows = replay_windows(minutes, step or default_step(mode), cuts=five_minutes)
     position = {m: i for i, m in enumerate(minutes, start=1)}
     result = ReplayResult(minutes[0], minutes[-1])
     counts = {"bars": 0, "recommendations": 0, "fills": 0, "news": 0, "failed": 0}

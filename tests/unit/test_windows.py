@@ -73,8 +73,8 @@ def test_replay_windows_never_exceed_the_longest_window_a_run_accepts():
     assert windows[-1][1] == days[-1][-1]
 
 
-def test_simulation_steps_a_session_and_paper_one_minute():
-    assert default_step() == default_step("simulation") == 390
+def test_simulation_steps_as_long_a_window_as_a_run_may_have_and_paper_one_minute():
+    assert default_step() == default_step("simulation") == 5 * 24 * 60  # MAX_WINDOW
     assert default_step("paper") == 1
 
 

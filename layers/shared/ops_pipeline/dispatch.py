@@ -60,6 +60,7 @@ from __future__ import annotations
 import hashlib
 import json
 from bisect import bisect_left
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
@@ -683,12 +684,12 @@ class SimulatedLedger:
                 decided_at,
                 filled_at,
             )
-        self.pending = [
+        self.pending = deque(
             (PendingRecommendation(rid, t, ts, at, action, Decimal(p), Decimal(c)), coid)
             for rid, t, ts, at, action, p, c, coid in conn.run(
                 PENDING, since=first - BACKLOG, minute=last
             )
-        ]
+        )
         tickers = sorted(
             {o.ticker for o in self.orders.values()}
             | {r.ticker for r, _ in self.pending}
@@ -706,8 +707,8 @@ class SimulatedLedger:
     def _reconcile(self, minute: datetime, session_close: datetime | None) -> dict[int, Outcome]:
         today = minute.astimezone(NEW_YORK).date()
         out: dict[int, Outcome] = {}
-        for order in self.orders.values():
-            if order.status != "submitted" or order.decided_at >= minute:
+        for order in [o for o in self.orders.values() if o.status == "submitted"]:
+            if order.decided_at >= minute:
                 continue
             order_day = order.decided_at.astimezone(NEW_YORK).date()
             if session_close is not None and order_day == today:
@@ -782,13 +783,18 @@ class SimulatedLedger:
     ) -> dict[str, Any]:
         minute = at.minute
         reconciled = self._reconcile(minute, at.session_close)
-        due = [
-            (rec, coid) for rec, coid in self.pending if minute - BACKLOG < rec.decided_at <= minute
-        ]
+        # the recommendations come in decision order: the due ones lead, the expired are dropped
+        while self.pending and self.pending[0][0].decided_at <= minute - BACKLOG:
+            self.pending.popleft()
+        due = []
+        for rec, coid in self.pending:
+            if rec.decided_at > minute:
+                break
+            due.append((rec, coid))
         if not due:
             return _summary(self.broker.mode, 0, {}, [], reconciled)
-        taken = {rec.id for rec, _ in due}
-        self.pending = [(rec, coid) for rec, coid in self.pending if rec.id not in taken]
+        for _ in due:  # the leading ones
+            self.pending.popleft()
         candidates = [rec for rec, _ in due]
         decisions = risk_gates(
             candidates,
