@@ -702,6 +702,14 @@ def _headline_move(rng: _Rng, positive: bool) -> str:
             f"Protesters target {n} over {rng.choice(('emissions', 'drilling', 'pay', 'job cuts'))}",
             f"{n} struggles as {rng.choice(('demand slumps', 'costs soar', 'rivals gain ground'))}",
             f"Pressure mounts on {n} {rng.choice(('CEO', 'board', 'chairman'))}",
+            f"{n} executives face retrial over {rng.choice(('fraud', 'rate rigging', 'bribery'))}",
+            f"{n} opens probe into {rng.choice(('accounting', 'trading losses', 'misconduct'))}",
+            f"{rng.choice(('Concerns', 'Doubts', 'Questions'))} grow over {n}'s "
+            + rng.choice(("takeover", "strategy", "accounts", "debt")),
+            f"Disruption hits {n} {rng.choice(('flights', 'production', 'deliveries'))}",
+            f"{n} leads market rout",
+            f"{n} to appeal ruling after {rng.choice(('losing case', 'court defeat', 'fine'))}",
+            f"{n} plan in jeopardy after {rng.choice(('sanctions', 'regulator objects', 'talks stall'))}",
         )
     return rng.choice(shapes)
 
@@ -899,14 +907,11 @@ def _neutral_headline(rng: _Rng) -> str:
         f"{n} files annual report",
         f"{n} moves headquarters to {rng.choice(_CITIES)}",
         f"{n} to present at {rng.choice(('investor', 'healthcare', 'energy'))} conference",
-        f"{n} completes sale of {rng.choice(_PRODUCTS)} unit",
-        f"{n} agrees to sell {rng.choice(_PRODUCTS)} business to {_company(rng)}",
         f"{n} opens office in {rng.choice(_CITIES)}",
         f"{n} launches {rng.choice(('bond', 'share', 'debt'))} offering",
         f"{n} prices {_money(rng)} bond",
         f"{n} shares unchanged ahead of results",
         f"{n} to change its name to {_company(rng)}",
-        f"{n} confirms talks with {_company(rng)}",
         f"{n} says {rng.choice(_PEOPLE)} to retire",
         f"{n} to release {rng.choice(('annual', 'interim', 'quarterly'))} report next week",
         f"{n} holds dividend steady",

@@ -139,6 +139,9 @@ def test_press_release_sentences_mostly_right(label: str, texts: list[str]) -> N
         ("Revenue missed Wall Street expectations", {"cue_miss"}),
         ("Company issues profit warning", {"cue_warn"}),
         ("Swung to a net loss", {"cue_turn_down"}),
+        ("Company will cut 400 jobs", {"dir_down", "cue_neg"}),
+        ("Workforce reduced by 12 %", {"dir_down", "cue_neg"}),
+        ("Costs cut by 5 %", {"dir_down", "cue_pos"}),
     ],
 )
 def test_cue_features(text: str, cues: set[str]) -> None:
