@@ -920,16 +920,76 @@ def _neutral_headline(rng: _Rng) -> str:
     return rng.choice(shapes)
 
 
+def _tone(rng: _Rng, positive: bool) -> str:
+    """Tone words, and 'despite' sentences whose main clause carries the label."""
+    n = _company(rng).replace(" Oyj", "").replace(" plc", "")
+    if positive:
+        good = rng.choice(
+            (
+                f"{n} beats profit forecasts",
+                f"{n} lifts outlook",
+                f"{n} sales rise",
+                f"{n} shares climb",
+                f"{n} reports strong trading",
+                f"{n} wins {_money(rng)} order",
+            )
+        )
+        bad = rng.choice(
+            ("weak markets", "currency headwinds", "lower margins", "higher costs", "Brexit fears")
+        )
+        shapes = (
+            f"{good} despite {bad}",
+            f"{n} upbeat on {rng.choice(('outlook', 'demand', 'growth', 'second half'))}",
+            f"{n} confident of {rng.choice(('growth', 'hitting targets', 'recovery', 'strong year'))}",
+            f"{n} sees encouraging signs in {rng.choice(('sales', 'orders', 'its markets', 'Asia'))}",
+            f"{n} on track to meet {rng.choice(('targets', 'guidance', 'savings goal'))}",
+            f"{n} claims positive start to the year",
+            f"{n} reaffirms {rng.choice(('guidance', 'outlook', 'targets'))} as demand holds up",
+            f"{n} {rng.choice(('boosted', 'lifted', 'helped'))} by "
+            + rng.choice(("strong demand", "cost cuts", "higher prices", "new products")),
+            f"Investors cheer {n} {rng.choice(('results', 'strategy', 'deal', 'turnaround'))}",
+            f"{n} well placed for growth, says {rng.choice(('CEO', 'chairman', 'broker'))}",
+        )
+    else:
+        bad = rng.choice(
+            (
+                f"{n} profit falls",
+                f"{n} cuts outlook",
+                f"{n} sales slide",
+                f"{n} shares drop",
+                f"{n} warns on profit",
+                f"{n} swings to loss",
+            )
+        )
+        good = rng.choice(("higher sales", "cost cuts", "strong orders", "a weaker currency"))
+        shapes = (
+            f"{bad} despite {good}",
+            f"{n} gloomy on {rng.choice(('outlook', 'demand', 'second half', 'markets'))}",
+            f"{n} cautious on {rng.choice(('outlook', 'demand', 'recovery'))} as sales weaken",
+            f"{n} sees tough {rng.choice(('year', 'market', 'trading'))} ahead",
+            f"{n} struggles with {rng.choice(('weak demand', 'rising costs', 'debt', 'delays'))}",
+            f"{n} suffers torrid {rng.choice(('quarter', 'year', 'start to the year'))}",
+            f"{n} {rng.choice(('hit', 'hurt', 'dragged down'))} by "
+            + rng.choice(("weak demand", "one-off costs", "lower prices", "falling volumes")),
+            f"Investors punish {n} after {rng.choice(('disappointing results', 'warning', 'deal'))}",
+            f"{n} disappoints with {rng.choice(('results', 'sales', 'guidance'))}",
+            f"{n} falls short of {rng.choice(('targets', 'forecasts', 'expectations'))}",
+        )
+    return rng.choice(shapes)
+
+
 _MAKERS: dict[str, tuple[tuple[float, Callable[[_Rng], str]], ...]] = {
     "positive": (
-        (0.45, lambda r: _metric_move(r, True)),
-        (0.35, lambda r: _event(r, True)),
-        (0.20, lambda r: _headline_move(r, True)),
+        (0.40, lambda r: _metric_move(r, True)),
+        (0.32, lambda r: _event(r, True)),
+        (0.18, lambda r: _headline_move(r, True)),
+        (0.10, lambda r: _tone(r, True)),
     ),
     "negative": (
-        (0.45, lambda r: _metric_move(r, False)),
-        (0.35, lambda r: _event(r, False)),
-        (0.20, lambda r: _headline_move(r, False)),
+        (0.40, lambda r: _metric_move(r, False)),
+        (0.32, lambda r: _event(r, False)),
+        (0.18, lambda r: _headline_move(r, False)),
+        (0.10, lambda r: _tone(r, False)),
     ),
     "neutral": ((0.78, _neutral), (0.22, _neutral_headline)),
 }
