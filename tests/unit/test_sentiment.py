@@ -139,6 +139,9 @@ def test_press_release_sentences_mostly_right(label: str, texts: list[str]) -> N
         ("Revenue missed Wall Street expectations", {"cue_miss"}),
         ("Company issues profit warning", {"cue_warn"}),
         ("Swung to a net loss", {"cue_turn_down"}),
+        ("Company will cut 400 jobs", {"dir_down", "cue_neg"}),
+        ("Workforce reduced by 12 %", {"dir_down", "cue_neg"}),
+        ("Costs cut by 5 %", {"dir_down", "cue_pos"}),
     ],
 )
 def test_cue_features(text: str, cues: set[str]) -> None:
@@ -250,3 +253,24 @@ def test_inference_does_not_import_numpy_or_sklearn() -> None:
         "sys.exit(1 if bad else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+# --- press-release register: 90 sentences written by hand for issue 10 ---------------------
+
+
+def test_hand_written_press_release_sentences() -> None:
+    """90 own press-release sentences and headlines (54 neutral, 24 positive, 12 negative),
+    written by hand before the second-generation templates and never trained on. The same
+    person wrote the templates, so this checks the register, not generalisation:
+    finlex-v2 got 0.91 of them right, finlex-v3 0.99."""
+    rows = [
+        line.split("\t")
+        for line in (Path(__file__).with_name("press_release_sentences.tsv"))
+        .read_text(encoding="utf-8")
+        .splitlines()
+        if line.strip()
+    ]
+    assert len(rows) == 90
+    got = S.classify_sentiments(text for _, text in rows)
+    right = sum(s.label == label for (label, _), s in zip(rows, got))
+    assert right >= 85, [(t, s.label) for (label, t), s in zip(rows, got) if s.label != label]

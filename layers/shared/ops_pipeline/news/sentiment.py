@@ -27,10 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-MODEL_NAME = "finlex-v2"
+MODEL_NAME = "finlex-v3"
 MODEL_PATH = Path(__file__).with_name("sentiment_model.json.gz")
 # Bump when normalise()/analyzers change; the weights file records the version it was built with.
-PREPROCESS_VERSION = 2
+PREPROCESS_VERSION = 3
 LABELS = ("negative", "positive", "neutral")
 
 _URL = re.compile(r"https?://\S*|www\.\S+", re.IGNORECASE)
@@ -124,19 +124,21 @@ _DOWN = _wordset(
     erode eroded contract contracted contracts"""
 )
 # Quantities that are good news when they go up (GOOD) or bad news when they go up (BAD).
+# Jobs are GOOD: "cut 500 jobs" is bad news (it was BAD before version 3, which made job cuts
+# a positive cue).
 _GOOD = _wordset(
     """sales revenue revenues turnover profit profits earnings income ebit ebitda eps margin
     margins orders order intake dividend dividends shares share stock stocks price prices growth
     demand guidance outlook forecast forecasts target targets rating ratings cash flow volume
     volumes backlog deliveries shipments subscribers production output result results value
     valuation market bookings occupancy traffic sentiment confidence payout buyback buybacks
-    profitability capacity"""
+    profitability capacity jobs job workforce headcount staff employees hiring payroll"""
 )
 _BAD = _wordset(
-    """loss losses cost costs expense expenses debt debts deficit unemployment layoffs layoff job
-    jobs charges charge impairment impairments writedown writedowns write-down provisions
+    """loss losses cost costs expense expenses debt debts deficit unemployment layoffs layoff
+    redundancies charges charge impairment impairments writedown writedowns write-down provisions
     provision risk risks fine fines penalty penalties default defaults delinquencies claims
-    inflation headcount workforce staff liabilities outflows churn"""
+    inflation liabilities outflows churn"""
 )
 _NEGATORS = _wordset("not no never without neither nor fail fails failed")
 _CUE_WORD = re.compile(r"[a-z][a-z'-]*|\d[\d,]*(?:\.\d+)?")
