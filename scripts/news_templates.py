@@ -21,6 +21,8 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
+from sentiment_templates import MONTHS as _MONTHS
+
 # --- vocabulary -----------------------------------------------------------------------------
 
 _FIRST = [
@@ -308,20 +310,6 @@ _ROLES = (
     "head of sales",
     "president",
 )
-_MONTHS = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-]
 _DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday")
 _QUARTERS = ("first", "second", "third", "fourth")
 _PERIODS = (
