@@ -898,8 +898,8 @@ def dispatch_window(
     total: dict[str, Any] = {"mode": broker.mode.value, "dispatched": 0}
     if not minutes:
         return total
+    prefix = order_prefix(deployment, _salt(conn))
     if isinstance(broker, SimulatedBroker):
-        prefix = order_prefix(deployment, _salt(conn))
         ledger = SimulatedLedger(conn, broker, prefix, minutes[0].minute, minutes[-1].minute)
         try:
             for at in minutes:
@@ -921,6 +921,7 @@ def dispatch_window(
                 limits=limits,
                 deployment=deployment,
                 session_close=at.session_close,
+                prefix=prefix,
             ),
         )
         total["dispatched"] += 1
@@ -937,13 +938,15 @@ def dispatch(
     limits: RiskLimits,
     deployment: str = "local",
     session_close: datetime | None = None,
+    prefix: str | None = None,
 ) -> dict[str, Any]:
     """Reconcile this deployment's open orders, then decide and execute every recommendation not
     yet dispatched (and every `pending` one that never reached the broker), each at most once.
 
     `market_open`: would a market DAY order sent at `minute` trade in the regular session
     (`ops_pipeline.market.accepting_orders`); `session_close`: today's close, after which a
-    simulated order without a bar to fill at is rejected.
+    simulated order without a bar to fill at is rejected; `prefix`: the deployment's
+    `client_order_id` prefix, when the caller has read it already (once per window).
     """
     if isinstance(broker, SimulatedBroker):
         return dispatch_window(
@@ -954,7 +957,7 @@ def dispatch(
             limits=limits,
             deployment=deployment,
         )
-    prefix = order_prefix(deployment, _salt(conn))
+    prefix = prefix or order_prefix(deployment, _salt(conn))
     reconciled = broker.reconcile(conn, minute, prefix, session_close)
     _record(conn, {i: _Record(o) for i, o in reconciled.items()})
 
