@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import pandas as pd
 import pytest
+from recommendations import recommend
 
 from ops_pipeline.event_time import iso_minute
 from ops_pipeline.market import NEW_YORK
@@ -97,6 +98,8 @@ def test_extended_hours_on_an_early_close_stay_out_of_features_signals_and_order
     with local_stack(bars, database_url=database_url, parameters=parameters) as (runtime, alpaca):
         for minute in RUNS:
             alpaca.set_time(minute)
+            if minute == CLOSES:  # a BUY for the last bar, decided by the closing run
+                recommend(conn, "AAPL", "BUY", CLOSES)
             outcome = runtime.execute(MINUTE_MACHINE, {"time": iso_minute(minute)})
             assert outcome.status == "SUCCEEDED", outcome
 
@@ -139,6 +142,7 @@ def test_extended_hours_on_an_early_close_stay_out_of_features_signals_and_order
         " JOIN dispatch_executions e ON e.recommendation_id = r.id WHERE r.decided_at = :closes",
         closes=CLOSES,
     )
+    assert at_close, "the closing run decides the last bar's recommendation"
     assert all(s == "rejected" and "market is closed" in reason for s, reason in at_close)
 
 
