@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import inspect
 import io
 import json
 import logging
@@ -139,7 +140,8 @@ def _defer_package(name: str, stand_ins: tuple[str, ...] = ()) -> None:
     moto's Step Functions interpreter imports `moto.batch.utils` for one enum, and moto's SSM
     imports `moto.ec2`'s backend registry for one feature (maintenance-window targets): their
     `__init__`s load the Batch, EC2, ECS and IAM models, 1.6 s of a replay's 5 s start-up, for
-    services the stack never calls."""
+    services the stack never calls. The deferral stays for the process: the first use loads the
+    package as an import would have."""
     if name in sys.modules:
         return
     spec = importlib.util.find_spec(name)
@@ -147,10 +149,17 @@ def _defer_package(name: str, stand_ins: tuple[str, ...] = ()) -> None:
         return
     module = importlib.util.module_from_spec(spec)
     loader = spec.loader
+    lock = threading.RLock()
 
     def load() -> ModuleType:
-        if module.__dict__.pop("__getattr__", None) is not None:
-            loader.exec_module(module)
+        with lock:
+            if "__getattr__" in module.__dict__:
+                hook = module.__dict__.pop("__getattr__")
+                try:
+                    loader.exec_module(module)
+                except BaseException:
+                    module.__dict__["__getattr__"] = hook  # the next use tries again
+                    raise
         return module
 
     def on_use(attribute: str) -> Any:
@@ -162,6 +171,9 @@ def _defer_package(name: str, stand_ins: tuple[str, ...] = ()) -> None:
 
     module.__dict__["__getattr__"] = on_use
     sys.modules[name] = module
+    parent, _, child = name.rpartition(".")
+    if parent in sys.modules:
+        setattr(sys.modules[parent], child, module)  # `moto.ec2` as an attribute, as an import
 
 
 class MotoShortcuts:
@@ -223,7 +235,8 @@ class MotoShortcuts:
         self._clients.clear()
 
     def _patch(self, owner: Any, name: str, replacement: Any) -> None:
-        self._undo.append((owner, name, getattr(owner, name)))
+        # as stored on the owner (a staticmethod stays one when it is put back)
+        self._undo.append((owner, name, inspect.getattr_static(owner, name)))
         setattr(owner, name, replacement)
 
     def parse(self, definition: str) -> Any:

@@ -135,6 +135,32 @@ def test_a_position_carried_overnight_counts_against_the_next_days_loss_limit(co
     }
 
 
+def test_a_pending_paper_row_is_never_filled_by_a_simulation(conn):
+    """A `pending` row a paper run left (its order may be at the broker, where a simulation
+    cannot look) is decided again each minute but never sent or filled; expired, it is refused."""
+    broker = SimulatedBroker(COSTS)
+    rec_id = recommend(conn, "AAPL", "BUY", MINUTE, price="170")
+    conn.run(
+        "INSERT INTO dispatch_executions (recommendation_id, ticker, side, qty, price, mode,"
+        " client_order_id, status, decided_at)"
+        " VALUES (:r, 'AAPL', 'buy', 58, 170, 'paper', 'opsabcdef-AAPL-201902121529-BUY',"
+        " 'pending', :m)",
+        r=rec_id,
+        m=MINUTE,
+    )
+    bar(conn, "AAPL", MINUTE, "171")
+    for m in range(3):
+        dispatch(conn, broker, minute=MINUTE + timedelta(minutes=m), limits=RiskLimits(), **KW)
+    assert [r[2] for r in rows(conn)] == ["pending"]
+    late = MINUTE + timedelta(minutes=6)  # past the 5-minute expiry
+    summary = dispatch(conn, broker, minute=late, limits=RiskLimits(), **KW)
+    assert summary["outcomes"] == {"rejected": 1}
+    ((status, reason, decided_at),) = conn.run(
+        "SELECT status, reject_reason, decided_at FROM dispatch_executions"
+    )
+    assert (status, decided_at) == ("rejected", late) and reason.startswith("expired")
+
+
 def test_an_order_without_a_bar_before_the_close_is_rejected_once_the_session_is_over(conn):
     broker = SimulatedBroker(COSTS)
     last = CLOSE - timedelta(minutes=1)  # 15:59 New York: the last minute that takes orders

@@ -11,7 +11,7 @@ from ops_pipeline.dispatch import (
     simulated_fill_price,
 )
 from ops_pipeline.errors import ConfigError
-from ops_pipeline.risk import Book, PendingRecommendation, risk_gates
+from ops_pipeline.risk import Book, PendingRecommendation, day_result, risk_gates
 
 D = Decimal
 MINUTE = datetime(2019, 2, 12, 15, 0, tzinfo=UTC)
@@ -207,3 +207,20 @@ def test_a_partial_fill_then_cancel_is_filled_with_the_filled_quantity():
     nothing = order_outcome({"id": "o2", "status": "expired", "qty": "10", "filled_qty": "0"})
     assert nothing.status == "rejected" and nothing.reason == "broker: expired"
     assert order_outcome({"id": "o3", "status": "partially_filled"}).status == "submitted"
+
+
+@pytest.mark.parametrize(
+    ("held", "bought_today", "fills_result", "expected"),
+    [
+        (D(10), {}, D(0), D(-100)),  # 10 carried from a 100 close, marked at 90
+        (D(5), {"AAPL": D(-5)}, D(-5) * D(0), D(-100)),  # half sold at 90 (the mark)
+        (D(0), {"AAPL": D(-10)}, D(0), D(-100)),  # all sold at 90: the loss stays in the day
+        (D(10), {"AAPL": D(10)}, D(-100), D(-100)),  # opened today at 100: its fills carry it
+    ],
+)
+def test_the_days_result_keeps_a_carried_position_sold_today(
+    held, bought_today, fills_result, expected
+):
+    positions = {"AAPL": held} if held else {}
+    marks, previous = {"AAPL": D(90)}, {"AAPL": D(100)}
+    assert day_result(positions, bought_today, fills_result, marks, previous) == expected

@@ -764,7 +764,7 @@ class SimulatedLedger:
                     fills_result -= o.commission
         held = {t: q for t, q in positions.items() if q}
         marks, previous = {}, {}
-        for ticker in held:
+        for ticker in set(held) | set(bought_today):
             if (mark := self.bars.last_close(ticker, minute, marks_since)) is not None:
                 marks[ticker] = mark
             close = self.bars.last_close(ticker, day_start, marks_since, regular=True)
@@ -806,31 +806,37 @@ class SimulatedLedger:
         )
         retried = {rec.id for rec, coid in due if coid is not None}
         final: dict[int, Outcome] = {}
+        kept: list[tuple[PendingRecommendation, str | None]] = []
         for d in decisions:
             rec = d.recommendation
+            if rec.id in retried:
+                # A `pending` row (left by a paper or live run): its order may be at the broker,
+                # where a simulation cannot look. A refusal is recorded, decided now; an approval
+                # leaves it pending, decided again next minute until a gate (expiry) refuses it.
+                if d.approved:
+                    kept.append((rec, next(c for r, c in due if r.id == rec.id)))
+                else:
+                    final[rec.id] = Outcome("rejected", reason=d.rejected)
+                    self.changed[rec.id] = _Record(final[rec.id], d, minute)
+                continue
             outcome = (
                 Outcome("submitted", qty=d.qty)
                 if d.approved
                 else Outcome("rejected", reason=d.rejected)
             )
             final[rec.id] = outcome
-            if rec.id in retried:  # a pending row: never sent, so decided again now
-                self.changed[rec.id] = _Record(outcome, d, minute)
-            else:
-                self.claims.append((d, outcome, minute))
+            self.claims.append((d, outcome, minute))
             qty = d.qty.quantize(QTY_QUANTUM)  # as the column stores it, and so reads it back
             self.orders[rec.id] = _SimOrder(
                 rec.id, rec.ticker, d.side, qty, rec.price, None, outcome.status, minute
             )
+        self.pending.extendleft(reversed(kept))
         return _summary(self.broker.mode, len(due), final, decisions, reconciled)
 
     def write(self, conn: Connection) -> None:
         """The window's claims in one statement, then every later change in one more; only the
         claims this run inserted (a concurrent run's are left alone) have their changes written."""
         owned: set[int] = set()
-        by_minute: dict[datetime, list[tuple[Decision, Outcome]]] = {}
-        for d, outcome, minute in self.claims:
-            by_minute.setdefault(minute, []).append((d, outcome))
         if self.claims:
             owned = _claim(
                 conn,

@@ -98,7 +98,8 @@ def day_result(
     overnight that falls counts against the daily loss limit as a new one does; a ticker without
     both prices counts nothing."""
     carried = Decimal(0)
-    for ticker, held in positions.items():
+    for ticker in set(positions) | set(bought_today):  # a carried position sold today counts
+        held = positions.get(ticker, Decimal(0))
         at_open = held - bought_today.get(ticker, Decimal(0))
         mark, previous = marks.get(ticker), previous_closes.get(ticker)
         if at_open and mark is not None and previous is not None:
