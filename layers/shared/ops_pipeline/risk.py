@@ -10,7 +10,8 @@ each verdict can be stored and explained; the first that fails names the rejecti
    minute a live run could have decided it), whenever the decision is evaluated;
 4. confidence: the adjusted confidence is at least `min_confidence`;
 5. one_open_order: no other order for the ticker is open (or approved earlier in this run);
-6. daily_loss: once the day's result is at or below `-max_daily_loss`, only sells;
+6. daily_loss: once the day's result (`day_result`: the day's fills and the overnight move of
+   the positions carried into it) is at or below `-max_daily_loss`, only sells;
 7. open_positions: a BUY opens no position beyond `max_open_positions` tickers;
 8. trades_per_ticker: a BUY only while the ticker has had fewer than
    `max_trades_per_ticker_per_day` orders today (sells that close a position always pass);
