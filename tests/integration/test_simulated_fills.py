@@ -11,7 +11,9 @@ from recommendations import recommend
 
 from ops_pipeline import alpaca, features, signals, telemetry
 from ops_pipeline.config import AlpacaCredentials, RiskLimits, SimulationCosts, TradingState
-from ops_pipeline.dispatch import SimulatedBroker, dispatch
+from ops_pipeline.db import connect, parse_database_url
+from ops_pipeline.dispatch import SimulatedBroker, dispatch, order_prefix, window_lock_key
+from ops_pipeline.errors import TransientError
 from ops_pipeline.market import alpaca_calendar
 from ops_pipeline_local.alpaca_server import LocalAlpaca
 
@@ -159,6 +161,26 @@ def test_a_pending_paper_row_is_never_filled_by_a_simulation(conn):
         "SELECT status, reject_reason, decided_at FROM dispatch_executions"
     )
     assert (status, decided_at) == ("rejected", late) and reason.startswith("expired")
+
+
+def test_a_simulated_run_finding_another_run_of_its_deployment_at_work_is_retried(
+    conn, database_url
+):
+    broker = SimulatedBroker(COSTS)
+    dispatch(conn, broker, minute=MINUTE, limits=RiskLimits(), **KW)  # the deployment's salt
+    ((salt,),) = conn.run("SELECT salt FROM dispatch_deployment")
+    recommend(conn, "AAPL", "BUY", MINUTE, price="170")
+    other = connect(parse_database_url(database_url))  # a run of the same deployment, at work
+    try:
+        other.run("SELECT pg_advisory_lock(:k)", k=window_lock_key(order_prefix("local", salt)))
+        with pytest.raises(TransientError, match="another dispatcher run"):
+            dispatch(conn, broker, minute=MINUTE, limits=RiskLimits(), **KW)
+        assert rows(conn) == []  # nothing decided, nothing half-written
+        other.run("SELECT pg_advisory_unlock_all()")
+    finally:
+        other.close()
+    retried = dispatch(conn, broker, minute=MINUTE, limits=RiskLimits(), **KW)
+    assert retried["outcomes"] == {"submitted": 1}
 
 
 def test_an_order_without_a_bar_before_the_close_is_rejected_once_the_session_is_over(conn):

@@ -45,7 +45,9 @@ In simulation nothing leaves the process, so a whole catch-up window is dispatch
 (`SimulatedLedger`, `dispatch_window`): the state is read once (executions, undispatched
 recommendations, the bars to fill and mark at), each minute is reconciled and gated in order as
 above, and the claims and outcomes are written in two statements: the same rows as a run per
-minute, in a constant number of round trips whatever the window's length.
+minute, in a constant number of round trips whatever the window's length. The window is one
+transaction under the deployment's advisory lock, so overlapping runs take turns (the one that
+waits is retried by the state machine) and a window is written whole or not at all.
 
 Each execution stores `gate_verdicts` (jsonb): the ordered list of every risk gate's verdict,
 `[{"gate": "kill_switch" | "market_open" | "expiry" | "confidence" | "one_open_order" |
@@ -61,7 +63,8 @@ import hashlib
 import json
 from bisect import bisect_left
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from decimal import Decimal
@@ -890,6 +893,32 @@ def add_summary(total: dict[str, Any], summary: dict[str, Any]) -> None:
                 counts[name] = counts.get(name, 0) + n
 
 
+def window_lock_key(prefix: str) -> int:
+    """The deployment's advisory lock key (a signed 64-bit integer, as PostgreSQL takes it)."""
+    return int.from_bytes(hashlib.sha256(prefix.encode()).digest()[:8], "big", signed=True)
+
+
+@contextmanager
+def _one_run_at_a_time(conn: Connection, prefix: str) -> Iterator[None]:
+    """A simulated window in one transaction, under the deployment's advisory lock: two runs that
+    overlap (a slow minute and the next one) never decide against the same state, and a window
+    is written whole or not at all. A run that finds the lock taken raises `TransientError`, which
+    the state machine retries. (Paper and live runs cannot do this: a claim must be committed
+    before its order is sent.)"""
+    conn.run("START TRANSACTION")
+    try:
+        if not conn.run("SELECT pg_try_advisory_xact_lock(:key)", key=window_lock_key(prefix))[0][
+            0
+        ]:
+            raise TransientError("another dispatcher run of this deployment is dispatching")
+        yield
+        conn.run("COMMIT")
+    except BaseException:
+        with suppress(Exception):  # a lost connection has rolled back already
+            conn.run("ROLLBACK")
+        raise
+
+
 def dispatch_window(
     conn: Connection,
     broker: Broker | SimulatedBroker,
@@ -906,13 +935,12 @@ def dispatch_window(
         return total
     prefix = order_prefix(deployment, _salt(conn))
     if isinstance(broker, SimulatedBroker):
-        ledger = SimulatedLedger(conn, broker, prefix, minutes[0].minute, minutes[-1].minute)
-        try:
+        with _one_run_at_a_time(conn, prefix):
+            ledger = SimulatedLedger(conn, broker, prefix, minutes[0].minute, minutes[-1].minute)
             for at in minutes:
                 summary = ledger.dispatch(at, state, limits)
                 total["dispatched"] += 1
                 add_summary(total, summary)
-        finally:
             ledger.write(conn)
         return total
     for at in minutes:
