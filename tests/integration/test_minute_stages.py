@@ -203,7 +203,7 @@ def test_fetch_plan_groups_tickers_by_start_within_the_lookback_and_a_bounded_co
     }
     tickers = [*last, "NVDA"]  # NVDA: nothing stored
     floor = minute - telemetry.LOOKBACK
-    assert timedelta(days=5) == telemetry.LOOKBACK
+    assert timedelta(days=5, minutes=1) == telemetry.LOOKBACK  # a 5-day window and its first bar
 
     plan = telemetry.fetch_plan(last, tickers, minute, max_requests=10)
     assert [(g.start, g.tickers) for g in plan] == [

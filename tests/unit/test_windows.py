@@ -129,3 +129,16 @@ def test_the_cli_takes_a_step_of_at_least_one_minute(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["replay", "--bars", "b.csv", "--step", "0"])
     assert "at least 1 minute" in capsys.readouterr().err
+
+
+def test_a_window_as_long_as_a_run_may_have_fetches_the_bar_that_closes_at_its_start():
+    """A catch-up run over the longest window (five days) after a gap: the bar that started a
+    minute before the window, closing at its first minute, is still inside the ingest's reach."""
+    from ops_pipeline import telemetry
+    from ops_pipeline.event_time import MAX_WINDOW
+
+    since = datetime(2019, 2, 13, 14, 30, tzinfo=UTC)
+    minute = since + MAX_WINDOW
+    last = {"AAPL": since - 2 * MIN}  # the previous run stored up to the bar before
+    (group,) = telemetry.fetch_plan(last, ["AAPL"], minute)
+    assert group.start <= since - MIN

@@ -1,7 +1,8 @@
 """Telemetry ingestor: closed 1-minute bars from Alpaca into `lane_telemetry`.
 
-Each ticker is fetched from its last stored bar (within a bounded lookback, `LOOKBACK`, 5 days) up
-to the bar that closed at the event minute, so missed minutes are backfilled. The last few minutes
+Each ticker is fetched from its last stored bar (within a bounded lookback, `LOOKBACK`: a run's
+longest window, five days, plus the bar that closes at its first minute) up to the bar that
+closed at the event minute, so missed minutes are backfilled. The last few minutes
 are always asked again (`REFETCH`), because a bar can arrive or be corrected up to ~30 s after its
 minute closes. Tickers that start at the same minute share one multi-symbol, paged request; a
 thin ticker (IEX bars for quiet names have gaps of minutes) gets a request of its own from where
@@ -24,11 +25,11 @@ from typing import Any
 
 from ops_pipeline.db import Connection, json_records
 from ops_pipeline.errors import InvalidEventError
-from ops_pipeline.event_time import ONE_MINUTE, parse_minute
+from ops_pipeline.event_time import MAX_WINDOW, ONE_MINUTE, parse_minute
 from ops_pipeline.market import BarSession, MarketCalendar, trading_day
 from ops_pipeline.observability import logger
 
-LOOKBACK = timedelta(days=5)
+LOOKBACK = MAX_WINDOW + ONE_MINUTE  # a window's bars, from the one that closes at its start
 REFETCH = timedelta(minutes=3)
 MAX_REQUESTS = 4
 
