@@ -138,6 +138,9 @@ def _tcp_socket(target: DatabaseTarget) -> socket.socket:
     return sock
 
 
+TIMESTAMPTZ_OID = 1184
+
+
 def connect(target: DatabaseTarget | None = None) -> Connection:
     """Open a connection; IAM token and TLS when the target asks for them."""
     target = target or target_from_env()
@@ -162,9 +165,6 @@ def connect(target: DatabaseTarget | None = None) -> Connection:
     conn = pg8000.native.Connection(**kwargs)
     conn.register_in_adapter(TIMESTAMPTZ_OID, timestamptz_in)
     return conn
-
-
-TIMESTAMPTZ_OID = 1184
 
 
 def _json_value(value: Any) -> str:

@@ -429,16 +429,13 @@ SET status = u.status,
     reject_reason = u.reason,
     commission = coalesce(u.commission, e.commission),
     filled_at = coalesce(u.filled_at, e.filled_at),
-    gate_verdicts = coalesce(CAST(u.verdicts AS jsonb), e.gate_verdicts),
+    gate_verdicts = coalesce(u.verdicts, e.gate_verdicts),
     decided_at = coalesce(u.decided_at, e.decided_at),
     updated_at = now()
-FROM unnest(
-    CAST(:rec_id AS bigint[]), CAST(:status AS text[]), CAST(:price AS numeric[]),
-    CAST(:qty AS numeric[]), CAST(:requested_qty AS numeric[]), CAST(:order_id AS text[]),
-    CAST(:code AS integer[]), CAST(:reason AS text[]), CAST(:commission AS numeric[]),
-    CAST(:filled_at AS timestamptz[]), CAST(:verdicts AS text[]), CAST(:decided_at AS timestamptz[])
-) AS u(rec_id, status, price, qty, requested_qty, order_id, code, reason, commission, filled_at,
-       verdicts, decided_at)
+FROM json_to_recordset(CAST(:rows AS json))
+    AS u(rec_id bigint, status text, price numeric, qty numeric, requested_qty numeric,
+         order_id text, code integer, reason text, commission numeric, filled_at timestamptz,
+         verdicts jsonb, decided_at timestamptz)
 WHERE e.recommendation_id = u.rec_id
 """
 
@@ -450,8 +447,8 @@ class _Record:
     decided_at: datetime | None = None
 
 
-def _verdicts_json(decision: Decision) -> str:
-    return json.dumps([v.as_json() for v in decision.verdicts])
+def _verdicts(decision: Decision) -> list[dict[str, Any]]:
+    return [v.as_json() for v in decision.verdicts]
 
 
 def _salt(conn: Connection) -> str:
@@ -510,7 +507,7 @@ def _claim(
                     "status": planned[d.recommendation.id].status,
                     "reason": planned[d.recommendation.id].reason,
                     "decided_at": at,
-                    "verdicts": [v.as_json() for v in d.verdicts],
+                    "verdicts": _verdicts(d),
                 }
                 for d, at in zip(decisions, decided_at, strict=True)
             ]
@@ -523,24 +520,26 @@ def _record(conn: Connection, records: dict[int, _Record]) -> None:
     """Every outcome of the run in one statement."""
     if not records:
         return
-    ids = list(records)
-    outs = [records[i].outcome for i in ids]
-    decs = [records[i].decision for i in ids]
-    conn.run(
-        RECORD_OUTCOMES,
-        rec_id=ids,
-        status=[o.status for o in outs],
-        price=[o.price for o in outs],
-        qty=[o.qty if o.qty is not None else (d.qty if d else None) for o, d in zip(outs, decs)],
-        requested_qty=[d.qty if d else None for d in decs],
-        order_id=[o.broker_order_id for o in outs],
-        code=[o.broker_code for o in outs],
-        reason=[o.reason for o in outs],
-        commission=[o.commission for o in outs],
-        filled_at=[o.filled_at for o in outs],
-        verdicts=[_verdicts_json(d) if d else None for d in decs],
-        decided_at=[records[i].decided_at for i in ids],
-    )
+    rows = []
+    for rec_id, r in records.items():
+        o, d = r.outcome, r.decision
+        rows.append(
+            {
+                "rec_id": rec_id,
+                "status": o.status,
+                "price": o.price,
+                "qty": o.qty if o.qty is not None else (d.qty if d else None),
+                "requested_qty": d.qty if d else None,
+                "order_id": o.broker_order_id,
+                "code": o.broker_code,
+                "reason": o.reason,
+                "commission": o.commission,
+                "filled_at": o.filled_at,
+                "verdicts": _verdicts(d) if d else None,
+                "decided_at": r.decided_at,
+            }
+        )
+    conn.run(RECORD_OUTCOMES, rows=json_records(rows))
 
 
 def _counts(outcomes: Iterable[Outcome]) -> dict[str, int]:
@@ -807,17 +806,17 @@ class SimulatedLedger:
             limits=limits,
             book=self._book(minute),
         )
-        retried = {rec.id for rec, coid in due if coid is not None}
+        coids = {rec.id: coid for rec, coid in due}  # a coid: a `pending` row being retried
         final: dict[int, Outcome] = {}
         kept: list[tuple[PendingRecommendation, str | None]] = []
         for d in decisions:
             rec = d.recommendation
-            if rec.id in retried:
+            if coids[rec.id] is not None:
                 # A `pending` row (left by a paper or live run): its order may be at the broker,
                 # where a simulation cannot look. A refusal is recorded, decided now; an approval
                 # leaves it pending, decided again next minute until a gate (expiry) refuses it.
                 if d.approved:
-                    kept.append((rec, next(c for r, c in due if r.id == rec.id)))
+                    kept.append((rec, coids[rec.id]))
                 else:
                     final[rec.id] = Outcome("rejected", reason=d.rejected)
                     self.changed[rec.id] = _Record(final[rec.id], d, minute)
@@ -907,9 +906,8 @@ def _one_run_at_a_time(conn: Connection, prefix: str) -> Iterator[None]:
     before its order is sent.)"""
     conn.run("START TRANSACTION")
     try:
-        if not conn.run("SELECT pg_try_advisory_xact_lock(:key)", key=window_lock_key(prefix))[0][
-            0
-        ]:
+        ((locked,),) = conn.run("SELECT pg_try_advisory_xact_lock(:k)", k=window_lock_key(prefix))
+        if not locked:
             raise TransientError("another dispatcher run of this deployment is dispatching")
         yield
         conn.run("COMMIT")

@@ -309,16 +309,11 @@ INSERT INTO dispatch_recommendations
     (ticker, ts, decided_at, action, rule, price, base_confidence, volume_ratio, volume_multiplier,
      confidence, reason, news_event_ids)
 SELECT r.ticker, r.ts, r.decided_at, r.action, r.rule, r.price, r.base_confidence, r.volume_ratio,
-       r.volume_multiplier, r.confidence, r.reason,
-       CAST(CASE WHEN r.news_ids = '' THEN '{}' ELSE '{' || r.news_ids || '}' END AS bigint[])
-FROM unnest(
-    CAST(:ticker AS text[]), CAST(:ts AS timestamptz[]), CAST(:decided_at AS timestamptz[]),
-    CAST(:action AS text[]), CAST(:rule AS text[]), CAST(:price AS numeric[]),
-    CAST(:base_confidence AS numeric[]), CAST(:volume_ratio AS numeric[]),
-    CAST(:volume_multiplier AS numeric[]), CAST(:confidence AS numeric[]), CAST(:reason AS text[]),
-    CAST(:news_ids AS text[]))
-    AS r(ticker, ts, decided_at, action, rule, price, base_confidence, volume_ratio,
-         volume_multiplier, confidence, reason, news_ids)
+       r.volume_multiplier, r.confidence, r.reason, r.news_event_ids
+FROM json_to_recordset(CAST(:rows AS json))
+    AS r(ticker text, ts timestamptz, decided_at timestamptz, action text, rule text,
+         price numeric, base_confidence numeric, volume_ratio numeric, volume_multiplier numeric,
+         confidence numeric, reason text, news_event_ids bigint[])
 ON CONFLICT (ticker, ts) DO NOTHING
 RETURNING id
 """
@@ -426,30 +421,28 @@ def evaluate_window(
     return out
 
 
-def _id_list(ids: Sequence[int]) -> str:
-    return ",".join(str(i) for i in ids)
-
-
 def store(conn: Connection, recs: Sequence[Recommendation], minute: datetime) -> int:
     """Write recommendations (each at its own decision minute, else `minute`), once per bar."""
     if not recs:
         return 0
-    rows = conn.run(
-        INSERT_RECOMMENDATIONS,
-        ticker=[r.ticker for r in recs],
-        ts=[r.ts for r in recs],
-        decided_at=[r.decided_at or minute for r in recs],
-        action=[r.action for r in recs],
-        rule=[r.rule for r in recs],
-        price=[r.price for r in recs],
-        base_confidence=[r.base_confidence for r in recs],
-        volume_ratio=[r.volume_ratio for r in recs],
-        volume_multiplier=[r.volume_multiplier for r in recs],
-        confidence=[r.confidence for r in recs],
-        reason=[r.reason for r in recs],
-        news_ids=[_id_list(r.news_event_ids) for r in recs],
-    )
-    return len(rows)
+    rows = [
+        {
+            "ticker": r.ticker,
+            "ts": r.ts,
+            "decided_at": r.decided_at or minute,
+            "action": r.action,
+            "rule": r.rule,
+            "price": r.price,
+            "base_confidence": r.base_confidence,
+            "volume_ratio": r.volume_ratio,
+            "volume_multiplier": r.volume_multiplier,
+            "confidence": r.confidence,
+            "reason": r.reason,
+            "news_event_ids": list(r.news_event_ids),
+        }
+        for r in recs
+    ]
+    return len(conn.run(INSERT_RECOMMENDATIONS, rows=json_records(rows)))
 
 
 def store_evaluations(conn: Connection, evaluations: Sequence[Evaluation]) -> int:
