@@ -15,9 +15,9 @@ quantity, 404 40410000 for an unknown order, 429 past 200 requests per key per m
 
 Market orders (``fill_market_orders``):
 
-- ``"next_open"`` (the default, as Alpaca): the order is ``accepted``; it becomes ``new`` once the session is
-  open (an order sent outside the session waits for the next open) and fills at the OPEN of the
-  first bar that starts at or after that moment, in parts when it is larger than
+- ``"next_open"`` (the default, as Alpaca): the order is ``accepted``; it becomes ``new`` once
+  the session is open (an order sent outside the session waits for the next open) and fills at
+  the OPEN of the first bar that starts at or after that moment, in parts when it is larger than
   ``participation`` x the bar's volume (``partially_filled``, then ``filled`` over the next bars).
   A DAY order still open at the close is ``expired``.
 - ``"on_submit"``: fills at once at the close of the latest closed bar when the session is open,

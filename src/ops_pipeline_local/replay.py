@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import Any, TextIO
 
 from ops_pipeline.db import connect, parse_database_url, query
 from ops_pipeline.errors import is_connection_lost
@@ -36,7 +36,6 @@ from ops_pipeline_local.runtime import ExecutionResult, LocalRuntime
 MINUTE_MACHINE = "MinutePipelineStateMachine"
 # A replay's own reads and migration are retried on a lost connection as often as a Task state.
 CONNECTION_ATTEMPTS = 5
-T = TypeVar("T")
 # In simulation the fastest step: windows as long as a run's window may be (`MAX_WINDOW`, five
 # days, nights included), which leave the same rows as a run per minute; in paper mode the
 # broker's clock is the run's, so a replay steps one minute.
@@ -295,7 +294,7 @@ def replay(
     return result
 
 
-def on_fresh_connection(
+def on_fresh_connection[T](
     database_url: str, work: Callable[[Any], T], attempts: int = CONNECTION_ATTEMPTS
 ) -> T:
     """Run `work` on a new connection; if the connection is lost under it, run it again on

@@ -153,3 +153,33 @@ def test_database_connections_killed_mid_stage_change_nothing(
     for name in DECISIONS:
         assert rows[name] == expected[name], name
     assert not [e for e in rows["executions"] if e[-1] == "pending"]
+
+
+def test_connections_killed_mid_simulated_window_change_nothing(
+    database_server: str, window: list
+) -> None:
+    """The simulated dispatcher's window is one transaction: a connection killed inside it
+    rolls it back whole, and the state machine's retry decides it again, the same way."""
+
+    def simulate(killer_every: float | None) -> tuple[Any, dict[str, list], int]:
+        with throwaway_database(database_server) as url:
+            if killer_every is None:
+                result, killed = replay(window, database_url=url, step=1, parameters=RISK), 0
+            else:
+                with ConnectionKiller(url, every=killer_every) as killer:
+                    result = replay(window, database_url=url, step=1, parameters=RISK)
+                killed = killer.killed
+            conn = connect(parse_database_url(url))
+            try:
+                rows = {name: conn.run(sql) for name, sql in DECISIONS.items()}  # fixed queries
+            finally:
+                conn.close()
+        return result, rows, killed
+
+    clean_result, expected, _ = simulate(None)
+    assert clean_result.failures == [] and expected["executions"], "the window trades"
+    result, rows, killed = simulate(0.3)
+    assert killed >= 3, "the killer must have hit live connections"
+    assert result.failures == []
+    for name in DECISIONS:
+        assert rows[name] == expected[name], name

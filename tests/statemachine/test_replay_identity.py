@@ -5,7 +5,8 @@ sessions (2019-02-12 and 2019-02-13, Alpha Vantage via masonblier/eqker, ISC), i
 Trimmed so that the test stays short: the replay covers the last 15 minutes of the first session
 and the first 42 of the second; each database is first seeded, the same way for every step, with
 the first session's earlier bars run through the stages in-process (features warm, positions
-held). Positions carry over the night; a window of the replay ends with its day.
+held). Positions carry over the night, and the windows span it: at step 390 (and at the
+default, five days) the whole replay is one window.
 """
 
 from __future__ import annotations
