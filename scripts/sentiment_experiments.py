@@ -30,8 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import train_sentiment as T
 from news_templates import news_sentences
-from sentiment_eval import read_semeval
+from sentiment_eval import HELDOUT_NEWS, read_semeval
 from sentiment_templates import domain_sentences
+from written_sentences import read_labelled, written_sentences
 
 ORDER = ["negative", "neutral", "positive"]
 PRIOR = np.array([0.13, 0.61, 0.26])  # of ORDER
@@ -56,6 +57,9 @@ class Data:
             "even": ([t for i, t, _ in sem if i % 2 == 0], [g for i, _, g in sem if i % 2 == 0]),
             "odd": ([t for i, t, _ in sem if i % 2 == 1], [g for i, _, g in sem if i % 2 == 1]),
         }
+        if HELDOUT_NEWS.exists():
+            self.sets["heldout"] = read_labelled(HELDOUT_NEWS)
+        self.written = written_sentences()
 
     def own(self, news: int = 10000, first: int = 1500) -> tuple[list[str], list[str]]:
         a, la = domain_sentences(first)
@@ -64,12 +68,16 @@ class Data:
 
 
 def fit(
-    texts: list[str], labels: list[str], c: float = 3.0, cw: str | None = "balanced"
+    texts: list[str],
+    labels: list[str],
+    c: float = 3.0,
+    cw: str | None = "balanced",
+    weights: list[float] | None = None,
 ) -> tuple[Proba, list[str]]:
     cfg = T.FEATURE_CONFIGS[0]
     vecs = T.make_vectorizers(cfg)
     clf = LogisticRegression(C=c, class_weight=cw, max_iter=3000)
-    clf.fit(T.fit_transform(vecs, texts), labels)
+    clf.fit(T.fit_transform(vecs, texts), labels, sample_weight=weights)
     return (lambda xs: clf.predict_proba(T.transform(vecs, xs))), [str(k) for k in clf.classes_]
 
 
@@ -83,14 +91,33 @@ def report(name: str, d: Data, parts: list[tuple[Proba, list[str], float]]) -> N
             round(accuracy_score(gold, pred), 3),
             round(f1_score(gold, pred, average="macro"), 3),
         )
-        if key != "twitter":
+        if key in ("even", "odd"):
             out[key + "_rw61"] = reweighted(gold, pred)
     print(json.dumps(out), flush=True)
 
 
 def run(name: str, d: Data) -> None:
     tw, twl = d.tweets, d.tweet_labels
-    if name == "templates":  # the count of second-generation templates
+    if name == "written":  # the sentences written for the project, and their weight
+        own, ownl = d.own()
+        wr, wrl = d.written
+        report("tweets + templates (v3 data)", d, [(*fit(tw + own, twl + ownl), 1.0)])
+        for w in (1.0, 2.0, 4.0):
+            weights = [1.0] * len(tw + own) + [w] * len(wr)
+            model = fit(tw + own + wr, twl + ownl + wrl, weights=weights)
+            report(f"+ written, weight {w}", d, [(*model, 1.0)])
+        for tweet_w in (0.5, 0.25):
+            weights = [tweet_w] * len(tw) + [1.0] * len(own) + [2.0] * len(wr)
+            model = fit(tw + own + wr, twl + ownl + wrl, weights=weights)
+            report(f"+ written 2, tweets {tweet_w}", d, [(*model, 1.0)])
+    elif name == "written_C":  # C with the shipped data and weights
+        own, ownl = d.own()
+        wr, wrl = d.written
+        weights = [1.0] * len(tw + own) + [2.0] * len(wr)
+        for c in (1.5, 3.0, 6.0):
+            model = fit(tw + own + wr, twl + ownl + wrl, c, weights=weights)
+            report(f"+ written 2, C = {c}", d, [(*model, 1.0)])
+    elif name == "templates":  # the count of second-generation templates
         for n in (0, 1500, 3000, 6000, 10000, 15000):
             own, ownl = d.own(n)
             report(f"news templates {n}", d, [(*fit(tw + own, twl + ownl), 1.0)])
@@ -126,7 +153,7 @@ def run(name: str, d: Data) -> None:
 
 
 def main() -> int:
-    names = sys.argv[1:] or ["templates", "C", "ensemble", "augment"]
+    names = sys.argv[1:] or ["written", "templates", "C", "ensemble", "augment"]
     d = Data()
     for name in names:
         run(name, d)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import sys
 from pathlib import Path
 
 import pytest
@@ -142,10 +143,34 @@ def test_press_release_sentences_mostly_right(label: str, texts: list[str]) -> N
         ("Company will cut 400 jobs", {"dir_down", "cue_neg"}),
         ("Workforce reduced by 12 %", {"dir_down", "cue_neg"}),
         ("Costs cut by 5 %", {"dir_down", "cue_pos"}),
+        # version 4: brackets, swings, the head of a compound, "per share", flat, years
+        ("Operating profit in the Services business area fell to SEK 41 mn", {"cue_neg"}),
+        ("Operating profit totalled EUR 41 mn (EUR 67 mn)", {"fromto_neg"}),
+        ("Equity ratio was 22.4 % (2024: 31.0 %)", {"fromto_neg"}),
+        ("Loss per share was EUR 0.05 (EUR 0.19)", {"fromto_pos"}),
+        ("Net sales totalled EUR 72.4 mn (EUR 72.1 mn)", {"fromto_flat"}),
+        ("Operating loss was EUR 2.0 mn, compared with a loss of EUR 3.4 mn", {"fromto_pos"}),
+        ("Profit was EUR 2.4 mn, compared to a loss of EUR 1.1 mn", {"cue_turn_up"}),
+        ("Northvale swings to quarterly loss as rates slump", {"cue_turn_down"}),
+        ("Kivi Oyj returned to profit in the third quarter", {"cue_turn_up"}),
+        ("Smelter cut its energy use, cutting production costs by NOK 60 mn", {"cue_pos"}),
+        ("Sales fell as costs rose", {"cue_neg"}),
+        ("Settlement costs were less than feared", {"cue_beat"}),
     ],
 )
 def test_cue_features(text: str, cues: set[str]) -> None:
     assert cues <= set(S.cue_features(text)), S.cue_features(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Net sales were EUR 3 mn in 2023 and EUR 4 mn in 2024",  # years are not figures
+        "Profit was EUR 0.6 mn, compared with a loss of EUR 1.4 mn",  # a swing, not a fall
+    ],
+)
+def test_cue_features_compare_no_years_or_swings(text: str) -> None:
+    assert not {"fromto_pos", "fromto_neg"} & set(S.cue_features(text)), S.cue_features(text)
 
 
 def test_cue_lexicon_words_and_negation() -> None:
@@ -262,7 +287,7 @@ def test_hand_written_press_release_sentences() -> None:
     """90 own press-release sentences and headlines (54 neutral, 24 positive, 12 negative),
     written by hand before the second-generation templates and never trained on. The same
     person wrote the templates, so this checks the register, not generalisation:
-    finlex-v2 got 0.91 of them right, finlex-v3 0.99."""
+    finlex-v2 got 0.91 of them right, finlex-v3 0.99, finlex-v4 0.98."""
     rows = [
         line.split("\t")
         for line in (Path(__file__).with_name("press_release_sentences.tsv"))
@@ -274,3 +299,40 @@ def test_hand_written_press_release_sentences() -> None:
     got = S.classify_sentiments(text for _, text in rows)
     right = sum(s.label == label for (label, _), s in zip(rows, got))
     assert right >= 85, [(t, s.label) for (label, t), s in zip(rows, got) if s.label != label]
+
+
+# --- written news sentences: training files and the held-out set -------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _labelled(path: Path) -> list[tuple[str, str]]:
+    sys.path.insert(0, str(REPO / "scripts"))
+    from written_sentences import read_labelled
+
+    texts, labels = read_labelled(path)
+    return list(zip(labels, texts))
+
+
+def test_written_training_files_are_well_formed_and_apart_from_the_held_out_set() -> None:
+    """Every training line parses, and no held-out sentence is a training one (nor close:
+    the held-out file was built without sentences sharing over 80 % of their words with any
+    training sentence)."""
+    train = [
+        row
+        for p in sorted((REPO / "scripts" / "sentiment_data").glob("*.tsv"))
+        for row in _labelled(p)
+    ]
+    held = _labelled(REPO / "bench" / "sentiment_heldout_news.tsv")
+    assert len(train) > 3000 and len(held) > 600
+    assert {label for label, _ in train} == {"negative", "neutral", "positive"}
+    assert not {t.lower() for _, t in train} & {t.lower() for _, t in held}
+
+
+def test_held_out_written_news() -> None:
+    """The held-out written news sentences (about 60 % neutral), never trained on: finlex-v4
+    gets 0.94 of them, finlex-v3 got 0.88, finlogreg-v1 0.75 (docs/sentiment.md)."""
+    rows = _labelled(REPO / "bench" / "sentiment_heldout_news.tsv")
+    got = S.classify_sentiments(text for _, text in rows)
+    right = sum(s.label == label for (label, _), s in zip(rows, got))
+    assert right >= 0.9 * len(rows), right / len(rows)

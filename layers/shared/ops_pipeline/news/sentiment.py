@@ -27,10 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-MODEL_NAME = "finlex-v3"
+MODEL_NAME = "finlex-v4"
 MODEL_PATH = Path(__file__).with_name("sentiment_model.json.gz")
 # Bump when normalise()/analyzers change; the weights file records the version it was built with.
-PREPROCESS_VERSION = 3
+PREPROCESS_VERSION = 4
 LABELS = ("negative", "positive", "neutral")
 
 _URL = re.compile(r"https?://\S*|www\.\S+", re.IGNORECASE)
@@ -132,13 +132,23 @@ _GOOD = _wordset(
     demand guidance outlook forecast forecasts target targets rating ratings cash flow volume
     volumes backlog deliveries shipments subscribers production output result results value
     valuation market bookings occupancy traffic sentiment confidence payout buyback buybacks
-    profitability capacity jobs job workforce headcount staff employees hiring payroll"""
+    profitability capacity jobs job workforce headcount staff employees hiring payroll ebita
+    arpu passengers customers users members visitors premiums equity solvency liquidity
+    productivity utilisation utilization throughput"""
 )
 _BAD = _wordset(
     """loss losses cost costs expense expenses debt debts deficit unemployment layoffs layoff
     redundancies charges charge impairment impairments writedown writedowns write-down provisions
     provision risk risks fine fines penalty penalties default defaults delinquencies claims
-    inflation liabilities outflows churn"""
+    inflation liabilities outflows churn write-downs write-down writedown lay-offs lay-off
+    gearing arrears absenteeism"""
+)
+# Verbs that usually take the quantity they move as their object ("cut costs", "raised its
+# dividend"): the quantity is looked for after them first, before them for the others.
+_TRANSITIVE = _wordset(
+    """cut cuts cutting slash slashes slashed reduce reduces reduced reducing raise raises raised
+    raising boost boosts boosted lift lifts lifted lower lowers lowered trim trims trimmed shed
+    sheds hike hikes hiked halve halves halved doubled doubles strengthen strengthened"""
 )
 _NEGATORS = _wordset("not no never without neither nor fail fails failed")
 _CUE_WORD = re.compile(r"[a-z][a-z'-]*|\d[\d,]*(?:\.\d+)?")
@@ -151,10 +161,16 @@ _TO_FROM = re.compile(
     r"\bto\s+(?:[a-z]{3}\s?|[$€£]\s?)?(\d[\d,]*(?:\.\d+)?)[^\d]{0,24}?\bfrom\s+"
     r"(?:[a-z]{3}\s?|[$€£]\s?)?(\d[\d,]*(?:\.\d+)?)"
 )
+# "EUR 5.1 mn (EUR 4.2 mn)", "22.4 % (2024: 31.0 %)": the press-release comparison in brackets.
+_PAREN = re.compile(
+    r"(\d[\d,]*(?:\.\d+)?)\s*(?:%|[a-z]{1,7}\.?)?\s*\(\s*(?:\d{4}\s*:\s*|[a-z]{1,6}\s*:\s*)?"
+    r"(?:[a-z]{3}\s?|[$€£]\s?)?(\d[\d,]*(?:\.\d+)?)"
+)
 # "EUR 5.1 mn, compared with EUR 4.2 mn": the new figure first, then the old one.
 _VERSUS = re.compile(
     r"(\d[\d,]*(?:\.\d+)?)[^\d]{0,24}?\b(?:compared (?:with|to)|versus|vs\.?|against|"
-    r"up from|down from)\s+(?:[a-z]{3}\s?|[$€£]\s?)?(\d[\d,]*(?:\.\d+)?)"
+    r"up from|down from)\s+(?:an?\s+(?:[a-z-]+\s+){0,2}?of\s+)?(?:[a-z]{3}\s?|[$€£]\s?)?"
+    r"(\d[\d,]*(?:\.\d+)?)"
 )
 _PHRASES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(p), tok)
@@ -169,13 +185,34 @@ _PHRASES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
             r"(?:estimates?|expectations?|forecasts?|consensus|views?)",
             "cue_miss",
         ),
-        (r"\bbetter[- ]than[- ]expected\b", "cue_beat"),
-        (r"\b(?:worse|weaker|lower)[- ]than[- ]expected\b", "cue_miss"),
+        (r"\b(?:better|smaller|narrower)[- ]than[- ](?:expected|feared|forecast)", "cue_beat"),
+        (r"\b(?:worse|weaker|lower)[- ]than[- ](?:expected|feared|forecast)", "cue_miss"),
         (r"\b(?:stronger|higher)[- ]than[- ]expected\b", "cue_beat"),
+        (r"\bless than (?:feared|expected)\b", "cue_beat"),
         (r"\bprofit warning\b|\bwarns?\b", "cue_warn"),
         (r"\brecord (?:high|profit|sales|revenue|quarter|year|earnings|results)", "cue_record"),
-        (r"\b(?:turned|swung|swing) (?:to|into) (?:a )?(?:net )?profit", "cue_turn_up"),
-        (r"\b(?:turned|swung|swing) (?:to|into) (?:a )?(?:net )?loss", "cue_turn_down"),
+        (
+            r"\b(?:turn|turns|turned|swing|swings|swung|return|returns|returned|back|moved|moves)"
+            r" (?:back )?(?:to|into|in) (?:a |the )?(?:[\w-]+ ){0,2}?(?:profit|black)\b"
+            r"|\brevers(?:e|es|ed|ing) (?:a |the |its )?(?:[\w-]+ ){0,2}?loss",
+            "cue_turn_up",
+        ),
+        (
+            r"\b(?:turn|turns|turned|swing|swings|swung|slip|slips|slipped|slid|fell|falls|sank"
+            r"|plunged|plunges|dipped|dips|back|moved|moves) (?:back )?(?:to|into|in) (?:a |the )?"
+            r"(?:[\w-]+ ){0,2}?(?:loss|losses|deficit|red)\b",
+            "cue_turn_down",
+        ),
+        (
+            r"\bprofit\b(?:[^.;]|\.\d){0,80}?\b(?:compared (?:with|to)|against|versus|vs\.?) (?:a |the )?"
+            r"(?:[\w-]+ ){0,3}?loss",
+            "cue_turn_up",
+        ),
+        (
+            r"\bloss\b(?:[^.;]|\.\d){0,80}?\b(?:compared (?:with|to)|against|versus|vs\.?) (?:a |the )?"
+            r"(?:[\w-]+ ){0,3}?profit",
+            "cue_turn_down",
+        ),
         (r"\bbankrupt|\binsolven|\bchapter 11\b", "cue_distress"),
     )
 )
@@ -195,6 +232,56 @@ def _number(text: str) -> float:
     return float(text.replace(",", ""))
 
 
+def _is_year(text: str) -> bool:
+    return len(text) == 4 and text.isdigit() and 1980 <= int(text) <= 2059
+
+
+def _quantity_words(words: list[str]) -> list[str]:
+    """``words`` with a word after "per" blanked: "loss per share" is a loss, not shares."""
+    return ["" if k and words[k - 1] == "per" else w for k, w in enumerate(words)]
+
+
+def _quantity_good(words: Iterable[str]) -> bool | None:
+    """Up is good (True) or bad (False) for the first quantity word met, None if none."""
+    for x in words:
+        if x in _GOOD:
+            return True
+        if x in _BAD:
+            return False
+    return None
+
+
+def _compound_head(words: list[str]) -> bool | None:
+    """The head of the first quantity run in ``words``: "production costs" is costs."""
+    head = None
+    for x in words:
+        good = _quantity_good((x,))
+        if good is not None:
+            head = good
+        elif head is not None:
+            break
+    return head
+
+
+def _up_is_good(words: list[str], i: int, window: int) -> bool | None:
+    """Whether up is good for the quantity that the direction word ``words[i]`` moves.
+
+    A transitive verb ("cut costs", "raised its dividend") moves what follows it, the others
+    ("net sales rose", "loss narrowed") what comes before them: the nearest quantity word on
+    that side, then on the other, within ``window`` words (a little further back).
+    """
+    after = words[i + 1 : i + 4]
+    before = reversed(words[max(0, i - window - 3) : i])
+    if words[i] in _TRANSITIVE:
+        first = _compound_head(after)
+        return first if first is not None else _quantity_good(before)
+    near = reversed(words[max(0, i - 3) : i])
+    for found in (_quantity_good(near), _compound_head(after), _quantity_good(before)):
+        if found is not None:
+            return found
+    return None
+
+
 def cue_features(text: str, window: int = 5, lexicon: bool = True) -> list[str]:
     """Finance cue tokens of one text (raw text, not ``normalise``d: numbers matter here).
 
@@ -208,6 +295,7 @@ def cue_features(text: str, window: int = 5, lexicon: bool = True) -> list[str]:
     """
     t = html.unescape(text or "").lower().replace("’", "'")
     words = _CUE_WORD.findall(t)
+    quantities = _quantity_words(words)
     lex = _lexicon() if lexicon else {}
     out: list[str] = []
     for i, w in enumerate(words):
@@ -219,24 +307,30 @@ def cue_features(text: str, window: int = 5, lexicon: bool = True) -> list[str]:
             if negated:
                 up = not up
             out.append("dir_up" if up else "dir_down")
-            near = words[max(0, i - window) : i] + words[i + 1 : i + 1 + window]
-            good = sum(x in _GOOD for x in near)
-            bad = sum(x in _BAD for x in near)
-            if good != bad:
-                out.append("cue_pos" if (up == (good > bad)) else "cue_neg")
+            good = _up_is_good(quantities, i, window)
+            if good is not None:
+                out.append("cue_pos" if up == good else "cue_neg")
     pairs = [(m, m.group(1), m.group(2)) for m in _FROM_TO.finditer(t)]
     pairs += [(m, m.group(2), m.group(1)) for m in _VERSUS.finditer(t)]
     pairs += [(m, m.group(2), m.group(1)) for m in _TO_FROM.finditer(t)]
+    pairs += [(m, m.group(2), m.group(1)) for m in _PAREN.finditer(t)]
     for m, old, new in pairs:
         try:
             a, b = _number(old), _number(new)
         except ValueError:
             continue
-        if a == b:
+        if a == b or _is_year(old) or _is_year(new):
             continue
-        before = _CUE_WORD.findall(t[max(0, m.start() - 60) : m.start()])[-window:]
+        if abs(b - a) <= 0.02 * max(abs(a), abs(b)):
+            out.append("fromto_flat")  # "EUR 72.4 mn (EUR 72.1 mn)": no real change
+            continue
+        before = _quantity_words(_CUE_WORD.findall(t[max(0, m.start() - 60) : m.start()]))
+        good = _quantity_good(reversed(before[-window - 4 :]))
+        inside = _quantity_good(_quantity_words(_CUE_WORD.findall(m.group(0))))
+        if good is not None and inside is not None and inside != good:
+            continue  # "a profit of EUR 0.6 mn, compared with a loss of EUR 1.4 mn": a swing
         up = b > a
-        if any(x in _BAD for x in before) and not any(x in _GOOD for x in before):
+        if good is False:
             up = not up
         out.append("fromto_pos" if up else "fromto_neg")
     for pattern, token in _PHRASES:
