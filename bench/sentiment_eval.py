@@ -35,6 +35,9 @@ from pathlib import Path
 from ops_pipeline.news import sentiment as S
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+from written_sentences import read_labelled  # noqa: E402  (scripts/ is not a package)
+
 # shared/data beside the repository (or beside the folder of a git worktree).
 DEFAULT_DATA = next(
     (p / "shared" / "data" / "sentiment" for p in REPO.parents if (p / "shared" / "data").is_dir()),
@@ -85,13 +88,6 @@ def read_semeval(path: Path, threshold: float) -> list[tuple[int, str, str]]:
         label = "positive" if v > threshold else "negative" if v < -threshold else "neutral"
         out.append((int(r["id"]), r["title"], label))
     return out
-
-
-def _read_labelled(path: Path) -> tuple[list[str], list[str]]:
-    sys.path.insert(0, str(REPO / "scripts"))
-    from written_sentences import read_labelled
-
-    return read_labelled(path)
 
 
 def throughput(texts: list[str], n: int = 1000) -> float:
@@ -212,13 +208,13 @@ def main() -> int:
         g = [sem[k][2] for k in idx]
         report[key] = print_scores(name, g, [sem_pred[k] for k in idx], "positive")
 
-    held_texts, held_gold = _read_labelled(HELDOUT_NEWS)
+    held_texts, held_gold = read_labelled(HELDOUT_NEWS)
     held_pred = [s.label for s in S.classify_sentiments(held_texts)]
     report["heldout_news"] = print_scores(
         "out of domain: held-out written news sentences (press releases and headlines)",
         held_gold,
         held_pred,
-        "neutral",
+        Counter(held_gold).most_common(1)[0][0],
     )
 
     files = {p.name: p.stat().st_size for p in (S.MODEL_PATH, S.LEXICON_PATH) if p.exists()}

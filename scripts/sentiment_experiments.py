@@ -57,8 +57,7 @@ class Data:
             "even": ([t for i, t, _ in sem if i % 2 == 0], [g for i, _, g in sem if i % 2 == 0]),
             "odd": ([t for i, t, _ in sem if i % 2 == 1], [g for i, _, g in sem if i % 2 == 1]),
         }
-        if HELDOUT_NEWS.exists():
-            self.sets["heldout"] = read_labelled(HELDOUT_NEWS)
+        self.sets["heldout"] = read_labelled(HELDOUT_NEWS)
         self.written = written_sentences()
 
     def own(self, news: int = 10000, first: int = 1500) -> tuple[list[str], list[str]]:

@@ -161,9 +161,9 @@ def source_weights(n_tweets: int, n_templates: int, n_written: int, chosen: dict
     """Per-sample weights in training order: tweets, template sentences, written sentences."""
     return np.concatenate(
         [
-            np.full(n_tweets, chosen.get("tweet_weight", 1.0)),
+            np.full(n_tweets, chosen["tweet_weight"]),
             np.ones(n_templates),
-            np.full(n_written, chosen.get("written_weight", 1.0)),
+            np.full(n_written, chosen["written_weight"]),
         ]
     )
 

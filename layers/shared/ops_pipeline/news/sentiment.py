@@ -140,8 +140,8 @@ _BAD = _wordset(
     """loss losses cost costs expense expenses debt debts deficit unemployment layoffs layoff
     redundancies charges charge impairment impairments writedown writedowns write-down provisions
     provision risk risks fine fines penalty penalties default defaults delinquencies claims
-    inflation liabilities outflows churn write-downs write-down writedown lay-offs lay-off
-    gearing arrears absenteeism"""
+    inflation liabilities outflows churn write-downs lay-offs lay-off gearing arrears
+    absenteeism"""
 )
 # Verbs that usually take the quantity they move as their object ("cut costs", "raised its
 # dividend"): the quantity is looked for after them first, before them for the others.
