@@ -12,7 +12,14 @@ from recommendations import recommend
 from ops_pipeline import alpaca, features, signals, telemetry
 from ops_pipeline.config import AlpacaCredentials, RiskLimits, SimulationCosts, TradingState
 from ops_pipeline.db import connect, parse_database_url
-from ops_pipeline.dispatch import SimulatedBroker, dispatch, order_prefix, window_lock_key
+from ops_pipeline.dispatch import (
+    DispatchMinute,
+    SimulatedBroker,
+    SimulatedLedger,
+    dispatch,
+    order_prefix,
+    window_lock_key,
+)
 from ops_pipeline.errors import TransientError
 from ops_pipeline.market import alpaca_calendar
 from ops_pipeline_local.alpaca_server import LocalAlpaca
@@ -181,6 +188,45 @@ def test_a_simulated_run_finding_another_run_of_its_deployment_at_work_is_retrie
         other.close()
     retried = dispatch(conn, broker, minute=MINUTE, limits=RiskLimits(), **KW)
     assert retried["outcomes"] == {"submitted": 1}
+
+
+def test_a_window_whose_claim_another_run_took_first_is_decided_again_not_half_written(
+    conn, database_url
+):
+    """A paper run of the deployment (it takes no window lock) claims a recommendation while a
+    simulated window, in its transaction, is deciding: the window's later minutes were decided
+    against an order it does not own, so it raises for the retry and its transaction writes
+    nothing (as `dispatch_window` runs it); the retry decides the window again."""
+    broker = SimulatedBroker(COSTS)
+    dispatch(conn, broker, minute=MINUTE, limits=RiskLimits(), **KW)  # the deployment's salt
+    ((salt,),) = conn.run("SELECT salt FROM dispatch_deployment")
+    prefix = order_prefix("local", salt)
+    rec_id = recommend(conn, "AAPL", "BUY", MINUTE, price="170")
+    recommend(conn, "AAPL", "BUY", MINUTE + timedelta(minutes=1), price="170")
+    at = [DispatchMinute(MINUTE + timedelta(minutes=m), True, CLOSE) for m in range(2)]
+    conn.run("START TRANSACTION")
+    ledger = SimulatedLedger(conn, broker, prefix, at[0].minute, at[-1].minute)
+    for minute in at:
+        ledger.dispatch(minute, TradingState.ACTIVE, RiskLimits())
+    other = connect(parse_database_url(database_url))  # the paper run, committing its claim
+    try:
+        other.run(
+            "INSERT INTO dispatch_executions (recommendation_id, ticker, side, qty, price, mode,"
+            " client_order_id, status, reject_reason, decided_at) VALUES (:r, 'AAPL', 'buy', 58,"
+            " 170, 'paper', :coid, 'rejected', 'market is closed', :m)",
+            r=rec_id,
+            coid=f"{prefix}-AAPL-201902121529-BUY",  # rec_id's: its signal bar is 15:29
+            m=MINUTE,
+        )
+    finally:
+        other.close()
+    with pytest.raises(TransientError, match="claimed by another run"):
+        ledger.write(conn)
+    conn.run("ROLLBACK")
+    assert [r[2] for r in rows(conn)] == ["rejected"]  # the other run's row, nothing of ours
+    retried = dispatch(conn, broker, minute=at[1].minute, limits=RiskLimits(), **KW)
+    assert retried["outcomes"] == {"submitted": 1}  # the second, no longer behind an open order
+    assert [r[2] for r in rows(conn)] == ["rejected", "submitted"]
 
 
 def test_an_order_without_a_bar_before_the_close_is_rejected_once_the_session_is_over(conn):

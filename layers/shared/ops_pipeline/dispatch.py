@@ -836,9 +836,12 @@ class SimulatedLedger:
         return _summary(self.broker.mode, len(due), final, decisions, reconciled)
 
     def write(self, conn: Connection) -> None:
-        """The window's claims in one statement, then every later change in one more; only the
-        claims this run inserted (a concurrent run's are left alone) have their changes written."""
-        owned: set[int] = set()
+        """The window's claims in one statement, then every later change in one more.
+
+        A claim that another run inserted first means the window's later minutes were decided
+        against an order this run does not own: it raises `TransientError`, the window's
+        transaction rolls back whole and the retry decides it again from the rows as they are.
+        """
         if self.claims:
             owned = _claim(
                 conn,
@@ -848,8 +851,12 @@ class SimulatedLedger:
                 [m for _, _, m in self.claims],
                 self.prefix,
             )
-        claimed = {d.recommendation.id for d, _, _ in self.claims}
-        _record(conn, {i: r for i, r in self.changed.items() if i not in claimed or i in owned})
+            lost = {d.recommendation.id for d, _, _ in self.claims} - owned
+            if lost:
+                raise TransientError(
+                    f"{len(lost)} recommendation(s) claimed by another run: window decided again"
+                )
+        _record(conn, self.changed)
 
 
 def _summary(
