@@ -92,8 +92,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     summary = dispatch_window(
         DB.get(), broker, minutes, state=state, limits=limits, deployment=deployment
     )
-    # "minutes": the session minutes of the window; "dispatched": those dispatched at
-    summary["minutes"] = len(minutes)
     summary["rejections"] = summary.get("rejections", [])[:MAX_LISTED_REJECTIONS]
     metrics.add_dimension(name="mode", value=mode.value)
     outcomes = summary.get("outcomes", {})

@@ -633,14 +633,20 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _prime_observability(args.log_level.upper())
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    return args.func(args)
+
+
+def entry() -> int:
+    """The `ops-pipeline` command: `main`, then the process exits without collecting its heap.
+
+    What a command leaves (moto's backends, pandas, botocore's models: millions of objects) is
+    freed by the process's exit; a garbage collection of it at interpreter shutdown took a
+    second of a five-second replay. Not in `main`, which tests call in-process."""
     try:
-        return args.func(args)
+        return main()
     finally:
-        # What a command leaves (moto's backends, pandas, botocore's models: millions of objects)
-        # is freed by the process's exit; a garbage collection of it at interpreter shutdown
-        # took a second of a five-second replay.
         gc.freeze()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry())

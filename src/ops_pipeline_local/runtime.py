@@ -210,18 +210,14 @@ class MotoShortcuts:
         )
         from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
         from moto.stepfunctions.parser.asl.utils import json_path
-        from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
         shortcuts = self
         self._parse = AmazonStateLanguageParser.parse
 
-        def parsed_entrypoint(worker: Any) -> Any:
-            return shortcuts.program(worker._evaluation_details.state_machine_details.definition)
-
         def client_for(region: str, service: str, state_credentials: Any = None) -> Any:
             return shortcuts.client(region, service)
 
-        self._patch(ExecutionWorker, "_get_evaluation_entrypoint", parsed_entrypoint)
+        # moto's validation at creation and every execution's entry point both call parse
         self._patch(AmazonStateLanguageParser, "parse", staticmethod(self.parse))
         self._patch(lambda_eval_utils, "boto_client_for", client_for)
         for module in (json_path, result_path):
@@ -248,9 +244,6 @@ class MotoShortcuts:
             with self._lock:
                 parsed = self._programs.setdefault(definition, parsed)
         return parsed
-
-    def program(self, definition: str) -> Any:
-        return self.parse(definition)[0]
 
     def client(self, region: str, service: str) -> Any:
         import boto3

@@ -105,10 +105,25 @@ def test_faults_change_nothing(
 class ConnectionKiller:
     """Terminates every other connection to the replay's database, every `every` seconds, from
     its own connection: an RDS Proxy idle timeout or a failover, where the real world does it.
-    Bounded: at most `limit` rounds, and it stops with the replay."""
+    With `in_window`, only a connection inside a simulated dispatcher window (the transaction
+    that holds the deployment's advisory lock), at most `max_kills` of them. Bounded: at most
+    `limit` rounds, and it stops with the replay."""
 
-    def __init__(self, url: str, every: float = 1.5, limit: int = 400) -> None:
+    # The dispatcher's window is the only transaction that takes an advisory lock.
+    IN_WINDOW = " AND pid IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory')"
+
+    def __init__(
+        self,
+        url: str,
+        every: float = 1.5,
+        limit: int = 400,
+        *,
+        in_window: bool = False,
+        max_kills: int | None = None,
+    ) -> None:
         self.url, self.every, self.limit = url, every, limit
+        self.where = self.IN_WINDOW if in_window else ""
+        self.max_kills = max_kills
         self.killed = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -121,9 +136,11 @@ class ConnectionKiller:
                     return
                 rows = conn.run(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()" + self.where
                 )
                 self.killed += sum(1 for (done,) in rows if done)
+                if self.max_kills is not None and self.killed >= self.max_kills:
+                    return
         finally:
             conn.close()
 
@@ -158,17 +175,18 @@ def test_database_connections_killed_mid_stage_change_nothing(
 def test_connections_killed_mid_simulated_window_change_nothing(
     database_server: str, window: list
 ) -> None:
-    """The simulated dispatcher's window is one transaction: a connection killed inside it
-    rolls it back whole, and the state machine's retry decides it again, the same way."""
+    """The simulated dispatcher's window (all 80 minutes of the replay, at the default step) is
+    one transaction: its connection killed inside it, twice, rolls it back whole, and the state
+    machine's retry decides it again, the same way."""
 
-    def simulate(killer_every: float | None) -> tuple[Any, dict[str, list], int]:
+    def simulate(killer: dict[str, Any] | None) -> tuple[Any, dict[str, list], int]:
         with throwaway_database(database_server) as url:
-            if killer_every is None:
-                result, killed = replay(window, database_url=url, step=1, parameters=RISK), 0
+            if killer is None:
+                result, killed = replay(window, database_url=url, parameters=RISK), 0
             else:
-                with ConnectionKiller(url, every=killer_every) as killer:
-                    result = replay(window, database_url=url, step=1, parameters=RISK)
-                killed = killer.killed
+                with ConnectionKiller(url, **killer) as k:
+                    result = replay(window, database_url=url, parameters=RISK)
+                killed = k.killed
             conn = connect(parse_database_url(url))
             try:
                 rows = {name: conn.run(sql) for name, sql in DECISIONS.items()}  # fixed queries
@@ -178,8 +196,8 @@ def test_connections_killed_mid_simulated_window_change_nothing(
 
     clean_result, expected, _ = simulate(None)
     assert clean_result.failures == [] and expected["executions"], "the window trades"
-    result, rows, killed = simulate(0.3)
-    assert killed >= 3, "the killer must have hit live connections"
+    result, rows, killed = simulate(dict(every=0.002, limit=20000, in_window=True, max_kills=2))
+    assert killed == 2, "the killer must have hit the window's transaction twice"
     assert result.failures == []
     for name in DECISIONS:
         assert rows[name] == expected[name], name

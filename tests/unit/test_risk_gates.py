@@ -213,7 +213,7 @@ def test_a_partial_fill_then_cancel_is_filled_with_the_filled_quantity():
     ("held", "bought_today", "fills_result", "expected"),
     [
         (D(10), {}, D(0), D(-100)),  # 10 carried from a 100 close, marked at 90
-        (D(5), {"AAPL": D(-5)}, D(-5) * D(0), D(-100)),  # half sold at 90 (the mark)
+        (D(5), {"AAPL": D(-5)}, D(0), D(-100)),  # half sold at 90 (the mark)
         (D(0), {"AAPL": D(-10)}, D(0), D(-100)),  # all sold at 90: the loss stays in the day
         (D(10), {"AAPL": D(10)}, D(-100), D(-100)),  # opened today at 100: its fills carry it
     ],

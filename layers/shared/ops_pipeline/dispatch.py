@@ -935,7 +935,7 @@ def dispatch_window(
 ) -> dict[str, Any]:
     """Dispatch each minute of a window in order, as runs of their own would have: in
     simulation in memory (`SimulatedLedger`), through a broker one minute at a time."""
-    total: dict[str, Any] = {"mode": broker.mode.value, "dispatched": 0}
+    total: dict[str, Any] = {"mode": broker.mode.value, "minutes": len(minutes)}
     if not minutes:
         return total
     prefix = order_prefix(deployment, _salt(conn))
@@ -943,9 +943,7 @@ def dispatch_window(
         with _one_run_at_a_time(conn, prefix):
             ledger = SimulatedLedger(conn, broker, prefix, minutes[0].minute, minutes[-1].minute)
             for at in minutes:
-                summary = ledger.dispatch(at, state, limits)
-                total["dispatched"] += 1
-                add_summary(total, summary)
+                add_summary(total, ledger.dispatch(at, state, limits))
             ledger.write(conn)
         return total
     for at in minutes:
@@ -963,7 +961,6 @@ def dispatch_window(
                 prefix=prefix,
             ),
         )
-        total["dispatched"] += 1
     return total
 
 
