@@ -9,6 +9,8 @@ from datetime import date, datetime, time
 from decimal import Decimal
 
 import pytest
+from alpaca.trading.enums import OrderSide, TimeInForce
+from alpaca.trading.requests import MarketOrderRequest
 from paths import SHARED_DATA
 from recommendations import recommend
 
@@ -41,9 +43,13 @@ def two_days() -> list:
     ]
 
 
+@pytest.mark.parametrize("manual_trade", [False, True], ids=["ours only", "with a manual trade"])
 def test_a_paper_position_carried_overnight_counts_in_the_next_days_result(
-    conn, two_days, monkeypatch
+    conn, two_days, monkeypatch, manual_trade
 ):
+    """Only this deployment's own fills make its carried position: a manual order on the same
+    account (another stack's, or a person's) moves the account's positions, not the result that
+    this deployment's daily loss limit is about."""
     telemetry.upsert_bars(
         conn,
         [telemetry.Bar(b.symbol, b.ts, b.open, b.high, b.low, b.close, b.volume) for b in two_days],
@@ -60,6 +66,14 @@ def test_a_paper_position_carried_overnight_counts_in_the_next_days_result(
         assert dispatch(conn, broker, minute=bought, limits=RiskLimits(), **KW)["outcomes"] == {
             "filled": 1
         }
+        if manual_trade:  # bought by hand on the same account, not by this deployment
+            client = alpaca.trading_client(CREDS, timeout=5)
+            client.submit_order(
+                MarketOrderRequest(
+                    symbol="MSFT", qty=10, side=OrderSide.BUY, time_in_force=TimeInForce.DAY
+                )
+            )
+            assert broker.positions(conn, bought, "ops")[0]["MSFT"] == Decimal(10)
         server.set_time(next_day)
         recommend(conn, "MSFT", "BUY", next_day, price="105")
         dispatch(conn, broker, minute=next_day, limits=RiskLimits(), **KW)

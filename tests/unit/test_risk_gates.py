@@ -210,17 +210,15 @@ def test_a_partial_fill_then_cancel_is_filled_with_the_filled_quantity():
 
 
 @pytest.mark.parametrize(
-    ("held", "bought_today", "fills_result", "expected"),
+    ("at_open", "fills_result", "expected"),
     [
-        (D(10), {}, D(0), D(-100)),  # 10 carried from a 100 close, marked at 90
-        (D(5), {"AAPL": D(-5)}, D(0), D(-100)),  # half sold at 90 (the mark)
-        (D(0), {"AAPL": D(-10)}, D(0), D(-100)),  # all sold at 90: the loss stays in the day
-        (D(10), {"AAPL": D(10)}, D(-100), D(-100)),  # opened today at 100: its fills carry it
+        (D(10), D(0), D(-100)),  # 10 carried from a 100 close, marked at 90 (kept or sold at 90)
+        (D(10), D(-20), D(-120)),  # carried, and sold lower than the mark: the fill adds its part
+        (D(0), D(-100), D(-100)),  # opened today at 100: its fills carry it
+        (D(-10), D(0), D(100)),  # a short carried from 100, marked at 90
     ],
 )
-def test_the_days_result_keeps_a_carried_position_sold_today(
-    held, bought_today, fills_result, expected
-):
-    positions = {"AAPL": held} if held else {}
+def test_the_days_result_counts_the_positions_held_at_the_open(at_open, fills_result, expected):
     marks, previous = {"AAPL": D(90)}, {"AAPL": D(100)}
-    assert day_result(positions, bought_today, fills_result, marks, previous) == expected
+    assert day_result({"AAPL": at_open}, fills_result, marks, previous) == expected
+    assert day_result({"AAPL": at_open}, fills_result, {}, previous) == fills_result  # no mark

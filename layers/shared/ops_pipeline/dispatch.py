@@ -373,8 +373,14 @@ WITH mine AS (
     WHERE mode = :mode AND client_order_id LIKE :pattern
       AND decided_at >= :day_start AND decided_at <= :minute
       AND status IN ('filled', 'submitted', 'pending')
+), carried AS (
+    SELECT ticker, sum(CASE side WHEN 'buy' THEN qty ELSE -qty END) AS qty
+    FROM dispatch_executions
+    WHERE mode = :mode AND client_order_id LIKE :pattern AND status = 'filled'
+      AND decided_at < :day_start
+    GROUP BY ticker
 ), tickers AS (
-    SELECT ticker FROM mine UNION SELECT unnest(CAST(:held AS text[]))
+    SELECT ticker FROM mine UNION SELECT ticker FROM carried WHERE qty <> 0
 ), prices AS (
     SELECT k.ticker,
            (SELECT t.close FROM lane_telemetry t
@@ -391,8 +397,7 @@ SELECT p.ticker, count(m.ticker), max(m.at) FILTER (WHERE m.status = 'filled'),
        coalesce(sum(CASE WHEN m.status = 'filled' THEN
            (CASE m.side WHEN 'buy' THEN 1 ELSE -1 END) * m.qty * (coalesce(p.mark, m.price) - m.price)
            - m.commission END), 0),
-       coalesce(sum(CASE WHEN m.status = 'filled' THEN
-           (CASE m.side WHEN 'buy' THEN 1 ELSE -1 END) * m.qty END), 0),
+       coalesce((SELECT c.qty FROM carried c WHERE c.ticker = p.ticker), 0),
        p.mark, p.previous_close
 FROM prices p LEFT JOIN mine m USING (ticker)
 GROUP BY p.ticker, p.mark, p.previous_close
@@ -463,7 +468,6 @@ def _book(conn: Connection, broker: Broker, minute: datetime, prefix: str) -> Bo
         pattern=_pattern(prefix),
         day_start=new_york_day_start(minute),
         minute=minute,
-        held=sorted(held),
     )
     return Book(
         positions=held,
@@ -471,8 +475,7 @@ def _book(conn: Connection, broker: Broker, minute: datetime, prefix: str) -> Bo
         trades_today={t: int(n) for t, n, *_ in rows if n},
         last_fill={t: at for t, _, at, *_ in rows if at is not None},
         day_result=day_result(
-            held,
-            bought_today={t: Decimal(net) for t, *_, net, _, _ in rows},
+            held_at_open={t: Decimal(qty) for t, *_, qty, _, _ in rows},
             fills_result=sum((Decimal(r[3]) for r in rows), Decimal(0)),
             marks={t: Decimal(mark) for t, *_, mark, _ in rows if mark is not None},
             previous_closes={t: Decimal(prev) for t, *_, prev in rows if prev is not None},
@@ -743,7 +746,7 @@ class SimulatedLedger:
         day_start = new_york_day_start(minute)
         trades: dict[str, int] = {}
         last_fill: dict[str, datetime] = {}
-        bought_today: dict[str, Decimal] = {}
+        held_at_open = dict(self.held_before)
         fills_result = Decimal(0)
         marks_since = day_start - MARK_LOOKBACK
         for o in self.orders.values():
@@ -751,13 +754,14 @@ class SimulatedLedger:
                 continue
             if o.status == "filled":
                 positions[o.ticker] = positions.get(o.ticker, Decimal(0)) + o.signed
+                if o.decided_at < day_start:
+                    held_at_open[o.ticker] = held_at_open.get(o.ticker, Decimal(0)) + o.signed
             elif o.status == "submitted":
                 open_orders.add(o.ticker)
             if o.decided_at < day_start or o.status not in ("filled", "submitted", "pending"):
                 continue
             trades[o.ticker] = trades.get(o.ticker, 0) + 1
             if o.status == "filled":
-                bought_today[o.ticker] = bought_today.get(o.ticker, Decimal(0)) + o.signed
                 at = o.filled_at or o.decided_at
                 last_fill[o.ticker] = max(at, last_fill.get(o.ticker, at))
                 mark = self.bars.last_close(o.ticker, minute, marks_since)
@@ -766,7 +770,7 @@ class SimulatedLedger:
                     fills_result -= o.commission
         held = {t: q for t, q in positions.items() if q}
         marks, previous = {}, {}
-        for ticker in set(held) | set(bought_today):
+        for ticker in set(held) | {t for t, q in held_at_open.items() if q}:
             if (mark := self.bars.last_close(ticker, minute, marks_since)) is not None:
                 marks[ticker] = mark
             close = self.bars.last_close(ticker, day_start, marks_since, regular=True)
@@ -777,7 +781,7 @@ class SimulatedLedger:
             open_orders=open_orders,
             trades_today=trades,
             last_fill=last_fill,
-            day_result=day_result(held, bought_today, fills_result, marks, previous),
+            day_result=day_result(held_at_open, fills_result, marks, previous),
         )
 
     def dispatch(

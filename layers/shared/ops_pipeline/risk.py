@@ -87,24 +87,22 @@ class Book:
 
 
 def day_result(
-    positions: Mapping[str, Decimal],
-    bought_today: Mapping[str, Decimal],
+    held_at_open: Mapping[str, Decimal],
     fills_result: Decimal,
     marks: Mapping[str, Decimal],
     previous_closes: Mapping[str, Decimal],
 ) -> Decimal:
     """The day's result so far: today's fills marked at the last close (`fills_result`, net of
-    commission), plus what the positions held at the day's start (held now less the net
-    quantity bought today) have moved since the previous session's close. A position carried
-    overnight that falls counts against the daily loss limit as a new one does; a ticker without
-    both prices counts nothing."""
+    commission), plus what the deployment's own positions at the day's start (its fills of
+    orders decided before it) have moved since the previous session's close. A position carried
+    overnight that falls counts against the daily loss limit as a new one does, also when it is
+    sold today (the sale's fill carries the rest); a ticker without both prices counts nothing.
+    Another deployment's or a manual position on the same account is not this one's to count."""
     carried = Decimal(0)
-    for ticker in set(positions) | set(bought_today):  # a carried position sold today counts
-        held = positions.get(ticker, Decimal(0))
-        at_open = held - bought_today.get(ticker, Decimal(0))
+    for ticker, qty in held_at_open.items():
         mark, previous = marks.get(ticker), previous_closes.get(ticker)
-        if at_open and mark is not None and previous is not None:
-            carried += at_open * (mark - previous)
+        if qty and mark is not None and previous is not None:
+            carried += qty * (mark - previous)
     return fills_result + carried
 
 
