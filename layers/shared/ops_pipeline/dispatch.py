@@ -384,12 +384,11 @@ WITH mine AS (
 ), prices AS (
     SELECT k.ticker,
            (SELECT t.close FROM lane_telemetry t
-            WHERE t.ticker = k.ticker AND t.ts < :minute
-              AND t.ts >= :day_start - interval '7 days'
+            WHERE t.ticker = k.ticker AND t.ts < :minute AND t.ts >= :since
             ORDER BY t.ts DESC LIMIT 1) AS mark,
            (SELECT t.close FROM lane_telemetry t
             WHERE t.ticker = k.ticker AND t.ts < :day_start AND t.session = 'regular'
-              AND t.ts >= :day_start - interval '7 days'
+              AND t.ts >= :since
             ORDER BY t.ts DESC LIMIT 1) AS previous_close
     FROM tickers k
 )
@@ -462,11 +461,13 @@ def _salt(conn: Connection) -> str:
 
 def _book(conn: Connection, broker: Broker, minute: datetime, prefix: str) -> Book:
     held, open_orders = broker.positions(conn, minute, prefix)
+    day_start = new_york_day_start(minute)
     rows = conn.run(
         DAY_BOOK,
         mode=broker.mode.value,
         pattern=_pattern(prefix),
-        day_start=new_york_day_start(minute),
+        day_start=day_start,
+        since=day_start - MARK_LOOKBACK,
         minute=minute,
     )
     return Book(
@@ -568,17 +569,26 @@ WHERE mode = 'simulation' AND client_order_id LIKE :pattern AND status = 'filled
 GROUP BY ticker
 """
 
+# The window's bars from `start` (its first minute, or its oldest open order's decision), and
+# before them what a mark or a previous close can still reach back to (`since`): the last bar,
+# the last regular bar, and the last regular bar before the first minute's day (its previous
+# close, when the window starts later in that day).
 SIM_BARS = """
 SELECT ticker, ts, open, close, session FROM lane_telemetry
 WHERE ticker = ANY(CAST(:tickers AS text[])) AND ts >= :start AND ts < :end
 UNION ALL
 (SELECT DISTINCT ON (ticker) ticker, ts, open, close, session FROM lane_telemetry
- WHERE ticker = ANY(CAST(:tickers AS text[])) AND ts < :start AND ts >= :start - interval '8 days'
+ WHERE ticker = ANY(CAST(:tickers AS text[])) AND ts < :start AND ts >= :since
  ORDER BY ticker, ts DESC)
 UNION ALL
 (SELECT DISTINCT ON (ticker) ticker, ts, open, close, session FROM lane_telemetry
- WHERE ticker = ANY(CAST(:tickers AS text[])) AND ts < :start AND ts >= :start - interval '8 days'
+ WHERE ticker = ANY(CAST(:tickers AS text[])) AND ts < :start AND ts >= :since
    AND session = 'regular'
+ ORDER BY ticker, ts DESC)
+UNION ALL
+(SELECT DISTINCT ON (ticker) ticker, ts, open, close, session FROM lane_telemetry
+ WHERE ticker = ANY(CAST(:tickers AS text[])) AND ts < :day_start AND ts >= :since
+   AND session = 'regular' AND CAST(:day_start AS timestamptz) < :start
  ORDER BY ticker, ts DESC)
 """
 
@@ -700,9 +710,19 @@ class SimulatedLedger:
             | {r.ticker for r, _ in self.pending}
             | set(self.held_before)
         )
-        oldest = min((o.decided_at for o in self.orders.values()), default=start)
+        open_since = min(
+            (o.decided_at for o in self.orders.values() if o.status == "submitted"), default=first
+        )
+        day_start = new_york_day_start(first)
         self.bars = _Bars(
-            conn.run(SIM_BARS, tickers=tickers, start=min(start, oldest), end=last)
+            conn.run(
+                SIM_BARS,
+                tickers=tickers,
+                start=min(first, open_since),
+                end=last,
+                day_start=day_start,
+                since=day_start - MARK_LOOKBACK,
+            )
             if tickers
             else []
         )
