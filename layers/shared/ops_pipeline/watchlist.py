@@ -36,7 +36,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from ops_pipeline import features as lane_features
-from ops_pipeline.db import Connection
+from ops_pipeline.db import Connection, json_records
 from ops_pipeline.signals import volume_band
 
 TOP_N = 3
@@ -216,11 +216,9 @@ INSERT INTO lane_watchlist_state AS w
     (ticker, ts, score, rank, on_watchlist, reasons, volume_ratio, trend, news_count, net_sentiment)
 SELECT e.ticker, :minute, e.score, e.rank, e.on_watchlist, e.reasons, e.volume_ratio, e.trend,
        e.news_count, e.net_sentiment
-FROM unnest(
-    CAST(:ticker AS text[]), CAST(:score AS numeric[]), CAST(:rank AS integer[]),
-    CAST(:on_watchlist AS boolean[]), CAST(:reasons AS text[]), CAST(:volume_ratio AS numeric[]),
-    CAST(:trend AS numeric[]), CAST(:news_count AS integer[]), CAST(:net_sentiment AS numeric[]))
-    AS e(ticker, score, rank, on_watchlist, reasons, volume_ratio, trend, news_count, net_sentiment)
+FROM json_to_recordset(CAST(:rows AS json))
+    AS e(ticker text, score numeric, rank integer, on_watchlist boolean, reasons text,
+         volume_ratio numeric, trend numeric, news_count integer, net_sentiment numeric)
 ON CONFLICT (ticker, ts) DO UPDATE SET
     score = excluded.score, rank = excluded.rank, on_watchlist = excluded.on_watchlist,
     reasons = excluded.reasons, volume_ratio = excluded.volume_ratio, trend = excluded.trend,
@@ -262,15 +260,22 @@ def store(conn: Connection, entries: Sequence[WatchlistEntry], minute: datetime)
     rows = conn.run(
         UPSERT_WATCHLIST,
         minute=minute,
-        ticker=[e.ticker for e in entries],
-        score=[e.score for e in entries],
-        rank=[e.rank for e in entries],
-        on_watchlist=[e.on_watchlist for e in entries],
-        reasons=[e.reasons for e in entries],
-        volume_ratio=[e.volume_ratio for e in entries],
-        trend=[e.trend for e in entries],
-        news_count=[e.news_count for e in entries],
-        net_sentiment=[e.net_sentiment for e in entries],
+        rows=json_records(
+            [
+                {
+                    "ticker": e.ticker,
+                    "score": e.score,
+                    "rank": e.rank,
+                    "on_watchlist": e.on_watchlist,
+                    "reasons": e.reasons,
+                    "volume_ratio": e.volume_ratio,
+                    "trend": e.trend,
+                    "news_count": e.news_count,
+                    "net_sentiment": e.net_sentiment,
+                }
+                for e in entries
+            ]
+        ),
     )
     return len(rows)
 
