@@ -13,6 +13,11 @@ and including it (across days); gaps are not filled.
 
 A bar whose features are missing, or whose close or volume changed since (a corrected bar), is
 recomputed together with every later bar of its ticker, since they share its window.
+
+Features never mix feeds (`lane_telemetry.source`: Alpaca's IEX feed carries a few percent of
+the consolidated volume a SIP feed carries, so a mixed window makes a false surge): a bar's
+windows hold only bars of its own source, the stored ones and, for minutes stored from another
+provider, that source's bars kept in `lane_telemetry_history` (see `ops_pipeline.telemetry`).
 """
 
 from __future__ import annotations
@@ -35,33 +40,52 @@ PENDING_LOOKBACK = timedelta(days=6)
 
 COMPUTE_FEATURES = """
 WITH pending AS MATERIALIZED (
-    SELECT t.ticker, min(t.ts) AS first_ts
+    SELECT t.ticker, t.source, min(t.ts) AS first_ts
     FROM lane_telemetry t
     LEFT JOIN lane_features f ON f.ticker = t.ticker AND f.ts = t.ts
     WHERE t.ts >= :since AND t.ts < :until AND t.session = 'regular'
       AND (f.ticker IS NULL OR f.close <> t.close OR f.volume_current <> t.volume)
-    GROUP BY t.ticker
+    GROUP BY t.ticker, t.source
 ),
 bounds AS MATERIALIZED (
-    -- Where each pending ticker's windows start: 49 regular bars before its first pending bar.
-    SELECT p.ticker, p.first_ts,
+    -- Where each pending ticker's windows of one source start: 49 regular bars of that source
+    -- (stored, or kept for windows in lane_telemetry_history) before its first pending bar.
+    SELECT p.ticker, p.source, p.first_ts,
            coalesce(
-               (SELECT y.ts FROM lane_telemetry y
-                WHERE y.ticker = p.ticker AND y.ts < p.first_ts AND y.session = 'regular'
+               (SELECT y.ts FROM (
+                    (SELECT t.ts FROM lane_telemetry t
+                     WHERE t.ticker = p.ticker AND t.source = p.source AND t.ts < p.first_ts
+                       AND t.session = 'regular'
+                     ORDER BY t.ts DESC LIMIT 49)
+                    UNION ALL
+                    (SELECT h.ts FROM lane_telemetry_history h
+                     WHERE h.ticker = p.ticker AND h.source = p.source AND h.ts < p.first_ts
+                       AND h.session = 'regular'
+                     ORDER BY h.ts DESC LIMIT 49)
+                ) y
                 ORDER BY y.ts DESC OFFSET 48 LIMIT 1),
                '-infinity') AS from_ts
     FROM pending p
 ),
 windowed AS (
-    SELECT b.ticker, b.ts, b.close, b.volume, p.first_ts,
+    SELECT p.ticker, b.ts, b.close, b.volume, b.stored, p.first_ts,
            avg(b.close)  OVER w20 AS sma20, count(*) OVER w20 AS n20,
            avg(b.close)  OVER w50 AS sma50, count(*) OVER w50 AS n50,
            avg(b.volume) OVER w20 AS volume_avg
     FROM bounds p
-    JOIN lane_telemetry b ON b.ticker = p.ticker AND b.ts >= p.from_ts AND b.ts < :until
-                          AND b.session = 'regular'
-    WINDOW w20 AS (PARTITION BY b.ticker ORDER BY b.ts ROWS BETWEEN 19 PRECEDING AND CURRENT ROW),
-           w50 AS (PARTITION BY b.ticker ORDER BY b.ts ROWS BETWEEN 49 PRECEDING AND CURRENT ROW)
+    CROSS JOIN LATERAL (
+        SELECT t.ts, t.close, t.volume, true AS stored FROM lane_telemetry t
+        WHERE t.ticker = p.ticker AND t.source = p.source AND t.ts >= p.from_ts
+          AND t.ts < :until AND t.session = 'regular'
+        UNION ALL
+        SELECT h.ts, h.close, h.volume, false FROM lane_telemetry_history h
+        WHERE h.ticker = p.ticker AND h.source = p.source AND h.ts >= p.from_ts
+          AND h.ts < :until AND h.session = 'regular'
+    ) b
+    WINDOW w20 AS (PARTITION BY p.ticker, p.source ORDER BY b.ts
+                   ROWS BETWEEN 19 PRECEDING AND CURRENT ROW),
+           w50 AS (PARTITION BY p.ticker, p.source ORDER BY b.ts
+                   ROWS BETWEEN 49 PRECEDING AND CURRENT ROW)
 ),
 computed AS (
     SELECT ticker, ts, close,
@@ -72,7 +96,7 @@ computed AS (
            CASE WHEN n20 >= 20 AND volume_avg > 0 THEN round(volume / volume_avg, 4) END AS volume_ratio,
            n50 AS bars_in_window
     FROM windowed
-    WHERE ts >= first_ts
+    WHERE ts >= first_ts AND stored
 )
 INSERT INTO lane_features AS f
     (ticker, ts, close, sma20, sma50, volume_current, volume_avg_20, volume_ratio, volume_surge,

@@ -13,18 +13,33 @@ Each bar is marked with its part of the trading day (`session`: 'pre', 'regular'
 from the day's session (`ops_pipeline.market.MarketCalendar`: early closes included); IEX minute
 bars cover 04:00-20:00 New York. A bar on a day without a session is 'pre'. Bars are upserted in
 one statement; an unchanged bar is left untouched.
+
+Failover. With a backup provider configured (Massive, `ops_pipeline.massive`), every run first
+asks the primary (Alpaca). The primary has a problem when it fails after its retries, or when it
+is stale: in the regular session, its newest bar closed more than `MAX_BAR_AGE` before the
+minute (the last two bars missing for every ticker). Then the run switches to the backup at once
+and stores the minutes from it. While on the backup, every run asks the primary again; once it
+has answered healthily for `FAILBACK_AFTER` the run switches back (hysteresis: no flapping).
+The provider in use, since when and why, is persisted (`market_data_source`), every switch is
+recorded (`market_data_switches`) and logged with its reason.
+
+A minute is stored once in `lane_telemetry`, with the `source` of the provider in use when it was
+first stored, and never replaced by another provider's bar. Features never mix feeds: a feature
+is computed over bars of its own bar's source, so each fetch also covers the minutes of the last
+`WINDOW_BARS` regular bars that have no bar of that provider yet, and another provider's bars for
+stored minutes go to `lane_telemetry_history`, which only feature windows read.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from ops_pipeline.db import Connection, json_records
-from ops_pipeline.errors import InvalidEventError
+from ops_pipeline.db import Connection, json_records, query
+from ops_pipeline.errors import InvalidEventError, TransientError
 from ops_pipeline.event_time import MAX_WINDOW, ONE_MINUTE, parse_minute
 from ops_pipeline.market import BarSession, MarketCalendar, trading_day
 from ops_pipeline.observability import logger
@@ -32,6 +47,12 @@ from ops_pipeline.observability import logger
 LOOKBACK = MAX_WINDOW + ONE_MINUTE  # a window's bars, from the one that closes at its start
 REFETCH = timedelta(minutes=3)
 MAX_REQUESTS = 4
+PRIMARY_SOURCE = "alpaca-iex"
+# Stale: in the session, the primary's newest bar closed more than this before the run's minute.
+MAX_BAR_AGE = ONE_MINUTE
+# Back to the primary once it has answered healthily for this long (runs at least this far apart).
+FAILBACK_AFTER = timedelta(minutes=3)
+WINDOW_BARS = 50  # the longest feature window (features.SMA_LONG)
 
 
 @dataclass(frozen=True)
@@ -46,6 +67,7 @@ class Bar:
     trade_count: int | None = None
     vwap: Decimal | None = None
     session: BarSession = "regular"
+    source: str = PRIMARY_SOURCE
 
 
 class MalformedBar(ValueError):
@@ -103,8 +125,10 @@ def closed_bars(
     raw_by_ticker: Mapping[str, Iterable[Mapping[str, Any]]],
     tickers: Sequence[str],
     minute: datetime,
+    source: str = PRIMARY_SOURCE,
 ) -> list[Bar]:
-    """Valid bars of the asked tickers that closed by `minute`; malformed ones are logged and skipped."""
+    """Valid bars of the asked tickers that closed by `minute`, marked with their `source`;
+    malformed ones are logged and skipped."""
     bars: dict[tuple[str, datetime], Bar] = {}
     wanted = set(tickers)
     for ticker, raws in raw_by_ticker.items():
@@ -112,11 +136,11 @@ def closed_bars(
             continue
         for raw in raws:
             try:
-                bar = parse_bar(ticker, raw)
+                bar = replace(parse_bar(ticker, raw), source=source)
             except MalformedBar as exc:
                 logger.warning(
                     "skipping malformed bar",
-                    extra={"ticker": ticker, "bar": raw, "problem": str(exc)},
+                    extra={"ticker": ticker, "bar": raw, "problem": str(exc), "source": source},
                 )
                 continue
             if bar.ts > minute:  # the bar still open at `minute` (ts == minute) is normal
@@ -157,16 +181,23 @@ def fetch_plan(
     tickers: Sequence[str],
     minute: datetime,
     max_requests: int = MAX_REQUESTS,
+    window_gaps: Mapping[str, datetime] | None = None,
 ) -> list[FetchGroup]:
     """Tickers grouped by where their fetch starts, at most `max_requests` groups, earliest first.
 
+    A ticker in `window_gaps` starts no later than its gap (the first minute of its feature window
+    without a bar from this provider), within the lookback.
     With too many distinct starts, the two neighbouring groups whose merge costs the fewest extra
     bar-minutes (the later group's tickers times the gap between the starts) are merged, until few
     enough remain.
     """
+    gaps = window_gaps or {}
     by_start: dict[datetime, list[str]] = {}
     for ticker in dict.fromkeys(tickers):
-        by_start.setdefault(ticker_start(last_stored.get(ticker), minute), []).append(ticker)
+        start = ticker_start(last_stored.get(ticker), minute)
+        if ticker in gaps:
+            start = max(minute - LOOKBACK, min(start, gaps[ticker]))
+        by_start.setdefault(start, []).append(ticker)
     groups = sorted(by_start.items())
     while len(groups) > max(1, max_requests):
         costs = [
@@ -206,27 +237,277 @@ def last_stored_bars(
     return {ticker: ts for ticker, ts in rows}
 
 
-UPSERT_BARS = """
-INSERT INTO lane_telemetry AS t
-    (ticker, ts, open, high, low, close, volume, trade_count, vwap, session)
-SELECT * FROM json_to_recordset(CAST(:rows AS json))
-    AS b(ticker text, ts timestamptz, open numeric, high numeric, low numeric, close numeric,
-         volume bigint, trade_count integer, vwap numeric, session text)
-ON CONFLICT (ticker, ts) DO UPDATE SET
-    open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close,
-    volume = excluded.volume, trade_count = excluded.trade_count, vwap = excluded.vwap,
-    session = excluded.session, ingested_at = now()
-WHERE (t.open, t.high, t.low, t.close, t.volume, t.session)
-      IS DISTINCT FROM (excluded.open, excluded.high, excluded.low, excluded.close, excluded.volume,
-                        excluded.session)
-RETURNING (xmax = 0) AS inserted
+# --- failover: the provider in use ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Provider:
+    """A source of 1-minute bars: `request(client, tickers, start, end)` answers Alpaca's bar
+    shape per ticker; `max_requests` bounds the fetch groups (one request per group for Alpaca;
+    Massive asks per ticker anyway, so its groups are never merged)."""
+
+    name: str
+    client: Any
+    request: Callable[[Any, Sequence[str], datetime, datetime], dict[str, list[dict[str, Any]]]]
+    max_requests: int = MAX_REQUESTS
+
+
+def alpaca_provider(client: Any) -> Provider:
+    return Provider(PRIMARY_SOURCE, client, request_bars, MAX_REQUESTS)
+
+
+def massive_provider(client: Any) -> Provider:
+    from ops_pipeline import massive
+
+    return Provider(massive.SOURCE, client, massive.request_bars, max_requests=1_000_000)
+
+
+@dataclass(frozen=True)
+class SourceState:
+    """The provider in use, since which event minute and why; while on the backup, since when the
+    primary has answered healthily (None: it has not, at the last run)."""
+
+    source: str
+    since: datetime
+    reason: str
+    primary_healthy_since: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Switch:
+    minute: datetime
+    from_source: str
+    to_source: str
+    reason: str
+
+
+def primary_problem(
+    newest: datetime | None, minute: datetime, calendar: MarketCalendar
+) -> str | None:
+    """'stale: ...' when, in the regular session, the primary's newest bar (None: no bar in
+    its answer) closed more than `MAX_BAR_AGE` before `minute`; else None. Outside the session
+    (and in its first minutes) bars may be missing for every ticker: not judged."""
+    oldest_expected = minute - ONE_MINUTE - MAX_BAR_AGE
+    session = calendar.session(trading_day(oldest_expected))
+    if (
+        session is None
+        or not session.opens <= oldest_expected < minute - ONE_MINUTE < session.closes
+    ):
+        return None
+    if newest is not None and minute - (newest + ONE_MINUTE) <= MAX_BAR_AGE:
+        return None
+    seen = "no bar" if newest is None else f"newest bar {newest:%Y-%m-%d %H:%M}Z"
+    return f"stale: {seen} at {minute:%Y-%m-%d %H:%M}Z"
+
+
+def choose_source(
+    state: SourceState, minute: datetime, problem: str | None, backup: str | None
+) -> tuple[SourceState, Switch | None]:
+    """The provider for this run, from the last run's state and the primary's `problem` (None:
+    healthy) at `minute`; `backup` is the backup's name (None: none configured)."""
+    if state.source != PRIMARY_SOURCE and state.source != backup:
+        reason = "the backup in use is no longer configured"
+        return SourceState(PRIMARY_SOURCE, minute, reason), Switch(
+            minute, state.source, PRIMARY_SOURCE, reason
+        )
+    if state.source == PRIMARY_SOURCE:
+        if problem is None or backup is None:
+            return state, None
+        reason = f"primary {problem}"
+        return SourceState(backup, minute, reason), Switch(minute, PRIMARY_SOURCE, backup, reason)
+    if problem is not None:
+        return replace(state, primary_healthy_since=None), None
+    healthy_since = min(state.primary_healthy_since or minute, minute)
+    if minute - healthy_since >= FAILBACK_AFTER:
+        reason = f"primary healthy since {healthy_since:%Y-%m-%d %H:%M}Z"
+        return SourceState(PRIMARY_SOURCE, minute, reason), Switch(
+            minute, state.source, PRIMARY_SOURCE, reason
+        )
+    return replace(state, primary_healthy_since=healthy_since), None
+
+
+READ_STATE = """
+WITH recent AS (
+    -- each ticker's last WINDOW_BARS regular bars: the minutes a new bar's features reach
+    SELECT k.ticker, r.ts, r.source
+    FROM unnest(CAST(:tickers AS text[])) AS k(ticker)
+    CROSS JOIN LATERAL (
+        SELECT t.ts, t.source FROM lane_telemetry t
+        WHERE t.ticker = k.ticker AND t.session = 'regular' AND t.ts >= :floor AND t.ts < :minute
+        ORDER BY t.ts DESC LIMIT :window_bars
+    ) r
+),
+gaps AS (
+    -- per provider, the first of those minutes without a bar of that provider
+    SELECT r.ticker, s.source, min(r.ts) AS first_missing
+    FROM recent r CROSS JOIN unnest(CAST(:sources AS text[])) AS s(source)
+    WHERE r.source <> s.source
+      AND NOT EXISTS (SELECT 1 FROM lane_telemetry_history h
+                      WHERE h.ticker = r.ticker AND h.source = s.source AND h.ts = r.ts)
+    GROUP BY r.ticker, s.source
+),
+last AS (
+    SELECT ticker, max(ts) AS ts FROM lane_telemetry
+    WHERE ticker = ANY(CAST(:tickers AS text[])) AND ts >= :floor AND ts < :minute
+    GROUP BY ticker
+)
+SELECT (SELECT coalesce(json_agg(json_build_object('ticker', ticker, 'ts', ts)), '[]') FROM last)
+           AS last_stored,
+       (SELECT coalesce(json_agg(json_build_object('ticker', ticker, 'source', source,
+                                                   'ts', first_missing)), '[]') FROM gaps)
+           AS gaps,
+       (SELECT row_to_json(s) FROM market_data_source s) AS state
 """
 
 
-def upsert_bars(conn: Connection, bars: Sequence[Bar]) -> tuple[int, int]:
-    """Store bars in one statement; return (inserted, corrected)."""
+def _ts(text: Any) -> datetime:
+    return datetime.fromisoformat(str(text))
+
+
+@dataclass(frozen=True)
+class StoredState:
+    last_stored: dict[str, datetime]
+    gaps: dict[str, dict[str, datetime]]  # source -> ticker -> first minute missing
+    state: SourceState | None
+
+
+def read_state(
+    conn: Connection, tickers: Sequence[str], minute: datetime, sources: Sequence[str]
+) -> StoredState:
+    """Last stored bars, each provider's window gaps and the provider in use: one round trip."""
+    (row,) = query(
+        conn,
+        READ_STATE,
+        tickers=list(tickers),
+        sources=list(sources),
+        floor=minute - LOOKBACK,
+        minute=minute,
+        window_bars=WINDOW_BARS,
+    )
+    gaps: dict[str, dict[str, datetime]] = {}
+    for g in row["gaps"]:
+        gaps.setdefault(g["source"], {})[g["ticker"]] = _ts(g["ts"])
+    raw = row["state"]
+    state = None
+    if raw is not None:
+        state = SourceState(
+            source=raw["source"],
+            since=_ts(raw["since"]),
+            reason=raw["reason"],
+            primary_healthy_since=(
+                _ts(raw["primary_healthy_since"]) if raw["primary_healthy_since"] else None
+            ),
+        )
+    return StoredState({b["ticker"]: _ts(b["ts"]) for b in row["last_stored"]}, gaps, state)
+
+
+WRITE_STATE = """
+WITH state AS (
+    INSERT INTO market_data_source AS s
+        (singleton, source, since, reason, backup_configured, primary_healthy_since, checked_at)
+    VALUES (true, :source, :since, :reason, :backup_configured, :healthy_since, :minute)
+    ON CONFLICT (singleton) DO UPDATE SET
+        source = excluded.source, since = excluded.since, reason = excluded.reason,
+        backup_configured = excluded.backup_configured,
+        primary_healthy_since = excluded.primary_healthy_since, checked_at = excluded.checked_at
+    RETURNING 1
+)
+INSERT INTO market_data_switches (minute, from_source, to_source, reason)
+SELECT :minute, :from_source, :source, :reason FROM state WHERE CAST(:switched AS boolean)
+ON CONFLICT (minute, to_source) DO NOTHING
+"""
+
+
+def write_state(
+    conn: Connection,
+    state: SourceState,
+    switch: Switch | None,
+    minute: datetime,
+    backup_configured: bool,
+) -> None:
+    """The provider in use and, on a switch, the switch: one statement."""
+    conn.run(
+        WRITE_STATE,
+        source=state.source,
+        since=state.since,
+        reason=state.reason,
+        backup_configured=backup_configured,
+        healthy_since=state.primary_healthy_since,
+        minute=minute,
+        from_source=switch.from_source if switch else None,
+        switched=switch is not None,
+    )
+
+
+UPSERT_BARS = """
+WITH b AS (
+    SELECT b.*, t.source AS stored_source,
+           (t.source = b.source OR (t.source IS NULL AND b.source = :in_use)) AS is_stored
+    FROM json_to_recordset(CAST(:rows AS json))
+        AS b(ticker text, ts timestamptz, open numeric, high numeric, low numeric, close numeric,
+             volume bigint, trade_count integer, vwap numeric, session text, source text)
+    LEFT JOIN lane_telemetry t ON t.ticker = b.ticker AND t.ts = b.ts
+),
+stored AS (
+    -- a new minute from the provider in use, or a correction from the provider it came from
+    INSERT INTO lane_telemetry AS t
+        (ticker, ts, open, high, low, close, volume, trade_count, vwap, session, source)
+    SELECT ticker, ts, open, high, low, close, volume, trade_count, vwap, session, source
+    FROM b WHERE is_stored
+    ON CONFLICT (ticker, ts) DO UPDATE SET
+        open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close,
+        volume = excluded.volume, trade_count = excluded.trade_count, vwap = excluded.vwap,
+        session = excluded.session, ingested_at = now()
+    WHERE t.source = excluded.source
+      AND (t.open, t.high, t.low, t.close, t.volume, t.session)
+          IS DISTINCT FROM (excluded.open, excluded.high, excluded.low, excluded.close,
+                            excluded.volume, excluded.session)
+    RETURNING (xmax = 0) AS inserted
+),
+kept AS (
+    -- another provider's bar: for feature windows of its own source only
+    INSERT INTO lane_telemetry_history AS h
+        (ticker, ts, source, open, high, low, close, volume, trade_count, vwap, session)
+    SELECT ticker, ts, source, open, high, low, close, volume, trade_count, vwap, session
+    FROM b WHERE NOT is_stored
+    ON CONFLICT (ticker, source, ts) DO UPDATE SET
+        open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close,
+        volume = excluded.volume, trade_count = excluded.trade_count, vwap = excluded.vwap,
+        session = excluded.session, ingested_at = now()
+    WHERE (h.open, h.high, h.low, h.close, h.volume, h.session)
+          IS DISTINCT FROM (excluded.open, excluded.high, excluded.low, excluded.close,
+                            excluded.volume, excluded.session)
+    RETURNING 1
+),
+promoted AS (
+    -- a minute now stored from a provider whose bar was kept for windows: kept once only
+    DELETE FROM lane_telemetry_history h USING b
+    WHERE b.is_stored AND b.stored_source IS NULL
+      AND h.ticker = b.ticker AND h.source = b.source AND h.ts = b.ts
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM stored WHERE inserted), (SELECT count(*) FROM stored WHERE NOT inserted),
+       (SELECT count(*) FROM kept), (SELECT count(*) FROM promoted)
+"""
+
+
+def upsert_bars(
+    conn: Connection, bars: Sequence[Bar], in_use: str = PRIMARY_SOURCE
+) -> tuple[int, int]:
+    """Store bars in one statement; return (inserted, corrected).
+
+    A minute not stored yet is stored from the provider `in_use`; a stored minute is corrected
+    only by its own provider; any other bar is kept in `lane_telemetry_history`."""
+    inserted, corrected, _ = upsert_bars_counted(conn, bars, in_use)
+    return inserted, corrected
+
+
+def upsert_bars_counted(
+    conn: Connection, bars: Sequence[Bar], in_use: str = PRIMARY_SOURCE
+) -> tuple[int, int, int]:
+    """`upsert_bars`, also counting the bars kept for windows only."""
     if not bars:
-        return 0, 0
+        return 0, 0, 0
     batch = [
         {
             "ticker": b.ticker,
@@ -239,12 +520,14 @@ def upsert_bars(conn: Connection, bars: Sequence[Bar]) -> tuple[int, int]:
             "trade_count": b.trade_count,
             "vwap": b.vwap,
             "session": b.session,
+            "source": b.source,
         }
         for b in bars
     ]
-    rows = conn.run(UPSERT_BARS, rows=json_records(batch))
-    inserted = sum(1 for (was_insert,) in rows if was_insert)
-    return inserted, len(rows) - inserted
+    ((inserted, corrected, kept, _),) = conn.run(
+        UPSERT_BARS, rows=json_records(batch), in_use=in_use
+    )
+    return int(inserted), int(corrected), int(kept)
 
 
 def request_bars(
@@ -267,35 +550,94 @@ def request_bars(
     return alpaca.call("bars", lambda: client.get_stock_bars(request))
 
 
+def _fetch(
+    provider: Provider, plan: Sequence[FetchGroup], end: datetime
+) -> dict[str, list[dict[str, Any]]]:
+    raw: dict[str, list[dict[str, Any]]] = {}
+    for group in plan:
+        answer = provider.request(provider.client, group.tickers, group.start, end)
+        for ticker, ticker_bars in answer.items():
+            raw.setdefault(ticker, []).extend(ticker_bars)
+    return raw
+
+
 def ingest(
     conn: Connection,
     client: Any,
     tickers: Sequence[str],
     minute: datetime,
     calendar: MarketCalendar,
+    backup: Provider | None = None,
 ) -> dict[str, Any]:
-    """Fetch and store every closed bar that is missing or changed, up to the bar that closed at `minute`.
+    """Fetch and store every closed bar that is missing or changed, up to the bar that closed at
+    `minute`, from the provider in use (switching to `backup` and back as the module says).
 
-    Two database round trips (last stored bars, one upsert) and one request per fetch group.
+    Three database round trips (stored bars and state, one upsert, the state) and one request per
+    fetch group of each provider asked.
     """
-    last = last_stored_bars(conn, tickers, minute)
-    plan, end = fetch_plan(last, tickers, minute), minute - ONE_MINUTE
-    raw: dict[str, list[dict[str, Any]]] = {}
-    for group in plan:
-        for ticker, ticker_bars in request_bars(client, group.tickers, group.start, end).items():
-            raw.setdefault(ticker, []).extend(ticker_bars)
-    received = sum(len(v) for v in raw.values())
-    bars = mark_sessions(closed_bars(raw, tickers, minute), calendar)
-    inserted, corrected = upsert_bars(conn, bars)
+    primary = client if isinstance(client, Provider) else alpaca_provider(client)
+    sources = [primary.name] + ([backup.name] if backup else [])
+    stored = read_state(conn, tickers, minute, sources)
+    before = stored.state or SourceState(PRIMARY_SOURCE, minute, "primary")
+    end = minute - ONE_MINUTE
+
+    def plan_for(provider: Provider) -> list[FetchGroup]:
+        gaps = stored.gaps.get(provider.name, {})
+        return fetch_plan(stored.last_stored, tickers, minute, provider.max_requests, gaps)
+
+    primary_plan = plan_for(primary)
+    raw: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    try:
+        raw[primary.name] = _fetch(primary, primary_plan, end)
+        received = closed_bars(raw[primary.name], tickers, minute, primary.name)
+        problem = primary_problem(max((b.ts for b in received), default=None), minute, calendar)
+    except TransientError as exc:
+        if backup is None:
+            raise
+        received, problem = [], f"errors: {exc}"[:300]
+    state, switch = choose_source(before, minute, problem, backup.name if backup else None)
+    bars = received
+    backup_plan: list[FetchGroup] = []
+    if backup is not None and state.source == backup.name:
+        backup_plan = plan_for(backup)
+        raw[backup.name] = _fetch(backup, backup_plan, end)
+        bars = bars + closed_bars(raw[backup.name], tickers, minute, backup.name)
+    if switch is not None:
+        logger.warning(
+            "market data source switched",
+            extra={
+                "from": switch.from_source,
+                "to": switch.to_source,
+                "minute": minute.isoformat(),
+                "reason": switch.reason,
+            },
+        )
+    elif problem is not None and state.source != PRIMARY_SOURCE:
+        logger.info("primary market data still unhealthy", extra={"problem": problem})
+    marked = mark_sessions(bars, calendar)
+    inserted, corrected, kept = upsert_bars_counted(conn, marked, state.source)
+    if backup is not None or stored.state is not None:
+        write_state(conn, state, switch, minute, backup is not None)
+    plan = backup_plan or primary_plan
+    in_use = [b for b in marked if b.source == state.source]
     return {
         "tickers": len(tickers),
         "from": plan[0].start.isoformat() if plan else end.isoformat(),
         "to": end.isoformat(),
         "requests": [{"from": g.start.isoformat(), "tickers": len(g.tickers)} for g in plan],
-        "received": received,
-        "stored": len(bars),
-        "extended_hours": sum(1 for b in bars if b.session != "regular"),
+        "received": sum(len(v) for r in raw.values() for v in r.values()),
+        "stored": len(in_use),
+        "extended_hours": sum(1 for b in in_use if b.session != "regular"),
         "inserted": inserted,
         "corrected": corrected,
-        "tickers_without_bar": sorted(set(tickers) - {b.ticker for b in bars if b.ts == end}),
+        "kept_for_windows": kept,
+        "tickers_without_bar": sorted(set(tickers) - {b.ticker for b in in_use if b.ts == end}),
+        "source": {
+            "in_use": state.source,
+            "since": state.since.isoformat(),
+            "reason": state.reason,
+            "backup_configured": backup is not None,
+            "primary_problem": problem,
+            "switched": switch is not None,
+        },
     }
