@@ -20,7 +20,8 @@ from ops_pipeline_local.faults import FaultPlan
 TABLES = (  # every table of layers/shared/ops_pipeline/migrations/ but schema_migrations
     "dispatch_executions, dispatch_recommendations, lane_features, lane_telemetry, "
     "inbound_events_classified, inbound_events_raw, feed_state, lane_watchlist_state, "
-    "dispatch_deployment, signal_evaluations"
+    "dispatch_deployment, signal_evaluations, lane_telemetry_history, market_data_source, "
+    "market_data_switches"
 )
 
 

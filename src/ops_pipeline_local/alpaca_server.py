@@ -454,6 +454,9 @@ class LocalAlpaca:
         return headers
 
     def _data_fault(self, path: str) -> Fault | None:
+        if self.faults and self.faults.plan.data_outage_at(self._now):
+            self.faults.record(path, Fault.OUTAGE)
+            raise _ApiError(500, 50010000, "internal server error")
         fault = self.faults.for_data(path) if self.faults else None
         if fault is Fault.RATE_LIMITED:
             assert self.faults is not None
@@ -516,7 +519,8 @@ class LocalAlpaca:
     # -- market data
 
     def _visible_bars(self, symbol: str, start: datetime, end: datetime) -> list[Bar]:
-        last_closed = self._now - ONE_MINUTE
+        frozen = self.faults.plan.data_frozen_at(self._now) if self.faults else None
+        last_closed = min(self._now, frozen or self._now) - ONE_MINUTE  # a stale feed: no new bars
         end = min(end, last_closed)
         starts = self._starts.get(symbol, [])
         lo = bisect.bisect_left(starts, start)

@@ -117,6 +117,14 @@ def _replay(args: argparse.Namespace, bars_path: Path, feeds: Path | None) -> in
         if not bars:
             print(f"no bars for {', '.join(tickers)} in {bars_path}", file=sys.stderr)
             return 2
+    backup_bars = None
+    if getattr(args, "backup_bars", None):
+        backup_bars = [
+            b for b in read_bars(Path(args.backup_bars)) if not tickers or b.symbol in tickers
+        ]
+        if not backup_bars:
+            print(f"no valid bars in {args.backup_bars}", file=sys.stderr)
+            return 2
     faults = None
     if args.faults:
         from ops_pipeline_local.faults import FaultPlan
@@ -145,6 +153,7 @@ def _replay(args: argparse.Namespace, bars_path: Path, feeds: Path | None) -> in
             faults=faults,
             step=args.step or default_step(args.mode),
             parameters=_cost_parameters(args),
+            backup_bars=backup_bars,
         )
     finally:
         progress.close()
@@ -487,7 +496,9 @@ def _broker_options(p: argparse.ArgumentParser) -> None:
         "--faults",
         metavar="SPEC",
         help="make the local Alpaca fail: e.g. data=0.1,orders=0.1[,seed=N] (that fraction of"
-        " data requests answered 429, 500 or too late; of orders whose reply is lost)",
+        " data requests answered 429, 500 or too late; of orders whose reply is lost);"
+        " data-outage=HH:MM-HH:MM / data-stale=HH:MM-HH:MM (New York time, repeatable): market"
+        " data answers errors / no new bars in that window",
     )
     p.add_argument("--seed", type=int, help="the fault plan's seed (default 0, or the spec's)")
     p.add_argument(
@@ -566,6 +577,12 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--tickers", help="only these tickers (comma-separated)")
     rep.add_argument("--json", action="store_true", help="print the summary as JSON")
     rep.add_argument("--step", type=_step, help=STEP_HELP)
+    rep.add_argument(
+        "--backup-bars",
+        metavar="DIR",
+        help="bars of a second feed (CSV file or folder), served by a local Massive as the backup"
+        " market data: the ingestor fails over to it when Alpaca fails or goes stale",
+    )
     exp = command(
         "explain", cmd_explain, "why a ticker's bar made (or did not make) a signal, and its fate"
     )

@@ -5,6 +5,11 @@ answered 429 (with rate-limit headers), 500, or stalled past the client's timeou
 of accepted order submissions is recorded by the server and then loses its reply (the connection
 is dropped without an answer). Each kind draws from its own generator seeded by ``seed``, so the
 same plan over the same sequence of requests injects the same faults.
+
+``data-outage=10:00-10:45`` (New York time by the server's clock, end excluded; repeatable): every
+market-data request inside the window is answered 500, as in an outage of the data API.
+``data-stale=10:00-10:45``: inside the window the market-data API answers, but with no new bars:
+only the bars that had closed by the window's start (a feed that froze).
 """
 
 from __future__ import annotations
@@ -12,7 +17,9 @@ from __future__ import annotations
 import random
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime, time
 from enum import StrEnum
+from zoneinfo import ZoneInfo
 
 
 class Fault(StrEnum):
@@ -20,6 +27,7 @@ class Fault(StrEnum):
     SERVER_ERROR = "500"
     STALLED = "stall"
     REPLY_LOST = "reply_lost"
+    OUTAGE = "outage"  # a data request inside a data-outage window
 
 
 DATA_FAULTS = (Fault.RATE_LIMITED, Fault.SERVER_ERROR, Fault.STALLED)
@@ -27,6 +35,26 @@ DATA_FAULTS = (Fault.RATE_LIMITED, Fault.SERVER_ERROR, Fault.STALLED)
 DEFAULT_STALL_SECONDS = 2.5
 # The X-RateLimit-Reset an injected 429 announces: this many wall-clock seconds ahead.
 DEFAULT_RESET_SECONDS = 1
+NEW_YORK = ZoneInfo("America/New_York")
+Window = tuple[time, time]  # New York time of day, [start, end)
+
+
+def _window(spec: str, raw: str) -> Window:
+    start, sep, end = raw.strip().partition("-")
+    try:
+        if not sep:
+            raise ValueError
+        window = (time.fromisoformat(start.strip()), time.fromisoformat(end.strip()))
+    except ValueError:
+        raise ValueError(f"bad fault spec {spec!r}: expected HH:MM-HH:MM (New York time)") from None
+    if window[0] >= window[1]:
+        raise ValueError(f"bad fault spec {spec!r}: the window ends before it starts")
+    return window
+
+
+def _inside(windows: tuple[Window, ...], now: datetime) -> Window | None:
+    local = now.astimezone(NEW_YORK).time()
+    return next((w for w in windows if w[0] <= local < w[1]), None)
 
 
 @dataclass(frozen=True)
@@ -38,6 +66,8 @@ class FaultPlan:
     seed: int = 0
     stall_seconds: float = DEFAULT_STALL_SECONDS
     reset_seconds: int = DEFAULT_RESET_SECONDS
+    data_outages: tuple[Window, ...] = ()
+    data_stale: tuple[Window, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("data", "orders"):
@@ -51,14 +81,19 @@ class FaultPlan:
     def parse(cls, spec: str, *, seed: int | None = None) -> FaultPlan:
         """``data=0.1,orders=0.1[,seed=N]``; an explicit ``seed`` argument wins over the spec's."""
         values: dict[str, float | int] = {}
+        windows: dict[str, list[Window]] = {"data-outage": [], "data-stale": []}
         for part in spec.split(","):
             if not part.strip():
                 continue
             name, sep, raw = part.partition("=")
             name = name.strip().lower()
+            if sep and name in windows:
+                windows[name].append(_window(part.strip(), raw))
+                continue
             if not sep or name not in ("data", "orders", "seed"):
                 raise ValueError(
-                    f"bad fault spec {part.strip()!r}: expected data=RATE, orders=RATE or seed=N"
+                    f"bad fault spec {part.strip()!r}: expected data=RATE, orders=RATE, seed=N,"
+                    " data-outage=HH:MM-HH:MM or data-stale=HH:MM-HH:MM"
                 )
             try:
                 values[name] = int(raw) if name == "seed" else float(raw)
@@ -72,18 +107,37 @@ class FaultPlan:
             data=float(values.get("data", 0.0)),
             orders=float(values.get("orders", 0.0)),
             seed=int(values.get("seed", 0)),
+            data_outages=tuple(windows["data-outage"]),
+            data_stale=tuple(windows["data-stale"]),
         )
 
     @property
     def active(self) -> bool:
-        return self.data > 0 or self.orders > 0
+        return self.data > 0 or self.orders > 0 or bool(self.data_outages or self.data_stale)
+
+    def data_outage_at(self, now: datetime) -> bool:
+        """Is the market-data API down at `now` (a `data-outage` window)?"""
+        return _inside(self.data_outages, now) is not None
+
+    def data_frozen_at(self, now: datetime) -> datetime | None:
+        """Inside a `data-stale` window: the window's start on `now`'s New York day (the feed
+        shows only the bars closed by then); else None."""
+        window = _inside(self.data_stale, now)
+        if window is None:
+            return None
+        day = now.astimezone(NEW_YORK).date()
+        return datetime.combine(day, window[0], NEW_YORK)
 
     def injector(self) -> FaultInjector:
         """A fresh, seeded sequence of decisions for one server."""
         return FaultInjector(self)
 
     def __str__(self) -> str:
-        return f"data={self.data:g},orders={self.orders:g},seed={self.seed}"
+        text = f"data={self.data:g},orders={self.orders:g},seed={self.seed}"
+        for name, windows in (("data-outage", self.data_outages), ("data-stale", self.data_stale)):
+            for start, end in windows:
+                text += f",{name}={start:%H:%M}-{end:%H:%M}"
+        return text
 
 
 @dataclass

@@ -14,6 +14,7 @@ the code that is deployed; only the clock and the endpoints are local.
 from __future__ import annotations
 
 import json
+import secrets
 import sys
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
@@ -72,24 +73,38 @@ def local_stack(
     parameters: dict[str, str] | None = None,
     now: datetime | None = None,
     faults: FaultPlan | None = None,
+    backup_bars: Sequence[Bar] | None = None,
 ) -> Iterator[tuple[LocalRuntime, LocalAlpaca]]:
     """The stack in moto, with its Alpaca endpoints on a local server of these bars (orders fill
-    as at Alpaca: at the next bar's open), failing as `faults` plans."""
+    as at Alpaca: at the next bar's open), failing as `faults` plans. With `backup_bars`, a local
+    Massive serves them as the backup market data (`runtime.backup_market_data`), its key in the
+    stack's secret."""
     runtime = LocalRuntime(database_url=database_url, parameters=parameters)
-    with LocalAlpaca(
-        bars,
-        runtime.alpaca_key_id,
-        runtime.alpaca_secret_key,
-        now=now,
-        fill_market_orders="next_open",
-        faults=faults,
-    ) as alpaca:
+    with (
+        ExitStack() as backup,
+        LocalAlpaca(
+            bars,
+            runtime.alpaca_key_id,
+            runtime.alpaca_secret_key,
+            now=now,
+            fill_market_orders="next_open",
+            faults=faults,
+        ) as alpaca,
+    ):
         runtime.extra_env = {
             "ALPACA_DATA_URL": alpaca.base_url,
             "ALPACA_TRADING_URL": alpaca.base_url,
         }
         if faults is not None and faults.active:
             runtime.extra_env["ALPACA_HTTP_TIMEOUT"] = str(FAULT_HTTP_TIMEOUT_SECONDS)
+        if backup_bars:
+            from ops_pipeline_local.massive_server import LocalMassive
+
+            runtime.massive_api_key = secrets.token_urlsafe(16)
+            runtime.backup_market_data = backup.enter_context(
+                LocalMassive(backup_bars, runtime.massive_api_key, now=now)
+            )
+            runtime.extra_env["MASSIVE_DATA_URL"] = runtime.backup_market_data.base_url
         with runtime:
             yield runtime, alpaca
 
@@ -219,12 +234,14 @@ def replay(
     faults: FaultPlan | None = None,
     parameters: dict[str, str] | None = None,
     step: int | None = None,
+    backup_bars: Sequence[Bar] | None = None,
 ) -> ReplayResult:
     """Run the minute (and 5-minute) state machines over every minute the bars cover, in windows
     of `step` minutes (default: `default_step(mode)`).
 
     `mode` `paper` sends orders through alpaca-py's TradingClient to the local server; `faults`
-    makes that server fail as the plan says; `parameters` override the stack's (e.g. RiskLimits)."""
+    makes that server fail as the plan says; `parameters` override the stack's (e.g. RiskLimits);
+    `backup_bars` are served by a local Massive as the backup market data (failover on)."""
     from ops_pipeline_local.feed_server import FeedServer
 
     if not bars:
@@ -262,6 +279,7 @@ def replay(
                 parameters=stack_parameters,
                 now=minutes[0],
                 faults=faults,
+                backup_bars=backup_bars,
             )
         )
 
@@ -277,6 +295,8 @@ def replay(
 
         for since, minute in windows:
             alpaca.set_time(minute)
+            if runtime.backup_market_data is not None:
+                runtime.backup_market_data.set_time(minute)
             event = {"time": iso_minute(minute)}
             if since != minute:
                 event["since"] = iso_minute(since)

@@ -297,6 +297,10 @@ class LocalRuntime:
         self.extra_env = env or {}
         self.alpaca_key_id = f"LOCAL{secrets.token_hex(8).upper()}"
         self.alpaca_secret_key = secrets.token_urlsafe(24)
+        # The backup market data's key (MassiveSecret): None leaves the template's placeholder,
+        # so the stack runs without failover. `backup_market_data`: its local server, if any.
+        self.massive_api_key: str | None = None
+        self.backup_market_data: Any = None
         self.invocations: list[tuple[str, dict[str, Any]]] = []
         self._saved_env: dict[str, str | None] = {}
         self._mock: Any = None
@@ -354,6 +358,8 @@ class LocalRuntime:
         sm = boto3.client("secretsmanager", region_name=REGION)
         for logical_id, name in self.stack.secrets().items():
             secret = {"key_id": self.alpaca_key_id, "secret_key": self.alpaca_secret_key}
+            if logical_id == "MassiveSecret":
+                secret = {"api_key": self.massive_api_key or "REPLACE_ME"}
             resolver.refs[logical_id] = sm.create_secret(
                 Name=name, SecretString=json.dumps(secret)
             )["ARN"]
