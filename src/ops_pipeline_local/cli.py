@@ -355,6 +355,10 @@ def status_report(conn: Any, now: datetime) -> dict[str, Any]:
             if trading_day(r["decided_at"]) == day
         ]
     (checks,) = query(conn, STATUS_CHECKS)
+    source = query(
+        conn,
+        "SELECT source, since, reason, backup_configured, checked_at FROM market_data_source",
+    )
     newest_bar = tables["lane_telemetry"]["newest"]
     age = int((now - (newest_bar + ONE_MINUTE)).total_seconds()) if newest_bar else None
     market = market_status(now, _session_calendar().session(trading_day(now)))
@@ -374,7 +378,24 @@ def status_report(conn: Any, now: datetime) -> dict[str, Any]:
         "market": market.as_event(),
         "stale": stale,
         "last_run": {"failed": run_failed, **checks},
+        "market_data": _market_data_source(source[0] if source else None),
         "healthy": not stale and not run_failed,
+    }
+
+
+def _market_data_source(row: dict[str, Any] | None) -> dict[str, Any]:
+    """The provider the ingestor uses, since when and why, and whether failover is on (a backup
+    key was configured at its last run); without a row the ingestor has only ever had Alpaca."""
+    from ops_pipeline.telemetry import PRIMARY_SOURCE
+
+    if row is None:
+        return {"source": PRIMARY_SOURCE, "since": None, "reason": None, "failover": "off"}
+    return {
+        "source": row["source"],
+        "since": row["since"],
+        "reason": row["reason"],
+        "failover": "on" if row["backup_configured"] else "off",
+        "checked_at": row["checked_at"],
     }
 
 
@@ -407,6 +428,13 @@ def _print_status(report: dict[str, Any]) -> None:
     market = report["market"]
     print(f"data age: {'no bars yet' if age is None else f'{age} s since the newest bar closed'}")
     print(f"market: {'open' if market['is_open'] else 'closed'} ({market['reason']})")
+    data = report["market_data"]
+    print(
+        f"market data: {data['source']}"
+        + (f" since {data['since']} ({data['reason']})" if data["since"] else "")
+        + f"; failover {data['failover']}"
+        + ("" if data["failover"] == "on" else " (no backup key configured)")
+    )
     if report["stale"]:
         print(f"PROBLEM: data is stale while the market is open (> {STALE_AFTER_SECONDS} s)")
     run = report["last_run"]

@@ -18,6 +18,7 @@ from ops_pipeline.db import connect, parse_database_url
 from ops_pipeline.market import NEW_YORK
 from ops_pipeline.massive import SOURCE as BACKUP
 from ops_pipeline.telemetry import PRIMARY_SOURCE
+from ops_pipeline_local.cli import status_report
 from ops_pipeline_local.embedded_db import throwaway_database
 from ops_pipeline_local.faults import FaultPlan
 from ops_pipeline_local.replay import replay
@@ -66,6 +67,7 @@ def _rows(url: str) -> dict[str, list]:
                 " ORDER BY minute"
             ),
             "state": conn.run("SELECT source, since FROM market_data_source"),
+            "status": status_report(conn, _at(LAST))["market_data"],
         }
     finally:
         conn.close()
@@ -112,6 +114,9 @@ def test_the_backup_carries_the_outage_and_features_never_mix_feeds(runs, primar
     assert _at(OUTAGE[0]) <= away[0] <= _at(OUTAGE[0]) + timedelta(minutes=2), away
     assert _at(OUTAGE[1]) < back[0] <= _at(OUTAGE[1]) + timedelta(minutes=5), back
     assert failed["state"] == [[PRIMARY_SOURCE, back[0]]]
+    assert failed["status"]["source"] == PRIMARY_SOURCE
+    assert (failed["status"]["since"], failed["status"]["failover"]) == (back[0], "on")
+    assert clean["status"]["failover"] == "off" and clean["switches"] == []
     kind = "errors" if spec.startswith("data-outage") else "stale"
     assert away[3].startswith(f"primary {kind}"), away[3]
 

@@ -82,6 +82,7 @@ OPTIONAL_LOCAL_ENV = {
     "ALPACA_DATA_URL",  # point alpaca-py at the local Alpaca server
     "ALPACA_TRADING_URL",
     "ALPACA_HTTP_TIMEOUT",  # override of a sane default
+    "MASSIVE_DATA_URL",  # point the Massive client at the local backup server
 }
 # Set by the Lambda runtime or Powertools itself.
 RUNTIME_ENV_PREFIXES = ("AWS_", "LAMBDA_", "_HANDLER", "_X_AMZN", "POWERTOOLS_")
