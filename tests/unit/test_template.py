@@ -941,3 +941,28 @@ def test_no_secret_values_in_the_template():
     assert not re.search(r"\b(AK|PK)[A-Z0-9]{16,}\b", text), (
         "something that looks like an API key id"
     )
+
+
+def test_the_market_data_failover_has_its_secret_alarm_and_dashboard(resources, template):
+    """The backup's key is a secret of its own that only the ingestor reads; the metric the
+    ingestor emits (BackupSourceInUse) pages, and the dashboard shows it with the switches."""
+    assert resources["MassiveSecret"]["Type"] == "AWS::SecretsManager::Secret"
+    assert "REPLACE_ME" in resources["MassiveSecret"]["Properties"]["SecretString"]
+    readers = [
+        name
+        for name, r in resources.items()
+        if r["Type"] == "AWS::Serverless::Function"
+        and _ref(
+            r["Properties"].get("Environment", {}).get("Variables", {}).get("MASSIVE_SECRET_ARN")
+        )
+        == "MassiveSecret"
+    ]
+    assert readers == ["TelemetryIngestorFunction"]
+    alarm = resources["MarketDataFailoverAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("OpsPipeline", "BackupSourceInUse")
+    assert "docs/deploy.md#market-data-failover" in alarm["AlarmDescription"]
+    assert "### market-data-failover" in (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    body = resources["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    assert "BackupSourceInUse" in body and "MarketDataSourceSwitches" in body
+    assert "${MarketDataFailoverAlarm.Arn}" in body
+    assert "MassiveSecretArn" in template["Outputs"]

@@ -17,6 +17,8 @@ as the live run did:
   uses. As there, the minute is "open" when a bar of the session closed at it:
   `open < minute <= close`. Without a session answer (the calendar could not be read) the
   `MarketOpen` metric is not emitted.
+- the market-data provider in use (the ingestor's `market_data_source`: Alpaca, or the backup
+  while Alpaca fails or is stale), since when, and whether failover is configured at all.
 - minute-pipeline executions (Step Functions `ListExecutions`, one page of up to 100, newest
   first): how many started in `[minute - 1 h, minute + 1 min)` (the wall-clock start dates Step
   Functions records, so a replay of past minutes reads 0), and the outcome of the newest one
@@ -72,6 +74,11 @@ class DataSnapshot:
     recommendations_last_hour: int = 0
     executions_last_hour: Mapping[str, int] = field(default_factory=dict)
     unclassified_events: int = 0
+    # The market-data provider the ingestor uses (None: it has never written its state, i.e. it
+    # has only had Alpaca), since when, and whether a backup was configured at its last run.
+    data_source: str | None = None
+    data_source_since: datetime | None = None
+    failover_enabled: bool = False
 
 
 @dataclass(frozen=True)
@@ -160,6 +167,11 @@ class HealthReport:
             "recommendations_last_hour": s.recommendations_last_hour,
             "executions_last_hour": dict(s.executions_last_hour),
             "unclassified_events": s.unclassified_events,
+            "market_data": {
+                "source": s.data_source or "alpaca-iex",
+                "since": s.data_source_since.isoformat() if s.data_source_since else None,
+                "failover": "on" if s.failover_enabled else "off",
+            },
             "minute_executions": None,
         }
         if e is not None:
@@ -264,7 +276,10 @@ SELECT
     (SELECT count(*) FROM inbound_events_raw r
      WHERE r.fetched_at > :backlog_since AND r.fetched_at <= :minute
        AND NOT EXISTS (SELECT 1 FROM inbound_events_classified c WHERE c.event_id = r.id))
-        AS unclassified_events
+        AS unclassified_events,
+    (SELECT source FROM market_data_source) AS data_source,
+    (SELECT since FROM market_data_source) AS data_source_since,
+    coalesce((SELECT backup_configured FROM market_data_source), false) AS failover_enabled
 """
 
 

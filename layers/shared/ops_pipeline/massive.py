@@ -3,7 +3,7 @@
 `massive.RESTClient` (PyPI `massive`, formerly `polygon-api-client`) asks
 `GET /v2/aggs/ticker/{T}/range/1/minute/{from}/{to}` (milliseconds, both ends inclusive, bars
 labelled by their start like Alpaca's) and follows `next_url` itself. Minute aggregates come one
-ticker per request; the full-market snapshot would answer every ticker in one request, but its
+ticker per request (sent `PARALLEL` at a time); the full-market snapshot would answer every ticker in one request, but its
 `min` is the minute still forming (the snapshot "returns the current minute"), not a closed bar,
 so the ingestor does not rely on it. Bars come from the consolidated (SIP) tape, extended hours
 included; real-time minutes need the Stocks Advanced plan (the cheaper plans are 15 minutes
@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -38,6 +39,8 @@ SOURCE = "massive"
 MASSIVE_SECRET_ARN = "MASSIVE_SECRET_ARN"
 MASSIVE_DATA_URL = "MASSIVE_DATA_URL"
 PAGE_LIMIT = 50_000  # Massive's maximum base aggregates per request
+# Requests in flight at once: the client's urllib3 pool keeps 10 connections per host (`maxsize`).
+PARALLEL = 10
 ATTEMPTS = alpaca.ATTEMPTS
 BACKOFF_SECONDS = alpaca.BACKOFF_SECONDS
 
@@ -114,6 +117,14 @@ def call(what: str, fn: Callable[[], T], *, attempts: int = ATTEMPTS) -> T:
                 raise TransientError(
                     f"Massive {what} failed {attempts} times: {type(exc).__name__}: {exc}"[:500]
                 ) from exc
+            logger.info(
+                "Massive call failed; retrying",
+                extra={
+                    "call": what,
+                    "attempt": attempt,
+                    "error": f"{type(exc).__name__}: {exc}"[:300],
+                },
+            )
             time.sleep(BACKOFF_SECONDS * attempt)
     raise AssertionError("unreachable")
 
@@ -137,18 +148,21 @@ def request_bars(
     client: Any, tickers: Sequence[str], start: datetime, end: datetime
 ) -> dict[str, list[dict[str, Any]]]:
     """1-minute bars of each ticker from `start` to `end` (both bar starts, inclusive): one
-    request per ticker (Massive's aggregates are per ticker), unadjusted like Alpaca's default."""
-    out: dict[str, list[dict[str, Any]]] = {}
-    for ticker in tickers:
+    request per ticker (Massive's aggregates are per ticker), `PARALLEL` at a time over the
+    client's connection pool, unadjusted like Alpaca's default."""
 
-        def fetch(ticker: str = ticker) -> list[Any]:
-            return list(
+    def fetch(ticker: str) -> list[dict[str, Any]]:
+        aggs = call(
+            f"bars of {ticker}",
+            lambda: list(
                 client.list_aggs(
                     ticker, 1, "minute", start, end, adjusted=False, sort="asc", limit=PAGE_LIMIT
                 )
-            )
+            ),
+        )
+        return [_bar(a) for a in aggs]
 
-        aggs = call(f"bars of {ticker}", fetch)
-        out[ticker] = [_bar(a) for a in aggs]
-    logger.debug("Massive bars", extra={"tickers": len(tickers), "from": start.isoformat()})
-    return out
+    if len(tickers) <= 1:
+        return {t: fetch(t) for t in tickers}
+    with ThreadPoolExecutor(max_workers=min(PARALLEL, len(tickers))) as pool:
+        return dict(zip(tickers, pool.map(fetch, tickers)))
