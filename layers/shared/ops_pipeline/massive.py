@@ -9,7 +9,7 @@ so the ingestor does not rely on it. Bars come from the consolidated (SIP) tape,
 included; real-time minutes need the Stocks Advanced plan (the cheaper plans are 15 minutes
 delayed: see docs/deploy.md).
 
-The key lives in the stack's Secrets Manager secret `MASSIVE_SECRET_ARN` (`{"api_key": ...}`);
+The key lives in the stack's Secrets Manager secret named by `MASSIVE_SECRET_ARN` (`{"api_key": ...}`);
 while it holds the template's placeholder (or the variable is unset), there is no backup and the
 pipeline runs on Alpaca alone. `MASSIVE_DATA_URL` points the client elsewhere (the local
 server); its requests get `ALPACA_HTTP_TIMEOUT` as their timeout and no retry of the client's
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from massive import RESTClient
 
 SOURCE = "massive"
-MASSIVE_SECRET_ARN = "MASSIVE_SECRET_ARN"
+KEY_ARN_ENV = "MASSIVE_SECRET_ARN"  # the variable that names the secret of the key
 MASSIVE_DATA_URL = "MASSIVE_DATA_URL"
 PAGE_LIMIT = 50_000  # Massive's maximum base aggregates per request
 # Requests in flight at once: the client's urllib3 pool keeps 10 connections per host (`maxsize`).
@@ -49,7 +49,7 @@ T = TypeVar("T")
 
 def api_key() -> str | None:
     """The Massive key from the stack's secret, or None when no backup is configured."""
-    arn = os.environ.get(MASSIVE_SECRET_ARN, "").strip()
+    arn = os.environ.get(KEY_ARN_ENV, "").strip()
     if not arn:
         return None
     try:
