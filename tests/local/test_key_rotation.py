@@ -33,7 +33,7 @@ def test_after_a_key_rotation_the_next_run_works(conn, database_url, bundled_bar
         old_key = runtime.alpaca_key_id
 
         new_key, new_secret = f"LOCAL{secrets.token_hex(8).upper()}", secrets.token_urlsafe(24)
-        [secret_name] = runtime.stack.secrets().values()
+        secret_name = runtime.stack.secrets()["AlpacaSecret"]
         boto3.client("secretsmanager", region_name="us-east-1").put_secret_value(
             SecretId=secret_name,
             SecretString=json.dumps({"key_id": new_key, "secret_key": new_secret}),

@@ -38,7 +38,7 @@ def put_secret(secret_string: str) -> None:
 @pytest.fixture
 def placeholder_stack(conn, database_url, bundled_bars) -> Iterator[tuple[Any, Any]]:
     with local_stack(bundled_bars, database_url=database_url, now=OPEN) as (runtime, market):
-        (secret,) = runtime.stack.resources("AWS::SecretsManager::Secret").values()
+        secret = runtime.stack.resources("AWS::SecretsManager::Secret")["AlpacaSecret"]
         put_secret(secret["Properties"]["SecretString"])
         yield runtime, market
 
