@@ -67,6 +67,11 @@ def _rows(url: str) -> dict[str, list]:
                 " ORDER BY minute"
             ),
             "state": conn.run("SELECT source, since FROM market_data_source"),
+            # a minute's bar kept for windows beside the stored bar of the same provider
+            "doubled": conn.run(
+                "SELECT count(*) FROM lane_telemetry_history h"
+                " JOIN lane_telemetry t ON t.ticker = h.ticker AND t.ts = h.ts AND t.source = h.source"
+            )[0][0],
             "status": status_report(conn, _at(LAST))["market_data"],
         }
     finally:
@@ -107,6 +112,7 @@ def test_the_backup_carries_the_outage_and_features_never_mix_feeds(runs, primar
         (b.symbol, b.ts) for b in primary_bars
     )
     assert {source for *_, source in clean["bars"]} == {PRIMARY_SOURCE}
+    assert failed["doubled"] == 0
 
     # One switch to the backup within two minutes of the outage, one back within five of its end.
     (away, back) = failed["switches"]

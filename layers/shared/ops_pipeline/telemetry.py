@@ -1,4 +1,4 @@
-"""Telemetry ingestor: closed 1-minute bars from Alpaca into `lane_telemetry`.
+"""Telemetry ingestor: closed 1-minute bars from Alpaca (or its backup) into `lane_telemetry`.
 
 Each ticker is fetched from its last stored bar (within a bounded lookback, `LOOKBACK`: a run's
 longest window, five days, plus the bar that closes at its first minute) up to the bar that
@@ -41,6 +41,7 @@ from typing import Any
 from ops_pipeline.db import Connection, json_records, query
 from ops_pipeline.errors import InvalidEventError, TransientError
 from ops_pipeline.event_time import MAX_WINDOW, ONE_MINUTE, parse_minute
+from ops_pipeline.features import SMA_LONG
 from ops_pipeline.market import BarSession, MarketCalendar, trading_day
 from ops_pipeline.observability import logger
 
@@ -52,7 +53,7 @@ PRIMARY_SOURCE = "alpaca-iex"
 MAX_BAR_AGE = ONE_MINUTE
 # Back to the primary once it has answered healthily for this long (runs at least this far apart).
 FAILBACK_AFTER = timedelta(minutes=3)
-WINDOW_BARS = 50  # the longest feature window (features.SMA_LONG)
+WINDOW_BARS = SMA_LONG  # the longest feature window
 
 
 @dataclass(frozen=True)
