@@ -457,6 +457,8 @@ class LocalAlpaca:
         if self.faults and self.faults.plan.data_outage_at(self._now):
             self.faults.record(path, Fault.OUTAGE)
             raise _ApiError(500, 50010000, "internal server error")
+        if self.faults and self.faults.plan.data_frozen_at(self._now):
+            self.faults.record(path, Fault.STALE)  # answered, without the bars after the freeze
         fault = self.faults.for_data(path) if self.faults else None
         if fault is Fault.RATE_LIMITED:
             assert self.faults is not None

@@ -28,6 +28,7 @@ class Fault(StrEnum):
     STALLED = "stall"
     REPLY_LOST = "reply_lost"
     OUTAGE = "outage"  # a data request inside a data-outage window
+    STALE = "stale"  # a data request inside a data-stale window
 
 
 DATA_FAULTS = (Fault.RATE_LIMITED, Fault.SERVER_ERROR, Fault.STALLED)

@@ -59,6 +59,7 @@ def test_a_stale_window_serves_no_bar_after_its_start(bundled_bars):
             assert _last_bar(data) == WINDOW_START - timedelta(minutes=1), minutes
         server.set_time(WINDOW_START + timedelta(minutes=45))
         assert _last_bar(data) == WINDOW_START + timedelta(minutes=44)
+        assert server.faults is not None and server.faults.counts() == {Fault.STALE.value: 4}
 
 
 def test_windows_parse_repeat_and_refuse_nonsense():
