@@ -5,6 +5,11 @@ answered 429 (with rate-limit headers), 500, or stalled past the client's timeou
 of accepted order submissions is recorded by the server and then loses its reply (the connection
 is dropped without an answer). Each kind draws from its own generator seeded by ``seed``, so the
 same plan over the same sequence of requests injects the same faults.
+
+Two more for the money path: ``late=SECONDS`` runs the server's clock that many seconds ahead of
+the replay (every dispatch reaches the broker that late), and ``unfilled=RATE`` leaves that
+fraction of accepted orders unfilled until they expire at their session's close (as a halted or
+illiquid symbol's market order does).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ class Fault(StrEnum):
     SERVER_ERROR = "500"
     STALLED = "stall"
     REPLY_LOST = "reply_lost"
+    UNFILLED = "unfilled"
 
 
 DATA_FAULTS = (Fault.RATE_LIMITED, Fault.SERVER_ERROR, Fault.STALLED)
@@ -36,29 +42,35 @@ class FaultPlan:
     data: float = 0.0
     orders: float = 0.0
     seed: int = 0
+    late: float = 0.0
+    unfilled: float = 0.0
     stall_seconds: float = DEFAULT_STALL_SECONDS
     reset_seconds: int = DEFAULT_RESET_SECONDS
 
     def __post_init__(self) -> None:
-        for name in ("data", "orders"):
+        for name in ("data", "orders", "unfilled"):
             rate = getattr(self, name)
             if not 0.0 <= rate <= 1.0:
                 raise ValueError(f"fault rate {name}={rate} is not between 0 and 1")
+        if self.late < 0:
+            raise ValueError(f"late={self.late:g} must not be negative")
         if self.stall_seconds <= 0:
             raise ValueError("stall_seconds must be positive")
 
     @classmethod
     def parse(cls, spec: str, *, seed: int | None = None) -> FaultPlan:
-        """``data=0.1,orders=0.1[,seed=N]``; an explicit ``seed`` argument wins over the spec's."""
+        """``data=0.1,orders=0.1[,late=SECONDS][,unfilled=RATE][,seed=N]``; an explicit ``seed``
+        argument wins over the spec's."""
         values: dict[str, float | int] = {}
         for part in spec.split(","):
             if not part.strip():
                 continue
             name, sep, raw = part.partition("=")
             name = name.strip().lower()
-            if not sep or name not in ("data", "orders", "seed"):
+            if not sep or name not in ("data", "orders", "late", "unfilled", "seed"):
                 raise ValueError(
-                    f"bad fault spec {part.strip()!r}: expected data=RATE, orders=RATE or seed=N"
+                    f"bad fault spec {part.strip()!r}: expected data=RATE, orders=RATE,"
+                    " late=SECONDS, unfilled=RATE or seed=N"
                 )
             try:
                 values[name] = int(raw) if name == "seed" else float(raw)
@@ -72,18 +84,25 @@ class FaultPlan:
             data=float(values.get("data", 0.0)),
             orders=float(values.get("orders", 0.0)),
             seed=int(values.get("seed", 0)),
+            late=float(values.get("late", 0.0)),
+            unfilled=float(values.get("unfilled", 0.0)),
         )
 
     @property
     def active(self) -> bool:
-        return self.data > 0 or self.orders > 0
+        return self.data > 0 or self.orders > 0 or self.late > 0 or self.unfilled > 0
 
     def injector(self) -> FaultInjector:
         """A fresh, seeded sequence of decisions for one server."""
         return FaultInjector(self)
 
     def __str__(self) -> str:
-        return f"data={self.data:g},orders={self.orders:g},seed={self.seed}"
+        extra = "".join(
+            f",{name}={value:g}"
+            for name, value in (("late", self.late), ("unfilled", self.unfilled))
+            if value
+        )
+        return f"data={self.data:g},orders={self.orders:g}{extra},seed={self.seed}"
 
 
 @dataclass
@@ -97,6 +116,7 @@ class FaultInjector:
         self._lock = threading.Lock()
         self._data = random.Random(f"{self.plan.seed}:data")
         self._orders = random.Random(f"{self.plan.seed}:orders")
+        self._unfilled = random.Random(f"{self.plan.seed}:unfilled")
 
     def for_data(self, path: str) -> Fault | None:
         """The fault for this market-data request, or None."""
@@ -113,6 +133,14 @@ class FaultInjector:
         `record`) only if it accepts the order: a refusal is always answered."""
         with self._lock:
             return Fault.REPLY_LOST if self._orders.random() < self.plan.orders else None
+
+    def leave_unfilled(self, path: str) -> bool:
+        """Whether this accepted order is left unfilled until it expires (recorded)."""
+        with self._lock:
+            if self._unfilled.random() >= self.plan.unfilled:
+                return False
+            self.injected.append((path, Fault.UNFILLED))
+            return True
 
     def record(self, path: str, fault: Fault) -> None:
         with self._lock:

@@ -72,6 +72,7 @@ def local_stack(
     parameters: dict[str, str] | None = None,
     now: datetime | None = None,
     faults: FaultPlan | None = None,
+    holdings: dict[str, Decimal] | None = None,
 ) -> Iterator[tuple[LocalRuntime, LocalAlpaca]]:
     """The stack in moto, with its Alpaca endpoints on a local server of these bars (orders fill
     as at Alpaca: at the next bar's open), failing as `faults` plans."""
@@ -83,6 +84,7 @@ def local_stack(
         now=now,
         fill_market_orders="next_open",
         faults=faults,
+        holdings=holdings,
     ) as alpaca:
         runtime.extra_env = {
             "ALPACA_DATA_URL": alpaca.base_url,
@@ -219,12 +221,16 @@ def replay(
     faults: FaultPlan | None = None,
     parameters: dict[str, str] | None = None,
     step: int | None = None,
+    holdings: dict[str, Decimal] | None = None,
 ) -> ReplayResult:
     """Run the minute (and 5-minute) state machines over every minute the bars cover, in windows
     of `step` minutes (default: `default_step(mode)`).
 
     `mode` `paper` sends orders through alpaca-py's TradingClient to the local server; `faults`
-    makes that server fail as the plan says; `parameters` override the stack's (e.g. RiskLimits)."""
+    makes that server fail as the plan says; `parameters` override the stack's (e.g. RiskLimits);
+    `holdings`: shares the paper account holds from the start that the deployment did not buy.
+    The summary also says what the money path left: `pending` (our orders not in a final state),
+    `broker_positions` (paper: the account's) and `own_positions` (the deployment's own fills)."""
     from ops_pipeline_local.feed_server import FeedServer
 
     if not bars:
@@ -262,6 +268,7 @@ def replay(
                 parameters=stack_parameters,
                 now=minutes[0],
                 faults=faults,
+                holdings=holdings,
             )
         )
 
@@ -287,11 +294,33 @@ def replay(
             if progress:
                 progress(position[minute], minute, counts)
         result.faults_injected = alpaca.faults.counts() if alpaca.faults else {}
+        broker_positions = alpaca.positions if mode == "paper" else {}
     result.summary = on_fresh_connection(
         database_url,
         lambda conn: summarize(conn, result.first_minute, result.last_minute, tickers),
     )
+    result.summary.update(
+        on_fresh_connection(database_url, lambda conn: money_path(conn, mode)),
+        broker_positions=broker_positions,
+    )
     return result
+
+
+def money_path(conn: Any, mode: str) -> dict[str, Any]:
+    """Our orders not in a final state (`submitted` or `pending`), and the deployment's net
+    position from its own fills, by symbol (in the replay's trading mode)."""
+    ((pending,),) = conn.run(
+        "SELECT count(*) FROM dispatch_executions"
+        " WHERE mode = :mode AND status IN ('submitted', 'pending')",
+        mode=mode,
+    )
+    own = conn.run(
+        "SELECT ticker, sum(CASE side WHEN 'buy' THEN qty ELSE -qty END) FROM dispatch_executions"
+        " WHERE mode = :mode AND status = 'filled' GROUP BY ticker HAVING"
+        " sum(CASE side WHEN 'buy' THEN qty ELSE -qty END) <> 0 ORDER BY ticker",
+        mode=mode,
+    )
+    return {"pending": pending, "own_positions": {t: Decimal(q) for t, q in own}}
 
 
 def on_fresh_connection[T](

@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time as monotonic_time
 from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
@@ -76,7 +77,14 @@ from ops_pipeline.db import Connection, json_records
 from ops_pipeline.errors import TransientError
 from ops_pipeline.market import NEW_YORK
 from ops_pipeline.observability import logger
-from ops_pipeline.risk import Book, Decision, PendingRecommendation, day_result, risk_gates
+from ops_pipeline.risk import (
+    Book,
+    BrokerClock,
+    Decision,
+    PendingRecommendation,
+    day_result,
+    risk_gates,
+)
 
 BACKLOG = timedelta(days=1)
 CLOCK_SKEW = timedelta(minutes=1)
@@ -88,6 +96,10 @@ BROKER_REFUSED = "broker refused"
 PRICE_QUANTUM = Decimal("0.000001")
 QTY_QUANTUM = Decimal("0.000001")  # dispatch_executions.qty is numeric(18, 6)
 BPS = Decimal("0.0001")
+RATE_LIMITED = 429
+SEND_BUDGET = 60.0  # seconds a broker may spend waiting out rate limits (the handler sets the
+# run's remaining time less a margin)
+FINAL_STATUSES = ("filled", "rejected", "failed")
 
 
 def order_prefix(deployment: str, salt: str) -> str:
@@ -125,6 +137,10 @@ class Broker(Protocol):
         """Held quantity per ticker, and tickers with an open order."""
         ...
 
+    def clock(self) -> BrokerClock | None:
+        """The broker's time and whether the market is open, as the minute's orders go out."""
+        ...
+
     def execute(self, decision: Decision, coid: str) -> Outcome: ...
 
     def lookup(self, coid: str) -> Outcome | None:
@@ -134,7 +150,8 @@ class Broker(Protocol):
     def reconcile(
         self, conn: Connection, minute: datetime, prefix: str, session_close: datetime | None
     ) -> dict[int, Outcome]:
-        """Final outcomes of this deployment's `submitted` orders, by recommendation id."""
+        """Final outcomes of this deployment's `submitted` orders, however old, by recommendation
+        id; raises `TransientError` when the broker cannot say (a failed stage, retried)."""
         ...
 
 
@@ -165,6 +182,10 @@ class SimulatedBroker:
 
     costs: SimulationCosts = field(default_factory=SimulationCosts)
     mode: TradingMode = TradingMode.SIMULATION
+
+    def clock(self) -> None:
+        """No broker: a simulation keeps event time."""
+        return None
 
 
 # -- Alpaca ----------------------------------------------------------------------------------
@@ -223,9 +244,10 @@ def order_outcome(order: dict[str, Any]) -> Outcome:
 class AlpacaBroker:
     """Market orders through alpaca-py's TradingClient, keyed by `client_order_id`."""
 
-    def __init__(self, client: Any, mode: TradingMode) -> None:
+    def __init__(self, client: Any, mode: TradingMode, budget_seconds: float = SEND_BUDGET) -> None:
         self.client = client
         self.mode = mode
+        self.deadline = monotonic_time.monotonic() + budget_seconds
 
     def positions(
         self, conn: Connection, minute: datetime, prefix: str
@@ -242,6 +264,11 @@ class AlpacaBroker:
             {p["symbol"]: Decimal(str(p["qty"])) for p in held},
             {o["symbol"] for o in orders},
         )
+
+    def clock(self) -> BrokerClock:
+        raw = alpaca.call("clock", self.client.get_clock)
+        now = datetime.fromisoformat(str(raw["timestamp"]).replace("Z", "+00:00"))
+        return BrokerClock(now, bool(raw["is_open"]))
 
     def lookup(self, coid: str) -> Outcome | None:
         from alpaca.common.exceptions import APIError
@@ -267,8 +294,28 @@ class AlpacaBroker:
             client_order_id=coid,
         )
         # One try: a lost reply is the dispatcher's to resolve (a lookup by client_order_id),
-        # never a blind resend.
-        return alpaca.call("order", lambda: self.client.submit_order(request), attempts=1)
+        # never a blind resend. A 429 is a refusal before the order was read: the same order
+        # (same client_order_id) goes again once the broker's window resets, if the run's budget
+        # allows; else the row stays pending for the state machine's retry.
+        from alpaca.common.exceptions import APIError
+
+        while True:
+            try:
+                return alpaca.call("order", lambda: self.client.submit_order(request), attempts=1)
+            except TransientError as exc:
+                cause = exc.__cause__
+                if not isinstance(cause, APIError) or cause.status_code != RATE_LIMITED:
+                    raise
+                wait = alpaca.rate_limit_wait(cause)
+                if monotonic_time.monotonic() + wait > self.deadline:
+                    raise TransientError(
+                        f"order {coid} rate limited; the reset is past the run's budget"
+                    ) from cause
+                logger.info(
+                    "order rate limited; sending it again at the reset",
+                    extra={"client_order_id": coid, "wait_s": round(wait, 2)},
+                )
+                monotonic_time.sleep(wait)
 
     def execute(self, decision: Decision, coid: str) -> Outcome:
         """Send once; on a duplicate or a lost reply, look the order up, and send again at most once."""
@@ -306,21 +353,14 @@ class AlpacaBroker:
     def reconcile(
         self, conn: Connection, minute: datetime, prefix: str, session_close: datetime | None
     ) -> dict[int, Outcome]:
-        rows = conn.run(
-            SUBMITTED, mode=self.mode.value, since=minute - BACKLOG, pattern=_pattern(prefix)
-        )
+        rows = conn.run(SUBMITTED, mode=self.mode.value, pattern=_pattern(prefix))
         if not rows:
             return {}
         by_coid = {coid: rec_id for rec_id, coid, _ in rows}
         since = min(decided_at for _, _, decided_at in rows)
-        try:
-            finished = self.order_outcomes(list(by_coid), since)
-        except TransientError as exc:
-            logger.warning(
-                "order reconciliation failed; retried on the next run",
-                extra={"submitted": len(rows), "error": str(exc)},
-            )
-            return {}
+        # A failure here fails the stage (the state machine retries, then alarms): the gates must
+        # not decide against orders whose fate is unknown.
+        finished = self.order_outcomes(list(by_coid), since)
         return {by_coid[coid]: outcome for coid, outcome in finished.items()}
 
     def order_outcomes(
@@ -331,21 +371,32 @@ class AlpacaBroker:
         from alpaca.trading.enums import QueryOrderStatus
         from alpaca.trading.requests import GetOrdersRequest
 
-        request = GetOrdersRequest(
-            status=QueryOrderStatus.ALL,
-            after=since - CLOCK_SKEW,
-            limit=MAX_ORDERS_PER_PAGE,
-            direction=Sort.ASC,  # past the page limit the newest wait, not the oldest
-        )
-        orders = alpaca.call("order reconciliation", lambda: self.client.get_orders(request))
         wanted = set(client_order_ids)
+        seen: set[str] = set()
         outcomes: dict[str, Outcome] = {}
-        for order in orders:
-            coid = order.get("client_order_id")
-            outcome = order_outcome(order)
-            if coid in wanted and outcome.status != "submitted":
-                outcomes[coid] = outcome
-        return outcomes
+        after = since - CLOCK_SKEW
+        while True:  # oldest first, a page at a time, until every order asked for is seen
+            request = GetOrdersRequest(
+                status=QueryOrderStatus.ALL,
+                after=after,
+                limit=MAX_ORDERS_PER_PAGE,
+                direction=Sort.ASC,
+            )
+            orders = alpaca.call(
+                "order reconciliation", lambda r=request: self.client.get_orders(r)
+            )
+            for order in orders:
+                coid = order.get("client_order_id")
+                if coid not in wanted:
+                    continue
+                seen.add(coid)
+                outcome = order_outcome(order)
+                if outcome.status != "submitted":
+                    outcomes[coid] = outcome
+            last = _order_time(orders[-1].get("submitted_at")) if orders else None
+            if len(orders) < MAX_ORDERS_PER_PAGE or seen >= wanted or last is None or last <= after:
+                return outcomes
+            after = last
 
 
 # -- the run ---------------------------------------------------------------------------------
@@ -366,21 +417,31 @@ WHERE r.decided_at > :since AND r.decided_at <= :minute
 ORDER BY r.decided_at, r.ts, r.ticker
 """
 
+# The deployment's own book at a minute: per ticker, today's orders (a `pending` row being
+# decided again in this run, `:retried`, is not counted against itself), today's fills marked at
+# the last close, what its own fills held at the day's start (carried) and hold now (own), and
+# whether a BUY of its own is still open.
 DAY_BOOK = """
-WITH mine AS (
-    SELECT ticker, side, qty, price, commission, status, coalesce(filled_at, decided_at) AS at
+WITH ours AS (
+    SELECT ticker, side, qty, price, commission, status, decided_at,
+           coalesce(filled_at, decided_at) AS at,
+           CASE side WHEN 'buy' THEN qty ELSE -qty END AS signed
     FROM dispatch_executions
-    WHERE mode = :mode AND client_order_id LIKE :pattern
-      AND decided_at >= :day_start AND decided_at <= :minute
+    WHERE mode = :mode AND client_order_id LIKE :pattern AND decided_at <= :minute
       AND status IN ('filled', 'submitted', 'pending')
+      AND client_order_id <> ALL(CAST(:retried AS text[]))
+), mine AS (
+    SELECT * FROM ours WHERE decided_at >= :day_start
 ), carried AS (
-    SELECT ticker, sum(CASE side WHEN 'buy' THEN qty ELSE -qty END) AS qty
-    FROM dispatch_executions
-    WHERE mode = :mode AND client_order_id LIKE :pattern AND status = 'filled'
-      AND decided_at < :day_start
+    SELECT ticker,
+           coalesce(sum(signed) FILTER (WHERE status = 'filled' AND decided_at < :day_start), 0)
+               AS qty,
+           coalesce(sum(signed) FILTER (WHERE status = 'filled'), 0) AS own,
+           bool_or(side = 'buy' AND status <> 'filled') AS buying
+    FROM ours
     GROUP BY ticker
 ), tickers AS (
-    SELECT ticker FROM mine UNION SELECT ticker FROM carried WHERE qty <> 0
+    SELECT ticker FROM mine UNION SELECT ticker FROM carried WHERE qty <> 0 OR own <> 0
 ), prices AS (
     SELECT k.ticker,
            (SELECT t.close FROM lane_telemetry t
@@ -397,16 +458,19 @@ SELECT p.ticker, count(m.ticker), max(m.at) FILTER (WHERE m.status = 'filled'),
            (CASE m.side WHEN 'buy' THEN 1 ELSE -1 END) * m.qty * (coalesce(p.mark, m.price) - m.price)
            - m.commission END), 0),
        coalesce((SELECT c.qty FROM carried c WHERE c.ticker = p.ticker), 0),
-       p.mark, p.previous_close
+       p.mark, p.previous_close,
+       coalesce((SELECT c.own FROM carried c WHERE c.ticker = p.ticker), 0),
+       coalesce((SELECT c.buying FROM carried c WHERE c.ticker = p.ticker), false)
 FROM prices p LEFT JOIN mine m USING (ticker)
 GROUP BY p.ticker, p.mark, p.previous_close
 """
 
+# Every order of ours the broker may still fill, however old (an order open at Friday's last
+# run is reconciled on Monday, or after a holiday).
 SUBMITTED = """
 SELECT recommendation_id, client_order_id, decided_at
 FROM dispatch_executions
-WHERE status = 'submitted' AND mode = :mode AND decided_at > :since
-  AND client_order_id LIKE :pattern
+WHERE status = 'submitted' AND mode = :mode AND client_order_id LIKE :pattern
 """
 
 CLAIM = """
@@ -439,16 +503,21 @@ SET status = u.status,
 FROM json_to_recordset(CAST(:rows AS json))
     AS u(rec_id bigint, status text, price numeric, qty numeric, requested_qty numeric,
          order_id text, code integer, reason text, commission numeric, filled_at timestamptz,
-         verdicts jsonb, decided_at timestamptz)
-WHERE e.recommendation_id = u.rec_id
+         verdicts jsonb, decided_at timestamptz, prior text)
+WHERE e.recommendation_id = u.rec_id AND e.status = u.prior
 """
 
 
 @dataclass(frozen=True)
 class _Record:
+    """An outcome to store over a row in status `prior`: a row that another run has moved on
+    meanwhile (an overlapping run of the same minute, a redrive) keeps what that run stored, so a
+    final status (filled, rejected, failed) never moves."""
+
     outcome: Outcome
     decision: Decision | None = None  # set when the gates were (re-)evaluated in this run
     decided_at: datetime | None = None
+    prior: str = "pending"  # `submitted` for a reconciled order
 
 
 def _verdicts(decision: Decision) -> list[dict[str, Any]]:
@@ -459,8 +528,14 @@ def _salt(conn: Connection) -> str:
     return str(conn.run(SALT)[0][0])
 
 
-def _book(conn: Connection, broker: Broker, minute: datetime, prefix: str) -> Book:
-    held, open_orders = broker.positions(conn, minute, prefix)
+def _book(
+    conn: Connection, broker: Broker, minute: datetime, prefix: str, retried: Sequence[str] = ()
+) -> Book:
+    """The book the gates decide against: the deployment's own positions (its fills, never more
+    than the account holds: a manual position or another stack's on the same account is not
+    ours to sell or to count), the account's open orders, and the day's own orders and result.
+    `retried`: the `client_order_id`s of `pending` rows decided again now (not counted twice)."""
+    account, open_orders = broker.positions(conn, minute, prefix)
     day_start = new_york_day_start(minute)
     rows = conn.run(
         DAY_BOOK,
@@ -469,17 +544,21 @@ def _book(conn: Connection, broker: Broker, minute: datetime, prefix: str) -> Bo
         day_start=day_start,
         since=day_start - MARK_LOOKBACK,
         minute=minute,
+        retried=list(retried),
     )
+    own = {r[0]: Decimal(r[7]) for r in rows}
+    held = {t: min(q, account.get(t, Decimal(0))) for t, q in own.items()}
     return Book(
-        positions=held,
+        positions={t: q for t, q in held.items() if q > 0},
+        open_buys={t for t, *_, buying in rows if buying},
         open_orders=open_orders,
         trades_today={t: int(n) for t, n, *_ in rows if n},
         last_fill={t: at for t, _, at, *_ in rows if at is not None},
         day_result=day_result(
-            held_at_open={t: Decimal(qty) for t, *_, qty, _, _ in rows},
+            held_at_open={r[0]: Decimal(r[4]) for r in rows},
             fills_result=sum((Decimal(r[3]) for r in rows), Decimal(0)),
-            marks={t: Decimal(mark) for t, *_, mark, _ in rows if mark is not None},
-            previous_closes={t: Decimal(prev) for t, *_, prev in rows if prev is not None},
+            marks={r[0]: Decimal(r[5]) for r in rows if r[5] is not None},
+            previous_closes={r[0]: Decimal(r[6]) for r in rows if r[6] is not None},
         ),
     )
 
@@ -532,7 +611,12 @@ def _record(conn: Connection, records: dict[int, _Record]) -> None:
                 "rec_id": rec_id,
                 "status": o.status,
                 "price": o.price,
-                "qty": o.qty if o.qty is not None else (d.qty if d else None),
+                # qty is what filled: nothing when the order was refused, canceled or expired
+                "qty": Decimal(0)
+                if o.status in ("rejected", "failed")
+                else o.qty
+                if o.qty is not None
+                else (d.qty if d else None),
                 "requested_qty": d.qty if d else None,
                 "order_id": o.broker_order_id,
                 "code": o.broker_code,
@@ -541,6 +625,7 @@ def _record(conn: Connection, records: dict[int, _Record]) -> None:
                 "filled_at": o.filled_at,
                 "verdicts": _verdicts(d) if d else None,
                 "decided_at": r.decided_at,
+                "prior": r.prior,
             }
         )
     conn.run(RECORD_OUTCOMES, rows=json_records(rows))
@@ -757,12 +842,13 @@ class SimulatedLedger:
                 out[order.rec_id] = Outcome("rejected", reason="no bar to fill at before the close")
                 order.status = "rejected"
         for rec_id, outcome in out.items():
-            self.changed[rec_id] = _Record(outcome)
+            self.changed[rec_id] = _Record(outcome, prior="submitted")
         return out
 
     def _book(self, minute: datetime) -> Book:
         positions = dict(self.held_before)
         open_orders: set[str] = set()
+        open_buys: set[str] = set()
         day_start = new_york_day_start(minute)
         trades: dict[str, int] = {}
         last_fill: dict[str, datetime] = {}
@@ -778,6 +864,8 @@ class SimulatedLedger:
                     held_at_open[o.ticker] = held_at_open.get(o.ticker, Decimal(0)) + o.signed
             elif o.status == "submitted":
                 open_orders.add(o.ticker)
+                if o.side == "buy":
+                    open_buys.add(o.ticker)
             if o.decided_at < day_start or o.status not in ("filled", "submitted", "pending"):
                 continue
             trades[o.ticker] = trades.get(o.ticker, 0) + 1
@@ -799,6 +887,7 @@ class SimulatedLedger:
         return Book(
             positions=held,
             open_orders=open_orders,
+            open_buys=open_buys,
             trades_today=trades,
             last_fill=last_fill,
             day_result=day_result(held_at_open, fills_result, marks, previous),
@@ -1019,7 +1108,7 @@ def dispatch(
         )
     prefix = prefix or order_prefix(deployment, _salt(conn))
     reconciled = broker.reconcile(conn, minute, prefix, session_close)
-    _record(conn, {i: _Record(o) for i, o in reconciled.items()})
+    _record(conn, {i: _Record(o, prior="submitted") for i, o in reconciled.items()})
 
     rows = conn.run(PENDING, since=minute - BACKLOG, minute=minute)
     fresh: list[PendingRecommendation] = []
@@ -1049,9 +1138,19 @@ def dispatch(
             records[rec.id] = _Record(found)
 
     candidates = fresh + unsent
-    book = _book(conn, broker, minute, prefix) if candidates else Book()
+    retried_coids = [coid for rec, coid in retried if rec in unsent]
+    book = _book(conn, broker, minute, prefix, retried_coids) if candidates else Book()
+    # "May this order go out now" is the broker's to say: its clock, read once the book is, just
+    # before the orders go out (a late run trades on a stale minute; see the decision_age gate).
+    clock = broker.clock() if candidates else None
     decisions = risk_gates(
-        candidates, minute=minute, market_open=market_open, state=state, limits=limits, book=book
+        candidates,
+        minute=minute,
+        market_open=market_open,
+        state=state,
+        limits=limits,
+        book=book,
+        clock=clock,
     )
     planned: dict[int, Outcome] = {}
     for d in decisions:
