@@ -102,6 +102,10 @@ SEND_BUDGET = 60.0  # seconds a broker may spend waiting out rate limits (the ha
 FINAL_STATUSES = ("filled", "rejected", "failed")
 
 
+class RateLimited(TransientError):
+    """The broker refused an order unread (429) and its window resets past the run's budget."""
+
+
 def order_prefix(deployment: str, salt: str) -> str:
     """`ops` and 6 hex characters of the deployment and the database's salt."""
     digest = hashlib.sha256(f"{deployment}\n{salt}".encode()).hexdigest()
@@ -308,7 +312,7 @@ class AlpacaBroker:
                     raise
                 wait = alpaca.rate_limit_wait(cause)
                 if monotonic_time.monotonic() + wait > self.deadline:
-                    raise TransientError(
+                    raise RateLimited(
                         f"order {coid} rate limited; the reset is past the run's budget"
                     ) from cause
                 logger.info(
@@ -338,6 +342,8 @@ class AlpacaBroker:
                 logger.info(
                     "order already placed; reading it back", extra={"client_order_id": coid}
                 )
+            except RateLimited:
+                raise  # refused unread: nothing to look up; the row stays pending
             except TransientError as exc:
                 if attempt == 2:
                     raise
