@@ -6,6 +6,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ops_pipeline import alpaca, config, telemetry
 from ops_pipeline.db import ConnectionCache
+from ops_pipeline.dispatch import book_tickers
 from ops_pipeline.event_time import event_minute
 from ops_pipeline.market import alpaca_calendar
 from ops_pipeline.observability import metrics, stage_handler
@@ -21,9 +22,9 @@ CALENDAR = alpaca_calendar(TRADING.get)
 
 @stage_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    summary = telemetry.ingest(
-        DB.get(), CLIENTS.get(), config.tickers(), event_minute(event), CALENDAR
-    )
+    # A ticker the pipeline holds keeps its bars (its marks, its SELL) after it leaves the list.
+    tickers, _ = book_tickers(DB.get(), config.tickers())
+    summary = telemetry.ingest(DB.get(), CLIENTS.get(), tickers, event_minute(event), CALENDAR)
     metrics.add_metric(name="BarsIngested", unit="Count", value=summary["inserted"])
     metrics.add_metric(
         name="TickersWithoutBar", unit="Count", value=len(summary["tickers_without_bar"])
