@@ -6,8 +6,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ops_pipeline import alpaca, config, telemetry
 from ops_pipeline.db import ConnectionCache
-from ops_pipeline.dispatch import book_tickers
 from ops_pipeline.event_time import event_minute
+from ops_pipeline.holdings import book_tickers
 from ops_pipeline.market import alpaca_calendar
 from ops_pipeline.observability import metrics, stage_handler
 

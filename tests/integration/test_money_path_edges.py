@@ -281,7 +281,7 @@ def test_two_overlapping_runs_of_a_minute_never_move_an_outcome_back(
                 outcomes[name] = dispatch(
                     own, run_broker, minute=MINUTE, limits=RiskLimits(), **ACTIVE
                 )["outcomes"]
-            except Exception as exc:  # noqa: BLE001 - recorded for the assertion below
+            except Exception as exc:  # recorded for the assertion below
                 outcomes[name] = exc
             finally:
                 own.close()

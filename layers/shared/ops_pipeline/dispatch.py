@@ -530,27 +530,6 @@ def _verdicts(decision: Decision) -> list[dict[str, Any]]:
     return [v.as_json() for v in decision.verdicts]
 
 
-HELD = """
-SELECT ticker FROM dispatch_executions
-WHERE status = 'filled'
-GROUP BY ticker, mode
-HAVING sum(CASE side WHEN 'buy' THEN qty ELSE -qty END) > 0
-"""
-
-
-def held_tickers(conn: Connection) -> set[str]:
-    """The tickers the pipeline's own fills hold (in any trading mode): they stay in the book,
-    with their bars, marks and SELL signals, until sold, whatever the ticker list says now."""
-    return {ticker for (ticker,) in conn.run(HELD)}
-
-
-def book_tickers(conn: Connection, listed: Sequence[str]) -> tuple[tuple[str, ...], set[str]]:
-    """The listed tickers and the held ones no longer listed (to be sold, never bought), and the
-    latter apart."""
-    unlisted = held_tickers(conn) - set(listed)
-    return (*listed, *sorted(unlisted)), unlisted
-
-
 def _salt(conn: Connection) -> str:
     return str(conn.run(SALT)[0][0])
 
