@@ -62,6 +62,7 @@ class ReplayResult:
     failures: list[ExecutionResult] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
     faults_injected: dict[str, int] = field(default_factory=dict)
+    broker_orders: list[dict[str, Any]] = field(default_factory=list)  # paper: the local Alpaca's
 
 
 @contextmanager
@@ -295,6 +296,7 @@ def replay(
                 progress(position[minute], minute, counts)
         result.faults_injected = alpaca.faults.counts() if alpaca.faults else {}
         broker_positions = alpaca.positions if mode == "paper" else {}
+        result.broker_orders = alpaca.orders if mode == "paper" else []
     result.summary = on_fresh_connection(
         database_url,
         lambda conn: summarize(conn, result.first_minute, result.last_minute, tickers),
