@@ -3,7 +3,7 @@
 A catch-up window is dispatched minute by minute, in order, each minute as a run of its own would
 have been: only the minutes whose bar is a session bar, the market taking orders per
 `market.accepting_orders` with that day's session from the market check. In simulation the whole
-window is dispatched in memory (`dispatch.SimulatedLedger`): the same rows, in a handful of
+window is dispatched in memory (`dispatch.simulated.SimulatedLedger`): the same rows, in a handful of
 queries.
 """
 
@@ -17,8 +17,8 @@ from ops_pipeline.config import TradingMode
 from ops_pipeline.db import ConnectionCache
 from ops_pipeline.dispatch import (
     AlpacaBroker,
-    Broker,
     DispatchMinute,
+    RemoteBroker,
     SimulatedBroker,
     dispatch_window,
 )
@@ -42,7 +42,7 @@ CLIENTS = alpaca.ClientCache(alpaca.trading_client)
 BUDGET_MARGIN_SECONDS = 10.0
 
 
-def _broker(mode: TradingMode, budget_seconds: float) -> Broker | SimulatedBroker:
+def _broker(mode: TradingMode, budget_seconds: float) -> RemoteBroker | SimulatedBroker:
     if mode is TradingMode.SIMULATION:
         return SimulatedBroker(config.simulation_costs())
     client = CLIENTS.get(paper=mode is TradingMode.PAPER)
