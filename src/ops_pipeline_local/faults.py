@@ -53,7 +53,7 @@ class FaultPlan:
             if not 0.0 <= rate <= 1.0:
                 raise ValueError(f"fault rate {name}={rate} is not between 0 and 1")
         if self.late < 0:
-            raise ValueError(f"late={self.late:g} must not be negative")
+            raise ValueError(f"fault late={self.late:g} must not be negative")
         if self.stall_seconds <= 0:
             raise ValueError("stall_seconds must be positive")
 

@@ -82,6 +82,7 @@ class BrokerClock:
 
     now: datetime
     is_open: bool
+    next_close: datetime | None = None
 
 
 @dataclass

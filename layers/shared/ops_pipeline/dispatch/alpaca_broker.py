@@ -84,6 +84,7 @@ class AlpacaBroker:
         self.client = client
         self.mode = mode
         self.deadline = monotonic_time.monotonic() + budget_seconds
+        self.send_deadline = self.deadline
 
     def account(self) -> tuple[dict[str, Decimal], set[str]]:
         from alpaca.trading.enums import QueryOrderStatus
@@ -101,8 +102,15 @@ class AlpacaBroker:
 
     def clock(self) -> BrokerClock:
         raw = alpaca.call("clock", self.client.get_clock)
-        now = datetime.fromisoformat(str(raw["timestamp"]).replace("Z", "+00:00"))
-        return BrokerClock(now, bool(raw["is_open"]))
+        now = _order_time(raw["timestamp"])
+        if now is None:
+            raise TransientError(f"Alpaca clock without a time: {raw!r}"[:300])
+        return BrokerClock(now, bool(raw["is_open"]), _order_time(raw.get("next_close")))
+
+    def send_within(self, seconds: float) -> None:
+        """The minute's orders go out within this many seconds or not at all (its decisions'
+        age and the close, by the broker's clock): a rate-limited order waits no longer."""
+        self.send_deadline = monotonic_time.monotonic() + max(seconds, 0.0)
 
     def lookup(self, coid: str) -> Outcome | None:
         from alpaca.common.exceptions import APIError
@@ -141,9 +149,10 @@ class AlpacaBroker:
                 if not isinstance(cause, APIError) or cause.status_code != RATE_LIMITED:
                     raise
                 wait = alpaca.rate_limit_wait(cause)
-                if monotonic_time.monotonic() + wait > self.deadline:
+                if monotonic_time.monotonic() + wait > min(self.deadline, self.send_deadline):
                     raise RateLimited(
                         f"order {coid} rate limited; the reset is past the run's budget"
+                        " or the decision's age"
                     ) from cause
                 logger.info(
                     "order rate limited; sending it again at the reset",

@@ -39,6 +39,11 @@ class Broker(Protocol):
 
 
 class RemoteBroker(Broker, Protocol):
+    def send_within(self, seconds: float) -> None:
+        """The minute's orders go out within this many seconds (a rate-limited order waits no
+        longer): what is left of the decisions' age, and of the session, by the broker's clock."""
+        ...
+
     def reconcile(self, conn: Connection, prefix: str, minute: datetime) -> dict[int, Outcome]:
         """Final outcomes of this deployment's `submitted` orders, however old, by recommendation
         id; raises `TransientError` when the broker cannot say (a failed stage, retried)."""

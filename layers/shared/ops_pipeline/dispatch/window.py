@@ -207,6 +207,11 @@ def _broker_minute(
         book=book,
         clock=clock,
     )
+    if clock is not None:
+        left = limits.max_decision_age_seconds - (clock.now - minute).total_seconds()
+        if clock.next_close is not None:
+            left = min(left, (clock.next_close - clock.now).total_seconds())
+        broker.send_within(left)
     planned: dict[int, Outcome] = {}
     for d in decisions:
         if not d.approved:
