@@ -247,6 +247,20 @@ def test_an_order_left_unfilled_expires_at_fridays_close_and_is_reconciled_after
     assert rows(conn) == [["AAPL", "buy", "rejected", D(0), D(58), "broker: expired"]]
 
 
+def test_a_decision_left_pending_on_friday_is_settled_after_the_holiday(
+    conn, over_a_long_weekend, monkeypatch
+):
+    friday, tuesday = _new_york(FRIDAY, 15, 58), _new_york(TUESDAY, 10, 0)
+    with paper(over_a_long_weekend, monkeypatch, now=friday) as (server, proxy, broker):
+        recommend(conn, "AAPL", "BUY", friday, price="170")
+        leave_pending(conn, broker, proxy, friday)  # and no later run on Friday
+        server.set_time(tuesday)
+        dispatch(conn, broker, minute=tuesday, limits=RiskLimits(), **ACTIVE)
+    ((status, reason),) = conn.run("SELECT status, reject_reason FROM dispatch_executions")
+    assert status == "rejected" and reason.startswith("expired: bar closed")
+    assert server.orders == []
+
+
 # -- 4. two runs of one minute at the same time ----------------------------------------------
 
 

@@ -284,17 +284,23 @@ def add_summary(total: dict[str, Any], minute_summary: dict[str, Any]) -> None:
                 tally[name] = tally.get(name, 0) + n
 
 
-# Recommendations decided in (since, minute] without an execution, or whose execution is still
-# `pending` (never known to reach the broker), in decision order. A recommendation is dispatched
-# within BACKLOG of its decision; later, nothing would pass the expiry gate anyway.
+# Recommendations decided in (since, minute] without an execution, and every one whose execution
+# is still `pending` (never known to reach the broker), however old, in decision order. A fresh
+# recommendation is dispatched within BACKLOG of its decision (later, nothing would pass the
+# expiry gate anyway); an old `pending` row is looked up and, not found, refused as expired.
 BACKLOG = timedelta(days=1)
 PENDING = """
-SELECT r.id, r.ticker, r.ts, r.decided_at, r.action, r.price, r.confidence, e.client_order_id
-FROM dispatch_recommendations r
-LEFT JOIN dispatch_executions e ON e.recommendation_id = r.id
-WHERE r.decided_at > :since AND r.decided_at <= :minute
-  AND (e.id IS NULL OR e.status = 'pending')
-ORDER BY r.decided_at, r.ts, r.ticker
+(SELECT r.id, r.ticker, r.ts, r.decided_at, r.action, r.price, r.confidence, e.client_order_id
+ FROM dispatch_recommendations r
+ LEFT JOIN dispatch_executions e ON e.recommendation_id = r.id
+ WHERE r.decided_at > :since AND r.decided_at <= :minute
+   AND (e.id IS NULL OR e.status = 'pending'))
+UNION ALL
+(SELECT r.id, r.ticker, r.ts, r.decided_at, r.action, r.price, r.confidence, e.client_order_id
+ FROM dispatch_executions e
+ JOIN dispatch_recommendations r ON r.id = e.recommendation_id
+ WHERE e.status = 'pending' AND e.decided_at <= :since)
+ORDER BY 4, 3, 2
 """
 
 
