@@ -3,8 +3,8 @@
 A catch-up window is dispatched minute by minute, in order, each minute as a run of its own would
 have been: only the minutes whose bar is a session bar, the market taking orders per
 `market.accepting_orders` with that day's session from the market check. In simulation the whole
-window is dispatched in memory (`dispatch.simulated.SimulatedLedger`): the same rows, in a handful of
-queries.
+window is dispatched in memory (`dispatch.simulated.SimulatedLedger`): the same rows, in a handful
+of queries. In paper and live the broker's clock also says whether an order may still go out.
 """
 
 from datetime import datetime
