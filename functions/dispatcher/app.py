@@ -3,8 +3,8 @@
 A catch-up window is dispatched minute by minute, in order, each minute as a run of its own would
 have been: only the minutes whose bar is a session bar, the market taking orders per
 `market.accepting_orders` with that day's session from the market check. In simulation the whole
-window is dispatched in memory (`dispatch.SimulatedLedger`): the same rows, in a handful of
-queries.
+window is dispatched in memory (`dispatch.simulated.SimulatedLedger`): the same rows, in a handful
+of queries. In paper and live the broker's clock also says whether an order may still go out.
 """
 
 from datetime import datetime
@@ -17,8 +17,8 @@ from ops_pipeline.config import TradingMode
 from ops_pipeline.db import ConnectionCache
 from ops_pipeline.dispatch import (
     AlpacaBroker,
-    Broker,
     DispatchMinute,
+    RemoteBroker,
     SimulatedBroker,
     dispatch_window,
 )
@@ -37,12 +37,16 @@ MAX_LISTED_REJECTIONS = 50  # a catch-up window's summary stays well under a sta
 
 
 CLIENTS = alpaca.ClientCache(alpaca.trading_client)
+# Time kept back from the invocation's budget when waiting out a rate limit on an order: the
+# outcomes are still written, and the run ends before Lambda's timeout.
+BUDGET_MARGIN_SECONDS = 10.0
 
 
-def _broker(mode: TradingMode) -> Broker | SimulatedBroker:
+def _broker(mode: TradingMode, budget_seconds: float) -> RemoteBroker | SimulatedBroker:
     if mode is TradingMode.SIMULATION:
         return SimulatedBroker(config.simulation_costs())
-    return AlpacaBroker(CLIENTS.get(paper=mode is TradingMode.PAPER), mode)
+    client = CLIENTS.get(paper=mode is TradingMode.PAPER)
+    return AlpacaBroker(client, mode, budget_seconds=max(budget_seconds, 0.0))
 
 
 def _session_close(market: dict[str, Any] | None) -> datetime | None:
@@ -86,7 +90,8 @@ def _session(market: dict[str, Any]) -> TradingSession:
 @stage_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     mode = config.trading_mode()
-    broker, state, limits = _broker(mode), config.trading_state(), config.risk_limits()
+    budget = context.get_remaining_time_in_millis() / 1000 - BUDGET_MARGIN_SECONDS
+    broker, state, limits = _broker(mode, budget), config.trading_state(), config.risk_limits()
     deployment = config.deployment_id()
     minutes = _dispatch_minutes(event)
     summary = dispatch_window(

@@ -7,6 +7,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from ops_pipeline import config, signals
 from ops_pipeline.db import ConnectionCache
 from ops_pipeline.event_time import event_window
+from ops_pipeline.holdings import book_tickers
 from ops_pipeline.observability import logger, metrics, stage_handler
 
 DB = ConnectionCache()
@@ -15,7 +16,9 @@ DB = ConnectionCache()
 @stage_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     since, minute = event_window(event)
-    summary = signals.run(DB.get(), config.tickers(), minute, since=since)
+    # A held ticker no longer listed is evaluated until sold: its SELLs, never a BUY.
+    tickers, sell_only = book_tickers(DB.get(), config.tickers())
+    summary = signals.run(DB.get(), tickers, minute, since=since, sell_only=sell_only)
     for killed in summary["killed"]:
         logger.info("signal killed by volume", extra={"why": killed})
     if summary["late"]:

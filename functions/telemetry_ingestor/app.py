@@ -8,6 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from ops_pipeline import alpaca, config, massive, telemetry
 from ops_pipeline.db import ConnectionCache
 from ops_pipeline.event_time import event_minute
+from ops_pipeline.holdings import book_tickers
 from ops_pipeline.market import alpaca_calendar
 from ops_pipeline.observability import metrics, stage_handler
 
@@ -26,8 +27,10 @@ CALENDAR = alpaca_calendar(TRADING.get)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     backup_client = BACKUP.get()
     backup = telemetry.massive_provider(backup_client) if backup_client is not None else None
+    # A ticker the pipeline holds keeps its bars (its marks, its SELL) after it leaves the list.
+    tickers, _ = book_tickers(DB.get(), config.tickers())
     summary = telemetry.ingest(
-        DB.get(), CLIENTS.get(), config.tickers(), event_minute(event), CALENDAR, backup
+        DB.get(), CLIENTS.get(), tickers, event_minute(event), CALENDAR, backup
     )
     metrics.add_metric(name="BarsIngested", unit="Count", value=summary["inserted"])
     metrics.add_metric(

@@ -26,7 +26,10 @@ Market orders (``fill_market_orders``):
 - ``"next_minute"``: as ``next_open`` but at the CLOSE of each bar, once that bar has closed.
 
 An open order can be canceled (``DELETE /v2/orders/{id}``). A `FaultPlan` makes the server fail
-as the real one does now and then (see faults.py).
+as the real one does now and then (see faults.py): its ``late`` runs the clock that many seconds
+ahead of ``set_time`` (a late run), its ``unfilled`` leaves orders open, unfilled, until they
+expire. ``holdings``: shares the account holds from the start, bought by someone else (a manual
+position, another deployment's).
 """
 
 from __future__ import annotations
@@ -211,6 +214,7 @@ class _Order:
     fill_from: datetime | None = None  # the session moment from which it may fill
     expires_at: datetime | None = None  # the close of that session, for a DAY order
     last_fill_bar: datetime | None = None  # the start of the last bar it filled on
+    unfillable: bool = False  # a fault plan's `unfilled`: it waits, then expires
 
     @property
     def is_open(self) -> bool:
@@ -304,6 +308,7 @@ class LocalAlpaca:
         participation: Decimal = DEFAULT_PARTICIPATION,
         rate_limit: int = RATE_LIMIT_PER_MINUTE,
         faults: FaultPlan | None = None,
+        holdings: dict[str, Decimal] | None = None,
     ) -> None:
         if fill_market_orders not in FILL_MODES:
             raise ValueError(f"fill_market_orders must be one of {FILL_MODES}")
@@ -329,6 +334,12 @@ class LocalAlpaca:
         self._orders: list[_Order] = []
         self._orders_by_id: dict[str, _Order] = {}
         self._orders_by_client_id: dict[str, _Order] = {}
+        self._late = timedelta(seconds=faults.late) if faults else timedelta(0)
+        for symbol, qty in sorted((holdings or {}).items()):
+            if symbol not in self._bars or Decimal(qty) <= 0:
+                raise ValueError(f"holdings: no bars for {symbol} or qty {qty} not positive")
+            price = self._bars[symbol][0].open
+            self._positions[symbol] = _Position(symbol, Decimal(qty), price)
         self._now = datetime.now(UTC)
         if now is not None:
             self.set_time(now)
@@ -362,12 +373,19 @@ class LocalAlpaca:
             self._settle()
             return [o.to_json() for o in self._orders]
 
+    @property
+    def positions(self) -> dict[str, Decimal]:
+        """The account's holdings by symbol, as the clock has settled them."""
+        with self._lock:
+            self._settle()
+            return {symbol: p.qty for symbol, p in sorted(self._positions.items())}
+
     def set_time(self, dt: datetime) -> None:
-        """Set the simulated clock; ``dt`` must be tz-aware."""
+        """Set the simulated clock (plus the fault plan's ``late``); ``dt`` must be tz-aware."""
         if dt.tzinfo is None or dt.utcoffset() is None:
             raise ValueError("set_time needs a tz-aware datetime")
         with self._lock:
-            self._now = dt.astimezone(UTC)
+            self._now = dt.astimezone(UTC) + self._late
             self._settle()
 
     def advance(self, delta: timedelta) -> datetime:
@@ -417,7 +435,14 @@ class LocalAlpaca:
             try:
                 if self._failures:
                     status = self._failures.pop(0)
-                    raise _ApiError(status, status * 100000, "injected failure")
+                    headers = {}
+                    if status == 429:  # as Alpaca: when the window resets, in real time
+                        headers = {
+                            "X-RateLimit-Limit": str(self._rate_limit),
+                            "X-RateLimit-Remaining": "0",
+                            "X-RateLimit-Reset": str(int(wall_time.time()) + 1),
+                        }
+                    raise _ApiError(status, status * 100000, "injected failure", headers=headers)
                 self._authorize(headers)
                 limits = self._count_request(str(headers.get("APCA-API-KEY-ID")), is_data)
                 fault = self._data_fault(parts.path) if is_data else None
@@ -757,7 +782,13 @@ class LocalAlpaca:
         order.fill_from, close = self._trading_window(self._now)
         order.expires_at = close if time_in_force == "day" else None
         self._register(order)
-        if self._fill_mode == "on_submit" and order.fill_from == self._minute(self._now):
+        if self.faults is not None and self.faults.leave_unfilled("/v2/orders"):
+            order.unfillable = True
+        if (
+            self._fill_mode == "on_submit"
+            and order.fill_from == self._minute(self._now)
+            and not order.unfillable
+        ):
             price = self._last_price(symbol)
             assert price is not None  # _validate_order checked it
             self._fill(order, order.qty, price, self._now)
@@ -817,7 +848,7 @@ class LocalAlpaca:
             assert order.fill_from is not None
             if order.status == "accepted" and self._now >= order.fill_from:
                 order.status = "new"
-            for bar in self._fill_bars(order):
+            for bar in [] if order.unfillable else self._fill_bars(order):
                 size = (Decimal(bar.volume) * self._participation).to_integral_value(ROUND_FLOOR)
                 qty = min(order.remaining, max(size, Decimal(1)))
                 price = bar.close if self._fill_mode == "next_minute" else bar.open

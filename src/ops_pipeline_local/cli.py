@@ -134,6 +134,11 @@ def _replay(args: argparse.Namespace, bars_path: Path, feeds: Path | None) -> in
         except ValueError as exc:
             print(f"--faults: {exc}", file=sys.stderr)
             return 2
+    try:
+        holdings = _holdings(getattr(args, "account_holdings", None), args.mode)
+    except ValueError as exc:
+        print(f"--account-holdings: {exc}", file=sys.stderr)
+        return 2
     database_url = _database_url(args)
     progress = Progress(len(replay_minutes(bars)))
     print(
@@ -154,6 +159,7 @@ def _replay(args: argparse.Namespace, bars_path: Path, feeds: Path | None) -> in
             step=args.step or default_step(args.mode),
             parameters=_cost_parameters(args),
             backup_bars=backup_bars,
+            holdings=holdings,
         )
     finally:
         progress.close()
@@ -512,6 +518,24 @@ def cmd_classify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _holdings(spec: str | None, mode: str) -> dict[str, Decimal] | None:
+    """``AAPL=100,MSFT=20``: shares the paper account holds that the deployment did not buy."""
+    if not spec:
+        return None
+    if mode != "paper":
+        raise ValueError("the account's holdings need --mode paper")
+    holdings: dict[str, Decimal] = {}
+    for part in spec.split(","):
+        symbol, sep, qty = part.partition("=")
+        try:
+            holdings[symbol.strip().upper()] = Decimal(qty.strip())
+        except ArithmeticError:
+            raise ValueError(f"{part.strip()!r}: expected SYMBOL=QTY") from None
+        if not sep or not symbol.strip() or holdings[symbol.strip().upper()] <= 0:
+            raise ValueError(f"{part.strip()!r}: expected SYMBOL=QTY, QTY positive")
+    return holdings
+
+
 def _broker_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--mode",
@@ -526,9 +550,17 @@ def _broker_options(p: argparse.ArgumentParser) -> None:
         help="make the local Alpaca fail: e.g. data=0.1,orders=0.1[,seed=N] (that fraction of"
         " data requests answered 429, 500 or too late; of orders whose reply is lost);"
         " data-outage=HH:MM-HH:MM / data-stale=HH:MM-HH:MM (New York time, repeatable): market"
-        " data answers errors / no new bars in that window",
+        " data answers errors / no new bars in that window;"
+        " late=SECONDS runs the broker's clock that far behind each minute, unfilled=RATE"
+        " leaves that fraction of orders open until they expire",
     )
     p.add_argument("--seed", type=int, help="the fault plan's seed (default 0, or the spec's)")
+    p.add_argument(
+        "--account-holdings",
+        metavar="SYM=QTY,...",
+        help="paper: the account starts holding these shares, not bought by the pipeline"
+        " (a manual position, another stack's), e.g. AAPL=100,MSFT=20",
+    )
     p.add_argument(
         "--slippage-bps",
         type=float,

@@ -10,6 +10,10 @@ same plan over the same sequence of requests injects the same faults.
 market-data request inside the window is answered 500, as in an outage of the data API.
 ``data-stale=10:00-10:45``: inside the window the market-data API answers, but with no new bars:
 only the bars that had closed by the window's start (a feed that froze).
+Two more for the money path: ``late=SECONDS`` runs the server's clock that many seconds ahead of
+the replay (every dispatch reaches the broker that late), and ``unfilled=RATE`` leaves that
+fraction of accepted orders unfilled until they expire at their session's close (as a halted or
+illiquid symbol's market order does).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ class Fault(StrEnum):
     REPLY_LOST = "reply_lost"
     OUTAGE = "outage"  # a data request inside a data-outage window
     STALE = "stale"  # a data request inside a data-stale window
+    UNFILLED = "unfilled"
 
 
 DATA_FAULTS = (Fault.RATE_LIMITED, Fault.SERVER_ERROR, Fault.STALLED)
@@ -65,22 +70,27 @@ class FaultPlan:
     data: float = 0.0
     orders: float = 0.0
     seed: int = 0
+    late: float = 0.0
+    unfilled: float = 0.0
     stall_seconds: float = DEFAULT_STALL_SECONDS
     reset_seconds: int = DEFAULT_RESET_SECONDS
     data_outages: tuple[Window, ...] = ()
     data_stale: tuple[Window, ...] = ()
 
     def __post_init__(self) -> None:
-        for name in ("data", "orders"):
+        for name in ("data", "orders", "unfilled"):
             rate = getattr(self, name)
             if not 0.0 <= rate <= 1.0:
                 raise ValueError(f"fault rate {name}={rate} is not between 0 and 1")
+        if self.late < 0:
+            raise ValueError(f"fault late={self.late:g} must not be negative")
         if self.stall_seconds <= 0:
             raise ValueError("stall_seconds must be positive")
 
     @classmethod
     def parse(cls, spec: str, *, seed: int | None = None) -> FaultPlan:
-        """``data=0.1,orders=0.1[,seed=N]``; an explicit ``seed`` argument wins over the spec's."""
+        """``data=0.1,orders=0.1[,late=SECONDS][,unfilled=RATE][,seed=N]``; an explicit ``seed``
+        argument wins over the spec's."""
         values: dict[str, float | int] = {}
         windows: dict[str, list[Window]] = {"data-outage": [], "data-stale": []}
         for part in spec.split(","):
@@ -91,10 +101,11 @@ class FaultPlan:
             if sep and name in windows:
                 windows[name].append(_window(part.strip(), raw))
                 continue
-            if not sep or name not in ("data", "orders", "seed"):
+            if not sep or name not in ("data", "orders", "late", "unfilled", "seed"):
                 raise ValueError(
-                    f"bad fault spec {part.strip()!r}: expected data=RATE, orders=RATE, seed=N,"
-                    " data-outage=HH:MM-HH:MM or data-stale=HH:MM-HH:MM"
+                    f"bad fault spec {part.strip()!r}: expected data=RATE, orders=RATE,"
+                    " late=SECONDS, unfilled=RATE, seed=N, data-outage=HH:MM-HH:MM or"
+                    " data-stale=HH:MM-HH:MM"
                 )
             try:
                 values[name] = int(raw) if name == "seed" else float(raw)
@@ -110,11 +121,19 @@ class FaultPlan:
             seed=int(values.get("seed", 0)),
             data_outages=tuple(windows["data-outage"]),
             data_stale=tuple(windows["data-stale"]),
+            late=float(values.get("late", 0.0)),
+            unfilled=float(values.get("unfilled", 0.0)),
         )
 
     @property
     def active(self) -> bool:
-        return self.data > 0 or self.orders > 0 or bool(self.data_outages or self.data_stale)
+        return (
+            self.data > 0
+            or self.orders > 0
+            or self.late > 0
+            or self.unfilled > 0
+            or bool(self.data_outages or self.data_stale)
+        )
 
     def data_outage_at(self, now: datetime) -> bool:
         """Is the market-data API down at `now` (a `data-outage` window)?"""
@@ -134,7 +153,12 @@ class FaultPlan:
         return FaultInjector(self)
 
     def __str__(self) -> str:
-        text = f"data={self.data:g},orders={self.orders:g},seed={self.seed}"
+        extra = "".join(
+            f",{name}={value:g}"
+            for name, value in (("late", self.late), ("unfilled", self.unfilled))
+            if value
+        )
+        text = f"data={self.data:g},orders={self.orders:g}{extra},seed={self.seed}"
         for name, windows in (("data-outage", self.data_outages), ("data-stale", self.data_stale)):
             for start, end in windows:
                 text += f",{name}={start:%H:%M}-{end:%H:%M}"
@@ -152,6 +176,7 @@ class FaultInjector:
         self._lock = threading.Lock()
         self._data = random.Random(f"{self.plan.seed}:data")
         self._orders = random.Random(f"{self.plan.seed}:orders")
+        self._unfilled = random.Random(f"{self.plan.seed}:unfilled")
 
     def for_data(self, path: str) -> Fault | None:
         """The fault for this market-data request, or None."""
@@ -168,6 +193,14 @@ class FaultInjector:
         `record`) only if it accepts the order: a refusal is always answered."""
         with self._lock:
             return Fault.REPLY_LOST if self._orders.random() < self.plan.orders else None
+
+    def leave_unfilled(self, path: str) -> bool:
+        """Whether this accepted order is left unfilled until it expires (recorded)."""
+        with self._lock:
+            if self._unfilled.random() >= self.plan.unfilled:
+                return False
+            self.injected.append((path, Fault.UNFILLED))
+            return True
 
     def record(self, path: str, fault: Fault) -> None:
         with self._lock:

@@ -63,6 +63,7 @@ class ReplayResult:
     failures: list[ExecutionResult] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
     faults_injected: dict[str, int] = field(default_factory=dict)
+    broker_orders: list[dict[str, Any]] = field(default_factory=list)  # paper: the local Alpaca's
 
 
 @contextmanager
@@ -74,6 +75,7 @@ def local_stack(
     now: datetime | None = None,
     faults: FaultPlan | None = None,
     backup_bars: Sequence[Bar] | None = None,
+    holdings: dict[str, Decimal] | None = None,
 ) -> Iterator[tuple[LocalRuntime, LocalAlpaca]]:
     """The stack in moto, with its Alpaca endpoints on a local server of these bars (orders fill
     as at Alpaca: at the next bar's open), failing as `faults` plans. With `backup_bars`, a local
@@ -89,6 +91,7 @@ def local_stack(
             now=now,
             fill_market_orders="next_open",
             faults=faults,
+            holdings=holdings,
         ) as alpaca,
     ):
         runtime.extra_env = {
@@ -235,13 +238,18 @@ def replay(
     parameters: dict[str, str] | None = None,
     step: int | None = None,
     backup_bars: Sequence[Bar] | None = None,
+    holdings: dict[str, Decimal] | None = None,
 ) -> ReplayResult:
     """Run the minute (and 5-minute) state machines over every minute the bars cover, in windows
     of `step` minutes (default: `default_step(mode)`).
 
     `mode` `paper` sends orders through alpaca-py's TradingClient to the local server; `faults`
     makes that server fail as the plan says; `parameters` override the stack's (e.g. RiskLimits);
-    `backup_bars` are served by a local Massive as the backup market data (failover on)."""
+    `backup_bars` are served by a local Massive as the backup market data (failover on).
+
+    `holdings`: shares the paper account holds from the start that the deployment did not buy.
+    The summary also says what the money path left: `pending` (our orders not in a final state),
+    `broker_positions` (paper: the account's) and `own_positions` (the deployment's own fills)."""
     from ops_pipeline_local.feed_server import FeedServer
 
     if not bars:
@@ -280,6 +288,7 @@ def replay(
                 now=minutes[0],
                 faults=faults,
                 backup_bars=backup_bars,
+                holdings=holdings,
             )
         )
 
@@ -307,11 +316,34 @@ def replay(
             if progress:
                 progress(position[minute], minute, counts)
         result.faults_injected = alpaca.faults.counts() if alpaca.faults else {}
+        broker_positions = alpaca.positions if mode == "paper" else {}
+        result.broker_orders = alpaca.orders if mode == "paper" else []
     result.summary = on_fresh_connection(
         database_url,
         lambda conn: summarize(conn, result.first_minute, result.last_minute, tickers),
     )
+    result.summary.update(
+        on_fresh_connection(database_url, lambda conn: money_path(conn, mode)),
+        broker_positions=broker_positions,
+    )
     return result
+
+
+def money_path(conn: Any, mode: str) -> dict[str, Any]:
+    """Our orders not in a final state (`submitted` or `pending`), and the deployment's net
+    position from its own fills, by symbol (in the replay's trading mode)."""
+    ((pending,),) = conn.run(
+        "SELECT count(*) FROM dispatch_executions"
+        " WHERE mode = :mode AND status IN ('submitted', 'pending')",
+        mode=mode,
+    )
+    own = conn.run(
+        "SELECT ticker, sum(CASE side WHEN 'buy' THEN qty ELSE -qty END) FROM dispatch_executions"
+        " WHERE mode = :mode AND status = 'filled' GROUP BY ticker HAVING"
+        " sum(CASE side WHEN 'buy' THEN qty ELSE -qty END) <> 0 ORDER BY ticker",
+        mode=mode,
+    )
+    return {"pending": pending, "own_positions": {t: Decimal(q) for t, q in own}}
 
 
 def on_fresh_connection[T](

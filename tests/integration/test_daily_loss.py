@@ -73,7 +73,7 @@ def test_a_paper_position_carried_overnight_counts_in_the_next_days_result(
                     symbol="MSFT", qty=10, side=OrderSide.BUY, time_in_force=TimeInForce.DAY
                 )
             )
-            assert broker.positions(conn, bought, "ops")[0]["MSFT"] == Decimal(10)
+            assert broker.account()[0]["MSFT"] == Decimal(10)
         server.set_time(next_day)
         recommend(conn, "MSFT", "BUY", next_day, price="105")
         dispatch(conn, broker, minute=next_day, limits=RiskLimits(), **KW)

@@ -400,7 +400,11 @@ def test_a_canceled_order_is_recorded_as_rejected_by_the_broker(conn, next_minut
     assert broker.client.get_all_positions() == []
 
 
-def test_a_reconciliation_outage_does_not_block_new_orders(conn, bundled_bars, next_minute_broker):
+def test_a_reconciliation_outage_fails_the_run_and_the_retry_reconciles_then_sends(
+    conn, bundled_bars, next_minute_broker
+):
+    # No order goes out while the fate of our open ones is unknown: the gates would decide
+    # against a book that misses them. The stage fails (retried, then alarmed), not a log line.
     market, broker = next_minute_broker
     minute = OPEN + timedelta(minutes=60)
     market.set_time(minute)
@@ -411,13 +415,16 @@ def test_a_reconciliation_outage_does_not_block_new_orders(conn, bundled_bars, n
     market.set_time(later)
     _recommend(conn, "MSFT", "BUY", later, price="100")
     market.fail_next(alpaca.ATTEMPTS, status=503)  # the reconciliation request, every try
-    summary = dispatch(conn, broker, minute=later, **kwargs)
-    assert summary["reconciled"] == 0 and summary["outcomes"] == {"submitted": 1}
-    assert [r[1] for r in _executions(conn)] == ["submitted", "submitted"]
+    with pytest.raises(TransientError, match="order reconciliation"):
+        dispatch(conn, broker, minute=later, **kwargs)
+    assert [r[1] for r in _executions(conn)] == ["submitted"]  # MSFT not decided yet
+    market.set_time(later + timedelta(seconds=20))
+    retried = dispatch(conn, broker, minute=later, **kwargs)  # the state machine's retry
+    assert retried["reconciled_outcomes"] == {"filled": 1}
+    assert retried["outcomes"] == {"submitted": 1}
     market.set_time(later + timedelta(minutes=1))
-    recovered = dispatch(conn, broker, minute=later + timedelta(minutes=1), **kwargs)
-    assert recovered["reconciled_outcomes"] == {"filled": 2}
-    assert [(r[0], r[2]) for r in _executions(conn)] == [
-        ("AAPL", _close(bundled_bars, "AAPL", minute)),
-        ("MSFT", _close(bundled_bars, "MSFT", later)),
+    dispatch(conn, broker, minute=later + timedelta(minutes=1), **kwargs)
+    assert [(r[0], r[1], r[2]) for r in _executions(conn)] == [
+        ("AAPL", "filled", _close(bundled_bars, "AAPL", minute)),
+        ("MSFT", "filled", _close(bundled_bars, "MSFT", later)),
     ]

@@ -247,8 +247,8 @@ def test_an_order_without_a_bar_before_the_close_is_rejected_once_the_session_is
     assert closing["reconciled_outcomes"] == {"rejected": 1}
     assert rows(conn)[0][2:] == [
         "rejected",
-        D(100),
-        D(100),  # the recommendation's price: nothing filled
+        D(0),  # nothing filled
+        D(100),  # the recommendation's price
         D(0),
         None,
         "no bar to fill at before the close",

@@ -22,3 +22,17 @@ def test_a_bad_fault_spec_exits_2_with_a_clear_message(tmp_path, bundled_bars, c
     code = main(["replay", "--bars", str(path), "--faults", "data=lots", "--database-url", "x"])
     assert code == 2
     assert "--faults: bad fault spec 'data=lots'" in capsys.readouterr().err
+
+
+def test_account_holdings_are_parsed_and_need_paper(tmp_path, bundled_bars, capsys) -> None:
+    args = build_parser().parse_args(
+        ["replay", "--bars", "x.csv", "--mode", "paper", "--account-holdings", "AAPL=100,MSFT=20"]
+    )
+    assert args.account_holdings == "AAPL=100,MSFT=20"
+    path = tmp_path / "bars.csv"
+    write_bars(bundled_bars[:5], path)
+    base = ["replay", "--bars", str(path), "--database-url", "x", "--account-holdings"]
+    assert main([*base, "AAPL=100"]) == 2  # a simulation has no account
+    assert "--account-holdings: the account's holdings need --mode paper" in capsys.readouterr().err
+    assert main([*base, "AAPL=lots", "--mode", "paper"]) == 2
+    assert "--account-holdings: 'AAPL=lots': expected SYMBOL=QTY" in capsys.readouterr().err

@@ -84,7 +84,17 @@ def test_a_spec_is_parsed_and_an_explicit_seed_wins() -> None:
     assert str(FaultPlan.parse("orders=0.5,seed=2")) == "data=0,orders=0.5,seed=2"
 
 
-@pytest.mark.parametrize("spec", ["data", "data=lots", "disk=0.1", "data=1.5", "orders=-0.1"])
+def test_a_late_clock_and_unfilled_orders_are_part_of_the_plan() -> None:
+    plan = FaultPlan.parse("orders=0.3,unfilled=0.2,late=30,seed=4")
+    assert plan == FaultPlan(orders=0.3, unfilled=0.2, late=30, seed=4) and plan.active
+    assert str(plan) == "data=0,orders=0.3,late=30,unfilled=0.2,seed=4"
+    assert FaultPlan.parse(str(plan)) == plan
+
+
+@pytest.mark.parametrize(
+    "spec",
+    ["data", "data=lots", "disk=0.1", "data=1.5", "orders=-0.1", "late=-1", "unfilled=2"],
+)
 def test_a_bad_spec_is_refused_clearly(spec: str) -> None:
     with pytest.raises(ValueError, match="fault"):
         FaultPlan.parse(spec)

@@ -100,6 +100,7 @@ def test_client_order_id_is_derived_from_the_recommendation_and_the_deployment()
 GATES = [
     "kill_switch",
     "market_open",
+    "decision_age",
     "expiry",
     "confidence",
     "one_open_order",

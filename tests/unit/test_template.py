@@ -456,6 +456,7 @@ def test_parameter_defaults(template, resources):
         "max_open_positions": 10,
         "max_trades_per_ticker_per_day": 20,
         "cooldown_minutes_after_fill": 2,
+        "max_decision_age_seconds": 60,
     }
     assert json.loads(params["SimulationCosts"]["Default"]) == {
         "slippage_bps": 5,

@@ -184,6 +184,17 @@ def retry_wait(exc: Exception, attempt: int, now: Callable[[], float] = time.tim
     return BACKOFF_SECONDS * attempt
 
 
+def rate_limit_wait(exc: Exception, now: Callable[[], float] = time.time) -> float:
+    """Seconds until the `X-RateLimit-Reset` of a 429 (at least `BACKOFF_SECONDS`, unbounded:
+    the caller holds it against its own budget)."""
+    response = getattr(exc, "response", None)
+    reset = str(getattr(response, "headers", {}).get("X-RateLimit-Reset") or "")
+    try:
+        return max(float(reset) - now(), BACKOFF_SECONDS)
+    except (TypeError, ValueError):
+        return BACKOFF_SECONDS
+
+
 def call(what: str, fn: Callable[[], T], *, attempts: int = ATTEMPTS) -> T:
     """Run one Alpaca call, retrying transient failures; what still fails becomes
     `TransientError`, naming what failed. `fn` must be safe to repeat (orders carry their

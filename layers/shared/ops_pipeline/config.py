@@ -66,6 +66,9 @@ class RiskLimits:
     `max_open_positions`: a BUY may not open a position in a new ticker beyond this many.
     `max_trades_per_ticker_per_day`: orders (sent or filled) per ticker per New York day.
     `cooldown_minutes_after_fill`: no BUY for a ticker within this many minutes of its last fill.
+    `max_decision_age_seconds`: paper and live: an order goes out only while the broker's clock
+    is at most this many seconds past the minute it was decided for (a late run is refused as
+    stale).
     """
 
     min_confidence: Decimal = Decimal("0.5")
@@ -76,6 +79,7 @@ class RiskLimits:
     max_open_positions: int = 10
     max_trades_per_ticker_per_day: int = 20
     cooldown_minutes_after_fill: int = 2
+    max_decision_age_seconds: int = 60
 
     @classmethod
     def from_mapping(cls, raw: dict[str, Any]) -> RiskLimits:
@@ -115,6 +119,8 @@ class RiskLimits:
             )
         if limits.cooldown_minutes_after_fill < 0:
             raise ConfigError("risk limits: cooldown_minutes_after_fill must be >= 0")
+        if limits.max_decision_age_seconds < 1:
+            raise ConfigError("risk limits: max_decision_age_seconds must be at least 1")
         return limits
 
 

@@ -5,26 +5,32 @@ in, one decision per recommendation out. Every gate is evaluated for every recom
 each verdict can be stored and explained; the first that fails names the rejection. In order:
 
 1. kill_switch: `halted` sends nothing; `reducing` lets only sells through;
-2. market_open: a market DAY order sent at this minute trades in the regular session;
-3. expiry: at most `recommendation_ttl_minutes` since the bar closed (`ts + 1 minute`, the first
+2. market_open: a market DAY order sent at this minute trades in the regular session, and, when
+   a broker is asked (paper, live), its clock says the market is open as the order goes out;
+3. decision_age: the broker's clock is at most `max_decision_age_seconds` past the decision's
+   minute (a late run, a retry or a redrive decides on a stale minute: refused as stale; a
+   simulation has no broker and keeps event time);
+4. expiry: at most `recommendation_ttl_minutes` since the bar closed (`ts + 1 minute`, the first
    minute a live run could have decided it), whenever the decision is evaluated;
-4. confidence: the adjusted confidence is at least `min_confidence`;
-5. one_open_order: no other order for the ticker is open (or approved earlier in this run);
-6. daily_loss: once the day's result (`day_result`: the day's fills and the overnight move of
+5. confidence: the adjusted confidence is at least `min_confidence`;
+6. one_open_order: no other order for the ticker is open (or approved earlier in this run);
+7. daily_loss: once the day's result (`day_result`: the day's fills and the overnight move of
    the positions carried into it) is at or below `-max_daily_loss`, only sells;
-7. open_positions: a BUY opens no position beyond `max_open_positions` tickers;
-8. trades_per_ticker: a BUY only while the ticker has had fewer than
+8. open_positions: a BUY opens no position beyond `max_open_positions` tickers (the
+   deployment's own positions and its own open BUY orders count, not the account's);
+9. trades_per_ticker: a BUY only while the ticker has had fewer than
    `max_trades_per_ticker_per_day` orders today (sells that close a position always pass);
-9. cooldown: no BUY within `cooldown_minutes_after_fill` minutes of the ticker's last fill;
-10. size: a BUY spends at most `max_notional_per_order`, and the position stays within
-    `max_position_notional`, in whole shares; a SELL closes the position; no position, no sell.
+10. cooldown: no BUY within `cooldown_minutes_after_fill` minutes of the ticker's last fill;
+11. size: a BUY spends at most `max_notional_per_order`, and the position stays within
+    `max_position_notional`, in whole shares; a SELL closes the deployment's own position (what
+    its own fills bought, never more than the account holds); no position, no sell.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
@@ -69,6 +75,16 @@ class Decision:
         return "buy" if self.recommendation.action == "BUY" else "sell"
 
 
+@dataclass(frozen=True)
+class BrokerClock:
+    """The broker's time and whether its market is open then (Alpaca's `GET /v2/clock`), read
+    just before the orders of a minute go out."""
+
+    now: datetime
+    is_open: bool
+    next_close: datetime | None = None
+
+
 @dataclass
 class Book:
     """What the gates check a decision against at its minute; approved decisions update it."""
@@ -78,12 +94,14 @@ class Book:
     trades_today: dict[str, int] = field(default_factory=dict)
     last_fill: dict[str, datetime] = field(default_factory=dict)
     day_result: Decimal = Decimal(0)
+    open_buys: set[str] = field(default_factory=set)  # own BUY orders not filled yet
 
     def held(self, ticker: str) -> Decimal:
         return self.positions.get(ticker, Decimal(0))
 
     def open_position_count(self) -> int:
-        return sum(1 for qty in self.positions.values() if qty > 0)
+        """Tickers held, or with a BUY order of ours on its way."""
+        return len({t for t, qty in self.positions.items() if qty > 0} | self.open_buys)
 
 
 def day_result(
@@ -127,6 +145,10 @@ def _size(
     return qty, None
 
 
+def _at(moment: datetime) -> str:
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+
+
 def _verdicts(
     rec: PendingRecommendation,
     minute: datetime,
@@ -134,6 +156,7 @@ def _verdicts(
     state: TradingState,
     limits: RiskLimits,
     book: Book,
+    clock: BrokerClock | None = None,
 ) -> tuple[list[GateVerdict], Decimal]:
     buy = rec.action == "BUY"
     out: list[GateVerdict] = []
@@ -147,7 +170,25 @@ def _verdicts(
         gate("kill_switch", "trading is reducing: only sells go through", "")
     else:
         gate("kill_switch", None, f"trading is {state.value}")
-    gate("market_open", None if market_open else "market is closed", "market is open")
+    if not market_open:
+        gate("market_open", "market is closed", "")
+    elif clock is not None and not clock.is_open:
+        gate("market_open", f"market is closed at the broker's clock ({_at(clock.now)})", "")
+    else:
+        gate("market_open", None, "market is open")
+    max_age = limits.max_decision_age_seconds
+    if clock is None:
+        gate("decision_age", None, "event time (no broker)")
+    else:
+        late = int((clock.now - minute).total_seconds())
+        gate(
+            "decision_age",
+            f"stale: decided for {_at(minute)}, the broker's clock is {_at(clock.now)},"
+            f" {late} s later (limit {max_age} s)"
+            if late > max_age
+            else None,
+            f"the broker's clock is {late} s past the minute, limit {max_age} s",
+        )
     age = int((minute - (rec.ts + ONE_MINUTE)).total_seconds() // 60)
     ttl = limits.recommendation_ttl_minutes
     gate(
@@ -217,11 +258,13 @@ def risk_gates(
     positions: Mapping[str, Decimal] | None = None,
     open_orders: Iterable[str] = (),
     book: Book | None = None,
+    clock: BrokerClock | None = None,
 ) -> list[Decision]:
     """Decide every recommendation, oldest first; approved ones count against the later ones.
 
     `book` (positions, open orders, the day's trades, last fills and result) is copied, not
-    changed; `positions` / `open_orders` are a shorthand for a book with only those.
+    changed; `positions` / `open_orders` are a shorthand for a book with only those. `clock`: the
+    broker's clock as the orders go out (None in simulation, which keeps event time).
     """
     if book is None:
         book = Book(dict(positions or {}), set(open_orders))
@@ -231,10 +274,11 @@ def risk_gates(
         dict(book.trades_today),
         dict(book.last_fill),
         book.day_result,
+        set(book.open_buys),
     )
     decisions = []
     for rec in sorted(recs, key=lambda r: (r.decided_at, r.ts, r.ticker)):
-        verdicts, qty = _verdicts(rec, minute, market_open, state, limits, book)
+        verdicts, qty = _verdicts(rec, minute, market_open, state, limits, book, clock)
         failed = next((v.detail for v in verdicts if not v.passed), None)
         if failed is None:
             book.open_orders.add(rec.ticker)

@@ -32,7 +32,7 @@ dispatcher's expiry gate refuses it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -477,16 +477,26 @@ def store_evaluations(conn: Connection, evaluations: Sequence[Evaluation]) -> in
 
 
 def run(
-    conn: Connection, tickers: Sequence[str], minute: datetime, since: datetime | None = None
+    conn: Connection,
+    tickers: Sequence[str],
+    minute: datetime,
+    since: datetime | None = None,
+    sell_only: Collection[str] = (),
 ) -> dict[str, Any]:
     """Evaluate every bar not evaluated yet, each at its decision minute in the window
     `since`..`minute` (default: the run's own minute), in four round trips whatever the ticker
-    count or the window's length."""
+    count or the window's length. `sell_only`: tickers held but no longer listed, whose BUY
+    signals are not recommended."""
     since = minute if since is None else since
     inputs = load_pending(conn, tickers, since, minute)
     headlines = load_news(conn, tickers, since, minute) if inputs else []
     evaluations = evaluate_window(inputs, headlines, since, minute)
-    recs = [e.recommendation for e in evaluations if e.recommendation is not None]
+    recs = [
+        e.recommendation
+        for e in evaluations
+        if e.recommendation is not None
+        and not (e.recommendation.action == "BUY" and e.recommendation.ticker in sell_only)
+    ]
     killed = [
         reason
         for e in evaluations

@@ -1,0 +1,50 @@
+"""Where orders go: the Broker protocol, which the simulated broker and Alpaca both implement.
+
+A broker says what time it is and whether its market is open (`clock`; None: no broker, event
+time), what the account holds and which of its tickers have an open order (`account`), takes an
+order (`execute`, keyed by its `client_order_id`) and finds one (`lookup`). A broker outside the
+process (`RemoteBroker`: Alpaca paper or live) also reports what became of the orders it was
+sent (`reconcile`); the simulated broker's orders fill in its ledger, in memory.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Protocol
+
+from ops_pipeline.config import TradingMode
+from ops_pipeline.db import Connection
+from ops_pipeline.dispatch.orders import Outcome
+from ops_pipeline.risk import BrokerClock, Decision
+
+
+class Broker(Protocol):
+    mode: TradingMode
+
+    def clock(self) -> BrokerClock | None:
+        """The broker's time and whether its market is open, as the minute's orders go out."""
+        ...
+
+    def account(self) -> tuple[dict[str, Decimal], set[str]]:
+        """The account's holdings per ticker (whoever bought them), and its tickers with an
+        open order."""
+        ...
+
+    def execute(self, decision: Decision, coid: str) -> Outcome: ...
+
+    def lookup(self, coid: str) -> Outcome | None:
+        """The order placed with this `client_order_id`, or None if the broker has none."""
+        ...
+
+
+class RemoteBroker(Broker, Protocol):
+    def send_within(self, seconds: float) -> None:
+        """The minute's orders go out within this many seconds (a rate-limited order waits no
+        longer): what is left of the decisions' age, and of the session, by the broker's clock."""
+        ...
+
+    def reconcile(self, conn: Connection, prefix: str, minute: datetime) -> dict[int, Outcome]:
+        """Final outcomes of this deployment's `submitted` orders, however old, by recommendation
+        id; raises `TransientError` when the broker cannot say (a failed stage, retried)."""
+        ...

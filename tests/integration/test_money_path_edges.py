@@ -1,0 +1,399 @@
+"""The money path at the edges of time and ownership (issue 15), through alpaca-py's
+TradingClient on the local Alpaca server and PostgreSQL: shares the deployment did not buy, a run
+that reaches the broker late, an order still open at Friday's last run, two runs of one minute at
+the same time, a retried BUY, open BUY orders, refused and canceled quantities, and a 429 on
+submit. Faults are injected where the real world puts them: the account's holdings, the broker's
+clock, an order the broker leaves unfilled, a proxy between the client and the server."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+
+import pytest
+from fault_proxy import FaultProxy
+from paths import SHARED_DATA
+from recommendations import recommend
+
+from ops_pipeline import alpaca, telemetry
+from ops_pipeline.config import AlpacaCredentials, RiskLimits, TradingMode, TradingState
+from ops_pipeline.db import connect, parse_database_url
+from ops_pipeline.dispatch import AlpacaBroker, dispatch
+from ops_pipeline.errors import TransientError
+from ops_pipeline.market import NEW_YORK
+from ops_pipeline_local.alpaca_server import LocalAlpaca
+from ops_pipeline_local.bars import convert_alpha_vantage
+from ops_pipeline_local.faults import FaultPlan
+
+D = Decimal
+CREDS = AlpacaCredentials("TESTKEY", "test-secret")
+OPEN = datetime(2019, 2, 12, 14, 30, tzinfo=UTC)
+MINUTE = OPEN + timedelta(minutes=60)
+LAST_MINUTE = datetime(2019, 2, 12, 20, 59, tzinfo=UTC)  # 15:59 New York, the session's last
+ORDERS = "/v2/orders"
+LOOKUP = "/v2/orders:by_client_order_id"
+ACTIVE = dict(market_open=True, state=TradingState.ACTIVE)
+
+
+@contextmanager
+def paper(
+    bars: list,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    now: datetime = MINUTE,
+    fill: str = "on_submit",
+    faults: FaultPlan | None = None,
+    holdings: dict[str, Decimal] | None = None,
+) -> Iterator[tuple[LocalAlpaca, FaultProxy, AlpacaBroker]]:
+    with LocalAlpaca(
+        bars,
+        CREDS.key_id,
+        CREDS.secret_key,
+        now=now,
+        fill_market_orders=fill,
+        faults=faults,
+        holdings=holdings,
+    ) as server:
+        proxy = FaultProxy(server.base_url)
+        monkeypatch.setenv("ALPACA_TRADING_URL", proxy.base_url)
+        try:
+            yield (
+                server,
+                proxy,
+                AlpacaBroker(alpaca.trading_client(CREDS, timeout=5), TradingMode.PAPER),
+            )
+        finally:
+            proxy.close()
+
+
+def rows(conn) -> list[list]:
+    return conn.run(
+        "SELECT ticker, side, status, qty, requested_qty, reject_reason FROM dispatch_executions"
+        " ORDER BY recommendation_id"
+    )
+
+
+def posts(server: LocalAlpaca) -> list:
+    return [r for r in server.requests if r[0] == "POST" and r[1] == ORDERS]
+
+
+def leave_pending(conn, broker: AlpacaBroker, proxy: FaultProxy, minute: datetime) -> None:
+    """A run whose order never reached the broker and whose lookups all failed: `pending`."""
+    proxy.fault("POST", ORDERS, "drop_request")
+    proxy.fault("GET", LOOKUP, "drop_request", times=alpaca.ATTEMPTS)
+    with pytest.raises(TransientError, match="left pending"):
+        dispatch(conn, broker, minute=minute, limits=RiskLimits(), **ACTIVE)
+    assert [r[2] for r in rows(conn)] == ["pending"]
+
+
+# -- 1. shares the deployment did not buy ----------------------------------------------------
+
+
+def test_a_sell_sells_only_what_the_deployments_own_fills_bought(conn, bundled_bars, monkeypatch):
+    held = {"AAPL": D(100), "MSFT": D(20)}  # a manual position, another stack's
+    with paper(bundled_bars, monkeypatch, holdings=held) as (server, _, broker):
+        recommend(conn, "AAPL", "BUY", MINUTE, price="170")
+        assert dispatch(conn, broker, minute=MINUTE, limits=RiskLimits(), **ACTIVE)["outcomes"] == {
+            "filled": 1
+        }
+        later = MINUTE + timedelta(minutes=5)
+        server.set_time(later)
+        recommend(conn, "AAPL", "SELL", later, price="170")
+        recommend(conn, "MSFT", "SELL", later, price="106")
+        dispatch(conn, broker, minute=later, limits=RiskLimits(), **ACTIVE)
+        account = server.positions
+    assert [r[:5] for r in rows(conn)] == [
+        ["AAPL", "buy", "filled", D(58), D(58)],
+        ["AAPL", "sell", "filled", D(58), D(58)],  # not the account's 158
+        ["MSFT", "sell", "rejected", D(0), D(0)],
+    ]
+    assert rows(conn)[2][5] == "no MSFT position to sell"
+    assert account == held  # what the account held before, untouched
+    assert len(posts(server)) == 2
+
+
+def test_the_open_positions_limit_counts_the_deployments_positions_not_the_accounts(
+    conn, bundled_bars, monkeypatch
+):
+    limits = RiskLimits(max_open_positions=1)
+    with paper(bundled_bars, monkeypatch, holdings={"AAPL": D(100), "MSFT": D(20)}) as (
+        _,
+        _,
+        broker,
+    ):
+        recommend(conn, "TSLA", "BUY", MINUTE, price="310")
+        summary = dispatch(conn, broker, minute=MINUTE, limits=limits, **ACTIVE)
+    assert summary["outcomes"] == {"filled": 1}, rows(conn)
+
+
+# -- 2. a late run ---------------------------------------------------------------------------
+
+
+def test_a_run_that_reaches_the_broker_late_is_refused_as_stale(conn, bundled_bars, monkeypatch):
+    with paper(bundled_bars, monkeypatch, faults=FaultPlan(late=90)) as (server, _, broker):
+        recommend(conn, "AAPL", "BUY", MINUTE, price="170")
+        summary = dispatch(conn, broker, minute=MINUTE, limits=RiskLimits(), **ACTIVE)
+    assert summary["outcomes"] == {"rejected": 1}
+    (row,) = rows(conn)
+    assert row[5] == (
+        "stale: decided for 2019-02-12 15:30:00 UTC, the broker's clock is"
+        " 2019-02-12 15:31:30 UTC, 90 s later (limit 60 s)"
+    )
+    assert posts(server) == []
+
+
+def test_a_late_run_at_the_close_sends_nothing_after_it(conn, bundled_bars, monkeypatch):
+    # Within the decision age, but the broker's clock has passed the close: 15:59's run at 16:00:10.
+    limits = RiskLimits(max_decision_age_seconds=120)
+    with paper(bundled_bars, monkeypatch, now=LAST_MINUTE, faults=FaultPlan(late=70)) as (
+        server,
+        _,
+        broker,
+    ):
+        recommend(conn, "AAPL", "BUY", LAST_MINUTE, price="170")
+        dispatch(conn, broker, minute=LAST_MINUTE, limits=limits, **ACTIVE)
+    assert rows(conn)[0][5] == "market is closed at the broker's clock (2019-02-12 21:00:10 UTC)"
+    assert posts(server) == []
+
+
+def test_a_run_thirty_seconds_late_still_trades_before_the_close(conn, bundled_bars, monkeypatch):
+    with paper(
+        bundled_bars, monkeypatch, now=LAST_MINUTE, fill="next_open", faults=FaultPlan(late=30)
+    ) as (server, _, broker):
+        recommend(conn, "AAPL", "BUY", LAST_MINUTE, price="170")
+        summary = dispatch(conn, broker, minute=LAST_MINUTE, limits=RiskLimits(), **ACTIVE)
+        (order,) = server.orders
+    assert summary["outcomes"] == {"submitted": 1}
+    assert order["submitted_at"] == "2019-02-12T20:59:30Z"  # before the close
+
+
+# -- 3. an order open at Friday's last run ---------------------------------------------------
+
+FRIDAY = date(2019, 2, 15)
+TUESDAY = date(2019, 2, 19)  # Monday 2019-02-18 is Presidents' Day: the market is closed
+
+
+def _new_york(day: date, hour: int, minute: int) -> datetime:
+    return datetime.combine(day, time(hour, minute), NEW_YORK)
+
+
+@pytest.fixture(scope="module")
+def over_a_long_weekend() -> list:
+    """Friday 2019-02-15's AAPL and MSFT bars, and Monday 2019-02-11's relabelled as the Tuesday
+    after the holiday (Alpha Vantage bars via masonblier/eqker, ISC)."""
+    data = SHARED_DATA / "bars_1min_2019-02"
+    if not data.is_dir():
+        pytest.fail(f"{data} is missing: the shared data must sit beside the checkout")
+    bars = []
+    for ticker in ("AAPL", "MSFT"):
+        for b in convert_alpha_vantage(data / f"{ticker}_1min.csv", ticker):
+            day = b.ts.astimezone(NEW_YORK).date()
+            if day == FRIDAY:
+                bars.append(b)
+            elif day == date(2019, 2, 11):
+                bars.append(replace(b, ts=b.ts + timedelta(days=8)))
+    return bars
+
+
+def test_an_order_filled_after_fridays_last_run_is_reconciled_on_tuesday_and_counts_as_carried(
+    conn, over_a_long_weekend, monkeypatch
+):
+    bars = over_a_long_weekend
+    telemetry.upsert_bars(
+        conn,
+        [telemetry.Bar(b.symbol, b.ts, b.open, b.high, b.low, b.close, b.volume) for b in bars],
+    )
+    friday, tuesday = _new_york(FRIDAY, 15, 58), _new_york(TUESDAY, 10, 0)
+    with paper(bars, monkeypatch, now=friday, fill="next_minute") as (server, _, broker):
+        recommend(conn, "AAPL", "BUY", friday, price="170")
+        assert dispatch(conn, broker, minute=friday, limits=RiskLimits(), **ACTIVE)["outcomes"] == {
+            "submitted": 1
+        }
+        # Friday's later runs are lost; the order fills at 15:58's close; the next run is Tuesday's.
+        server.set_time(tuesday)
+        recommend(conn, "MSFT", "BUY", tuesday, price="105")
+        summary = dispatch(conn, broker, minute=tuesday, limits=RiskLimits(), **ACTIVE)
+    assert summary["reconciled_outcomes"] == {"filled": 1}
+    ((status, qty),) = conn.run(
+        "SELECT status, qty FROM dispatch_executions WHERE side = 'buy' AND ticker = 'AAPL'"
+    )
+    assert (status, qty) == ("filled", D(58))
+    aapl = sorted((b for b in bars if b.symbol == "AAPL"), key=lambda b: b.ts)
+    friday_close = [b for b in aapl if b.ts < _new_york(FRIDAY, 16, 0)][-1].close
+    mark = [b for b in aapl if b.ts < tuesday][-1].close
+    ((verdicts,),) = conn.run("SELECT gate_verdicts FROM dispatch_executions WHERE ticker = 'MSFT'")
+    (daily,) = [v for v in verdicts if v["gate"] == "daily_loss"]
+    assert daily["detail"].startswith(f"day result {58 * (mark - friday_close):.2f},")
+
+
+def test_an_order_left_unfilled_expires_at_fridays_close_and_is_reconciled_after_the_holiday(
+    conn, over_a_long_weekend, monkeypatch
+):
+    friday, tuesday = _new_york(FRIDAY, 15, 58), _new_york(TUESDAY, 10, 0)
+    with paper(over_a_long_weekend, monkeypatch, now=friday, faults=FaultPlan(unfilled=1.0)) as (
+        server,
+        _,
+        broker,
+    ):
+        recommend(conn, "AAPL", "BUY", friday, price="170")
+        dispatch(conn, broker, minute=friday, limits=RiskLimits(), **ACTIVE)
+        server.set_time(tuesday)
+        summary = dispatch(conn, broker, minute=tuesday, limits=RiskLimits(), **ACTIVE)
+    assert summary["reconciled_outcomes"] == {"rejected": 1}
+    assert rows(conn) == [["AAPL", "buy", "rejected", D(0), D(58), "broker: expired"]]
+
+
+def test_a_decision_left_pending_on_friday_is_settled_after_the_holiday(
+    conn, over_a_long_weekend, monkeypatch
+):
+    friday, tuesday = _new_york(FRIDAY, 15, 58), _new_york(TUESDAY, 10, 0)
+    with paper(over_a_long_weekend, monkeypatch, now=friday) as (server, proxy, broker):
+        recommend(conn, "AAPL", "BUY", friday, price="170")
+        leave_pending(conn, broker, proxy, friday)  # and no later run on Friday
+        server.set_time(tuesday)
+        dispatch(conn, broker, minute=tuesday, limits=RiskLimits(), **ACTIVE)
+    ((status, reason),) = conn.run("SELECT status, reject_reason FROM dispatch_executions")
+    assert status == "rejected" and reason.startswith("expired: bar closed")
+    assert server.orders == []
+
+
+# -- 4. two runs of one minute at the same time ----------------------------------------------
+
+
+def test_two_overlapping_runs_of_a_minute_never_move_an_outcome_back(
+    conn, database_url, bundled_bars, monkeypatch
+):
+    """A pending decision is retried by two runs at once (a redrive beside the scheduled run).
+    Run B looks the order up before run A sends it (not found), and reads the book after A has
+    sent it (the order is open): B's refusal ("already open") must not overwrite A's order."""
+    with paper(bundled_bars, monkeypatch, fill="next_minute") as (server, proxy, broker):
+        recommend(conn, "AAPL", "BUY", MINUTE, price="170")
+        leave_pending(conn, broker, proxy, MINUTE)
+        second = FaultProxy(server.base_url)
+        monkeypatch.setenv("ALPACA_TRADING_URL", second.base_url)
+        broker_b = AlpacaBroker(alpaca.trading_client(CREDS, timeout=5), TradingMode.PAPER)
+        b_looked_up, a_done = threading.Event(), threading.Event()
+
+        def b_has_looked_up() -> None:
+            assert b_looked_up.wait(10)
+
+        def a_has_sent() -> None:
+            b_looked_up.set()
+            assert a_done.wait(10)
+
+        proxy.fault("POST", ORDERS, "forward", hook=b_has_looked_up)
+        second.fault("GET", "/v2/positions", "forward", hook=a_has_sent)
+        outcomes: dict[str, object] = {}
+
+        def run(name: str, run_broker: AlpacaBroker, done: threading.Event | None) -> None:
+            own = connect(parse_database_url(database_url))
+            try:
+                outcomes[name] = dispatch(
+                    own, run_broker, minute=MINUTE, limits=RiskLimits(), **ACTIVE
+                )["outcomes"]
+            except Exception as exc:  # recorded for the assertion below
+                outcomes[name] = exc
+            finally:
+                own.close()
+                if done is not None:
+                    done.set()
+
+        threads = [
+            threading.Thread(target=run, args=("A", broker, a_done)),
+            threading.Thread(target=run, args=("B", broker_b, None)),
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        second.close()
+        assert b_looked_up.is_set() and a_done.is_set()  # they did overlap
+        assert outcomes["A"] == {"submitted": 1}
+        ((status, order_id),) = conn.run("SELECT status, broker_order_id FROM dispatch_executions")
+        assert status == "submitted" and order_id == server.orders[0]["id"]
+        assert len(posts(server)) == 1
+
+
+# -- 5, 6: the day's limits count what they should -------------------------------------------
+
+
+def test_a_retried_pending_buy_does_not_count_itself_against_the_trades_per_day_limit(
+    conn, bundled_bars, monkeypatch
+):
+    limits = RiskLimits(max_trades_per_ticker_per_day=1)
+    with paper(bundled_bars, monkeypatch) as (server, proxy, broker):
+        recommend(conn, "AAPL", "BUY", MINUTE, price="170")
+        leave_pending(conn, broker, proxy, MINUTE)
+        retried = dispatch(conn, broker, minute=MINUTE, limits=limits, **ACTIVE)
+    assert retried["outcomes"] == {"filled": 1}, rows(conn)
+    assert len(posts(server)) == 1
+
+
+def test_an_open_buy_order_counts_against_the_open_positions_limit(conn, bundled_bars, monkeypatch):
+    limits = RiskLimits(max_open_positions=1)
+    with paper(bundled_bars, monkeypatch, faults=FaultPlan(unfilled=1.0)) as (server, _, broker):
+        recommend(conn, "AAPL", "BUY", MINUTE, price="170")
+        assert dispatch(conn, broker, minute=MINUTE, limits=limits, **ACTIVE)["outcomes"] == {
+            "submitted": 1
+        }
+        later = MINUTE + timedelta(minutes=5)
+        server.set_time(later)
+        recommend(conn, "MSFT", "BUY", later, price="106")
+        dispatch(conn, broker, minute=later, limits=limits, **ACTIVE)
+    assert rows(conn)[1][2:] == ["rejected", D(0), D(0), "1 open positions: the limit is 1"]
+    assert len(posts(server)) == 1
+
+
+# -- 8. qty is what filled -------------------------------------------------------------------
+
+
+def test_a_refused_or_canceled_order_records_nothing_filled(conn, bundled_bars, monkeypatch):
+    with paper(bundled_bars, monkeypatch, faults=FaultPlan(unfilled=1.0)) as (server, _, broker):
+        recommend(conn, "AAPL", "BUY", MINUTE, price="170")
+        dispatch(conn, broker, minute=MINUTE, limits=RiskLimits(), **ACTIVE)
+        broker.client.cancel_order_by_id(server.orders[0]["id"])  # by the operator
+        later = MINUTE + timedelta(minutes=1)
+        server.set_time(later)
+        recommend(conn, "ZZZZ", "BUY", later, price="20")  # the broker knows no such asset
+        dispatch(conn, broker, minute=later, limits=RiskLimits(), **ACTIVE)
+    (aapl, zzzz) = rows(conn)
+    assert aapl == ["AAPL", "buy", "rejected", D(0), D(58), "broker: canceled"]
+    assert zzzz[:5] == ["ZZZZ", "buy", "rejected", D(0), D(500)]
+    assert zzzz[5].startswith("broker refused (40010001): asset not found")
+
+
+# -- 9. a 429 on submit ----------------------------------------------------------------------
+
+
+def test_a_rate_limited_order_is_sent_again_at_the_reset_with_its_client_order_id(
+    conn, bundled_bars, monkeypatch
+):
+    with paper(bundled_bars, monkeypatch) as (server, proxy, broker):
+        proxy.fault("POST", ORDERS, "forward", times=2, hook=lambda: server.fail_next(1, 429))
+        recommend(conn, "AAPL", "BUY", MINUTE, price="170")
+        summary = dispatch(conn, broker, minute=MINUTE, limits=RiskLimits(), **ACTIVE)
+    assert summary["outcomes"] == {"filled": 1}
+    sent = [q for q in server.requests if q[1] in (ORDERS, LOOKUP) and q[0] == "POST"]
+    assert len(sent) == 3  # 429, 429, accepted: the same order each time
+    assert not [q for q in server.requests if q[1] == LOOKUP]  # a 429 is no lost reply
+    ((coid, status),) = conn.run("SELECT client_order_id, status FROM dispatch_executions")
+    assert [o["client_order_id"] for o in server.orders] == [coid] and status == "filled"
+
+
+def test_a_rate_limit_reset_past_the_runs_budget_leaves_the_decision_for_the_retry(
+    conn, bundled_bars, monkeypatch
+):
+    with paper(bundled_bars, monkeypatch) as (server, proxy, _):
+        broker = AlpacaBroker(
+            alpaca.trading_client(CREDS, timeout=5), TradingMode.PAPER, budget_seconds=0
+        )
+        proxy.fault("POST", ORDERS, "forward", hook=lambda: server.fail_next(1, 429))
+        recommend(conn, "AAPL", "BUY", MINUTE, price="170")
+        with pytest.raises(TransientError, match="rate limited"):
+            dispatch(conn, broker, minute=MINUTE, limits=RiskLimits(), **ACTIVE)
+    assert [r[2] for r in rows(conn)] == ["pending"]
+    assert len(posts(server)) == 1 and server.orders == []
