@@ -46,6 +46,10 @@ MINUTES_PER_YEAR = 252 * 390
 logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
 
 
+class NoBars(ValueError):
+    """The window (or the database) holds no bar of these tickers: nothing to report."""
+
+
 @dataclass
 class ReportData:
     first: datetime
@@ -96,12 +100,16 @@ def load(
         " WHERE (CAST(:tickers AS text[]) IS NULL OR ticker = ANY(CAST(:tickers AS text[])))",
         tickers=list(tickers) if tickers else None,
     )[0]
+    which = ", ".join(tickers) if tickers else "any ticker"
     if bounds[0] is None:
-        raise ValueError("no bars in the database for these tickers: run or replay first")
+        raise NoBars(f"no bars of {which} in the database: run or replay first")
     first = first or bounds[0]
     end = to + ONE_MINUTE if to else bounds[1] + ONE_MINUTE
     if end <= first:
-        raise ValueError(f"empty window: {first} to {end}")
+        raise NoBars(
+            f"no bars of {which} from {first:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC; the"
+            f" database's run from {bounds[0]:%Y-%m-%d %H:%M} to {bounds[1]:%Y-%m-%d %H:%M} UTC"
+        )
     if not tickers:
         tickers = [
             t
@@ -121,6 +129,11 @@ def load(
         " ORDER BY ticker, ts",
         **window,
     )
+    if not bars:
+        raise NoBars(
+            f"no bars of {which} from {first:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC; the"
+            f" database's run from {bounds[0]:%Y-%m-%d %H:%M} to {bounds[1]:%Y-%m-%d %H:%M} UTC"
+        )
     features = query(
         conn,
         "SELECT ticker, ts, sma20, sma50, volume_avg_20, volume_ratio, volume_surge"
