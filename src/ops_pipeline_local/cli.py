@@ -153,14 +153,18 @@ def _print_summary(result: Any, stream: Any = None) -> None:
         return ", ".join(f"{t} {q:,.0f}" for t, q in sorted(positions.items())) or "none"
 
     table.add_row(
-        "simulated P&L",
+        "simulated P&L" if s.get("mode", "simulation") == "simulation" else f"{s['mode']} P&L",
         f"{pnl['realized_and_unrealized']} USD (open positions: {book(pnl['open_positions'])})",
     )
+    if s.get("continued"):
+        table.add_row("continued", "from the book already in the database (--continue)")
     if pnl.get("opening_positions"):
         table.add_row(
             "  from the opening book",
-            f"{book(pnl['opening_positions'])}, worth {pnl['opening_value']} USD at the start",
+            f"{book(pnl['opening_positions'])}, worth {pnl['opening_value']} USD at the start;"
+            f" its move {pnl['carried_move']} USD",
         )
+        table.add_row("  this replay's own trading", f"{pnl['own_trading']} USD")
     if pnl.get("commissions"):
         table.add_row("  commissions", f"{pnl['commissions']} USD (in the P&L)")
     for failure in result.failures[:5]:
@@ -245,6 +249,11 @@ def _prepare_database(args: argparse.Namespace, url: str, bars: list[Any]) -> bo
                     f" replay's {_describe_costs(costs)}: give the same --slippage-bps and"
                     " --commission-per-share, or --fresh"
                 )
+            if held.mode and held.mode != args.mode:
+                raise CommandError(
+                    f"--continue: the stored run is in {held.mode} mode, this replay in"
+                    f" {args.mode}: give --mode {held.mode}, or --fresh"
+                )
             if held.last_bar is not None and minutes[0] <= held.last_bar:
                 raise CommandError(
                     f"--continue: the stored run reaches {held.last_bar:%Y-%m-%d %H:%M} UTC and"
@@ -311,6 +320,7 @@ def _replay(args: argparse.Namespace, bars_path: Path, feeds: Path | None) -> in
     finally:
         progress.close()
     result.summary["continued"] = continued
+    result.summary["mode"] = args.mode
     args.resolved_database_url = database_url
     if faults is not None:
         injected = ", ".join(f"{k} {v}" for k, v in sorted(result.faults_injected.items()))

@@ -359,11 +359,21 @@ def simulated_pnl(
         Decimal(0),
     )
     closing_value = sum((q * marks.get(t, Decimal(0)) for t, q in held.items()), Decimal(0))
+    # The carried positions' move: the opening book held from its marks to the last closes;
+    # the rest of the P&L is this window's own trading.
+    carried = sum(
+        (
+            q * (marks.get(t, Decimal(0)) - opening_close.get(t, marks.get(t, Decimal(0))))
+            for t, q in opening.items()
+        ),
+        Decimal(0),
+    )
+    total = closing_value - opening_value + cash - commissions
     cent = Decimal("0.01")
     return {
-        "realized_and_unrealized": (closing_value - opening_value + cash - commissions).quantize(
-            cent
-        ),
+        "realized_and_unrealized": total.quantize(cent),
+        "carried_move": carried.quantize(cent),
+        "own_trading": (total - carried).quantize(cent),
         "opening_positions": opening,
         "opening_value": opening_value.quantize(cent),
         "cash_flow": (cash - commissions).quantize(cent),
@@ -386,7 +396,8 @@ def execution_columns(conn: Any) -> set[str]:
 def window_fills(
     conn: Any, first: datetime, end: datetime, tickers: Sequence[str]
 ) -> tuple[dict[str, Decimal], list[dict[str, Any]]]:
-    """Simulated positions held before `first`, and the simulated fills decided in [first, end).
+    """Positions held before `first`, and the fills decided in [first, end): simulated or paper
+    (a database holds one run's, whose mode `--continue` keeps).
 
     Both by the minute each execution was decided (event time), across every earlier replay in
     this database: a replay of Tuesday after one of Monday starts from Monday's book.
@@ -396,7 +407,7 @@ def window_fills(
     )  # one of two fixed expressions, never input
     held = conn.run(
         "SELECT ticker, sum(CASE WHEN side = 'buy' THEN qty ELSE -qty END) FROM dispatch_executions"
-        " WHERE status = 'filled' AND mode = 'simulation' AND decided_at < :first"
+        " WHERE status = 'filled' AND decided_at < :first"
         " AND ticker = ANY(CAST(:tickers AS text[])) GROUP BY ticker",
         first=first,
         tickers=list(tickers),
@@ -405,7 +416,7 @@ def window_fills(
         conn,
         f"SELECT e.id, e.ticker, e.side, e.qty, e.price, {commission} AS commission, e.decided_at,"
         " e.recommendation_id FROM dispatch_executions e"
-        " WHERE e.status = 'filled' AND e.mode = 'simulation' AND e.decided_at >= :first"
+        " WHERE e.status = 'filled' AND e.decided_at >= :first"
         " AND e.decided_at < :end AND e.ticker = ANY(CAST(:tickers AS text[]))"
         " ORDER BY e.decided_at, e.id",
         first=first,

@@ -34,6 +34,7 @@ class Holdings:
     last_bar: datetime | None
     executions: int
     costs: dict[str, Any] | None  # the last recorded replay's, None when none was recorded
+    mode: str | None  # the last recorded replay's trading mode
 
     @property
     def empty(self) -> bool:
@@ -51,14 +52,15 @@ class Holdings:
 def holdings(conn: Any) -> Holdings:
     """Read in one statement (the tables exist: the caller has migrated)."""
     conn.run(RUNS_TABLE)
-    bars, first, last, executions, costs = conn.run(
-        "SELECT (SELECT count(*) FROM lane_telemetry), (SELECT min(ts) FROM lane_telemetry),"
+    bars, first, last, executions, costs, mode = conn.run(
+        "WITH last_run AS (SELECT costs, mode FROM local_replay_runs ORDER BY id DESC LIMIT 1)"
+        " SELECT (SELECT count(*) FROM lane_telemetry), (SELECT min(ts) FROM lane_telemetry),"
         " (SELECT max(ts) FROM lane_telemetry), (SELECT count(*) FROM dispatch_executions),"
-        " (SELECT costs FROM local_replay_runs ORDER BY id DESC LIMIT 1)"
+        " (SELECT costs FROM last_run), (SELECT mode FROM last_run)"
     )[0]
     if isinstance(costs, str):
         costs = json.loads(costs)
-    return Holdings(bars, first, last, executions, costs)
+    return Holdings(bars, first, last, executions, costs, mode)
 
 
 def start_clean(conn: Any) -> None:
