@@ -216,8 +216,8 @@ def _costs(args: argparse.Namespace) -> dict[str, Any]:
     )
     costs = SimulationCosts.from_mapping(raw)
     return {
-        "slippage_bps": str(costs.slippage_bps.normalize()),
-        "commission_per_share": str(costs.commission_per_share.normalize()),
+        "slippage_bps": f"{costs.slippage_bps.normalize():f}",
+        "commission_per_share": f"{costs.commission_per_share.normalize():f}",
     }
 
 
@@ -242,7 +242,7 @@ def _prepare_database(args: argparse.Namespace, url: str, bars: list[Any]) -> bo
             )
         if continued:
             stored = held.costs or json.loads(_local_setting("SimulationCosts"))
-            stored = {k: str(Decimal(str(v)).normalize()) for k, v in stored.items()}
+            stored = {k: f"{Decimal(str(v)).normalize():f}" for k, v in stored.items()}
             if stored != costs:
                 raise CommandError(
                     f"--continue: the stored run's costs are {_describe_costs(stored)}, this"
@@ -303,7 +303,13 @@ def _replay(args: argparse.Namespace, bars_path: Path, feeds: Path | None) -> in
     )
     try:
         # The handlers' logs go to stderr: stdout carries the summary alone (one JSON document
-        # with --json).
+        # with --json). In AWS their stdout is CloudWatch's; here Powertools' handler, made at
+        # its first import, is pointed at stderr, and anything else printed goes there too.
+        from ops_pipeline.observability import logger
+
+        handler = logger.registered_handler
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(sys.stderr)
         with contextlib.redirect_stdout(sys.stderr):
             result = replay(
                 bars,

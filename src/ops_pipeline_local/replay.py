@@ -373,7 +373,7 @@ def simulated_pnl(
     return {
         "realized_and_unrealized": total.quantize(cent),
         "carried_move": carried.quantize(cent),
-        "own_trading": (total - carried).quantize(cent),
+        "own_trading": total.quantize(cent) - carried.quantize(cent),
         "opening_positions": opening,
         "opening_value": opening_value.quantize(cent),
         "cash_flow": (cash - commissions).quantize(cent),
