@@ -402,9 +402,9 @@ def window_fills(
     Both by the minute each execution was decided (event time), across every earlier replay in
     this database: a replay of Tuesday after one of Monday starts from Monday's book.
     """
-    commission = (
-        "e.commission" if "commission" in execution_columns(conn) else "CAST(0 AS numeric)"
-    )  # one of two fixed expressions, never input
+    migrated = "commission" in execution_columns(conn)  # both came with migration 005
+    commission = "e.commission" if migrated else "CAST(0 AS numeric)"  # fixed, never input
+    filled_at = "e.filled_at" if migrated else "CAST(NULL AS timestamptz)"
     held = conn.run(
         "SELECT ticker, sum(CASE WHEN side = 'buy' THEN qty ELSE -qty END) FROM dispatch_executions"
         " WHERE status = 'filled' AND decided_at < :first"
@@ -415,7 +415,7 @@ def window_fills(
     fills = query(
         conn,
         f"SELECT e.id, e.ticker, e.side, e.qty, e.price, {commission} AS commission, e.decided_at,"
-        " e.recommendation_id FROM dispatch_executions e"
+        f" e.recommendation_id, {filled_at} AS filled_at, e.mode FROM dispatch_executions e"
         " WHERE e.status = 'filled' AND e.decided_at >= :first"
         " AND e.decided_at < :end AND e.ticker = ANY(CAST(:tickers AS text[]))"
         " ORDER BY e.decided_at, e.id",
