@@ -507,6 +507,7 @@ def status_report(conn: Any, now: datetime) -> dict[str, Any]:
     """
     from ops_pipeline.db import query
     from ops_pipeline.market import market_status, trading_day
+    from ops_pipeline_local.report import refusal_reason
 
     _check_schema(conn)
     parts = [
@@ -540,15 +541,29 @@ def status_report(conn: Any, now: datetime) -> dict[str, Any]:
             r
             for r in query(
                 conn,
-                "SELECT ticker, side, qty, mode, reject_reason, decided_at FROM dispatch_executions"
+                "SELECT ticker, side, qty, mode, reject_reason, gate_verdicts, decided_at"
+                " FROM dispatch_executions"
                 " WHERE status = 'rejected' AND decided_at > :since ORDER BY decided_at, id",
                 since=newest_decision - timedelta(days=1),
             )
             if trading_day(r["decided_at"]) == day
         ]
     (checks,) = query(conn, STATUS_CHECKS)
+    # The data's age as of `now`: from the newest bar that had closed by then. When `--at` looks
+    # back to before every stored bar closed, the data reaches past it: age 0, never negative.
+    ((closed_bar,),) = conn.run(
+        "SELECT max(ts) FROM lane_telemetry WHERE ts + interval '1 minute' <= :now", now=now
+    )
     newest_bar = tables["lane_telemetry"]["newest"]
-    age = int((now - (newest_bar + ONE_MINUTE)).total_seconds()) if newest_bar else None
+    if closed_bar is not None:
+        age: int | None = int((now - (closed_bar + ONE_MINUTE)).total_seconds())
+    else:
+        age = 0 if newest_bar is not None else None
+    by_reason: dict[str, int] = {}
+    for refusal in refusals:
+        key = refusal_reason(refusal)
+        by_reason[key] = by_reason.get(key, 0) + 1
+        refusal.pop("gate_verdicts", None)
     market = market_status(now, _session_calendar().session(trading_day(now)))
     stale = market.is_open and (age is None or age > STALE_AFTER_SECONDS)
     run_failed = any(checks.values())
@@ -561,6 +576,7 @@ def status_report(conn: Any, now: datetime) -> dict[str, Any]:
         "open_positions": positions,
         "open_orders": open_orders,
         "refusals_today": refusals,
+        "refusals_today_by_reason": dict(sorted(by_reason.items(), key=lambda kv: (-kv[1], kv[0]))),
         "last_execution": last[0] if last else None,
         "data_age_seconds": age,
         "market": market.as_event(),
@@ -570,6 +586,15 @@ def status_report(conn: Any, now: datetime) -> dict[str, Any]:
     }
 
 
+# `status` prints this many of the day's refusals, the latest; the rest are counted by reason.
+LAST_REFUSALS = 5
+
+
+def _qty(value: Any) -> str:
+    """A quantity as a person writes it: 6, 0.5 (not 6.000000)."""
+    return f"{Decimal(str(value)).normalize():f}" if value is not None else "-"
+
+
 def _print_status(report: dict[str, Any]) -> None:
     print(f"trading mode: {report['trading_mode']}   trading state: {report['trading_state']}")
     print(f"{'table':<28} {'rows':>8}  newest")
@@ -577,19 +602,27 @@ def _print_status(report: dict[str, Any]) -> None:
         print(f"{name:<28} {row['rows']:>8}  {row['newest'] or '-'}")
     print("open positions:" + ("" if report["open_positions"] else " none"))
     for p in report["open_positions"]:
-        print(f"  {p['mode']:<10} {p['ticker']:<6} {p['qty']:>12}")
+        print(f"  {p['mode']:<10} {p['ticker']:<6} {_qty(p['qty']):>12}")
     print("open orders:" + ("" if report["open_orders"] else " none"))
     for o in report["open_orders"]:
         print(
-            f"  {o['mode']:<10} {o['side']} {o['qty']} {o['ticker']} {o['status']} (decided {o['decided_at']})"
+            f"  {o['mode']:<10} {o['side']} {_qty(o['qty'])} {o['ticker']} {o['status']}"
+            f" (decided {o['decided_at']})"
         )
-    print("refusals today:" + ("" if report["refusals_today"] else " none"))
-    for r in report["refusals_today"]:
-        print(f"  {r['decided_at']} {r['side']} {r['qty']} {r['ticker']}: {r['reject_reason']}")
+    refusals = report["refusals_today"]
+    print(f"refusals today: {len(refusals)}" if refusals else "refusals today: none")
+    for reason, count in report["refusals_today_by_reason"].items():
+        print(f"  {count:>5}  {reason}")
+    if refusals:
+        print(f"  the last {min(len(refusals), LAST_REFUSALS)}:")
+    for r in refusals[-LAST_REFUSALS:]:
+        print(
+            f"    {r['decided_at']} {r['side']} {_qty(r['qty'])} {r['ticker']}: {r['reject_reason']}"
+        )
     last = report["last_execution"]
     if last:
         print(
-            f"last execution: {last['mode']} {last['side']} {last['qty']} {last['ticker']}"
+            f"last execution: {last['mode']} {last['side']} {_qty(last['qty'])} {last['ticker']}"
             f" -> {last['status']}{' (' + last['reject_reason'] + ')' if last['reject_reason'] else ''}"
             f" decided at {last['decided_at']}"
         )

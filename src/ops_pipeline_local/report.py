@@ -368,7 +368,7 @@ def _closed(trip: dict[str, Any], still_open: bool = False) -> dict[str, Any]:
     }
 
 
-def _refusal_reason(refusal: dict[str, Any]) -> str:
+def refusal_reason(refusal: dict[str, Any]) -> str:
     """The first risk gate that failed, else the broker's refusal, else the reason's words."""
     verdicts = refusal.get("gate_verdicts")
     if isinstance(verdicts, str):
@@ -473,7 +473,7 @@ def statistics(
         }
     refusals: dict[str, int] = {}
     for refusal in data.refusals:
-        key = _refusal_reason(refusal)
+        key = refusal_reason(refusal)
         refusals[key] = refusals.get(key, 0) + 1
     dates = drawdown_dates(curve)
     spy_returns = spy.pct_change().fillna(0.0) if spy is not None else None
