@@ -140,7 +140,7 @@ def _print_summary(result: Any, stream: Any = None) -> None:
     moved = str(s["recommendations_moved_by_news"])
     if example := s.get("example_moved_by_news"):
         moved += (
-            f"\ne.g. {example['ticker']} {example['action']} at {example['ts']:%H:%M} UTC:"
+            f"\ne.g. {example['ticker']} {example['action']} at {example['ts']:%Y-%m-%d %H:%M} UTC:"
             f" {example['reason']}"
         )
     table.add_row("moved by news", moved)

@@ -133,7 +133,9 @@ def replay_windows(
 
 
 class Progress:
-    """rich's progress bar on a terminal; elsewhere (a log, CI) a plain line every 30 minutes.
+    """rich's progress bar on a terminal, within 80 columns, its spinner and clock moving while a
+    long window runs; elsewhere (a log, CI) a plain line at least 30 replay minutes after the
+    last one, and at the end. Times are New York's, and say so.
 
     Call it as `progress(done, minute, counts)` (that is `update`); `close()` ends the bar (it
     also ends by itself when `done` reaches `total`).
@@ -143,23 +145,24 @@ class Progress:
         from rich.console import Console
         from rich.progress import (
             BarColumn,
-            MofNCompleteColumn,
+            SpinnerColumn,
+            TaskProgressColumn,
             TextColumn,
             TimeElapsedColumn,
-            TimeRemainingColumn,
         )
         from rich.progress import Progress as Bar
 
         self.total = total
         self.console = Console(file=stream or sys.stderr, highlight=False)
         self.bar: Bar | None = None
+        self.printed: int | None = None
         if self.console.is_terminal:
             self.bar = Bar(
+                SpinnerColumn(),
                 TextColumn("{task.description}"),
-                BarColumn(bar_width=20),
-                MofNCompleteColumn(),
+                BarColumn(bar_width=12),
+                TaskProgressColumn(),
                 TimeElapsedColumn(),
-                TimeRemainingColumn(),
                 TextColumn("{task.fields[counts]}"),
                 console=self.console,
             )
@@ -168,9 +171,8 @@ class Progress:
 
     @staticmethod
     def short(counts: dict[str, Any]) -> str:
-        return (
-            f"bars {counts['bars']} recs {counts['recommendations']} fills {counts['fills']}"
-            f" news {counts['news']} failed {counts['failed']}"
+        return f"bars {counts['bars']} recs {counts['recommendations']} fills {counts['fills']}" + (
+            f" failed {counts['failed']}" if counts["failed"] else ""
         )
 
     @staticmethod
@@ -186,12 +188,13 @@ class Progress:
             self.bar.update(
                 self.task,
                 completed=done,
-                description=f"{local:%Y-%m-%d %H:%M}",
+                description=f"{local:%m-%d %H:%M} New York",
                 counts=self.short(counts),
             )
             if done >= self.total:
                 self.close()
-        elif done >= self.total or local.minute % 30 == 0:
+        elif done >= self.total or self.printed is None or done - self.printed >= 30:
+            self.printed = done
             self.console.print(
                 f"[{done:>4}/{self.total}] {local:%Y-%m-%d %H:%M} New York  {self.describe(counts)}",
                 markup=False,
