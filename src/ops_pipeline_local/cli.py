@@ -861,7 +861,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    run = command("run", cmd_run, "replay the bundled trading day (2019-02-12) in simulation")
+    run = command(
+        "run", cmd_run, "replay the five bundled sessions (2019-02-11 to 2019-02-15) in simulation"
+    )
     run.add_argument("--tickers", help="only these tickers (comma-separated)")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
     _broker_options(run)
