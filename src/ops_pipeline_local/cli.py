@@ -301,15 +301,16 @@ def _replay(args: argparse.Namespace, bars_path: Path, feeds: Path | None) -> in
         + (" from the book already in the database" if continued else ""),
         file=sys.stderr,
     )
-    try:
-        # The handlers' logs go to stderr: stdout carries the summary alone (one JSON document
-        # with --json). In AWS their stdout is CloudWatch's; here Powertools' handler, made at
-        # its first import, is pointed at stderr, and anything else printed goes there too.
-        from ops_pipeline.observability import logger
+    # The handlers' logs go to stderr: stdout carries the summary alone (one JSON document with
+    # --json). In AWS their stdout is CloudWatch's; here Powertools' handler, made at its first
+    # import, writes to stderr during the replay, and anything else printed goes there too.
+    from ops_pipeline.observability import logger
 
-        handler = logger.registered_handler
-        if isinstance(handler, logging.StreamHandler):
-            handler.setStream(sys.stderr)
+    handler = logger.registered_handler
+    if not isinstance(handler, logging.StreamHandler):
+        handler = logging.StreamHandler()  # a stand-in, never attached
+    previous = handler.setStream(sys.stderr)
+    try:
         with contextlib.redirect_stdout(sys.stderr):
             result = replay(
                 bars,
@@ -325,6 +326,8 @@ def _replay(args: argparse.Namespace, bars_path: Path, feeds: Path | None) -> in
             )
     finally:
         progress.close()
+        if previous is not None:
+            handler.setStream(previous)
     result.summary["continued"] = continued
     result.summary["mode"] = args.mode
     args.resolved_database_url = database_url

@@ -6,6 +6,7 @@ beside the executions. Run as a user runs it: a process of its own. Real bars of
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from datetime import timedelta
@@ -48,6 +49,8 @@ def test_replay_json_is_one_document_and_logs_go_to_stderr(database_server, bund
             capture_output=True,
             text=True,
             cwd=ROOT,
+            # as from a shell: without the Powertools settings in-process tests leave behind
+            env={k: v for k, v in os.environ.items() if not k.startswith("POWERTOOLS_")},
             timeout=300,
         )
     assert done.returncode == 0, done.stderr[-3000:]
