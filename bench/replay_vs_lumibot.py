@@ -2,7 +2,7 @@
 """Side by side: our replay through the real state machines against a Lumibot 4.6.30 backtest.
 
 Both run the same real 1-minute bars (AAPL, AMZN, MSFT, TSLA; Alpha Vantage export kept in
-github.com/masonblier/eqker, ISC; `../shared/data/bars_1min_2019-02` beside the checkout, or $OPS_BENCH_DATA) over
+github.com/masonblier/eqker, ISC; bundled in `src/ops_pipeline_local/data/bars/`) over
 the 2019-02-11 session and over the week 2019-02-11..15, each as its own process, timed wall
 clock from start to exit (imports and setup included on both sides):
 
@@ -44,7 +44,7 @@ for _path in (REPO / "layers" / "shared", REPO / "src"):
 
 LUMIBOT = "lumibot==4.6.30"
 TICKERS = ("AAPL", "AMZN", "MSFT", "TSLA")
-DATA = Path(os.environ.get("OPS_BENCH_DATA", REPO.parent / "shared" / "data" / "bars_1min_2019-02"))
+DATA = REPO / "src" / "ops_pipeline_local" / "data" / "bars"
 WINDOWS = {"session": ("2019-02-11", "2019-02-11"), "week": ("2019-02-11", "2019-02-15")}
 
 LUMIBOT_SCRIPT = r'''
@@ -165,14 +165,13 @@ def lumibot_python(cache: Path) -> Path:
 
 
 def bars_csv(folder: Path, first: str, last: str) -> Path:
-    from ops_pipeline_local.bars import NEW_YORK, convert_alpha_vantage, write_bars
+    from ops_pipeline_local.bars import NEW_YORK, read_bars, write_bars
 
-    chosen = []
-    for ticker in TICKERS:
-        for bar in convert_alpha_vantage(DATA / f"{ticker}_1min.csv", ticker):
-            day = bar.ts.astimezone(NEW_YORK).date().isoformat()
-            if first <= day <= last:
-                chosen.append(bar)
+    chosen = [
+        bar
+        for bar in read_bars(DATA)
+        if bar.symbol in TICKERS and first <= bar.ts.astimezone(NEW_YORK).date().isoformat() <= last
+    ]
     path = folder / f"bars-{first}-{last}.csv"
     write_bars(chosen, path)
     return path
@@ -273,9 +272,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cache", help="where Lumibot's throwaway venv lives")
     parser.add_argument("--skip-step-1", action="store_true", help="only the default step")
     args = parser.parse_args(argv)
-    if not DATA.is_dir():
-        print(f"no bar data at {DATA}: set OPS_BENCH_DATA; skipped", file=sys.stderr)
-        return 0
     from ops_pipeline_local.embedded_db import server_or_embedded
 
     python = lumibot_python(cache_dir(args.cache))
@@ -285,7 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         steps.append(1)
     print("ops-pipeline replay (real state machines, every row in PostgreSQL) vs Lumibot 4.6.30")
     print(f"machine: {machine()}; {time.strftime('%Y-%m-%d %H:%M %Z')}")
-    print(f"bars: {DATA} ({', '.join(TICKERS)})")
+    print(f"bars: {DATA.relative_to(REPO)} ({', '.join(TICKERS)})")
     windows = [args.only] if args.only else list(WINDOWS)
     with tempfile.TemporaryDirectory(prefix="ops-bench-") as tmp:
         work = Path(tmp)

@@ -70,8 +70,8 @@ done
 step "sam validate --lint"
 "$SAM" validate --lint --template-file template.yaml
 
-step "cfn-lint template.yaml"
-"$CFN_LINT" template.yaml
+step "cfn-lint template.yaml docs/vpc-nat.yaml"
+"$CFN_LINT" template.yaml docs/vpc-nat.yaml
 echo "cfn-lint: no findings"
 
 if [ "$BUILD" = 1 ]; then

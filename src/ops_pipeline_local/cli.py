@@ -19,21 +19,91 @@ BUNDLED_BARS = Path(__file__).parent / "data" / "bars"
 BUNDLED_FEEDS = Path(__file__).parent / "data" / "feeds"
 
 
+class CommandError(Exception):
+    """What the user can fix, said in one line on stderr: bad input (exit 2, as argparse's usage
+    errors) or a database that does not answer (exit 1). Never a traceback."""
+
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+URL_FORM = "postgresql://user[:password]@host[:port]/dbname"
+
+
+def _database_url_arg(text: str) -> str:
+    """--database-url: checked before any work starts."""
+    from ops_pipeline.db import DatabaseConfigError, parse_database_url
+
+    try:
+        parse_database_url(text)
+    except DatabaseConfigError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a PostgreSQL URL: write {URL_FORM}"
+        ) from None
+    return text
+
+
 def _database_url(args: argparse.Namespace) -> str:
     if args.database_url:
-        return args.database_url
+        return str(args.database_url)
     if os.environ.get("DATABASE_URL"):
-        return os.environ["DATABASE_URL"]
+        url = os.environ["DATABASE_URL"]
+        try:
+            _database_url_arg(url)
+        except argparse.ArgumentTypeError as exc:
+            raise CommandError(f"DATABASE_URL: {exc}") from None
+        return url
     from ops_pipeline_local.embedded_db import embedded_database_url
 
     print("starting the embedded PostgreSQL (no DATABASE_URL given) ...", file=sys.stderr)
     return embedded_database_url()
 
 
-def _connect(args: argparse.Namespace) -> Any:
+def _unreachable(where: str, exc: BaseException) -> CommandError:
+    """A refused, unknown or silent database, or one that turns us away, as one line."""
+    import socket
+
+    import pg8000.exceptions
+
+    detail = exc.args[0] if exc.args else None
+    if isinstance(exc, pg8000.exceptions.DatabaseError) and isinstance(detail, dict):
+        code, message = str(detail.get("C", "")), str(detail.get("M", exc))
+        if code == "3D000":
+            return CommandError(f"{message} at {where}: create it (createdb) or name another", 1)
+        if code.startswith("28"):
+            return CommandError(f"the database at {where} refused us: {message}", 1)
+        return CommandError(f"the database at {where} failed: {message}", 1)
+    if isinstance(exc, socket.gaierror):
+        reason = "unknown host"
+    elif isinstance(exc, ConnectionRefusedError):
+        reason = "connection refused"
+    elif isinstance(exc, (TimeoutError, socket.timeout)):
+        reason = "no answer"
+    else:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return CommandError(
+        f"cannot reach the database at {where} ({reason}): start PostgreSQL there, or name another"
+        " with --database-url or DATABASE_URL (without either, the embedded one is used)",
+        1,
+    )
+
+
+def _open(url: str) -> Any:
+    """A connection to `url`, or a CommandError that says why there is none."""
+    import pg8000.exceptions
+
     from ops_pipeline.db import connect, parse_database_url
 
-    return connect(parse_database_url(_database_url(args)))
+    target = parse_database_url(url)
+    try:
+        return connect(target)
+    except (OSError, pg8000.exceptions.InterfaceError, pg8000.exceptions.DatabaseError) as exc:
+        raise _unreachable(target.describe(), exc) from None
+
+
+def _connect(args: argparse.Namespace) -> Any:
+    return _open(_database_url(args))
 
 
 def _json_default(value: Any) -> Any:
@@ -70,7 +140,7 @@ def _print_summary(result: Any, stream: Any = None) -> None:
     moved = str(s["recommendations_moved_by_news"])
     if example := s.get("example_moved_by_news"):
         moved += (
-            f"\ne.g. {example['ticker']} {example['action']} at {example['ts']:%H:%M} UTC:"
+            f"\ne.g. {example['ticker']} {example['action']} at {example['ts']:%Y-%m-%d %H:%M} UTC:"
             f" {example['reason']}"
         )
     table.add_row("moved by news", moved)
@@ -83,14 +153,18 @@ def _print_summary(result: Any, stream: Any = None) -> None:
         return ", ".join(f"{t} {q:,.0f}" for t, q in sorted(positions.items())) or "none"
 
     table.add_row(
-        "simulated P&L",
+        "simulated P&L" if s.get("mode", "simulation") == "simulation" else f"{s['mode']} P&L",
         f"{pnl['realized_and_unrealized']} USD (open positions: {book(pnl['open_positions'])})",
     )
+    if s.get("continued"):
+        table.add_row("continued", "from the book already in the database (--continue)")
     if pnl.get("opening_positions"):
         table.add_row(
             "  from the opening book",
-            f"{book(pnl['opening_positions'])}, worth {pnl['opening_value']} USD at the start",
+            f"{book(pnl['opening_positions'])}, worth {pnl['opening_value']} USD at the start;"
+            f" its move {pnl['carried_move']} USD",
         )
+        table.add_row("  this replay's own trading", f"{pnl['own_trading']} USD")
     if pnl.get("commissions"):
         table.add_row("  commissions", f"{pnl['commissions']} USD (in the P&L)")
     for failure in result.failures[:5]:
@@ -103,28 +177,119 @@ def _print_summary(result: Any, stream: Any = None) -> None:
     console.print(table, markup=False)
 
 
+def _load_bars(path: Path) -> list[Any]:
+    """--bars: a canonical CSV file or a folder of them, checked before any work starts."""
+    import csv
+
+    from ops_pipeline_local.bars import CANONICAL_HEADER, read_bars
+
+    columns = ",".join(CANONICAL_HEADER)
+    if not path.exists():
+        raise CommandError(f"--bars {path}: no such file or folder")
+    files = sorted(path.glob("*.csv")) if path.is_dir() else [path]
+    if not files:
+        raise CommandError(f"--bars {path}: the folder holds no .csv file ({columns})")
+    for file in files:
+        try:
+            with file.open(newline="", encoding="utf-8") as fh:
+                header = next(csv.reader(fh), [])
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            raise CommandError(f"--bars {file}: cannot read it as UTF-8 CSV ({exc})") from None
+        missing = [c for c in CANONICAL_HEADER if c not in header]
+        if missing:
+            raise CommandError(
+                f"--bars {file}: the header lacks {', '.join(missing)}: a bars file's columns"
+                f" are {columns}"
+            )
+    bars = read_bars(path)
+    if not bars:
+        raise CommandError(f"--bars {path}: no valid bar in it (each skipped row is logged)")
+    return bars
+
+
+def _costs(args: argparse.Namespace) -> dict[str, Any]:
+    """The SimulationCosts this replay runs with: the flags, else the template's defaults."""
+    from ops_pipeline.config import SimulationCosts
+
+    raw = json.loads(
+        _cost_parameters(args).get("SimulationCosts") or _local_setting("SimulationCosts")
+    )
+    costs = SimulationCosts.from_mapping(raw)
+    return {
+        "slippage_bps": f"{costs.slippage_bps.normalize():f}",
+        "commission_per_share": f"{costs.commission_per_share.normalize():f}",
+    }
+
+
+def _prepare_database(args: argparse.Namespace, url: str, bars: list[Any]) -> bool:
+    """Before any work: the database answers and is migrated, and what it holds is continued
+    from (`--continue`), emptied (`--fresh`) or absent; the run is recorded. True when continued."""
+    from ops_pipeline.migrate import migrate
+    from ops_pipeline_local.replay import replay_minutes
+    from ops_pipeline_local.runs import holdings, record, start_clean
+
+    minutes = replay_minutes(bars)
+    costs = _costs(args)
+    conn = _open(url)
+    try:
+        migrate(conn)
+        held = holdings(conn)
+        continued = bool(args.continue_run) and not held.empty
+        if not held.empty and not (args.continue_run or args.fresh):
+            raise CommandError(
+                f"the database already holds a run ({held.describe()}): pass --continue to"
+                " carry on from its book, or --fresh to start clean (empties it)"
+            )
+        if continued:
+            stored = held.costs or json.loads(_local_setting("SimulationCosts"))
+            stored = {k: f"{Decimal(str(v)).normalize():f}" for k, v in stored.items()}
+            if stored != costs:
+                raise CommandError(
+                    f"--continue: the stored run's costs are {_describe_costs(stored)}, this"
+                    f" replay's {_describe_costs(costs)}: give the same --slippage-bps and"
+                    " --commission-per-share, or --fresh"
+                )
+            if held.mode and held.mode != args.mode:
+                raise CommandError(
+                    f"--continue: the stored run is in {held.mode} mode, this replay in"
+                    f" {args.mode}: give --mode {held.mode}, or --fresh"
+                )
+            if held.last_bar is not None and minutes[0] <= held.last_bar:
+                raise CommandError(
+                    f"--continue: the stored run reaches {held.last_bar:%Y-%m-%d %H:%M} UTC and"
+                    f" these bars start at {minutes[0]:%Y-%m-%d %H:%M} UTC: continue with later"
+                    " bars, or --fresh"
+                )
+        if args.fresh and not held.empty:
+            start_clean(conn)
+        record(conn, minutes[0], minutes[-1], args.mode, costs)
+    finally:
+        conn.close()
+    return continued
+
+
+def _describe_costs(costs: dict[str, Any]) -> str:
+    return f"{costs['slippage_bps']} bps and {costs['commission_per_share']} USD a share"
+
+
 def _replay(args: argparse.Namespace, bars_path: Path, feeds: Path | None) -> int:
-    from ops_pipeline_local.bars import read_bars
+    import contextlib
+
     from ops_pipeline_local.replay import Progress, default_step, replay, replay_minutes
 
-    bars = read_bars(bars_path)
-    if not bars:
-        print(f"no valid bars in {bars_path}", file=sys.stderr)
-        return 2
+    bars = _load_bars(bars_path)
     tickers = [t.strip().upper() for t in args.tickers.split(",")] if args.tickers else None
     if tickers:
         bars = [b for b in bars if b.symbol in tickers]
         if not bars:
-            print(f"no bars for {', '.join(tickers)} in {bars_path}", file=sys.stderr)
-            return 2
+            raise CommandError(f"--tickers: no bars for {', '.join(tickers)} in {bars_path}")
     backup_bars = None
     if getattr(args, "backup_bars", None):
         backup_bars = [
-            b for b in read_bars(Path(args.backup_bars)) if not tickers or b.symbol in tickers
+            b for b in _load_bars(Path(args.backup_bars)) if not tickers or b.symbol in tickers
         ]
         if not backup_bars:
-            print(f"no valid bars in {args.backup_bars}", file=sys.stderr)
-            return 2
+            raise CommandError(f"--backup-bars: no valid bars in {args.backup_bars}")
     faults = None
     if args.faults:
         from ops_pipeline_local.faults import FaultPlan
@@ -132,37 +297,52 @@ def _replay(args: argparse.Namespace, bars_path: Path, feeds: Path | None) -> in
         try:
             faults = FaultPlan.parse(args.faults, seed=args.seed)
         except ValueError as exc:
-            print(f"--faults: {exc}", file=sys.stderr)
-            return 2
+            raise CommandError(f"--faults: {exc}") from None
     try:
         holdings = _holdings(getattr(args, "account_holdings", None), args.mode)
     except ValueError as exc:
-        print(f"--account-holdings: {exc}", file=sys.stderr)
-        return 2
+        raise CommandError(f"--account-holdings: {exc}") from None
     database_url = _database_url(args)
+    continued = _prepare_database(args, database_url, bars)
     progress = Progress(len(replay_minutes(bars)))
     print(
         f"replaying {len(bars)} bars of {', '.join(sorted({b.symbol for b in bars}))}"
-        f" through the minute state machine" + (" and the 5-minute one" if feeds else ""),
+        f" through the minute state machine"
+        + (" and the 5-minute one" if feeds else "")
+        + (" from the book already in the database" if continued else ""),
         file=sys.stderr,
     )
+    # The handlers' logs go to stderr: stdout carries the summary alone (one JSON document with
+    # --json). In AWS their stdout is CloudWatch's; here Powertools' handler, made at its first
+    # import, writes to stderr during the replay, and anything else printed goes there too.
+    from ops_pipeline.observability import logger
+
+    handler = logger.registered_handler
+    if not isinstance(handler, logging.StreamHandler):
+        handler = logging.StreamHandler()  # a stand-in, never attached
+    previous = handler.setStream(sys.stderr)
     try:
-        result = replay(
-            bars,
-            database_url=database_url,
-            tickers=tickers,
-            feeds_dir=feeds,
-            progress=progress.update,
-            log_level=args.log_level.upper(),
-            mode=args.mode,
-            faults=faults,
-            step=args.step or default_step(args.mode),
-            parameters=_cost_parameters(args),
-            backup_bars=backup_bars,
-            holdings=holdings,
-        )
+        with contextlib.redirect_stdout(sys.stderr):
+            result = replay(
+                bars,
+                database_url=database_url,
+                tickers=tickers,
+                feeds_dir=feeds,
+                progress=progress.update,
+                log_level=args.log_level.upper(),
+                mode=args.mode,
+                faults=faults,
+                step=args.step or default_step(args.mode),
+                parameters=_cost_parameters(args),
+                backup_bars=backup_bars,
+                holdings=holdings,
+            )
     finally:
         progress.close()
+        if previous is not None:
+            handler.setStream(previous)
+    result.summary["continued"] = continued
+    result.summary["mode"] = args.mode
     args.resolved_database_url = database_url
     if faults is not None:
         injected = ", ".join(f"{k} {v}" for k, v in sorted(result.faults_injected.items()))
@@ -170,7 +350,9 @@ def _replay(args: argparse.Namespace, bars_path: Path, feeds: Path | None) -> in
     if args.json:
         print(
             json.dumps(
-                {"executions": result.executions, **result.summary}, default=_json_default, indent=2
+                {**result.summary, "state_machines": result.executions},
+                default=_json_default,
+                indent=2,
             )
         )
     else:
@@ -179,7 +361,12 @@ def _replay(args: argparse.Namespace, bars_path: Path, feeds: Path | None) -> in
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """The bundled trading day, with the bundled feeds, on the embedded database; then the report."""
+    """The bundled trading days, with the bundled feeds, in simulation; then the report.
+
+    On the embedded database (no --database-url, no DATABASE_URL) every run starts clean."""
+    if not (args.database_url or os.environ.get("DATABASE_URL") or args.continue_run):
+        args.fresh = True
+    out = _report_folder(args.out) if not args.no_report else None
     code = _replay(args, BUNDLED_BARS, BUNDLED_FEEDS)
     if code == 2 or args.no_report:
         return code
@@ -189,7 +376,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     tickers = [t.strip().upper() for t in args.tickers.split(",")] if args.tickers else None
     conn = connect(parse_database_url(args.resolved_database_url))
     try:
-        report = write_report(conn, Path(args.out), tickers=tickers)
+        report = write_report(conn, out or Path(args.out), tickers=tickers)
     finally:
         conn.close()
     # After a JSON summary, stdout stays one JSON document.
@@ -208,25 +395,40 @@ def _minute_arg(text: str) -> datetime:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _report_folder(text: str) -> Path:
+    """--out: a folder that is, or can be, created and written, checked before any work."""
+    import tempfile
+
+    out = Path(text)
+    if out.exists() and not out.is_dir():
+        raise CommandError(f"--out {out}: a file is in the way: name a folder (it is created)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise CommandError(
+            f"--out {out}: cannot write there ({reason}): name another folder"
+        ) from None
+    return out
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from ops_pipeline.migrate import migrate
-    from ops_pipeline_local.report import write_report
+    from ops_pipeline_local.report import NoBars, write_report
 
     tickers = [t.strip().upper() for t in args.tickers.split(",")] if args.tickers else None
+    first, to = getattr(args, "from"), args.to
+    if first and to and to < first:
+        raise CommandError(f"--to {to:%Y-%m-%d %H:%M} is before --from {first:%Y-%m-%d %H:%M}")
+    out = _report_folder(args.out)
     conn = _connect(args)
     try:
         migrate(conn)
-        report = write_report(
-            conn,
-            Path(args.out),
-            first=getattr(args, "from"),
-            to=args.to,
-            tickers=tickers,
-            capital=Decimal(args.capital) if args.capital else None,
-        )
-    except ValueError as exc:
-        print(f"report: {exc}", file=sys.stderr)
-        return 2
+        report = write_report(conn, out, first=first, to=to, tickers=tickers, capital=args.capital)
+    except NoBars as exc:
+        raise CommandError(str(exc)) from None
     finally:
         conn.close()
     print(f"report: {report.index.resolve()}")
@@ -321,6 +523,7 @@ def status_report(conn: Any, now: datetime) -> dict[str, Any]:
     """
     from ops_pipeline.db import query
     from ops_pipeline.market import market_status, trading_day
+    from ops_pipeline_local.report import refusal_reason
 
     _check_schema(conn)
     parts = [
@@ -354,7 +557,8 @@ def status_report(conn: Any, now: datetime) -> dict[str, Any]:
             r
             for r in query(
                 conn,
-                "SELECT ticker, side, qty, mode, reject_reason, decided_at FROM dispatch_executions"
+                "SELECT ticker, side, qty, mode, reject_reason, gate_verdicts, decided_at"
+                " FROM dispatch_executions"
                 " WHERE status = 'rejected' AND decided_at > :since ORDER BY decided_at, id",
                 since=newest_decision - timedelta(days=1),
             )
@@ -365,8 +569,21 @@ def status_report(conn: Any, now: datetime) -> dict[str, Any]:
         conn,
         "SELECT source, since, reason, backup_configured, checked_at FROM market_data_source",
     )
+    # The data's age as of `now`: from the newest bar that had closed by then. When `--at` looks
+    # back to before every stored bar closed, the data reaches past it: age 0, never negative.
+    ((closed_bar,),) = conn.run(
+        "SELECT max(ts) FROM lane_telemetry WHERE ts + interval '1 minute' <= :now", now=now
+    )
     newest_bar = tables["lane_telemetry"]["newest"]
-    age = int((now - (newest_bar + ONE_MINUTE)).total_seconds()) if newest_bar else None
+    if closed_bar is not None:
+        age: int | None = int((now - (closed_bar + ONE_MINUTE)).total_seconds())
+    else:
+        age = 0 if newest_bar is not None else None
+    by_reason: dict[str, int] = {}
+    for refusal in refusals:
+        key = refusal_reason(refusal)
+        by_reason[key] = by_reason.get(key, 0) + 1
+        refusal.pop("gate_verdicts", None)
     market = market_status(now, _session_calendar().session(trading_day(now)))
     stale = market.is_open and (age is None or age > STALE_AFTER_SECONDS)
     run_failed = any(checks.values())
@@ -379,6 +596,7 @@ def status_report(conn: Any, now: datetime) -> dict[str, Any]:
         "open_positions": positions,
         "open_orders": open_orders,
         "refusals_today": refusals,
+        "refusals_today_by_reason": dict(sorted(by_reason.items(), key=lambda kv: (-kv[1], kv[0]))),
         "last_execution": last[0] if last else None,
         "data_age_seconds": age,
         "market": market.as_event(),
@@ -405,6 +623,15 @@ def _market_data_source(row: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
+# `status` prints this many of the day's refusals, the latest; the rest are counted by reason.
+LAST_REFUSALS = 5
+
+
+def _qty(value: Any) -> str:
+    """A quantity as a person writes it: 6, 0.5 (not 6.000000)."""
+    return f"{Decimal(str(value)).normalize():f}" if value is not None else "-"
+
+
 def _print_status(report: dict[str, Any]) -> None:
     print(f"trading mode: {report['trading_mode']}   trading state: {report['trading_state']}")
     print(f"{'table':<28} {'rows':>8}  newest")
@@ -412,19 +639,27 @@ def _print_status(report: dict[str, Any]) -> None:
         print(f"{name:<28} {row['rows']:>8}  {row['newest'] or '-'}")
     print("open positions:" + ("" if report["open_positions"] else " none"))
     for p in report["open_positions"]:
-        print(f"  {p['mode']:<10} {p['ticker']:<6} {p['qty']:>12}")
+        print(f"  {p['mode']:<10} {p['ticker']:<6} {_qty(p['qty']):>12}")
     print("open orders:" + ("" if report["open_orders"] else " none"))
     for o in report["open_orders"]:
         print(
-            f"  {o['mode']:<10} {o['side']} {o['qty']} {o['ticker']} {o['status']} (decided {o['decided_at']})"
+            f"  {o['mode']:<10} {o['side']} {_qty(o['qty'])} {o['ticker']} {o['status']}"
+            f" (decided {o['decided_at']})"
         )
-    print("refusals today:" + ("" if report["refusals_today"] else " none"))
-    for r in report["refusals_today"]:
-        print(f"  {r['decided_at']} {r['side']} {r['qty']} {r['ticker']}: {r['reject_reason']}")
+    refusals = report["refusals_today"]
+    print(f"refusals today: {len(refusals)}" if refusals else "refusals today: none")
+    for reason, count in report["refusals_today_by_reason"].items():
+        print(f"  {count:>5}  {reason}")
+    if refusals:
+        print(f"  the last {min(len(refusals), LAST_REFUSALS)}:")
+    for r in refusals[-LAST_REFUSALS:]:
+        print(
+            f"    {r['decided_at']} {r['side']} {_qty(r['qty'])} {r['ticker']}: {r['reject_reason']}"
+        )
     last = report["last_execution"]
     if last:
         print(
-            f"last execution: {last['mode']} {last['side']} {last['qty']} {last['ticker']}"
+            f"last execution: {last['mode']} {last['side']} {_qty(last['qty'])} {last['ticker']}"
             f" -> {last['status']}{' (' + last['reject_reason'] + ')' if last['reject_reason'] else ''}"
             f" decided at {last['decided_at']}"
         )
@@ -456,7 +691,7 @@ def _print_status(report: dict[str, Any]) -> None:
 def cmd_status(args: argparse.Namespace) -> int:
     """Exit 0 when healthy, 1 when data is stale in the session or the last run failed, 2 when
     the database is not migrated."""
-    now = _parse_at(args.at) if args.at else datetime.now(UTC)
+    now = args.at or datetime.now(UTC)
     conn = _connect(args)
     try:
         report = status_report(conn, now)
@@ -473,9 +708,17 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _parse_at(text: str) -> datetime:
-    at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    """--at of `status`: a time, ISO-8601 with an offset."""
+    try:
+        at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a time: write ISO-8601 with an offset, e.g. 2019-02-12T15:36:00Z"
+        ) from None
     if at.tzinfo is None:
-        raise SystemExit(f"--at needs a time zone offset: {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"{text!r} has no time zone: add an offset, e.g. {text}Z or {text}-05:00"
+        )
     return at.astimezone(UTC)
 
 
@@ -501,7 +744,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
 def cmd_migrate(args: argparse.Namespace) -> int:
     from ops_pipeline.migrate import migrate
 
-    applied = migrate(_connect(args))
+    conn = _connect(args)
+    try:
+        applied = migrate(conn)
+    finally:
+        conn.close()
     print("applied: " + ", ".join(applied) if applied else "the database is up to date")
     return 0
 
@@ -510,11 +757,19 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from ops_pipeline.news.classify import classify
 
     universe = [t.strip().upper() for t in args.tickers.split(",")] if args.tickers else None
-    for line in sys.stdin:
-        text = line.rstrip("\n")
-        if not text.strip():
-            continue
-        print(json.dumps(classify(text, universe).to_json()), flush=True)
+    written = 0
+    try:
+        for line in sys.stdin:
+            text = line.rstrip("\n")
+            if not text.strip():
+                continue
+            print(json.dumps(classify(text, universe).to_json()), flush=True)
+            written += 1
+    except BrokenPipeError:
+        # The reader left (`| head -1`): Python's advice, stdout to devnull so that the exit's
+        # flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise CommandError(f"the output was closed after {written} lines: stopped", 1) from None
     return 0
 
 
@@ -555,6 +810,18 @@ def _broker_options(p: argparse.ArgumentParser) -> None:
         " leaves that fraction of orders open until they expire",
     )
     p.add_argument("--seed", type=int, help="the fault plan's seed (default 0, or the spec's)")
+    book = p.add_mutually_exclusive_group()
+    book.add_argument(
+        "--continue",
+        dest="continue_run",
+        action="store_true",
+        help="the database holds an earlier run: start from its book (its costs, later bars)",
+    )
+    book.add_argument(
+        "--fresh",
+        action="store_true",
+        help="the database holds an earlier run: empty it first (the schema stays)",
+    )
     p.add_argument(
         "--account-holdings",
         metavar="SYM=QTY,...",
@@ -563,16 +830,49 @@ def _broker_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--slippage-bps",
-        type=float,
+        type=_slippage_bps,
         metavar="N",
         help="simulated fills: slippage against the order in basis points (default 5)",
     )
     p.add_argument(
         "--commission-per-share",
-        type=float,
+        type=_commission,
         metavar="X",
         help="simulated fills: commission in USD per share (default 0: Alpaca charges none)",
     )
+
+
+def _number(text: str) -> Decimal:
+    from decimal import InvalidOperation
+
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value.is_finite():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def _slippage_bps(text: str) -> float:
+    value = _number(text)
+    if not 0 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"{text}: slippage is 0 to 1000 basis points")
+    return float(value)
+
+
+def _commission(text: str) -> float:
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text}: a commission is 0 or more USD a share")
+    return float(value)
+
+
+def _capital(text: str) -> Decimal:
+    value = _number(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text}: the capital is more than 0 USD")
+    return value
 
 
 def _cost_parameters(args: argparse.Namespace) -> dict[str, str]:
@@ -596,16 +896,30 @@ STEP_HELP = (
 
 
 def _step(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of minutes") from None
     if value < 1:
         raise argparse.ArgumentTypeError("the step is at least 1 minute")
     return value
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a usage error said in one line (then exit 2)."""
+
+    def error(self, message: str) -> Any:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ops-pipeline", description=__doc__)
+    parser = Parser(prog="ops-pipeline", description=__doc__)
     parser.add_argument(
-        "--log-level", default="WARNING", help="handlers' log level (default WARNING)"
+        "--log-level",
+        default="WARNING",
+        type=str.upper,
+        choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+        help="handlers' log level (default WARNING)",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -613,12 +927,15 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.add_argument(
             "--database-url",
+            type=_database_url_arg,
             help="PostgreSQL URL (default: $DATABASE_URL, else the embedded database)",
         )
         p.set_defaults(func=func)
         return p
 
-    run = command("run", cmd_run, "replay the bundled trading day (2019-02-12) in simulation")
+    run = command(
+        "run", cmd_run, "replay the five bundled sessions (2019-02-11 to 2019-02-15) in simulation"
+    )
     run.add_argument("--tickers", help="only these tickers (comma-separated)")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
     _broker_options(run)
@@ -670,15 +987,22 @@ def build_parser() -> argparse.ArgumentParser:
     rpt.add_argument("--tickers", help="only these tickers (comma-separated; default: all)")
     rpt.add_argument(
         "--capital",
+        type=_capital,
         help="USD the returns are measured on (default: max_position_notional per ticker)",
     )
     st.add_argument("--json", action="store_true", help="print one JSON object")
-    st.add_argument("--at", help="judge staleness at this time (ISO 8601 with offset; default now)")
+    st.add_argument(
+        "--at",
+        type=_parse_at,
+        help="judge staleness at this time (ISO 8601 with offset; default now)",
+    )
     db = sub.add_parser("db", help="database commands")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     mig = db_sub.add_parser("migrate", help="apply pending migrations")
     mig.add_argument(
-        "--database-url", help="PostgreSQL URL (default: $DATABASE_URL, else the embedded database)"
+        "--database-url",
+        type=_database_url_arg,
+        help="PostgreSQL URL (default: $DATABASE_URL, else the embedded database)",
     )
     mig.set_defaults(func=cmd_migrate)
     cls = sub.add_parser(
@@ -710,7 +1034,19 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _prime_observability(args.log_level.upper())
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    return args.func(args)
+    name = " ".join(filter(None, ("ops-pipeline", args.command, getattr(args, "db_command", None))))
+    try:
+        return int(args.func(args))
+    except CommandError as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return exc.code
+    except Exception as exc:
+        from ops_pipeline.errors import is_connection_lost
+
+        if not is_connection_lost(exc):
+            raise
+        print(f"{name}: lost the database connection ({exc}): run it again", file=sys.stderr)
+        return 1
 
 
 def entry() -> int:

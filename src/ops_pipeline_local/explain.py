@@ -17,7 +17,7 @@ from typing import Any
 from ops_pipeline.db import Connection, query
 from ops_pipeline.event_time import iso_minute
 from ops_pipeline.market import NEW_YORK
-from ops_pipeline.signals import volume_band
+from ops_pipeline.signals import SignalInput, blocked_cross, volume_band
 
 BAR = "SELECT open, high, low, close, volume FROM lane_telemetry WHERE ticker = :t AND ts = :ts"
 FEATURES = """
@@ -109,6 +109,29 @@ def _verdicts(verdicts: Any) -> list[str]:
     return lines
 
 
+def _blocked_cross(ticker: str, v: dict[str, Any]) -> str | None:
+    """The signal engine's own words when the sma20/sma50 filter blocked a real cross."""
+
+    def dec(name: str) -> Decimal | None:
+        return None if v.get(name) is None else Decimal(str(v[name]))
+
+    close = dec("close")
+    if close is None:
+        return None
+    return blocked_cross(
+        SignalInput(
+            ticker,
+            v["ts"],
+            close,
+            dec("sma20"),
+            dec("sma50"),
+            dec("prev_close"),
+            dec("prev_sma20"),
+            dec("volume_ratio"),
+        )
+    )
+
+
 def render(e: Explanation) -> str:
     """The explanation as text, one topic per block."""
     out = [f"{e.ticker} bar {_when(e.ts)}"]
@@ -148,9 +171,11 @@ def render(e: Explanation) -> str:
                 f" (previous bar {_num(v['prev_close'], 4)} vs {_num(v['prev_sma20'], 4)}),"
                 f" sma50 {_num(v['sma50'], 4)}"
             )
+        elif blocked := _blocked_cross(e.ticker, v):
+            out.append(f"  trend rule: did not fire: {blocked}")
         else:
             out.append(
-                f"  trend rule: did not fire: close {_num(v['close'], 4)} vs sma20"
+                f"  trend rule: did not fire: no cross: close {_num(v['close'], 4)} vs sma20"
                 f" {_num(v['sma20'], 4)}, previous bar {_num(v['prev_close'], 4)} vs"
                 f" {_num(v['prev_sma20'], 4)}, sma50 {_num(v['sma50'], 4)}"
             )

@@ -151,7 +151,9 @@ def replay_windows(
 
 
 class Progress:
-    """rich's progress bar on a terminal; elsewhere (a log, CI) a plain line every 30 minutes.
+    """rich's progress bar on a terminal, within 80 columns, its spinner and clock moving while a
+    long window runs; elsewhere (a log, CI) a plain line at least 30 replay minutes after the
+    last one, and at the end. Times are New York's, and say so.
 
     Call it as `progress(done, minute, counts)` (that is `update`); `close()` ends the bar (it
     also ends by itself when `done` reaches `total`).
@@ -161,23 +163,24 @@ class Progress:
         from rich.console import Console
         from rich.progress import (
             BarColumn,
-            MofNCompleteColumn,
+            SpinnerColumn,
+            TaskProgressColumn,
             TextColumn,
             TimeElapsedColumn,
-            TimeRemainingColumn,
         )
         from rich.progress import Progress as Bar
 
         self.total = total
         self.console = Console(file=stream or sys.stderr, highlight=False)
         self.bar: Bar | None = None
+        self.printed: int | None = None
         if self.console.is_terminal:
             self.bar = Bar(
+                SpinnerColumn(),
                 TextColumn("{task.description}"),
-                BarColumn(bar_width=20),
-                MofNCompleteColumn(),
+                BarColumn(bar_width=12),
+                TaskProgressColumn(),
                 TimeElapsedColumn(),
-                TimeRemainingColumn(),
                 TextColumn("{task.fields[counts]}"),
                 console=self.console,
             )
@@ -186,9 +189,8 @@ class Progress:
 
     @staticmethod
     def short(counts: dict[str, Any]) -> str:
-        return (
-            f"bars {counts['bars']} recs {counts['recommendations']} fills {counts['fills']}"
-            f" news {counts['news']} failed {counts['failed']}"
+        return f"bars {counts['bars']} recs {counts['recommendations']} fills {counts['fills']}" + (
+            f" failed {counts['failed']}" if counts["failed"] else ""
         )
 
     @staticmethod
@@ -204,12 +206,13 @@ class Progress:
             self.bar.update(
                 self.task,
                 completed=done,
-                description=f"{local:%Y-%m-%d %H:%M}",
+                description=f"{local:%m-%d %H:%M} New York",
                 counts=self.short(counts),
             )
             if done >= self.total:
                 self.close()
-        elif done >= self.total or local.minute % 30 == 0:
+        elif done >= self.total or self.printed is None or done - self.printed >= 30:
+            self.printed = done
             self.console.print(
                 f"[{done:>4}/{self.total}] {local:%Y-%m-%d %H:%M} New York  {self.describe(counts)}",
                 markup=False,
@@ -411,11 +414,21 @@ def simulated_pnl(
         Decimal(0),
     )
     closing_value = sum((q * marks.get(t, Decimal(0)) for t, q in held.items()), Decimal(0))
+    # The carried positions' move: the opening book held from its marks to the last closes;
+    # the rest of the P&L is this window's own trading.
+    carried = sum(
+        (
+            q * (marks.get(t, Decimal(0)) - opening_close.get(t, marks.get(t, Decimal(0))))
+            for t, q in opening.items()
+        ),
+        Decimal(0),
+    )
+    total = closing_value - opening_value + cash - commissions
     cent = Decimal("0.01")
     return {
-        "realized_and_unrealized": (closing_value - opening_value + cash - commissions).quantize(
-            cent
-        ),
+        "realized_and_unrealized": total.quantize(cent),
+        "carried_move": carried.quantize(cent),
+        "own_trading": total.quantize(cent) - carried.quantize(cent),
         "opening_positions": opening,
         "opening_value": opening_value.quantize(cent),
         "cash_flow": (cash - commissions).quantize(cent),
@@ -438,17 +451,18 @@ def execution_columns(conn: Any) -> set[str]:
 def window_fills(
     conn: Any, first: datetime, end: datetime, tickers: Sequence[str]
 ) -> tuple[dict[str, Decimal], list[dict[str, Any]]]:
-    """Simulated positions held before `first`, and the simulated fills decided in [first, end).
+    """Positions held before `first`, and the fills decided in [first, end): simulated or paper
+    (a database holds one run's, whose mode `--continue` keeps).
 
     Both by the minute each execution was decided (event time), across every earlier replay in
     this database: a replay of Tuesday after one of Monday starts from Monday's book.
     """
-    commission = (
-        "e.commission" if "commission" in execution_columns(conn) else "CAST(0 AS numeric)"
-    )  # one of two fixed expressions, never input
+    migrated = "commission" in execution_columns(conn)  # both came with migration 005
+    commission = "e.commission" if migrated else "CAST(0 AS numeric)"  # fixed, never input
+    filled_at = "e.filled_at" if migrated else "CAST(NULL AS timestamptz)"
     held = conn.run(
         "SELECT ticker, sum(CASE WHEN side = 'buy' THEN qty ELSE -qty END) FROM dispatch_executions"
-        " WHERE status = 'filled' AND mode = 'simulation' AND decided_at < :first"
+        " WHERE status = 'filled' AND decided_at < :first"
         " AND ticker = ANY(CAST(:tickers AS text[])) GROUP BY ticker",
         first=first,
         tickers=list(tickers),
@@ -456,8 +470,8 @@ def window_fills(
     fills = query(
         conn,
         f"SELECT e.id, e.ticker, e.side, e.qty, e.price, {commission} AS commission, e.decided_at,"
-        " e.recommendation_id FROM dispatch_executions e"
-        " WHERE e.status = 'filled' AND e.mode = 'simulation' AND e.decided_at >= :first"
+        f" e.recommendation_id, {filled_at} AS filled_at, e.mode FROM dispatch_executions e"
+        " WHERE e.status = 'filled' AND e.decided_at >= :first"
         " AND e.decided_at < :end AND e.ticker = ANY(CAST(:tickers AS text[]))"
         " ORDER BY e.decided_at, e.id",
         first=first,

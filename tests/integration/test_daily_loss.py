@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 from alpaca.trading.enums import OrderSide, TimeInForce
 from alpaca.trading.requests import MarketOrderRequest
-from paths import SHARED_DATA
+from paths import bundled_day
 from recommendations import recommend
 
 from ops_pipeline import alpaca, telemetry
@@ -19,9 +19,8 @@ from ops_pipeline.config import AlpacaCredentials, RiskLimits, TradingMode, Trad
 from ops_pipeline.dispatch import AlpacaBroker, dispatch
 from ops_pipeline.market import NEW_YORK
 from ops_pipeline_local.alpaca_server import LocalAlpaca
-from ops_pipeline_local.bars import convert_alpha_vantage
+from ops_pipeline_local.bars import read_bars
 
-DATA = SHARED_DATA / "bars_1min_2019-02"
 CREDS = AlpacaCredentials("TESTKEY", "test-secret")
 DAYS = (date(2019, 2, 12), date(2019, 2, 13))
 KW = dict(market_open=True, state=TradingState.ACTIVE)
@@ -33,14 +32,7 @@ def _new_york(day: date, hour: int, minute: int) -> datetime:
 
 @pytest.fixture(scope="module")
 def two_days() -> list:
-    if not DATA.is_dir():
-        pytest.fail(f"{DATA} is missing: the shared data must sit beside the checkout")
-    return [
-        b
-        for ticker in ("AAPL", "MSFT")
-        for b in convert_alpha_vantage(DATA / f"{ticker}_1min.csv", ticker)
-        if b.ts.astimezone(NEW_YORK).date() in DAYS
-    ]
+    return [b for day in DAYS for b in read_bars(bundled_day(day)) if b.symbol in ("AAPL", "MSFT")]
 
 
 @pytest.mark.parametrize("manual_trade", [False, True], ids=["ours only", "with a manual trade"])

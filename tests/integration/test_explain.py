@@ -171,3 +171,25 @@ def test_each_risk_gate_s_verdict_is_printed_whatever_its_stored_shape(verdicts)
     )
     assert "    market_open: " in out and "    min_confidence: " in out and "0.18 < 0.50" in out
     assert "status rejected, reject_reason confidence 0.1800" in out
+
+
+def test_a_cross_blocked_by_the_trend_filter_names_the_filter(pipeline, database_url, capsys):
+    """The close crossed its sma20 but sma20 lay on the other side of sma50: not "no cross"."""
+    blocked = pipeline.run(
+        "SELECT ticker, ts, close, prev_close, sma20, prev_sma20, sma50 FROM signal_evaluations"
+        " WHERE trend IS NULL AND sma50 IS NOT NULL AND prev_sma20 IS NOT NULL"
+        " AND ((prev_close <= prev_sma20 AND close > sma20 AND sma20 < sma50)"
+        "   OR (prev_close >= prev_sma20 AND close < sma20 AND sma20 > sma50))"
+        " ORDER BY ts, ticker LIMIT 1"
+    )
+    assert blocked, "two hours of four tickers hold a cross against the trend"
+    ticker, ts, close, prev_close, sma20, prev_sma20, sma50 = blocked[0]
+    code, out = _explain(database_url, ticker, ts, capsys)
+    assert code == 0
+    action = "BUY" if close > sma20 else "SELL"
+    assert f"but the trend filter blocked a {action}" in out, out
+    assert "no cross" not in out and "no trend cross" not in out
+    reason = pipeline.run(
+        "SELECT reason FROM signal_evaluations WHERE ticker = :t AND ts = :ts", t=ticker, ts=ts
+    )[0][0]
+    assert f"the trend filter blocked a {action}" in reason

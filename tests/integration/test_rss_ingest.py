@@ -1,7 +1,7 @@
 """RSS ingest against a real PostgreSQL and a loopback feed server.
 
 The feed corpus is feedparser's own test suite (github.com/kurtmckee/feedparser, `tests/`,
-BSD-2-Clause), kept in /work/shared/data/feeds/feedparser_testcorpus/: ill-formed feeds, encoding
+BSD-2-Clause), kept in tests/data/feeds/feedparser_testcorpus/: ill-formed feeds, encoding
 edge cases and date baselines. Every file in it is served and ingested in one run.
 """
 
@@ -20,7 +20,7 @@ from typing import Any
 
 import pg8000.native
 import pytest
-from paths import SHARED_DATA
+from paths import TEST_DATA
 
 from ops_pipeline.config import Feed
 from ops_pipeline.db import connect, parse_database_url, query
@@ -28,7 +28,7 @@ from ops_pipeline.news import rss
 from ops_pipeline_local.embedded_db import throwaway_database
 from ops_pipeline_local.feed_server import SAMPLE_FEEDS_DIR, FeedServer, corpus_headers
 
-CORPUS = SHARED_DATA / "feeds" / "feedparser_testcorpus"
+CORPUS = TEST_DATA / "feeds" / "feedparser_testcorpus"
 REPO = Path(__file__).resolve().parents[2]
 MINUTE_1 = datetime(2019, 2, 12, 15, 0, tzinfo=UTC)
 MINUTE_2 = datetime(2019, 2, 12, 15, 5, tzinfo=UTC)
@@ -38,9 +38,6 @@ HTML_PAGE = (
     b"<!doctype html><html><head><title>Sign in</title></head><body><p>Log in</p></body></html>"
 )
 GARBAGE = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x01\xff\xfe not xml at all"
-
-
-pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason="needs the feedparser test corpus")
 
 
 @dataclass

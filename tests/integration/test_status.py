@@ -154,3 +154,37 @@ def test_status_never_migrates(database_server, capsys):
     finally:
         admin.run(f"DROP DATABASE {name} WITH (FORCE)")
         admin.close()
+
+
+def test_status_counts_refusals_by_reason_shows_the_last_few_and_plain_quantities(
+    conn, database_url, capsys
+):
+    _bar(conn, "AAPL", MINUTE - MIN)
+    _execution(conn, "AAPL", "buy", 6, "filled", MINUTE - 90 * MIN)
+    for i in range(40):
+        _execution(
+            conn, f"T{i}", "buy", 2, "rejected", MINUTE - (60 - i) * MIN, "trading state is halted"
+        )
+    for i in range(3):
+        _execution(
+            conn, f"U{i}", "sell", 1, "rejected", MINUTE - (10 - i) * MIN, "no position to sell"
+        )
+    code, report = _status(database_url, MINUTE, capsys)
+    assert report["refusals_today_by_reason"] == {
+        "trading state is halted": 40,
+        "no position to sell": 3,
+    }
+    assert main(["status", "--at", MINUTE.isoformat(), "--database-url", database_url]) == 0
+    text = capsys.readouterr().out
+    assert "refusals today: 43" in text
+    assert "     40  trading state is halted" in text
+    assert len([line for line in text.splitlines() if line.startswith("    2019-")]) == 5
+    assert "simulation AAPL" in " ".join(text.split()) and " 6\n" in text
+    assert "0.000000" not in text and "6.000000" not in text
+
+
+def test_data_age_is_never_negative_when_status_looks_back(conn, database_url, capsys):
+    _bar(conn, "AAPL", MINUTE - 10 * MIN)
+    _bar(conn, "AAPL", MINUTE + 30 * MIN)  # a bar after the --at minute
+    code, report = _status(database_url, MINUTE, capsys)
+    assert report["data_age_seconds"] == 540

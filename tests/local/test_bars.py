@@ -4,12 +4,12 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from paths import SHARED_DATA
+from paths import BUNDLED_BARS_DIR, TEST_DATA
 
-from ops_pipeline_local.bars import Bar, convert_alpha_vantage, read_bars, write_bars
+from ops_pipeline_local.bars import NEW_YORK, Bar, convert_alpha_vantage, read_bars, write_bars
 
-SOURCE = SHARED_DATA / "bars_1min_2019-02"
-BUNDLED = Path(__file__).resolve().parents[2] / "src/ops_pipeline_local/data/bars/2019-02-12.csv"
+SOURCE = TEST_DATA / "alpha_vantage"  # one day (2019-02-12) of the Alpha Vantage export
+BUNDLED = BUNDLED_BARS_DIR / "2019-02-12.csv"
 HEADER = "symbol,timestamp,open,high,low,close,volume\n"
 
 
@@ -19,7 +19,6 @@ def _bar(symbol: str, minute: int, close: str = "10") -> Bar:
     return Bar(symbol, ts, price, price, price, price, 100)
 
 
-@pytest.mark.skipif(not SOURCE.exists(), reason="shared Alpha Vantage data not present")
 def test_convert_alpha_vantage_gives_utc_start_times_ascending() -> None:
     bars = convert_alpha_vantage(SOURCE / "AAPL_1min.csv", "AAPL")
     day = [b for b in bars if b.ts.date() == datetime(2019, 2, 12).date()]
@@ -36,6 +35,24 @@ def test_convert_alpha_vantage_gives_utc_start_times_ascending() -> None:
         Decimal("170.08"),
         660613,
     )
+
+
+def test_the_bundled_export_converts_to_the_bundled_day() -> None:
+    """`scripts/bundle_bars.py` made the bundled files with this converter."""
+    converted = convert_alpha_vantage(SOURCE / "AAPL_1min.csv", "AAPL")
+    assert converted == [b for b in read_bars(BUNDLED) if b.symbol == "AAPL"]
+
+
+def test_five_sessions_are_bundled_each_whole() -> None:
+    files = sorted(BUNDLED_BARS_DIR.glob("*.csv"))
+    assert [f.stem for f in files] == [f"2019-02-{d}" for d in range(11, 16)]
+    for file in files:
+        bars = read_bars(file)
+        assert {b.symbol for b in bars} == {"AAPL", "AMZN", "MSFT", "TSLA", "SPY"}
+        times = sorted({b.ts.astimezone(NEW_YORK).strftime("%H:%M") for b in bars})
+        assert (times[0], times[-1]) == ("09:30", "15:59"), file
+        assert {b.ts.astimezone(NEW_YORK).date().isoformat() for b in bars} == {file.stem}
+    assert (BUNDLED_BARS_DIR / "ATTRIBUTION.md").is_file()
 
 
 def test_bundled_day_is_canonical_and_complete() -> None:

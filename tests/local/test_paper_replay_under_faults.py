@@ -201,3 +201,18 @@ def test_connections_killed_mid_simulated_window_change_nothing(
     assert result.failures == []
     for name in DECISIONS:
         assert rows[name] == expected[name], name
+
+
+def test_a_paper_replay_s_summary_counts_its_own_fills(clean: tuple[Any, dict[str, list]]) -> None:
+    """The summary's P&L is the paper fills' (not the simulation's, which a paper run has none
+    of): its open positions are what the filled executions leave."""
+    from decimal import Decimal
+
+    result, rows = clean
+    held: dict[str, Decimal] = {}
+    for ticker, _, side, qty, _, status in rows["executions"]:
+        if status == "filled":
+            held[ticker] = held.get(ticker, Decimal(0)) + (qty if side == "buy" else -qty)
+    pnl = result.summary["simulated_pnl"]
+    assert pnl["open_positions"] == {t: q for t, q in held.items() if q}
+    assert held and pnl["closing_value"] != 0

@@ -1,6 +1,7 @@
 """A replay leaves the same rows whatever its step: `--step 1` (a run of the minute state machine
 per minute), `--step 30` and `--step 390` (catch-up windows) over real bars of two consecutive
-sessions (2019-02-12 and 2019-02-13, Alpha Vantage via masonblier/eqker, ISC), in simulation.
+sessions (2019-02-12 and 2019-02-13, the bundled Alpha Vantage bars, masonblier/eqker, ISC),
+in simulation.
 
 Trimmed so that the test stays short: the replay covers the last 15 minutes of the first session
 and the first 42 of the second; each database is first seeded, the same way for every step, with
@@ -14,20 +15,19 @@ from __future__ import annotations
 from datetime import date, datetime, time
 
 import pytest
-from paths import SHARED_DATA
+from paths import bundled_day
 from stages import run_minute
 
 from ops_pipeline import telemetry
 from ops_pipeline.db import connect, parse_database_url
 from ops_pipeline.event_time import ONE_MINUTE
 from ops_pipeline.market import NEW_YORK
-from ops_pipeline_local.bars import convert_alpha_vantage
+from ops_pipeline_local.bars import read_bars
 from ops_pipeline_local.embedded_db import throwaway_database
 from ops_pipeline_local.replay import replay
 
 pytestmark = pytest.mark.statemachine
 
-DATA = SHARED_DATA / "bars_1min_2019-02"
 TICKERS = ("AAPL", "AMZN", "TSLA")
 SEED = (date(2019, 2, 12), time(14, 0), time(15, 45))  # run in-process before each replay
 SESSIONS = {  # New York day: the bars (by their start, New York time) replayed of it
@@ -56,18 +56,15 @@ TABLES = {
 
 def _bars_between(day: date, start: time, end: time) -> list:
     bars = []
-    for ticker in TICKERS:
-        for bar in convert_alpha_vantage(DATA / f"{ticker}_1min.csv", ticker):
-            local = bar.ts.astimezone(NEW_YORK)
-            if local.date() == day and start <= local.time() < end:
-                bars.append(bar)
+    for bar in read_bars(bundled_day(day)):
+        local = bar.ts.astimezone(NEW_YORK)
+        if bar.symbol in TICKERS and start <= local.time() < end:
+            bars.append(bar)
     return bars
 
 
 @pytest.fixture(scope="module")
 def two_sessions():
-    if not DATA.is_dir():
-        pytest.fail(f"{DATA} is missing: the shared data must sit beside the checkout")
     return [b for day, (start, end) in SESSIONS.items() for b in _bars_between(day, start, end)]
 
 

@@ -129,12 +129,24 @@ def test_report_writes_a_page_whose_images_and_links_all_resolve(replayed, tmp_p
     for label in (
         "trades (fills)",
         "win rate",
+        "profit factor",
         "total return",
         "maximum drawdown",
+        "maximum drawdown: peak, trough, recovery (New York)",
         "Sharpe ratio",
+        "Sortino ratio",
+        "Calmar ratio",
         "exposure",
-        "commissions",
-        "buy and hold: total return",
+        "costs: commissions (USD)",
+        "costs: slippage against the bar&#x27;s open (USD)",
+        "fill time after the decision",
+        "buy and hold, the basket: total return",
+        "Per ticker",
+        "Trades (round trips)",
+        "entry (New York)",
+        "duration",
+        "Refusals by reason",
+        "so short a sample says little",
     ):
         assert label in page, label
 
@@ -176,7 +188,7 @@ def test_report_on_an_empty_window_is_a_clear_error(replayed, tmp_path, capsys):
 def test_the_report_renders_in_headless_chromium(replayed, tmp_path):
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
-        pytest.skip("Debian's chromium is not installed")
+        pytest.skip("no headless browser: install Debian's chromium (apt-get install chromium)")
     url, *_ = replayed
     out = tmp_path / "report"
     assert main(["report", "--out", str(out), "--database-url", url]) == 0
@@ -188,7 +200,7 @@ def test_the_report_renders_in_headless_chromium(replayed, tmp_path):
             "--no-sandbox",
             "--disable-gpu",
             f"--screenshot={shot}",
-            "--window-size=1280,2400",
+            "--window-size=1280,4200",
             (out / "index.html").resolve().as_uri(),
         ],
         check=True,
@@ -196,6 +208,13 @@ def test_the_report_renders_in_headless_chromium(replayed, tmp_path):
         timeout=120,
     )
     with Image.open(shot) as image:
-        assert image.size == (1280, 2400)
-        # not a blank page: the charts put many colours on it
-        assert len(image.convert("RGB").getcolors(maxcolors=1 << 20) or []) > 50
+        assert image.size == (1280, 4200)
+        rgb = image.convert("RGB")
+        colours = dict((c, n) for n, c in rgb.getcolors(maxcolors=1 << 22) or [])
+    # not a blank page: the charts put many colours on it
+    assert len(colours) > 50
+    # the short-sample warning is on screen (its box's fill), and so is the equity chart's
+    # strategy line (matplotlib's tab:blue)
+    assert colours.get((0xFF, 0xF3, 0xCD), 0) > 10_000
+    blue = sum(n for (r, g, b), n in colours.items() if r < 90 and 90 < g < 150 and b > 150)
+    assert blue > 200

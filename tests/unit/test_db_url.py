@@ -9,5 +9,5 @@ def test_a_malformed_database_url_is_a_config_error_without_the_password():
     assert "s3cret" not in str(caught.value)
     with pytest.raises(DatabaseConfigError):
         parse_database_url("mysql://app@db/ops")
-    target = parse_database_url("postgresql://app@/ops?host=/tmp/pg&port=5433")
-    assert (target.unix_socket_dir, target.port, target.host) == ("/tmp/pg", 5433, None)
+    target = parse_database_url("postgresql://app@/ops?host=/var/run/postgresql&port=5433")
+    assert (target.unix_socket_dir, target.port, target.host) == ("/var/run/postgresql", 5433, None)

@@ -156,6 +156,24 @@ def trend_signal(f: SignalInput) -> str | None:
     return None
 
 
+def blocked_cross(f: SignalInput) -> str | None:
+    """The close crossed its 20-bar average but the sma20/sma50 trend filter blocked the signal:
+    said in words (None when there was no cross, or it fired)."""
+    sma20, sma50, prev_close, prev_sma20 = f.sma20, f.sma50, f.prev_close, f.prev_sma20
+    if sma20 is None or sma50 is None or prev_close is None or prev_sma20 is None:
+        return None
+    if prev_close <= prev_sma20 and f.close > sma20 and sma20 < sma50:
+        side, action, needs = "above", "BUY", f"sma20 {sma20:.2f} < sma50 {sma50:.2f}"
+    elif prev_close >= prev_sma20 and f.close < sma20 and sma20 > sma50:
+        side, action, needs = "below", "SELL", f"sma20 {sma20:.2f} > sma50 {sma50:.2f}"
+    else:
+        return None
+    return (
+        f"close {f.close:.2f} crossed {side} sma20 {sma20:.2f} (previous bar {prev_close:.2f} vs"
+        f" {prev_sma20:.2f}), but the trend filter blocked a {action}: {needs}"
+    )
+
+
 def _trend_against(f: SignalInput, action: str) -> bool:
     if f.sma20 is None or f.sma50 is None:
         return False
@@ -188,6 +206,8 @@ def _no_signal_reason(f: SignalInput, news: NewsSummary) -> str:
             if value is None
         ]
         trend = f"no trend rule yet ({', '.join(missing)} missing)"
+    elif blocked := blocked_cross(f):
+        trend = blocked
     else:
         trend = (
             f"no trend cross: close {f.close:.2f} vs sma20 {f.sma20:.2f}"
