@@ -61,7 +61,10 @@ def test_cashtags_and_exchange_forms(text: str, want: list[str]) -> None:
         ("Ford recalls 500,000 trucks", ["F"]),
         ("Lowe's and Home Depot lift forecasts", ["HD", "LOW"]),
         ("UPS and FedEx raise shipping rates", ["FDX", "UPS"]),
-        ("Southwest Airlines, Delta Air Lines and United Airlines cut capacity", ["DAL", "LUV", "UAL"]),
+        (
+            "Southwest Airlines, Delta Air Lines and United Airlines cut capacity",
+            ["DAL", "LUV", "UAL"],
+        ),
     ],
 )
 def test_company_aliases(text: str, want: list[str]) -> None:
@@ -210,7 +213,10 @@ REAL_HEADLINES: list[tuple[str, list[str]]] = [
     ("Uber's new roadmap to profitability draws Wall Street praise", ["UBER"]),
     ("S&P 500 closes around 0.7% higher; Nasdaq gains 1.1%", ["SPY"]),
     ("Expanded use of J&J's Darzalex OK'd in Europe", ["JNJ"]),
-    ("Boeing Maintains Supremacy Over Airbus at United Airlines Despite A321XLR Order", ["BA", "UAL"]),
+    (
+        "Boeing Maintains Supremacy Over Airbus at United Airlines Despite A321XLR Order",
+        ["BA", "UAL"],
+    ),
     (
         "Visa R&D Arm Develops a Blockchain System That Could Replace Financial Data Aggregators",
         ["V"],

@@ -83,7 +83,7 @@ COMPANY_ALIASES: dict[str, tuple[str, ...]] = {
     "BA": ("Boeing", "737 MAX", "737 Max", "Dreamliner"),
     "C": ("Citigroup",),
     "GM": ("General Motors",),
-    "F": ("Ford Motor",),
+    "F": ("Ford Motor", "Ford"),
     "SBUX": ("Starbucks",),
     "MCD": ("McDonald's", "McDonald’s"),
     "T": ("AT&T",),
@@ -148,7 +148,6 @@ COMPANY_ALIASES: dict[str, tuple[str, ...]] = {
     "SQ": ("Square Inc",),
     "COIN": ("Coinbase",),
     "RIVN": ("Rivian",),
-    "F": ("Ford Motor", "Ford"),
 }
 
 # Banks and brokers are named in headlines mostly as the source of a view or a rating on
