@@ -401,3 +401,22 @@ def test_near_duplicate_headlines_share_a_cross_validation_group() -> None:
     groups = near_duplicate_groups(texts)
     assert groups[0] == groups[1]
     assert len({groups[0], groups[2], groups[3]}) == 3
+
+
+def test_classify_command_explains_its_labels(monkeypatch, capsys) -> None:
+    import io
+
+    from ops_pipeline_local.cli import main
+
+    lines = "Apple shares fall after iPhone sales miss estimates\nMeta to hold its annual meeting\n"
+    monkeypatch.setattr("sys.stdin", io.StringIO(lines))
+    assert main(["classify", "--explain"]) == 0
+    out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [set(o) for o in out] == [{"label", "score", "tickers", "explain"}] * 2
+    first = out[0]
+    assert first["label"] == "negative" and first["score"] < -0.05 and first["tickers"] == ["AAPL"]
+    features = [e["feature"] for e in first["explain"]]
+    assert {"cue:cue_miss", "word:fall"} & set(features), first["explain"]
+    assert all(e["weight"] > 0 for e in first["explain"])
+    for o in out:  # the printed score's band at +-0.05 is the label
+        assert S.band_label(o["score"], 0.05) == o["label"]

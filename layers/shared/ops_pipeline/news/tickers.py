@@ -104,7 +104,7 @@ COMPANY_ALIASES: dict[str, tuple[str, ...]] = {
     "MRNA": ("Moderna",),
     "PLTR": ("Palantir",),
     # more US names that market headlines carry often
-    "EBAY": ("eBay",),
+    "EBAY": ("eBay", "EBay"),
     "GE": ("General Electric",),
     "SCHW": ("Charles Schwab", "Schwab"),
     "ULTA": ("Ulta Beauty", "Ulta"),
