@@ -333,10 +333,10 @@ def _right(path: Path) -> tuple[int, int, list[tuple[str, str]]]:
 
 def test_hand_written_press_release_sentences() -> None:
     """90 own press-release sentences and headlines (54 neutral, 24 positive, 12 negative),
-    written by hand for issue 10 and never trained on."""
+    written by hand for issue 10 and never trained on: headlines-v5 gets 86 right."""
     right, total, misses = _right(Path(__file__).with_name("press_release_sentences.tsv"))
     assert total == 90
-    assert right >= 0.85 * total, misses
+    assert right >= 84, misses
 
 
 def _words(text: str) -> frozenset[str]:
