@@ -754,7 +754,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
-    from ops_pipeline.news.classify import classify
+    from ops_pipeline.news.classify import classify, explain
 
     universe = [t.strip().upper() for t in args.tickers.split(",")] if args.tickers else None
     written = 0
@@ -763,7 +763,10 @@ def cmd_classify(args: argparse.Namespace) -> int:
             text = line.rstrip("\n")
             if not text.strip():
                 continue
-            print(json.dumps(classify(text, universe).to_json()), flush=True)
+            out = classify(text, universe).to_json()
+            if args.explain:
+                out["explain"] = [{"feature": d.feature, "weight": d.weight} for d in explain(text)]
+            print(json.dumps(out), flush=True)
             written += 1
     except BrokenPipeError:
         # The reader left (`| head -1`): Python's advice, stdout to devnull so that the exit's
@@ -1009,6 +1012,11 @@ def build_parser() -> argparse.ArgumentParser:
         "classify", help="classify one text per line from stdin, one JSON object per line out"
     )
     cls.add_argument("--tickers", help="limit ticker inference to this universe (comma-separated)")
+    cls.add_argument(
+        "--explain",
+        action="store_true",
+        help="add the features that drove each label (word:..., cue:...) and their weights",
+    )
     cls.add_argument("--database-url", help=argparse.SUPPRESS)
     cls.set_defaults(func=cmd_classify)
     return parser

@@ -61,15 +61,29 @@ def test_clear_headlines_mostly_right(label: str, texts: list[str]) -> None:
 
 
 def test_sentiment_fields_are_consistent() -> None:
+    band = S.load_model().neutral_band
+    assert 0.0 < band < 1.0
     for text in POSITIVE[:3] + NEGATIVE[:3] + NEUTRAL[:3] + ["", "   "]:
         s = S.classify_sentiment(text)
         assert s.label in S.LABELS
-        assert 1 / 3 <= s.score <= 1.0
-        assert -1.0 <= s.polarity <= 1.0
+        assert -1.0 <= s.polarity <= 1.0 and -1.0 <= s.signed_score <= 1.0
         proba = S.predict_proba(text)
         assert math.isclose(sum(proba.values()), 1.0, abs_tol=1e-9)
-        assert s.score == max(proba.values())
+        assert s.score == proba[s.label]
         assert math.isclose(s.polarity, proba["positive"] - proba["negative"])
+        # The label is the polarity's band, and the signed score's band at +-0.05.
+        assert s.label == S.band_label(s.polarity, band) == S.band_label(s.signed_score, 0.05)
+
+
+@pytest.mark.parametrize("band", [0.0, 0.05, 0.2, 0.35, 0.6])
+def test_rescale_keeps_the_band_and_the_order(band: float) -> None:
+    grid = [k / 200 for k in range(-200, 201)]
+    out = [S.rescale(p, band) for p in grid]
+    assert out == sorted(out)  # monotone
+    assert all(S.rescale(-p, band) == -S.rescale(p, band) for p in grid)  # odd
+    assert S.rescale(1.0, band) == pytest.approx(1.0) and S.rescale(0.0, band) == 0.0
+    for p, q in zip(grid, out):
+        assert S.band_label(q, S.SCORE_BAND) == S.band_label(p, band), (p, q)
 
 
 def test_batch_equals_single() -> None:
@@ -81,6 +95,19 @@ def test_batch_equals_single() -> None:
 def test_polarity_sign() -> None:
     assert S.classify_sentiment(POSITIVE[0]).polarity > 0.5
     assert S.classify_sentiment(NEGATIVE[0]).polarity < -0.5
+
+
+def test_explain_names_the_features_that_drove_the_label() -> None:
+    drivers = S.explain("Apple shares surge after record quarterly earnings beat estimates")
+    assert 0 < len(drivers) <= 6
+    assert all(d.weight > 0 for d in drivers)
+    assert [d.weight for d in drivers] == sorted((d.weight for d in drivers), reverse=True)
+    assert all(d.feature.split(":", 1)[0] in ("word", "cue") for d in drivers)
+    names = {d.feature for d in drivers}
+    assert names & {"word:surge", "word:beat", "cue:cue_beat", "word:record"}, drivers
+    negative = {d.feature for d in S.explain("Tesla stock plunges as deliveries miss expectations")}
+    assert negative & {"word:plunges", "word:miss", "cue:cue_miss", "cue:dir_down"}, negative
+    assert S.explain("") == []
 
 
 def test_normalise_tokens() -> None:
@@ -207,6 +234,11 @@ def test_weights_file_small_and_named() -> None:
     assert data["name"] == S.MODEL_NAME
     assert data["preprocess_version"] == S.PREPROCESS_VERSION
     assert sorted(data["classes"]) == sorted(S.LABELS)
+    # Real labelled text first: the written sentences are counted apart and weigh less.
+    sources = data["training"]["sources"]
+    assert set(sources) == {"semeval", "twitter_train", "written"}
+    real = sources["semeval"]["share_of_weight"] + sources["twitter_train"]["share_of_weight"]
+    assert real > sources["written"]["share_of_weight"]
 
 
 def test_pure_python_matches_scikit_learn_references() -> None:
@@ -281,10 +313,11 @@ def test_inference_does_not_import_numpy_or_sklearn() -> None:
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
-# --- own labelled sentences: hand-written, written for training, held out ----------------
+# --- own labelled sentences and the sources' reader ---------------------------------------
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
+from sentiment_sources import band, near_duplicate_groups  # noqa: E402
 from written_sentences import read_labelled, written_sentences  # noqa: E402
 
 HELD_OUT = REPO / "bench" / "sentiment_heldout_news.tsv"
@@ -300,12 +333,10 @@ def _right(path: Path) -> tuple[int, int, list[tuple[str, str]]]:
 
 def test_hand_written_press_release_sentences() -> None:
     """90 own press-release sentences and headlines (54 neutral, 24 positive, 12 negative),
-    written by hand before the second-generation templates and never trained on. The same
-    person wrote the templates, so this checks the register, not generalisation:
-    finlex-v2 got 0.91 of them right, finlex-v3 0.99, finlex-v4 0.98."""
+    written by hand for issue 10 and never trained on: headlines-v5 gets 86 right."""
     right, total, misses = _right(Path(__file__).with_name("press_release_sentences.tsv"))
     assert total == 90
-    assert right >= 85, misses
+    assert right >= 84, misses
 
 
 def _words(text: str) -> frozenset[str]:
@@ -329,8 +360,63 @@ def test_written_training_sentences_are_apart_from_the_held_out_set() -> None:
     assert close == []
 
 
-def test_held_out_written_news() -> None:
-    """The held-out written news sentences (about 60 % neutral), never trained on: finlex-v4
-    gets 0.94 of them, finlex-v3 got 0.88, finlogreg-v1 0.75 (docs/sentiment.md)."""
-    right, total, misses = _right(HELD_OUT)
-    assert right >= 0.9 * total, (right / total, misses[:20])
+def test_held_out_written_news_in_the_phrasebank_register() -> None:
+    """The held-out written news sentences (about 60 % neutral, press-release register),
+    never trained on nor used to choose anything: the stand-in for Financial PhraseBank's
+    goal (0.85 accuracy, 0.80 macro-F1), which is not on this machine (docs/sentiment.md)."""
+    texts, gold = read_labelled(HELD_OUT)
+    got = [s.label for s in S.classify_sentiments(texts)]
+    accuracy = sum(g == p for g, p in zip(gold, got)) / len(gold)
+    f1 = []
+    for c in S.LABELS:
+        tp = sum(g == c == p for g, p in zip(gold, got))
+        wrong = sum((g == c) != (p == c) for g, p in zip(gold, got))
+        f1.append(2 * tp / (2 * tp + wrong))
+    assert accuracy >= 0.85 and sum(f1) / 3 >= 0.80, (accuracy, f1)
+
+
+@pytest.mark.parametrize(
+    ("score", "label"),
+    [
+        (0.06, "positive"),
+        (0.05, "neutral"),
+        (0.0, "neutral"),
+        (-0.05, "neutral"),
+        (-0.051, "negative"),
+        (0.9, "positive"),
+    ],
+)
+def test_semeval_scores_band_at_five_hundredths(score: float, label: str) -> None:
+    assert band(score) == label
+
+
+def test_near_duplicate_headlines_share_a_cross_validation_group() -> None:
+    texts = [
+        "Barclays shares fall after profit warning",
+        "Barclays shares fall sharply after profit warning",
+        "Tesco to close 43 stores",
+        "Tesco sales rise for the first time in a year",
+        "BP shares fall after profit warning",
+    ]
+    groups = near_duplicate_groups(texts)
+    assert groups[0] == groups[1]
+    assert len({groups[0], groups[2], groups[3]}) == 3
+
+
+def test_classify_command_explains_its_labels(monkeypatch, capsys) -> None:
+    import io
+
+    from ops_pipeline_local.cli import main
+
+    lines = "Apple shares fall after iPhone sales miss estimates\nMeta to hold its annual meeting\n"
+    monkeypatch.setattr("sys.stdin", io.StringIO(lines))
+    assert main(["classify", "--explain"]) == 0
+    out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [set(o) for o in out] == [{"label", "score", "tickers", "explain"}] * 2
+    first = out[0]
+    assert first["label"] == "negative" and first["score"] < -0.05 and first["tickers"] == ["AAPL"]
+    features = [e["feature"] for e in first["explain"]]
+    assert {"cue:cue_miss", "word:fall"} & set(features), first["explain"]
+    assert all(e["weight"] > 0 for e in first["explain"])
+    for o in out:  # the printed score's band at +-0.05 is the label
+        assert S.band_label(o["score"], 0.05) == o["label"]

@@ -52,6 +52,19 @@ def test_cashtags_and_exchange_forms(text: str, want: list[str]) -> None:
         ("Berkshire Hathaway trims stake in Bank of America", ["BAC", "BRK.B"]),
         ("Visa and Mastercard settle swipe-fee case", ["MA", "V"]),
         ("Paypal shares rise", ["PYPL"]),
+        # the company survives its false friends' guards when the text is about the market
+        ("Apple shares fall after iPhone sales miss estimates", ["AAPL"]),
+        ("Apple pie-in-the-sky valuation? Stock hits record as orchard of apps grows", ["AAPL"]),
+        ("Meta shares jump after ad revenue beats", ["META"]),
+        ("Meta to cut 10,000 jobs", ["META"]),
+        ("Amazon to hire 150,000 for the holidays", ["AMZN"]),
+        ("Ford recalls 500,000 trucks", ["F"]),
+        ("Lowe's and Home Depot lift forecasts", ["HD", "LOW"]),
+        ("UPS and FedEx raise shipping rates", ["FDX", "UPS"]),
+        (
+            "Southwest Airlines, Delta Air Lines and United Airlines cut capacity",
+            ["DAL", "LUV", "UAL"],
+        ),
     ],
 )
 def test_company_aliases(text: str, want: list[str]) -> None:
@@ -84,6 +97,19 @@ def test_company_aliases(text: str, want: list[str]) -> None:
         "Student Visa applications fall",
         "Uber-rich families move money",
         "Chevron deference overturned by the court",
+        # "Apple" in a recipe, anywhere in the sentence
+        "Recipe: Apple and cinnamon crumble in 30 minutes",
+        "Core the Apple, slice it thin and bake for 20 minutes",
+        "Autumn baking: Apple, pear and ginger tart",
+        # "Meta" as a word
+        "Meta is the Greek prefix for 'after'",
+        "Meta humour takes over the sitcom",
+        "Meta jokes about the film industry",
+        "Going meta: a film about films",
+        # "Amazon" the river and forest, "Ford" the actor and the foundation
+        "Amazon tribes fight deforestation",
+        "Harrison Ford returns as Indiana Jones",
+        "Ford Foundation pledges $1 billion to justice groups",
     ],
 )
 def test_ordinary_words_do_not_hit(text: str) -> None:
@@ -118,7 +144,12 @@ def test_classify_combines_sentiment_and_tickers() -> None:
     assert isinstance(c, Classification)
     assert c.label == "positive" and c.tickers == ("AAPL",)
     assert 0.0 <= c.score <= 1.0 and -1.0 <= c.polarity <= 1.0
-    assert c.to_json() == {"label": "positive", "score": round(c.score, 4), "tickers": ["AAPL"]}
+    assert c.to_json() == {
+        "label": "positive",
+        "score": round(c.signed_score, 4),
+        "tickers": ["AAPL"],
+    }
+    assert c.to_json()["score"] > 0.05
 
 
 def test_classify_universe_and_batch() -> None:
@@ -142,7 +173,7 @@ REAL_HEADLINES: list[tuple[str, list[str]]] = [
     ("Goldman Sachs, Barclays, HSBC downplay Brexit threat", ["GS"]),
     (
         "Stocks making the biggest moves premarket: Target, Lowe's, Boeing, Alibaba, J&J & more",
-        ["BA", "BABA", "JNJ"],
+        ["BA", "BABA", "JNJ", "LOW"],
     ),
     ("JPMorgan expands private credit group", ["JPM"]),
     ("Netflix rallies after sharing global data, Roku dips as CFO steps down", ["NFLX", "ROKU"]),
@@ -173,7 +204,7 @@ REAL_HEADLINES: list[tuple[str, list[str]]] = [
     ("Is Microsoft Teams Eating Slack Alive?", ["MSFT"]),
     ("Tesla Cybertruck Hits 200,000 Orders Just Days After Botched Launch", ["TSLA"]),
     ("Boeing to suspend 737 Max production in January", ["BA"]),
-    ("Southwest Airlines Pushes Back Schedule For 737 MAX Until April", ["BA"]),
+    ("Southwest Airlines Pushes Back Schedule For 737 MAX Until April", ["BA", "LUV"]),
     ("Disney Q1 Revenue Up 36%", ["DIS"]),
     ("Intel and MediaTek Partner on 5G Laptops for 2021", ["INTC"]),
     ("Comparable sales missed estimates at Home Depot, shares down 4.6% premarket", ["HD"]),
@@ -182,7 +213,10 @@ REAL_HEADLINES: list[tuple[str, list[str]]] = [
     ("Uber's new roadmap to profitability draws Wall Street praise", ["UBER"]),
     ("S&P 500 closes around 0.7% higher; Nasdaq gains 1.1%", ["SPY"]),
     ("Expanded use of J&J's Darzalex OK'd in Europe", ["JNJ"]),
-    ("Boeing Maintains Supremacy Over Airbus at United Airlines Despite A321XLR Order", ["BA"]),
+    (
+        "Boeing Maintains Supremacy Over Airbus at United Airlines Despite A321XLR Order",
+        ["BA", "UAL"],
+    ),
     (
         "Visa R&D Arm Develops a Blockchain System That Could Replace Financial Data Aggregators",
         ["V"],
@@ -250,3 +284,14 @@ def test_real_headlines_precision_and_recall() -> None:
 )
 def test_products_common_names_and_sources(text: str, want: list[str]) -> None:
     assert infer_tickers(text) == want
+
+
+@pytest.mark.parametrize(
+    ("label", "signed", "want"),
+    [("positive", 0.05004, 0.0501), ("negative", -0.05001, -0.0501), ("neutral", 0.04996, 0.05)],
+)
+def test_json_score_keeps_the_label_band_through_rounding(
+    label: str, signed: float, want: float
+) -> None:
+    c = Classification(label, 0.5, signed, (), signed)
+    assert c.to_json()["score"] == want

@@ -6,29 +6,50 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ops_pipeline.news.sentiment import MODEL_NAME, Sentiment, classify_sentiments
+from ops_pipeline.news.sentiment import (
+    MODEL_NAME,
+    SCORE_BAND,
+    Driver,
+    Sentiment,
+    classify_sentiments,
+    explain,
+)
 from ops_pipeline.news.tickers import infer_tickers, parse_universe
 
-__all__ = ["MODEL_NAME", "Classification", "classify", "classify_many"]
+__all__ = ["MODEL_NAME", "Classification", "Driver", "classify", "classify_many", "explain"]
 
 
 @dataclass(frozen=True)
 class Classification:
-    """Sentiment label, its probability ``score``, ``polarity`` (p_pos - p_neg) and tickers."""
+    """Sentiment label, its probability ``score``, ``polarity`` (p_pos - p_neg), tickers, and
+    ``signed_score``: the polarity rescaled so that the label is its band at +-0.05."""
 
     label: str
     score: float
     polarity: float
     tickers: tuple[str, ...]
+    signed_score: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
-        """JSON-ready dict: ``{"label", "score" (4 decimals), "tickers" (list)}``."""
-        return {"label": self.label, "score": round(self.score, 4), "tickers": list(self.tickers)}
+        """JSON-ready dict: ``{"label", "score", "tickers" (list)}``.
+
+        ``score`` is the signed score (4 decimals, -1..1): above 0.05 exactly when the label is
+        positive, below -0.05 exactly when it is negative.
+        """
+        score = round(self.signed_score, 4)
+        # Rounding must not move a score just outside the band into it.
+        if self.label == "positive":
+            score = max(score, round(SCORE_BAND + 0.0001, 4))
+        elif self.label == "negative":
+            score = min(score, round(-SCORE_BAND - 0.0001, 4))
+        return {"label": self.label, "score": score, "tickers": list(self.tickers)}
 
 
 def _combine(text: str, sentiment: Sentiment, universe: frozenset[str] | None) -> Classification:
     tickers = tuple(infer_tickers(text, universe))
-    return Classification(sentiment.label, sentiment.score, sentiment.polarity, tickers)
+    return Classification(
+        sentiment.label, sentiment.score, sentiment.polarity, tickers, sentiment.signed_score
+    )
 
 
 def classify(text: str, universe: Iterable[str] | str | None = None) -> Classification:

@@ -1,13 +1,20 @@
 """Financial-news sentiment: a TF-IDF + logistic-regression model run in pure Python.
 
-The weights are trained offline by ``scripts/train_sentiment.py`` (scikit-learn) and exported
-to ``sentiment_model.json.gz`` beside this module. Inference here uses only the standard
-library, so it runs inside the Lambda layer with no numpy/scikit-learn and no network.
+The weights are trained offline by ``scripts/train_sentiment.py`` (scikit-learn) on real
+labelled headlines first (SemEval-2017 task 5 headlines, Twitter Financial News) and the
+project's written news sentences, and exported to ``sentiment_model.json.gz`` beside this
+module. Inference here uses only the standard library, so it runs inside the Lambda layer with
+no numpy/scikit-learn and no network.
 
 Features: TF-IDF of word uni/bigrams, and of finance cues (``cue_features``: the direction of
 a financial quantity, "from X to Y" comparisons, beat/miss phrases, Loughran-McDonald words
-from ``finance_lexicon.json.gz``), so that news phrasing the tweets rarely show ("operating
-loss narrowed to EUR 2 mn from EUR 3 mn") still points the right way.
+from ``finance_lexicon.json.gz``).
+
+Output: ``polarity`` = p(positive) - p(negative) in [-1, 1] (what the signal engine adds up),
+and a label that is its band: positive above the model's ``neutral_band``, negative below
+minus it, neutral between (chosen by cross-validation, recorded in the weights file).
+``signed_score`` rescales the polarity so that the neutral band is +-0.05, the convention of
+SemEval's scores: ``ops-pipeline classify`` prints it as ``score``.
 
 The text normalisation and the feature analyzers below are the *same functions* the training
 script hands to scikit-learn, so training and inference cannot drift apart.
@@ -27,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-MODEL_NAME = "finlex-v4"
+MODEL_NAME = "headlines-v5"
 MODEL_PATH = Path(__file__).with_name("sentiment_model.json.gz")
 # Bump when normalise()/analyzers change; the weights file records the version it was built with.
 PREPROCESS_VERSION = 4
@@ -48,17 +55,24 @@ _SPACE = re.compile(r"\s+")
 _WORD = re.compile(r"\b\w\w+\b")
 
 
+SCORE_BAND = 0.05  # the neutral band of ``signed_score``
+
+
 @dataclass(frozen=True)
 class Sentiment:
     """Sentiment of one text.
 
-    ``label`` is ``positive``, ``negative`` or ``neutral``; ``score`` is the model's
-    probability for that label (0..1); ``polarity`` is ``p(positive) - p(negative)`` (-1..1).
+    ``polarity`` is ``p(positive) - p(negative)`` (-1..1); ``label`` is its band (positive
+    above the model's neutral band, negative below minus it, else neutral); ``score`` is the
+    model's probability for that label (0..1); ``signed_score`` is the polarity rescaled so
+    that the neutral band is +-``SCORE_BAND``: label positive exactly when it is above 0.05,
+    negative exactly when below -0.05.
     """
 
     label: str
     score: float
     polarity: float
+    signed_score: float = 0.0
 
 
 def normalise(text: str) -> str:
@@ -352,6 +366,7 @@ def make_analyzer(name: str, params: dict[str, Any] | None = None) -> Callable[[
 
 @dataclass(frozen=True)
 class _Block:
+    name: str  # the analyzer's name: word, char, cue
     analyzer: Callable[[str], list[str]]
     sublinear_tf: bool
     # term -> (idf, weight per class)
@@ -364,6 +379,7 @@ class _Model:
     classes: tuple[str, ...]
     intercepts: tuple[float, ...]
     blocks: tuple[_Block, ...]
+    neutral_band: float = 0.0
 
 
 _MODEL: _Model | None = None
@@ -378,7 +394,7 @@ def _build_block(spec: dict[str, Any], n_classes: int) -> _Block:
         for i, term in enumerate(terms)
     }
     analyzer = make_analyzer(spec["analyzer"], spec.get("params"))
-    return _Block(analyzer, bool(spec["sublinear_tf"]), table)
+    return _Block(spec["analyzer"], analyzer, bool(spec["sublinear_tf"]), table)
 
 
 def load_model(path: Path = MODEL_PATH) -> _Model:
@@ -392,7 +408,10 @@ def load_model(path: Path = MODEL_PATH) -> _Model:
         )
     classes = tuple(data["classes"])
     blocks = tuple(_build_block(b, len(classes)) for b in data["blocks"])
-    return _Model(data["name"], classes, tuple(data["intercepts"]), blocks)
+    band = float(data.get("neutral_band", 0.0))
+    if not 0.0 <= band < 1.0:
+        raise ValueError(f"{path}: neutral_band {band} is outside [0, 1)")
+    return _Model(data["name"], classes, tuple(data["intercepts"]), blocks, band)
 
 
 def _model() -> _Model:
@@ -402,20 +421,24 @@ def _model() -> _Model:
     return _MODEL
 
 
+def _block_vector(block: _Block, text: str) -> list[tuple[str, float]]:
+    """The block's L2-normalised TF-IDF vector of ``text``: (term, value) for known terms."""
+    counts = Counter(g for g in block.analyzer(text) if g in block.table)
+    values = [
+        (term, (1.0 + math.log(tf) if block.sublinear_tf else float(tf)) * block.table[term][0])
+        for term, tf in counts.items()
+    ]
+    norm = math.sqrt(sum(v * v for _, v in values))
+    return [(term, v / norm) for term, v in values] if norm > 0.0 else []
+
+
 def _block_scores(block: _Block, text: str, n_classes: int) -> list[float]:
     """Dot product of the block's L2-normalised TF-IDF vector with its class weights."""
-    counts = Counter(g for g in block.analyzer(text) if g in block.table)
     scores = [0.0] * n_classes
-    norm_sq = 0.0
-    for term, tf in counts.items():
-        idf, weights = block.table[term]
-        value = (1.0 + math.log(tf) if block.sublinear_tf else float(tf)) * idf
-        norm_sq += value * value
+    for term, value in _block_vector(block, text):
+        weights = block.table[term][1]
         for k in range(n_classes):
             scores[k] += value * weights[k]
-    if norm_sq > 0.0:
-        inv = 1.0 / math.sqrt(norm_sq)
-        scores = [s * inv for s in scores]
     return scores
 
 
@@ -437,18 +460,73 @@ def predict_proba(text: str, model: _Model | None = None) -> dict[str, float]:
     return dict(zip(m.classes, _softmax(logits)))
 
 
-def _to_sentiment(proba: dict[str, float]) -> Sentiment:
-    label = max(proba, key=proba.__getitem__)
+def band_label(polarity: float, band: float) -> str:
+    """``positive`` above ``band``, ``negative`` below ``-band``, else ``neutral``."""
+    return "positive" if polarity > band else "negative" if polarity < -band else "neutral"
+
+
+def rescale(polarity: float, band: float, to: float = SCORE_BAND) -> float:
+    """Map ``polarity`` piecewise linearly so that [-band, band] becomes [-to, to] and +-1 stays.
+
+    Monotone and odd, so ``band_label(rescale(p, b), to) == band_label(p, b)``.
+    """
+    size = abs(polarity)
+    if size <= band:
+        out = min(size * to / band, to) if band > 0.0 else 0.0
+    else:
+        out = to + (size - band) * (1.0 - to) / (1.0 - band)
+    return math.copysign(min(out, 1.0), polarity) if out else 0.0
+
+
+def _to_sentiment(proba: dict[str, float], band: float) -> Sentiment:
     polarity = proba.get("positive", 0.0) - proba.get("negative", 0.0)
-    return Sentiment(label=label, score=proba[label], polarity=polarity)
+    label = band_label(polarity, band)
+    return Sentiment(label, proba[label], polarity, rescale(polarity, band))
 
 
 def classify_sentiment(text: str) -> Sentiment:
     """Classify one financial headline (or short text) as positive, negative or neutral."""
-    return _to_sentiment(predict_proba(text))
+    model = _model()
+    return _to_sentiment(predict_proba(text, model), model.neutral_band)
 
 
 def classify_sentiments(texts: Iterable[str]) -> list[Sentiment]:
     """Classify many texts; same results as ``classify_sentiment`` on each."""
     model = _model()
-    return [_to_sentiment(predict_proba(t, model)) for t in texts]
+    return [_to_sentiment(predict_proba(t, model), model.neutral_band) for t in texts]
+
+
+@dataclass(frozen=True)
+class Driver:
+    """One feature of a text and how far it moved the label's logit against the others'."""
+
+    feature: str  # "word:beat", "word:shares fall", "cue:cue_miss"
+    weight: float
+
+
+def explain(text: str, top: int = 6, model: _Model | None = None) -> list[Driver]:
+    """The features of ``text`` that pushed most towards the label it gets, strongest first.
+
+    A feature's weight is its TF-IDF value times (its weight for the label's class minus the
+    mean of its weights for the other classes): positive pushes towards the label. Features
+    that pushed against it are left out; the intercepts (the prior) are not features.
+    """
+    m = model or _model()
+    label = band_label(
+        (p := predict_proba(text, m)).get("positive", 0.0) - p.get("negative", 0.0),
+        m.neutral_band,
+    )
+    k = m.classes.index(label)
+    others = [j for j in range(len(m.classes)) if j != k]
+    drivers: dict[str, float] = {}
+    for block in m.blocks:
+        for term, value in _block_vector(block, text):
+            w = block.table[term][1]
+            push = value * (w[k] - sum(w[j] for j in others) / len(others))
+            key = f"{block.name}:{term}"
+            drivers[key] = drivers.get(key, 0.0) + push
+    ranked = sorted(
+        (Driver(f, round(v, 4)) for f, v in drivers.items() if v > 0.0),
+        key=lambda d: (-d.weight, d.feature),
+    )
+    return ranked[:top]

@@ -83,7 +83,7 @@ COMPANY_ALIASES: dict[str, tuple[str, ...]] = {
     "BA": ("Boeing", "737 MAX", "737 Max", "Dreamliner"),
     "C": ("Citigroup",),
     "GM": ("General Motors",),
-    "F": ("Ford Motor",),
+    "F": ("Ford Motor", "Ford"),
     "SBUX": ("Starbucks",),
     "MCD": ("McDonald's", "McDonald’s"),
     "T": ("AT&T",),
@@ -103,6 +103,51 @@ COMPANY_ALIASES: dict[str, tuple[str, ...]] = {
     "GILD": ("Gilead", "Gilead Sciences"),
     "MRNA": ("Moderna",),
     "PLTR": ("Palantir",),
+    # more US names that market headlines carry often
+    "EBAY": ("eBay", "EBay"),
+    "GE": ("General Electric",),
+    "SCHW": ("Charles Schwab", "Schwab"),
+    "ULTA": ("Ulta Beauty", "Ulta"),
+    "PANW": ("Palo Alto Networks",),
+    "BYND": ("Beyond Meat",),
+    "PTON": ("Peloton",),
+    "LULU": ("Lululemon",),
+    "UAL": ("United Airlines",),
+    "AAL": ("American Airlines",),
+    "DAL": ("Delta Air Lines",),
+    "LUV": ("Southwest Airlines",),
+    "LOW": ("Lowe's", "Lowe’s"),
+    "TGT": ("Target Corp",),
+    "HPQ": ("HP Inc",),
+    "WDC": ("Western Digital",),
+    "KHC": ("Kraft Heinz",),
+    "BMY": ("Bristol-Myers Squibb", "Bristol Myers Squibb", "Bristol-Myers"),
+    "BIIB": ("Biogen",),
+    "REGN": ("Regeneron",),
+    "GME": ("GameStop",),
+    "TWLO": ("Twilio",),
+    "SNAP": ("Snapchat",),
+    "ZM": ("Zoom Video",),
+    "CCL": ("Carnival Corp",),
+    "RCL": ("Royal Caribbean",),
+    "MAR": ("Marriott",),
+    "NKE": ("Nike",),
+    "CAT": ("Caterpillar",),
+    "DE": ("Deere",),
+    "UNP": ("Union Pacific",),
+    "UPS": ("UPS", "United Parcel Service"),
+    "LMT": ("Lockheed Martin", "Lockheed"),
+    "RTX": ("Raytheon",),
+    "CVS": ("CVS Health",),
+    "WBA": ("Walgreens",),
+    "MMM": ("3M",),
+    "TMUS": ("T-Mobile",),
+    "AMAT": ("Applied Materials",),
+    "TXN": ("Texas Instruments",),
+    "NOW": ("ServiceNow",),
+    "SQ": ("Square Inc",),
+    "COIN": ("Coinbase",),
+    "RIVN": ("Rivian",),
 }
 
 # Banks and brokers are named in headlines mostly as the source of a view or a rating on
@@ -140,6 +185,9 @@ class AliasGuard:
     prev_words: frozenset[str] = frozenset()
     # A colon right after the alias ("J.P. Morgan: Bausch to ...") makes it a source.
     colon_attributes: bool = False
+    # Words anywhere in the text that mark the ordinary sense ("Apple" in a recipe), unless a
+    # market word (shares, stock, earnings ...) is there too.
+    topic_words: frozenset[str] = frozenset()
 
 
 def _words(text: str) -> frozenset[str]:
@@ -155,6 +203,11 @@ AMBIGUOUS_GUARDS: dict[str, AliasGuard] = {
             "farm farms recipe recipes"
         ),
         _words("big candy toffee caramel crab custard adam's baked"),
+        topic_words=_words(
+            "recipe recipes bake baked baking oven cinnamon dessert desserts sugar flour "
+            "tablespoon tablespoons teaspoon cup cups orchard orchards cider fruit fruits "
+            "peel peeled core cored slice sliced pastry dough crumble pie pies"
+        ),
     ),
     "Amazon": AliasGuard(
         _words(
@@ -163,12 +216,15 @@ AMBIGUOUS_GUARDS: dict[str, AliasGuard] = {
             "indigenous wildfires"
         ),
         _words("brazilian peruvian colombian ecuadorian"),
+        topic_words=_words("rainforest rainforests jungle deforestation tribe tribes biome"),
     ),
     "Meta": AliasGuard(
         _words(
             "analysis analyses data description descriptions tag tags study studies review "
-            "reviews level model models learning knowledge information programming"
+            "reviews level model models learning knowledge information programming humour "
+            "humor joke jokes irony commentary narrative fiction prefix"
         ),
+        topic_words=_words("prefix word meaning greek self-referential ironic irony humour humor"),
     ),
     "Tesla": AliasGuard(_words("coil coils unit units magnet magnets tower"), _words("nikola")),
     "Alphabet": AliasGuard(
@@ -191,6 +247,9 @@ AMBIGUOUS_GUARDS: dict[str, AliasGuard] = {
     "Adobe": AliasGuard(_words("house houses brick bricks home homes building buildings walls")),
     "Chevron": AliasGuard(_words("deference doctrine")),
     "Uber": AliasGuard(),
+    "Ford": AliasGuard(
+        _words("foundation"), _words("harrison gerald betty tom henry president john")
+    ),
     # "iPhone maker Foxconn": the assembler, not Apple.
     "iPhone maker": AliasGuard(_words("foxconn hon pegatron wistron luxshare")),
     **{
@@ -235,8 +294,27 @@ def _build_index() -> tuple[re.Pattern[str], dict[str, tuple[str, str]]]:
 _ALIAS_RE, _ALIAS_INDEX = _build_index()
 
 
+# Words that make a text about the market even where a topic word stands beside the name.
+_MARKET_WORDS = _words(
+    "shares share stock stocks earnings revenue revenues profit sales investors analyst "
+    "analysts nasdaq nyse ceo quarter quarterly iphone iphones ipad mac app store devices "
+    "market valuation dividend buyback"
+)
+_TEXT_WORD = re.compile(r"[a-z][a-z'-]*")
+
+
+def _off_topic(guard: AliasGuard, text: str) -> bool:
+    """A topic word of the ordinary sense is in ``text`` and no market word is."""
+    if not guard.topic_words:
+        return False
+    words = set(_TEXT_WORD.findall(text.lower()))
+    return bool(words & guard.topic_words) and not words & _MARKET_WORDS
+
+
 def _guard_rejects(guard: AliasGuard, before: str, after: str) -> bool:
     if _JOINED.match(after):
+        return True
+    if _off_topic(guard, before + " " + after):
         return True
     # "J.P. Morgan: ...", or "...: BofA" / "... - BofA" closing the headline, name the source.
     if guard.colon_attributes and (

@@ -1,0 +1,101 @@
+"""The labelled text the sentiment model is trained and measured on, read one way for all.
+
+Sources (docs/sentiment.md has their licences and shares):
+
+* SemEval-2017 task 5 headlines, *train* file (1,156 news headlines with a score in [-1, 1]):
+  the score is mapped to three classes at +-``BAND`` (> 0.05 positive, < -0.05 negative, else
+  neutral), the convention of the goal the model is measured against;
+* Twitter Financial News Sentiment, train and valid splits (0 = bearish, 1 = bullish,
+  2 = neutral);
+* the news sentences written for the project (``scripts/sentiment_data/*.tsv``), counted
+  apart from the real text.
+
+``near_duplicate_groups`` gives every SemEval headline a group so that cross-validation never
+puts two near-identical headlines (the file repeats stories with a word changed) on both sides.
+Used by ``scripts/train_sentiment.py`` and ``bench/sentiment_eval.py``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from written_sentences import written_sentences
+
+REPO = Path(__file__).resolve().parents[1]
+# shared/data beside the repository (or beside the folder of a git worktree).
+DEFAULT_DATA = next(
+    (p / "shared" / "data" / "sentiment" for p in REPO.parents if (p / "shared" / "data").is_dir()),
+    REPO.parent / "shared" / "data" / "sentiment",
+)
+SEMEVAL = "semeval2017_headlines_train.json"
+TWITTER_TRAIN = "twitter_financial_news_train.csv"
+TWITTER_VALID = "twitter_financial_news_valid.csv"
+# Dataset labels: 0 = bearish, 1 = bullish, 2 = neutral.
+LABEL_OF = {0: "negative", 1: "positive", 2: "neutral"}
+BAND = 0.05  # SemEval score > BAND positive, < -BAND negative, else neutral
+DUPLICATE_JACCARD = 0.6  # headlines sharing this share of their words are one story
+
+
+@dataclass(frozen=True)
+class Labelled:
+    """Texts and their labels (and, for SemEval, the continuous score) of one source."""
+
+    name: str
+    texts: list[str]
+    labels: list[str]
+    scores: list[float] | None = None
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+def band(score: float, width: float = BAND) -> str:
+    """Three classes from a polarity score: > width positive, < -width negative."""
+    return "positive" if score > width else "negative" if score < -width else "neutral"
+
+
+def read_semeval(data: Path = DEFAULT_DATA, width: float = BAND) -> Labelled:
+    rows = json.loads((data / SEMEVAL).read_text(encoding="utf-8"))
+    scores = [float(r["sentiment"]) for r in rows]
+    return Labelled("semeval", [r["title"] for r in rows], [band(s, width) for s in scores], scores)
+
+
+def read_twitter(data: Path = DEFAULT_DATA, split: str = "train") -> Labelled:
+    path = data / (TWITTER_TRAIN if split == "train" else TWITTER_VALID)
+    with path.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    return Labelled(
+        f"twitter_{split}", [r["text"] for r in rows], [LABEL_OF[int(r["label"])] for r in rows]
+    )
+
+
+def read_written() -> Labelled:
+    texts, labels = written_sentences()
+    return Labelled("written", texts, labels)
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(re.findall(r"[a-z]+", text.lower()))
+
+
+def near_duplicate_groups(texts: list[str], jaccard: float = DUPLICATE_JACCARD) -> list[int]:
+    """A group id per text: texts linked by word-set Jaccard >= ``jaccard`` share one."""
+    parent = list(range(len(texts)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    words = [_words(t) for t in texts]
+    for i, a in enumerate(words):
+        for j in range(i):
+            b = words[j]
+            if a and b and len(a & b) >= jaccard * len(a | b):
+                parent[root(i)] = root(j)
+    return [root(i) for i in range(len(texts))]
