@@ -16,7 +16,7 @@ from decimal import Decimal
 
 import pytest
 from fault_proxy import FaultProxy
-from paths import SHARED_DATA
+from paths import bundled_day
 from recommendations import recommend
 
 from ops_pipeline import alpaca, telemetry
@@ -26,7 +26,7 @@ from ops_pipeline.dispatch import AlpacaBroker, dispatch
 from ops_pipeline.errors import TransientError
 from ops_pipeline.market import NEW_YORK
 from ops_pipeline_local.alpaca_server import LocalAlpaca
-from ops_pipeline_local.bars import convert_alpha_vantage
+from ops_pipeline_local.bars import read_bars
 from ops_pipeline_local.faults import FaultPlan
 
 D = Decimal
@@ -185,17 +185,12 @@ def _new_york(day: date, hour: int, minute: int) -> datetime:
 def over_a_long_weekend() -> list:
     """Friday 2019-02-15's AAPL and MSFT bars, and Monday 2019-02-11's relabelled as the Tuesday
     after the holiday (Alpha Vantage bars via masonblier/eqker, ISC)."""
-    data = SHARED_DATA / "bars_1min_2019-02"
-    if not data.is_dir():
-        pytest.fail(f"{data} is missing: the shared data must sit beside the checkout")
     bars = []
-    for ticker in ("AAPL", "MSFT"):
-        for b in convert_alpha_vantage(data / f"{ticker}_1min.csv", ticker):
-            day = b.ts.astimezone(NEW_YORK).date()
-            if day == FRIDAY:
-                bars.append(b)
-            elif day == date(2019, 2, 11):
-                bars.append(replace(b, ts=b.ts + timedelta(days=8)))
+    for b in read_bars(bundled_day(FRIDAY)) + read_bars(bundled_day(date(2019, 2, 11))):
+        if b.symbol not in ("AAPL", "MSFT"):
+            continue
+        day = b.ts.astimezone(NEW_YORK).date()
+        bars.append(b if day == FRIDAY else replace(b, ts=b.ts + timedelta(days=8)))
     return bars
 
 

@@ -14,11 +14,11 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from paths import SHARED_DATA
+from paths import bundled_day
 
 from ops_pipeline.db import connect, parse_database_url
 from ops_pipeline.market import NEW_YORK
-from ops_pipeline_local.bars import convert_alpha_vantage
+from ops_pipeline_local.bars import read_bars
 from ops_pipeline_local.embedded_db import throwaway_database
 from ops_pipeline_local.faults import FaultPlan
 from ops_pipeline_local.replay import replay
@@ -31,15 +31,10 @@ FRIDAY, TUESDAY = date(2019, 2, 15), date(2019, 2, 19)  # Monday 2019-02-18: Pre
 
 
 def _bars(day: date, start: time, end: time, *, shift: timedelta = timedelta(0)) -> list:
-    data = SHARED_DATA / "bars_1min_2019-02"
-    if not data.is_dir():
-        pytest.fail(f"{data} is missing: the shared data must sit beside the checkout")
     return [
         replace(b, ts=b.ts + shift)
-        for ticker in TICKERS
-        for b in convert_alpha_vantage(data / f"{ticker}_1min.csv", ticker)
-        if b.ts.astimezone(NEW_YORK).date() == day
-        and start <= b.ts.astimezone(NEW_YORK).time() < end
+        for b in read_bars(bundled_day(day))
+        if b.symbol in TICKERS and start <= b.ts.astimezone(NEW_YORK).time() < end
     ]
 
 
