@@ -8,6 +8,7 @@ from ops_pipeline import config, signals
 from ops_pipeline.db import ConnectionCache
 from ops_pipeline.event_time import event_window
 from ops_pipeline.observability import logger, metrics, stage_handler
+from ops_pipeline.shards import event_tickers
 
 DB = ConnectionCache()
 
@@ -15,7 +16,8 @@ DB = ConnectionCache()
 @stage_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     since, minute = event_window(event)
-    summary = signals.run(DB.get(), config.tickers(), minute, since=since)
+    tickers = event_tickers(event) or config.tickers()  # a backtest shard names its own
+    summary = signals.run(DB.get(), tickers, minute, since=since)
     for killed in summary["killed"]:
         logger.info("signal killed by volume", extra={"why": killed})
     if summary["late"]:

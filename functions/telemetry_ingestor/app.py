@@ -9,6 +9,7 @@ from ops_pipeline.db import ConnectionCache
 from ops_pipeline.event_time import event_minute
 from ops_pipeline.market import alpaca_calendar
 from ops_pipeline.observability import metrics, stage_handler
+from ops_pipeline.shards import event_tickers
 
 DB = ConnectionCache()
 
@@ -21,8 +22,9 @@ CALENDAR = alpaca_calendar(TRADING.get)
 
 @stage_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    tickers = event_tickers(event) or config.tickers()  # a backtest shard names its own
     summary = telemetry.ingest(
-        DB.get(), CLIENTS.get(), config.tickers(), event_minute(event), CALENDAR
+        DB.get(), CLIENTS.get(), tickers, event_minute(event), CALENDAR
     )
     metrics.add_metric(name="BarsIngested", unit="Count", value=summary["inserted"])
     metrics.add_metric(
