@@ -23,9 +23,7 @@ CALENDAR = alpaca_calendar(TRADING.get)
 @stage_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     tickers = event_tickers(event) or config.tickers()  # a backtest shard names its own
-    summary = telemetry.ingest(
-        DB.get(), CLIENTS.get(), tickers, event_minute(event), CALENDAR
-    )
+    summary = telemetry.ingest(DB.get(), CLIENTS.get(), tickers, event_minute(event), CALENDAR)
     metrics.add_metric(name="BarsIngested", unit="Count", value=summary["inserted"])
     metrics.add_metric(
         name="TickersWithoutBar", unit="Count", value=len(summary["tickers_without_bar"])

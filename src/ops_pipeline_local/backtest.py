@@ -59,7 +59,11 @@ class Shard:
     time: datetime
 
     def as_item(self) -> dict[str, Any]:
-        return {"tickers": list(self.tickers), "since": iso_minute(self.since), "time": iso_minute(self.time)}
+        return {
+            "tickers": list(self.tickers),
+            "since": iso_minute(self.since),
+            "time": iso_minute(self.time),
+        }
 
 
 @dataclass(frozen=True)
@@ -116,7 +120,9 @@ def plan_backtest(bars: Sequence[Bar], tickers: Sequence[str], groups: int) -> B
     minutes = replay_minutes([b for b in bars if b.symbol in tickers] or bars)
     ranges = date_ranges(minutes)
     shards = [
-        Shard(group, since, time) for since, time in ranges for group in ticker_groups(tickers, groups)
+        Shard(group, since, time)
+        for since, time in ranges
+        for group in ticker_groups(tickers, groups)
     ]
     return BacktestPlan(ranges, shards, replay_windows(minutes, SIMULATION_STEP))
 
@@ -180,7 +186,9 @@ def backtest(
         event = upload_plan(runtime, plan, name)
         # Every shard runs as a child execution: a day per ticker group takes longer than one
         # minute's run, so the wait is the plan's size in minutes, not a fixed cap.
-        outcome = runtime.execute(BACKTEST_MACHINE, event, name=name, timeout=600 + 60 * len(plan.shards))
+        outcome = runtime.execute(
+            BACKTEST_MACHINE, event, name=name, timeout=600 + 60 * len(plan.shards)
+        )
         result.executions[BACKTEST_MACHINE] = {outcome.status: 1}
         if outcome.status != "SUCCEEDED":
             result.failures.append(outcome)

@@ -374,14 +374,26 @@ class LocalRuntime:
         # types every handler as returning None.
         session.events.register("before-call.lambda.Invoke", self._invoke)  # type: ignore[arg-type]
         self.sfn = boto3.client("stepfunctions", region_name=REGION)
-        self.machine_arns = {}
-        for logical_id, machine in machines.items():
-            created = self.sfn.create_state_machine(
-                name=logical_id,
-                definition=machine.definition(self.functions),
-                roleArn=f"arn:aws:iam::{ACCOUNT}:role/{logical_id}Role",
-            )
-            self.machine_arns[logical_id] = created["stateMachineArn"]
+        self.machines = machines
+        self.machine_arns: dict[str, str] = {}
+        # The scheduled machines now; one started by hand (the backtest) at its first execution,
+        # so that a replay does not pay for parsing a definition it never runs.
+        scheduled = {
+            str(schedule["Properties"]["Target"]["Arn"].get("Ref"))
+            for schedule in self.stack.resources("AWS::Scheduler::Schedule").values()
+        }
+        for logical_id in machines:
+            if logical_id in scheduled:
+                self._create_machine(logical_id)
+
+    def _create_machine(self, logical_id: str) -> str:
+        created = self.sfn.create_state_machine(
+            name=logical_id,
+            definition=self.machines[logical_id].definition(self.functions),
+            roleArn=f"arn:aws:iam::{ACCOUNT}:role/{logical_id}Role",
+        )
+        self.machine_arns[logical_id] = created["stateMachineArn"]
+        return self.machine_arns[logical_id]
 
     def invoke(self, logical_id: str, event: dict[str, Any]) -> Any:
         """Call a function's real handler with an event, as Lambda would; its exceptions propagate."""
@@ -442,6 +454,8 @@ class LocalRuntime:
     ) -> ExecutionResult:
         """Start an execution of a state machine (by logical id) and wait for it to finish."""
         name = name or f"local-{uuid.uuid4().hex[:12]}"
+        if machine not in self.machine_arns:
+            self._create_machine(machine)
         threads = MotoShortcuts.threads()
         before = len(threads)
         arn = self.sfn.start_execution(

@@ -110,9 +110,7 @@ def test_a_backtest_refuses_a_stack_that_does_not_simulate(bars, database_server
     """The backtest dispatches through the stack's dispatcher: not in a paper (or live) stack."""
     day = [b for b in bars if b.ts.astimezone(NEW_YORK).date() == DAYS[-1] and b.symbol == "AAPL"]
     with throwaway_database(database_server) as url:
-        result = backtest(
-            day[:30], database_url=url, shards=1, parameters={"TradingMode": "paper"}
-        )
+        result = backtest(day[:30], database_url=url, shards=1, parameters={"TradingMode": "paper"})
         assert result.executions == {BACKTEST_MACHINE: {"FAILED": 1}}
         assert result.error == "BacktestNeedsSimulation"
         assert result.invocations == {}
