@@ -26,10 +26,12 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime, time
+from pathlib import Path
 from typing import Any
 
-from ops_pipeline.event_time import MAX_WINDOW, iso_minute
+from ops_pipeline.event_time import MAX_WINDOW, iso_minute, window_minutes
+from ops_pipeline.market import NEW_YORK
 from ops_pipeline.migrate import migrate
 from ops_pipeline.signals import LATE_LOOKBACK
 from ops_pipeline_local.bars import Bar
@@ -48,6 +50,7 @@ BACKTEST_MACHINE = "BacktestStateMachine"
 BACKTEST_BUCKET = "BacktestBucket"
 SHARDS_KEY = "backtests/{name}/shards.json"
 RANGES_KEY = "backtests/{name}/ranges.json"
+EXTENDED_DAY = (time(4, 0), time(20, 0))  # New York: IEX minute bars, pre-market to after-hours
 
 
 @dataclass(frozen=True)
@@ -117,7 +120,30 @@ def ticker_groups(tickers: Sequence[str], groups: int) -> list[tuple[str, ...]]:
 def plan_backtest(bars: Sequence[Bar], tickers: Sequence[str], groups: int) -> BacktestPlan:
     """Shards (ticker groups x date ranges) and windows for these bars, as `replay` would walk
     them: the same minutes, the same windows."""
-    minutes = replay_minutes([b for b in bars if b.symbol in tickers] or bars)
+    return plan_minutes(
+        replay_minutes([b for b in bars if b.symbol in tickers] or bars), tickers, groups
+    )
+
+
+def session_minutes(first: date, last: date) -> list[datetime]:
+    """The minutes a backtest in AWS walks from `first` to `last` (New York dates): each NYSE
+    session's extended day, 04:00 to 20:00 New York (the span of Alpaca's IEX minute bars), from
+    the XNYS calendar (holidays and early closes as Alpaca's calendar has them)."""
+    from ops_pipeline_local.calendar import nyse_calendar
+
+    minutes: list[datetime] = []
+    for session in nyse_calendar().between(first, last):
+        opens = datetime.combine(session.day, EXTENDED_DAY[0], NEW_YORK).astimezone(UTC)
+        closes = datetime.combine(session.day, EXTENDED_DAY[1], NEW_YORK).astimezone(UTC)
+        minutes += window_minutes(opens, closes)
+    return minutes
+
+
+def plan_minutes(minutes: Sequence[datetime], tickers: Sequence[str], groups: int) -> BacktestPlan:
+    """Shards (ticker groups x date ranges) over these minutes (sorted), and the windows of at
+    most five days a replay in simulation would run over them."""
+    if not minutes:
+        raise ValueError("no trading minute to backtest")
     ranges = date_ranges(minutes)
     shards = [
         Shard(group, since, time)
@@ -133,6 +159,23 @@ class BacktestResult(ReplayResult):
     error: str | None = None
     cause: str | None = None
     invocations: dict[str, int] = field(default_factory=dict)
+
+
+def write_plan(plan: BacktestPlan, out: Path, prefix: str) -> dict[str, Path]:
+    """The plan as files for a backtest in AWS: `shards.json` and `ranges.json` to copy to the
+    stack's backtest bucket under `prefix`, and `input.json`, the execution's input naming them."""
+    out.mkdir(parents=True, exist_ok=True)
+    prefix = prefix.strip("/")
+    files = {
+        "shards.json": [s.as_item() for s in plan.shards],
+        "ranges.json": [{"since": iso_minute(s), "time": iso_minute(t)} for s, t in plan.ranges],
+        "input.json": plan.execution_input(f"{prefix}/shards.json", f"{prefix}/ranges.json"),
+    }
+    written = {}
+    for name, body in files.items():
+        (out / name).write_text(json.dumps(body, indent=1) + "\n", encoding="utf-8")
+        written[name] = out / name
+    return written
 
 
 def upload_plan(runtime: LocalRuntime, plan: BacktestPlan, name: str) -> dict[str, Any]:

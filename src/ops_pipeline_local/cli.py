@@ -224,7 +224,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def cmd_backtest(args: argparse.Namespace) -> int:
     """The backtest state machine (Distributed Map over shards) over bars, in simulation."""
-    from ops_pipeline_local.backtest import backtest
+    from ops_pipeline_local.backtest import BACKTEST_MACHINE, backtest
     from ops_pipeline_local.bars import read_bars
 
     bars = read_bars(Path(args.bars))
@@ -246,9 +246,10 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         return 2
     plan = result.plan
     assert plan is not None
+    (status,) = result.executions[BACKTEST_MACHINE]
     print(
-        f"backtest: {len(plan.shards)} shards ({args.shards} ticker groups x {len(plan.ranges)}"
-        f" date ranges), {len(plan.windows)} portfolio windows",
+        f"backtest {status.lower()}: {len(plan.shards)} shards ({args.shards} ticker groups x"
+        f" {len(plan.ranges)} date ranges), {len(plan.windows)} portfolio windows",
         file=sys.stderr,
     )
     if result.failures:
@@ -262,6 +263,28 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     else:
         _print_summary(result)
     return 0 if not result.failures else 1
+
+
+def cmd_backtest_plan(args: argparse.Namespace) -> int:
+    """Shards over the NYSE sessions between two dates, as files for a backtest in AWS."""
+    from datetime import date
+
+    from ops_pipeline_local.backtest import plan_minutes, session_minutes, write_plan
+
+    try:
+        first, last = date.fromisoformat(args.first), date.fromisoformat(args.last)
+        tickers = [t.strip().upper() for t in args.tickers.split(",") if t.strip()]
+        plan = plan_minutes(session_minutes(first, last), tickers, args.shards)
+    except ValueError as exc:
+        print(f"backtest-plan: {exc}", file=sys.stderr)
+        return 2
+    written = write_plan(plan, Path(args.out), args.prefix)
+    print(
+        f"{len(plan.shards)} shards ({len(plan.shards) // len(plan.ranges)} ticker groups x"
+        f" {len(plan.ranges)} date ranges), {len(plan.windows)} portfolio windows: "
+        + ", ".join(str(p) for p in written.values())
+    )
+    return 0
 
 
 STATUS_TABLES = {
@@ -620,6 +643,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bt.add_argument("--tickers", help="only these tickers (comma-separated)")
     bt.add_argument("--json", action="store_true", help="print the summary as JSON")
+    btp = command(
+        "backtest-plan",
+        cmd_backtest_plan,
+        "write the shard lists and the input of a backtest in AWS (docs/deploy.md#backtests)",
+    )
+    btp.add_argument("--from", dest="first", required=True, help="first New York date, 2024-01-02")
+    btp.add_argument("--to", dest="last", required=True, help="last New York date, 2024-12-31")
+    btp.add_argument("--tickers", required=True, help="the tickers (comma-separated)")
+    btp.add_argument("--shards", type=int, default=4, help="ticker groups per date range")
+    btp.add_argument(
+        "--out", default="backtest-plan", help="folder to write (default ./backtest-plan)"
+    )
+    btp.add_argument(
+        "--prefix", default="backtests/run", help="the files' key prefix in the backtest bucket"
+    )
     exp = command(
         "explain", cmd_explain, "why a ticker's bar made (or did not make) a signal, and its fate"
     )

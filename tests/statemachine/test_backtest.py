@@ -1,16 +1,17 @@
 """The backtest state machine (Distributed Maps over shards read from moto's S3, then the
 portfolio in event order) leaves the rows `replay` leaves, on the same input, in simulation.
 
-The input: real bars of four tickers over three sessions (2019-02-12, 2019-02-13 and 2019-02-15,
-Alpha Vantage via masonblier/eqker, ISC): two date ranges (the 12th and 13th are consecutive
-sessions, one range; the 14th is left out, so the 15th starts another), two ticker groups, four
-shards. Features of the 15th reach back into the 13th's bars, another range's; positions carry
-over both nights.
+The input: real bars of four tickers from three sessions (the afternoon of 2019-02-12, the first
+90 minutes of 2019-02-13 and of 2019-02-15; Alpha Vantage via masonblier/eqker, ISC): two date
+ranges (the 12th and 13th are consecutive sessions, one range; the 14th is left out, so the 15th
+starts another), two ticker groups, four shards. The 15th's features reach back into the 13th's
+bars, another range's; positions carry over the nights.
 """
 
 from __future__ import annotations
 
-from datetime import date
+import json
+from datetime import date, time
 
 import pytest
 from paths import SHARED_DATA
@@ -26,7 +27,12 @@ pytestmark = pytest.mark.statemachine
 
 DATA = SHARED_DATA / "bars_1min_2019-02"
 TICKERS = ("AAPL", "AMZN", "MSFT", "TSLA")
-DAYS = (date(2019, 2, 12), date(2019, 2, 13), date(2019, 2, 15))
+SESSIONS = {  # New York day: the bars (by their start, New York time) backtested of it
+    date(2019, 2, 12): (time(13, 30), time(16, 0)),
+    date(2019, 2, 13): (time(9, 30), time(11, 0)),
+    date(2019, 2, 15): (time(9, 30), time(11, 0)),
+}
+DAYS = tuple(SESSIONS)
 # Each table's rows, minus surrogate ids and wall-clock stamps (as tests/statemachine/
 # test_replay_identity.py compares them).
 TABLES = {
@@ -56,7 +62,8 @@ def bars():
         bar
         for ticker in TICKERS
         for bar in convert_alpha_vantage(DATA / f"{ticker}_1min.csv", ticker)
-        if bar.ts.astimezone(NEW_YORK).date() in DAYS
+        if (local := bar.ts.astimezone(NEW_YORK)).date() in SESSIONS
+        and SESSIONS[local.date()][0] <= local.time() < SESSIONS[local.date()][1]
     ]
 
 
@@ -119,3 +126,31 @@ def test_a_backtest_refuses_a_stack_that_does_not_simulate(bars, database_server
             assert conn.run("SELECT count(*) FROM lane_telemetry") == [[0]]
         finally:
             conn.close()
+
+
+def test_the_command_runs_a_backtest_and_prints_its_summary(conn, database_url, tmp_path, capsys):
+    from ops_pipeline_local.bars import read_bars, write_bars
+    from ops_pipeline_local.cli import BUNDLED_BARS, main
+
+    first = min(b.ts for b in read_bars(BUNDLED_BARS))
+    chosen = [
+        b
+        for b in read_bars(BUNDLED_BARS)
+        if b.symbol in ("AAPL", "MSFT", "TSLA") and (b.ts - first).total_seconds() < 60 * 60
+    ]
+    path = tmp_path / "bars.csv"
+    write_bars(chosen, path)
+    args = ["backtest", "--bars", str(path), "--database-url", database_url]
+
+    code = main([*args, "--shards", "2", "--json"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    summary = json.loads(out.out[out.out.index("{\n") :])  # after the handlers' log lines
+    assert summary["bars"] == len(chosen) and summary["features"]["total"] == len(chosen)
+    assert (
+        "backtest succeeded: 2 shards (2 ticker groups x 1 date ranges), 1 portfolio windows"
+        in out.err
+    )
+
+    assert main([*args, "--shards", "0"]) == 2
+    assert "shards must be at least 1" in capsys.readouterr().err
