@@ -50,6 +50,10 @@ BACKTEST_MACHINE = "BacktestStateMachine"
 BACKTEST_BUCKET = "BacktestBucket"
 SHARDS_KEY = "backtests/{name}/shards.json"
 RANGES_KEY = "backtests/{name}/ranges.json"
+# Shards of a sharded phase run at once: in AWS, bounded by Alpaca's 200 data requests a minute
+# (free plan) and the database's connections; locally, moto runs them as threads of one process.
+DEFAULT_CONCURRENCY = 10
+LOCAL_CONCURRENCY = 4
 EXTENDED_DAY = (time(4, 0), time(20, 0))  # New York: IEX minute bars, pre-market to after-hours
 
 
@@ -75,11 +79,16 @@ class BacktestPlan:
     shards: list[Shard]
     windows: list[tuple[datetime, datetime]]  # the replay's windows, in event order
 
-    def execution_input(self, shards_key: str, ranges_key: str) -> dict[str, Any]:
+    def execution_input(self, shards_key: str, ranges_key: str, concurrency: int) -> dict[str, Any]:
+        """The backtest machine's input: the lists' keys in the bucket, the portfolio's windows,
+        and how many shards (of each sharded phase) run at once."""
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         return {
             "shards": shards_key,
             "ranges": ranges_key,
             "windows": [{"since": iso_minute(s), "time": iso_minute(t)} for s, t in self.windows],
+            "concurrency": concurrency,
         }
 
 
@@ -161,7 +170,9 @@ class BacktestResult(ReplayResult):
     invocations: dict[str, int] = field(default_factory=dict)
 
 
-def write_plan(plan: BacktestPlan, out: Path, prefix: str) -> dict[str, Path]:
+def write_plan(
+    plan: BacktestPlan, out: Path, prefix: str, concurrency: int = DEFAULT_CONCURRENCY
+) -> dict[str, Path]:
     """The plan as files for a backtest in AWS: `shards.json` and `ranges.json` to copy to the
     stack's backtest bucket under `prefix`, and `input.json`, the execution's input naming them."""
     out.mkdir(parents=True, exist_ok=True)
@@ -169,7 +180,9 @@ def write_plan(plan: BacktestPlan, out: Path, prefix: str) -> dict[str, Path]:
     files = {
         "shards.json": [s.as_item() for s in plan.shards],
         "ranges.json": [{"since": iso_minute(s), "time": iso_minute(t)} for s, t in plan.ranges],
-        "input.json": plan.execution_input(f"{prefix}/shards.json", f"{prefix}/ranges.json"),
+        "input.json": plan.execution_input(
+            f"{prefix}/shards.json", f"{prefix}/ranges.json", concurrency
+        ),
     }
     written = {}
     for name, body in files.items():
@@ -178,7 +191,9 @@ def write_plan(plan: BacktestPlan, out: Path, prefix: str) -> dict[str, Path]:
     return written
 
 
-def upload_plan(runtime: LocalRuntime, plan: BacktestPlan, name: str) -> dict[str, Any]:
+def upload_plan(
+    runtime: LocalRuntime, plan: BacktestPlan, name: str, concurrency: int
+) -> dict[str, Any]:
     """The plan's shard and range lists into the stack's backtest bucket (moto's S3); the
     execution's input naming them."""
     import boto3
@@ -193,7 +208,7 @@ def upload_plan(runtime: LocalRuntime, plan: BacktestPlan, name: str) -> dict[st
     }
     for key, body in items.items():
         s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(body).encode())
-    return plan.execution_input(shards_key, ranges_key)
+    return plan.execution_input(shards_key, ranges_key, concurrency)
 
 
 def backtest(
@@ -204,6 +219,7 @@ def backtest(
     tickers: Sequence[str] | None = None,
     log_level: str = "WARNING",
     parameters: dict[str, str] | None = None,
+    concurrency: int = LOCAL_CONCURRENCY,
 ) -> BacktestResult:
     """Run the backtest state machine over the bars, in `shards` ticker groups per date range,
     in simulation (no feeds); its rows land in the tables `replay` writes."""
@@ -226,7 +242,7 @@ def backtest(
         _alpaca,
     ):
         name = f"backtest-{first:%Y%m%dT%H%M}-{last:%Y%m%dT%H%M}"
-        event = upload_plan(runtime, plan, name)
+        event = upload_plan(runtime, plan, name, concurrency)
         # Every shard runs as a child execution: a day per ticker group takes longer than one
         # minute's run, so the wait is the plan's size in minutes, not a fixed cap.
         outcome = runtime.execute(

@@ -240,6 +240,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
             shards=args.shards,
             tickers=tickers,
             log_level=args.log_level.upper(),
+            concurrency=args.concurrency,
         )
     except ValueError as exc:  # bars no date range can hold, a shard count below 1
         print(f"backtest: {exc}", file=sys.stderr)
@@ -275,10 +276,10 @@ def cmd_backtest_plan(args: argparse.Namespace) -> int:
         first, last = date.fromisoformat(args.first), date.fromisoformat(args.last)
         tickers = [t.strip().upper() for t in args.tickers.split(",") if t.strip()]
         plan = plan_minutes(session_minutes(first, last), tickers, args.shards)
+        written = write_plan(plan, Path(args.out), args.prefix, args.concurrency)
     except ValueError as exc:
         print(f"backtest-plan: {exc}", file=sys.stderr)
         return 2
-    written = write_plan(plan, Path(args.out), args.prefix)
     print(
         f"{len(plan.shards)} shards ({len(plan.shards) // len(plan.ranges)} ticker groups x"
         f" {len(plan.ranges)} date ranges), {len(plan.windows)} portfolio windows: "
@@ -642,6 +643,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--shards", type=int, default=4, help="ticker groups per date range (default 4)"
     )
     bt.add_argument("--tickers", help="only these tickers (comma-separated)")
+    bt.add_argument("--concurrency", type=int, default=4, help="shards run at once (default 4)")
     bt.add_argument("--json", action="store_true", help="print the summary as JSON")
     btp = command(
         "backtest-plan",
@@ -658,6 +660,7 @@ def build_parser() -> argparse.ArgumentParser:
     btp.add_argument(
         "--prefix", default="backtests/run", help="the files' key prefix in the backtest bucket"
     )
+    btp.add_argument("--concurrency", type=int, default=10, help="shards run at once (default 10)")
     exp = command(
         "explain", cmd_explain, "why a ticker's bar made (or did not make) a signal, and its fate"
     )

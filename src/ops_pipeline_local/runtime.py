@@ -298,6 +298,8 @@ class LocalRuntime:
         self.alpaca_key_id = f"LOCAL{secrets.token_hex(8).upper()}"
         self.alpaca_secret_key = secrets.token_urlsafe(24)
         self.invocations: list[tuple[str, dict[str, Any]]] = []
+        self._locks: dict[str, threading.Lock] = {}  # one per function: see `invoke`
+        self._locks_lock = threading.Lock()
         self._saved_env: dict[str, str | None] = {}
         self._mock: Any = None
         self._shortcuts = MotoShortcuts()
@@ -396,7 +398,20 @@ class LocalRuntime:
         return self.machine_arns[logical_id]
 
     def invoke(self, logical_id: str, event: dict[str, Any]) -> Any:
-        """Call a function's real handler with an event, as Lambda would; its exceptions propagate."""
+        """Call a function's real handler with an event, as Lambda would; its exceptions propagate.
+
+        Each function is one container here: it runs one invocation at a time, as a Lambda
+        container does (its module state, such as the cached database connection, is never
+        shared by two invocations). A Distributed Map's children that call the same function
+        at once take turns; in AWS each would have a container of its own."""
+        with self._container_lock(logical_id):
+            return self._invoke_handler(logical_id, event)
+
+    def _container_lock(self, logical_id: str) -> threading.Lock:
+        with self._locks_lock:
+            return self._locks.setdefault(logical_id, threading.Lock())
+
+    def _invoke_handler(self, logical_id: str, event: dict[str, Any]) -> Any:
         if logical_id not in self.handlers:  # loaded on first use, as a cold start would
             self.handlers[logical_id] = _load_handler(self.functions[logical_id])
         self.invocations.append((logical_id, event))

@@ -189,7 +189,15 @@ def test_the_minute_pipeline_hands_its_window_to_the_stages_that_walk_it():
 def test_the_backtest_runs_only_in_a_simulation_stack():
     backtest = json.loads(BACKTEST.read_text())
     states = backtest["States"]
-    first = states[backtest["StartAt"]]
+    check = states[backtest["StartAt"]]  # the input names its lists, windows and concurrency
+    assert check["Type"] == "Choice" and states[check["Default"]]["Type"] == "Fail"
+    assert {c["Variable"] for c in check["Choices"][0]["And"]} == {
+        "$.shards",
+        "$.ranges",
+        "$.windows",
+        "$.concurrency",
+    }
+    first = states[check["Choices"][0]["Next"]]
     assert first["Resource"] == "arn:aws:states:::aws-sdk:ssm:getParameter"
     assert first["Parameters"] == {"Name": "${TradingModeParameterName}"}
     (choice,) = [s for s in states.values() if s["Type"] == "Choice" and s is states[first["Next"]]]
@@ -239,7 +247,7 @@ def test_the_backtest_shards_bars_features_and_signals_then_dispatches_in_event_
         assert reader["ReaderConfig"] == {"InputType": "JSON"}, name
         assert reader["Parameters"]["Bucket"] == "${BacktestBucketName}", name
         keys.append(reader["Parameters"]["Key.$"])
-        assert 1 <= state["MaxConcurrency"] <= 1000, name
+        assert state["MaxConcurrencyPath"] == "$.concurrency", name  # the input sets it
         assert state["ResultPath"] is None, f"{name}: a Map's results would pass 256 KB"
         assert {c["Next"] for c in state["Catch"]} == {"Backtest failed"}
     # bars and signals per shard (ticker group x date range), features per date range

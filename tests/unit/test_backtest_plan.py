@@ -81,10 +81,15 @@ def test_the_plan_crosses_groups_with_ranges_and_keeps_replay_s_windows():
     # a shard's window runs from its range's first bar to the minute after its last bar
     assert plan.shards[0].time == _session(12)[-2] + ONE_MINUTE
     assert plan.windows == [(plan.ranges[0][0], plan.ranges[1][1])]  # one five-day window
-    event = plan.execution_input("s.json", "r.json")
-    assert event["shards"] == "s.json" and event["windows"] == [
-        {"since": "2019-02-12T14:30:00Z", "time": "2019-02-15T21:00:00Z"}
-    ]
+    event = plan.execution_input("s.json", "r.json", 3)
+    assert event == {
+        "shards": "s.json",
+        "ranges": "r.json",
+        "windows": [{"since": "2019-02-12T14:30:00Z", "time": "2019-02-15T21:00:00Z"}],
+        "concurrency": 3,
+    }
+    with pytest.raises(ValueError, match="concurrency"):
+        plan.execution_input("s.json", "r.json", 0)
 
 
 def test_a_shard_names_its_tickers_in_the_stage_s_event():
@@ -109,6 +114,7 @@ def test_a_plan_for_aws_walks_each_session_s_extended_day_and_names_its_files(tm
     event = json.loads(files["input.json"].read_text())
     assert event["shards"] == "backtests/feb/shards.json"
     assert event["ranges"] == "backtests/feb/ranges.json"
+    assert event["concurrency"] == 10
     shards = json.loads(files["shards.json"].read_text())
     assert shards[0] == {
         "tickers": ["AAPL"],
