@@ -79,6 +79,14 @@ class BacktestPlan:
     shards: list[Shard]
     windows: list[tuple[datetime, datetime]]  # the replay's windows, in event order
 
+    def shard_items(self) -> list[dict[str, Any]]:
+        """`shards.json`: the items of the bars and signals phases."""
+        return [s.as_item() for s in self.shards]
+
+    def range_items(self) -> list[dict[str, str]]:
+        """`ranges.json`: the items of the features phase."""
+        return [{"since": iso_minute(s), "time": iso_minute(t)} for s, t in self.ranges]
+
     def execution_input(self, shards_key: str, ranges_key: str, concurrency: int) -> dict[str, Any]:
         """The backtest machine's input: the lists' keys in the bucket, the portfolio's windows,
         and how many shards (of each sharded phase) run at once."""
@@ -178,8 +186,8 @@ def write_plan(
     out.mkdir(parents=True, exist_ok=True)
     prefix = prefix.strip("/")
     files = {
-        "shards.json": [s.as_item() for s in plan.shards],
-        "ranges.json": [{"since": iso_minute(s), "time": iso_minute(t)} for s, t in plan.ranges],
+        "shards.json": plan.shard_items(),
+        "ranges.json": plan.range_items(),
         "input.json": plan.execution_input(
             f"{prefix}/shards.json", f"{prefix}/ranges.json", concurrency
         ),
@@ -203,8 +211,8 @@ def upload_plan(
     s3.create_bucket(Bucket=bucket)
     shards_key, ranges_key = SHARDS_KEY.format(name=name), RANGES_KEY.format(name=name)
     items = {
-        shards_key: [s.as_item() for s in plan.shards],
-        ranges_key: [{"since": iso_minute(s), "time": iso_minute(t)} for s, t in plan.ranges],
+        shards_key: plan.shard_items(),
+        ranges_key: plan.range_items(),
     }
     for key, body in items.items():
         s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(body).encode())
@@ -243,8 +251,7 @@ def backtest(
     ):
         name = f"backtest-{first:%Y%m%dT%H%M}-{last:%Y%m%dT%H%M}"
         event = upload_plan(runtime, plan, name, concurrency)
-        # Every shard runs as a child execution: a day per ticker group takes longer than one
-        # minute's run, so the wait is the plan's size in minutes, not a fixed cap.
+        # A shard is a few seconds here; the wait grows with the plan rather than capping it.
         outcome = runtime.execute(
             BACKTEST_MACHINE, event, name=name, timeout=600 + 60 * len(plan.shards)
         )

@@ -250,6 +250,9 @@ def test_the_backtest_shards_bars_features_and_signals_then_dispatches_in_event_
         assert state["MaxConcurrencyPath"] == "$.concurrency", name  # the input sets it
         assert state["ResultPath"] is None, f"{name}: a Map's results would pass 256 KB"
         assert {c["Next"] for c in state["Catch"]} == {"Backtest failed"}
+        # children may upsert the same rows at once: a deadlock's victim is retried
+        (child,) = [s for s in state["ItemProcessor"]["States"].values() if s["Type"] == "Task"]
+        assert "DatabaseError" in {e for r in child["Retry"] for e in r["ErrorEquals"]}, name
     # bars and signals per shard (ticker group x date range), features per date range
     assert keys == ["$.shards", "$.ranges", "$.shards"]
     # the portfolio: one window after the other, in the order the input lists them
