@@ -228,15 +228,17 @@ def backtest(
     log_level: str = "WARNING",
     parameters: dict[str, str] | None = None,
     concurrency: int = LOCAL_CONCURRENCY,
+    plan: BacktestPlan | None = None,
 ) -> BacktestResult:
     """Run the backtest state machine over the bars, in `shards` ticker groups per date range,
-    in simulation (no feeds); its rows land in the tables `replay` writes."""
+    in simulation (no feeds); its rows land in the tables `replay` writes. `plan` replaces the
+    shards, ranges and windows `plan_backtest` would make (its lists in any order)."""
     if not bars:
         raise ValueError("no bars to backtest")
     tickers = list(tickers or sorted({b.symbol for b in bars}))
-    plan = plan_backtest(bars, tickers, shards)
+    plan = plan or plan_backtest(bars, tickers, shards)
     on_fresh_connection(database_url, migrate)
-    first, last = plan.ranges[0][0], plan.ranges[-1][1]
+    first, last = min(s for s, _ in plan.ranges), max(t for _, t in plan.ranges)
     result = BacktestResult(first, last, plan=plan)
     stack_parameters = {
         "Tickers": ",".join(tickers),

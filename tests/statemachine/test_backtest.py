@@ -18,7 +18,7 @@ from paths import SHARED_DATA
 
 from ops_pipeline.db import connect, parse_database_url
 from ops_pipeline.market import NEW_YORK
-from ops_pipeline_local.backtest import BACKTEST_MACHINE, backtest
+from ops_pipeline_local.backtest import BACKTEST_MACHINE, BacktestPlan, backtest
 from ops_pipeline_local.bars import convert_alpha_vantage
 from ops_pipeline_local.embedded_db import throwaway_database
 from ops_pipeline_local.replay import replay
@@ -111,6 +111,13 @@ def test_the_backtest_leaves_the_rows_replay_leaves(bars, database_server):
     assert any(row[8] == "filled" for row in expected[next(reversed(TABLES))])
     for table in TABLES:
         assert got[table] == expected[table], table
+
+    # The shards in any order: the later range's, one at a time, before the earlier's.
+    backwards = BacktestPlan(plan.ranges[::-1], plan.shards[::-1], plan.windows)
+    with throwaway_database(database_server) as url:
+        result = backtest(bars, database_url=url, shards=2, plan=backwards, concurrency=1)
+        assert not result.failures, (result.error, result.cause)
+        assert _rows(url) == expected
 
 
 def test_a_backtest_refuses_a_stack_that_does_not_simulate(bars, database_server):
