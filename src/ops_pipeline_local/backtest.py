@@ -172,7 +172,7 @@ def plan_minutes(minutes: Sequence[datetime], tickers: Sequence[str], groups: in
 
 @dataclass
 class BacktestResult(ReplayResult):
-    plan: BacktestPlan | None = None
+    plan: BacktestPlan = field(default_factory=lambda: BacktestPlan([], [], []))
     error: str | None = None
     cause: str | None = None
     invocations: dict[str, int] = field(default_factory=dict)

@@ -246,7 +246,6 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         print(f"backtest: {exc}", file=sys.stderr)
         return 2
     plan = result.plan
-    assert plan is not None
     (status,) = result.executions[BACKTEST_MACHINE]
     print(
         f"backtest {status.lower()}: {len(plan.shards)} shards ({args.shards} ticker groups x"

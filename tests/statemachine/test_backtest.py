@@ -90,7 +90,6 @@ def test_the_backtest_leaves_the_rows_replay_leaves(bars, database_server):
 
     assert result.executions == {BACKTEST_MACHINE: {"SUCCEEDED": 1}}
     plan = result.plan
-    assert plan is not None
     assert [(s.date(), t.date()) for s, t in plan.ranges] == [
         (date(2019, 2, 12), date(2019, 2, 13)),
         (date(2019, 2, 15), date(2019, 2, 15)),
