@@ -52,8 +52,9 @@ if [ "$lowest" != "3.2.0" ]; then
   exit 1
 fi
 
-# Fill every ${Name} with a Lambda function ARN (every substitution the template declares for
-# the state machines is a <Function>Arn) and validate the result.
+# Fill every ${Name} with a Lambda function ARN (the substitutions the template declares for
+# the state machines are <Function>Arn, and for the backtest a bucket and a parameter name, which
+# are plain strings to the validator) and validate the result.
 filled="$(mktemp -d)"
 trap 'rm -rf "$filled"' EXIT
 for definition in statemachines/*.asl.json; do

@@ -9,6 +9,7 @@ from ops_pipeline.db import ConnectionCache
 from ops_pipeline.event_time import event_window
 from ops_pipeline.holdings import book_tickers
 from ops_pipeline.observability import logger, metrics, stage_handler
+from ops_pipeline.shards import event_tickers
 
 DB = ConnectionCache()
 
@@ -16,8 +17,9 @@ DB = ConnectionCache()
 @stage_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     since, minute = event_window(event)
+    shard = event_tickers(event)  # a backtest shard names its own tickers
     # A held ticker no longer listed is evaluated until sold: its SELLs, never a BUY.
-    tickers, sell_only = book_tickers(DB.get(), config.tickers())
+    tickers, sell_only = (shard, set()) if shard else book_tickers(DB.get(), config.tickers())
     summary = signals.run(DB.get(), tickers, minute, since=since, sell_only=sell_only)
     for killed in summary["killed"]:
         logger.info("signal killed by volume", extra={"why": killed})

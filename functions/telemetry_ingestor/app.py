@@ -11,6 +11,7 @@ from ops_pipeline.event_time import event_minute
 from ops_pipeline.holdings import book_tickers
 from ops_pipeline.market import alpaca_calendar
 from ops_pipeline.observability import metrics, stage_handler
+from ops_pipeline.shards import event_tickers
 
 DB = ConnectionCache()
 
@@ -27,8 +28,9 @@ CALENDAR = alpaca_calendar(TRADING.get)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     backup_client = BACKUP.get()
     backup = telemetry.massive_provider(backup_client) if backup_client is not None else None
-    # A ticker the pipeline holds keeps its bars (its marks, its SELL) after it leaves the list.
-    tickers, _ = book_tickers(DB.get(), config.tickers())
+    # A backtest shard names its own tickers; else the list, and a ticker the pipeline holds keeps
+    # its bars (its marks, its SELL) after it leaves the list.
+    tickers = event_tickers(event) or book_tickers(DB.get(), config.tickers())[0]
     summary = telemetry.ingest(
         DB.get(), CLIENTS.get(), tickers, event_minute(event), CALENDAR, backup
     )

@@ -439,6 +439,69 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return _replay(args, Path(args.bars), Path(args.feeds) if args.feeds else None)
 
 
+def cmd_backtest(args: argparse.Namespace) -> int:
+    """The backtest state machine (Distributed Map over shards) over bars, in simulation."""
+    from ops_pipeline_local.backtest import BACKTEST_MACHINE, backtest
+
+    bars = _load_bars(Path(args.bars))
+    tickers = [t.strip().upper() for t in args.tickers.split(",")] if args.tickers else None
+    bars = [b for b in bars if not tickers or b.symbol in tickers]
+    if not bars:
+        raise CommandError(f"--tickers: no bars for {', '.join(tickers or [])} in {args.bars}")
+    try:
+        result = backtest(
+            bars,
+            database_url=_database_url(args),
+            shards=args.shards,
+            tickers=tickers,
+            log_level=args.log_level.upper(),
+            concurrency=args.concurrency,
+        )
+    except ValueError as exc:  # bars no date range can hold, a shard count below 1
+        print(f"backtest: {exc}", file=sys.stderr)
+        return 2
+    plan = result.plan
+    (status,) = result.executions[BACKTEST_MACHINE]
+    print(
+        f"backtest {status.lower()}: {len(plan.shards)} shards ({args.shards} ticker groups x"
+        f" {len(plan.ranges)} date ranges), {len(plan.windows)} portfolio windows",
+        file=sys.stderr,
+    )
+    if result.failures:
+        print(f"backtest failed: {result.error}: {result.cause}", file=sys.stderr)
+    if args.json:
+        print(
+            json.dumps(
+                {"executions": result.executions, **result.summary}, default=_json_default, indent=2
+            )
+        )
+    else:
+        _print_summary(result)
+    return 0 if not result.failures else 1
+
+
+def cmd_backtest_plan(args: argparse.Namespace) -> int:
+    """Shards over the NYSE sessions between two dates, as files for a backtest in AWS."""
+    from datetime import date
+
+    from ops_pipeline_local.backtest import plan_minutes, session_minutes, write_plan
+
+    try:
+        first, last = date.fromisoformat(args.first), date.fromisoformat(args.last)
+        tickers = [t.strip().upper() for t in args.tickers.split(",") if t.strip()]
+        plan = plan_minutes(session_minutes(first, last), tickers, args.shards)
+        written = write_plan(plan, Path(args.out), args.prefix, args.concurrency)
+    except ValueError as exc:
+        print(f"backtest-plan: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"{len(plan.shards)} shards ({len(plan.shards) // len(plan.ranges)} ticker groups x"
+        f" {len(plan.ranges)} date ranges), {len(plan.windows)} portfolio windows: "
+        + ", ".join(str(p) for p in written.values())
+    )
+    return 0
+
+
 STATUS_TABLES = {
     "lane_telemetry": "ts",
     "lane_features": "ts",
@@ -963,6 +1026,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="bars of a second feed (CSV file or folder), served by a local Massive as the backup"
         " market data: the ingestor fails over to it when Alpaca fails or goes stale",
     )
+    bt = command(
+        "backtest",
+        cmd_backtest,
+        "replay bars on the backtest state machine: a Distributed Map over shards (ticker groups"
+        " x date ranges), then the portfolio in event order; simulation, the same rows as replay",
+    )
+    bt.add_argument("--bars", required=True, help="CSV file or folder, as for replay")
+    bt.add_argument(
+        "--shards", type=int, default=4, help="ticker groups per date range (default 4)"
+    )
+    bt.add_argument("--tickers", help="only these tickers (comma-separated)")
+    bt.add_argument("--concurrency", type=int, default=4, help="shards run at once (default 4)")
+    bt.add_argument("--json", action="store_true", help="print the summary as JSON")
+    btp = command(
+        "backtest-plan",
+        cmd_backtest_plan,
+        "write the shard lists and the input of a backtest in AWS (docs/deploy.md#backtests)",
+    )
+    btp.add_argument("--from", dest="first", required=True, help="first New York date, 2024-01-02")
+    btp.add_argument("--to", dest="last", required=True, help="last New York date, 2024-12-31")
+    btp.add_argument("--tickers", required=True, help="the tickers (comma-separated)")
+    btp.add_argument("--shards", type=int, default=4, help="ticker groups per date range")
+    btp.add_argument(
+        "--out", default="backtest-plan", help="folder to write (default ./backtest-plan)"
+    )
+    btp.add_argument(
+        "--prefix", default="backtests/run", help="the files' key prefix in the backtest bucket"
+    )
+    btp.add_argument("--concurrency", type=int, default=10, help="shards run at once (default 10)")
     exp = command(
         "explain", cmd_explain, "why a ticker's bar made (or did not make) a signal, and its fate"
     )

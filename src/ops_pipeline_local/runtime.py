@@ -302,6 +302,8 @@ class LocalRuntime:
         self.massive_api_key: str | None = None
         self.backup_market_data: Any = None
         self.invocations: list[tuple[str, dict[str, Any]]] = []
+        self._locks: dict[str, threading.Lock] = {}  # one per function: see `invoke`
+        self._locks_lock = threading.Lock()
         self._saved_env: dict[str, str | None] = {}
         self._mock: Any = None
         self._shortcuts = MotoShortcuts()
@@ -380,17 +382,42 @@ class LocalRuntime:
         # types every handler as returning None.
         session.events.register("before-call.lambda.Invoke", self._invoke)  # type: ignore[arg-type]
         self.sfn = boto3.client("stepfunctions", region_name=REGION)
-        self.machine_arns = {}
-        for logical_id, machine in machines.items():
-            created = self.sfn.create_state_machine(
-                name=logical_id,
-                definition=machine.definition(self.functions),
-                roleArn=f"arn:aws:iam::{ACCOUNT}:role/{logical_id}Role",
-            )
-            self.machine_arns[logical_id] = created["stateMachineArn"]
+        self.machines = machines
+        self.machine_arns: dict[str, str] = {}
+        # The scheduled machines now; one started by hand (the backtest) at its first execution,
+        # so that a replay does not pay for parsing a definition it never runs.
+        scheduled = {
+            str(schedule["Properties"]["Target"]["Arn"].get("Ref"))
+            for schedule in self.stack.resources("AWS::Scheduler::Schedule").values()
+        }
+        for logical_id in machines:
+            if logical_id in scheduled:
+                self._create_machine(logical_id)
+
+    def _create_machine(self, logical_id: str) -> str:
+        created = self.sfn.create_state_machine(
+            name=logical_id,
+            definition=self.machines[logical_id].definition(self.functions),
+            roleArn=f"arn:aws:iam::{ACCOUNT}:role/{logical_id}Role",
+        )
+        self.machine_arns[logical_id] = created["stateMachineArn"]
+        return self.machine_arns[logical_id]
 
     def invoke(self, logical_id: str, event: dict[str, Any]) -> Any:
-        """Call a function's real handler with an event, as Lambda would; its exceptions propagate."""
+        """Call a function's real handler with an event, as Lambda would; its exceptions propagate.
+
+        Each function is one container here: it runs one invocation at a time, as a Lambda
+        container does (its module state, such as the cached database connection, is never
+        shared by two invocations). A Distributed Map's children that call the same function
+        at once take turns; in AWS each would have a container of its own."""
+        with self._container_lock(logical_id):
+            return self._invoke_handler(logical_id, event)
+
+    def _container_lock(self, logical_id: str) -> threading.Lock:
+        with self._locks_lock:
+            return self._locks.setdefault(logical_id, threading.Lock())
+
+    def _invoke_handler(self, logical_id: str, event: dict[str, Any]) -> Any:
         if logical_id not in self.handlers:  # loaded on first use, as a cold start would
             self.handlers[logical_id] = _load_handler(self.functions[logical_id])
         self.invocations.append((logical_id, event))
@@ -448,6 +475,8 @@ class LocalRuntime:
     ) -> ExecutionResult:
         """Start an execution of a state machine (by logical id) and wait for it to finish."""
         name = name or f"local-{uuid.uuid4().hex[:12]}"
+        if machine not in self.machine_arns:
+            self._create_machine(machine)
         threads = MotoShortcuts.threads()
         before = len(threads)
         arn = self.sfn.start_execution(

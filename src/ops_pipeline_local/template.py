@@ -91,6 +91,8 @@ class Resolver:
         resource = self.template.get("Resources", {}).get(name)
         if resource and resource.get("Type") == "AWS::SSM::Parameter":
             return self.resolve(resource["Properties"]["Name"])
+        if resource and resource.get("Type") == "AWS::S3::Bucket":  # a valid bucket name
+            return f"{STACK_NAME}-{name.lower()}"
         return f"local-{name}"
 
     def get_att(self, logical: str, attribute: str) -> str:
@@ -167,11 +169,14 @@ class StateMachineSpec:
     logical_id: str
     definition_path: Path
     substitutions: dict[str, str]  # ${Key} -> function logical id
+    values: dict[str, str] = field(default_factory=dict)  # ${Key} -> a resolved name (!Ref)
 
     def definition(self, functions: dict[str, FunctionSpec]) -> str:
         text = self.definition_path.read_text(encoding="utf-8")
         for key, logical_id in self.substitutions.items():
             text = text.replace("${" + key + "}", functions[logical_id].arn)
+        for key, value in self.values.items():
+            text = text.replace("${" + key + "}", value)
         leftover = re.findall(r"\$\{([^}]+)\}", text)
         if leftover:
             raise ValueError(
@@ -223,13 +228,15 @@ class Stack:
         specs = {}
         for logical_id, resource in self.resources("AWS::Serverless::StateMachine").items():
             props = resource["Properties"]
-            subs = {}
+            subs, values = {}, {}
             for key, value in props.get("DefinitionSubstitutions", {}).items():
                 if isinstance(value, dict) and "Fn::GetAtt" in value:
                     target = value["Fn::GetAtt"]
                     subs[key] = target[0] if isinstance(target, list) else target.split(".")[0]
+                else:
+                    values[key] = str(self.resolver.resolve(value))
             specs[logical_id] = StateMachineSpec(
-                logical_id, self.root / props["DefinitionUri"], subs
+                logical_id, self.root / props["DefinitionUri"], subs, values
             )
         return specs
 

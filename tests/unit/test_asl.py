@@ -11,6 +11,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFINITIONS = sorted((ROOT / "statemachines").glob("*.asl.json"))
+BACKTEST = ROOT / "statemachines" / "backtest.asl.json"
+PIPELINES = [p for p in DEFINITIONS if p != BACKTEST]  # the scheduled ones
 TRANSIENT = "TransientError"
 
 
@@ -49,11 +51,22 @@ def definition(request) -> dict:
     return json.loads(request.param.read_text())
 
 
-def test_there_are_two_pipelines():
+@pytest.fixture(params=PIPELINES, ids=lambda p: p.name)
+def pipeline(request) -> dict:
+    return json.loads(request.param.read_text())
+
+
+def test_there_are_two_pipelines_and_the_backtest():
     assert [p.name for p in DEFINITIONS] == [
+        "backtest.asl.json",
         "five_minute_pipeline.asl.json",
         "minute_pipeline.asl.json",
     ]
+
+
+def _lambda_task(state: dict) -> bool:
+    """A Task that invokes one of the stack's functions (`${<Function>Arn}`), not an SDK call."""
+    return state["Type"] == "Task" and state["Resource"].startswith("${")
 
 
 def test_state_names_are_unique_across_the_whole_definition(definition):
@@ -110,7 +123,12 @@ def test_every_task_retries_transient_errors_and_catches_everything(definition):
             if state["Type"] != "Task":
                 continue
             retried = {e for r in state.get("Retry", []) for e in r["ErrorEquals"]}
-            assert TRANSIENT in retried and "Lambda.ServiceException" in retried, f"{label}: {name}"
+            if _lambda_task(state):
+                assert TRANSIENT in retried and "Lambda.ServiceException" in retried, (
+                    f"{label}: {name}"
+                )
+            else:  # an SDK call retries the service's own transient errors
+                assert retried, f"{label}: {name} has no retry"
             assert all(r.get("IntervalSeconds", 1) >= 1 for r in state["Retry"])
             caught = {e for c in state.get("Catch", []) for e in c["ErrorEquals"]}
             assert "States.ALL" in caught, f"{label}: {name} has no catch-all"
@@ -120,11 +138,12 @@ def test_every_task_retries_transient_errors_and_catches_everything(definition):
 def test_every_task_receives_the_event_minute(definition):
     for label, scope in scopes(definition):
         for name, state in scope["States"].items():
-            if state["Type"] == "Task":
+            if _lambda_task(state):
                 assert state["Parameters"]["time.$"] == "$.time", f"{label}: {name}"
 
 
-def test_a_console_execution_with_empty_input_uses_its_start_time(definition):
+def test_a_console_execution_with_empty_input_uses_its_start_time(pipeline):
+    definition = pipeline
     first = definition["States"][definition["StartAt"]]
     assert first["Type"] == "Choice"
     assert first["Choices"][0] == {
@@ -165,3 +184,87 @@ def test_the_minute_pipeline_hands_its_window_to_the_stages_that_walk_it():
         "${SignalEngineFunctionArn}",
         "${DispatcherFunctionArn}",
     }
+
+
+def test_the_backtest_runs_only_in_a_simulation_stack():
+    backtest = json.loads(BACKTEST.read_text())
+    states = backtest["States"]
+    check = states[backtest["StartAt"]]  # the input names its lists, windows and concurrency
+    assert check["Type"] == "Choice" and states[check["Default"]]["Type"] == "Fail"
+    assert {c["Variable"] for c in check["Choices"][0]["And"]} == {
+        "$.shards",
+        "$.ranges",
+        "$.windows",
+        "$.concurrency",
+    }
+    first = states[check["Choices"][0]["Next"]]
+    assert first["Resource"] == "arn:aws:states:::aws-sdk:ssm:getParameter"
+    assert first["Parameters"] == {"Name": "${TradingModeParameterName}"}
+    (choice,) = [s for s in states.values() if s["Type"] == "Choice" and s is states[first["Next"]]]
+    assert choice["Choices"] == [
+        {
+            "Variable": "$.stack.mode",
+            "StringEquals": "simulation",
+            "Next": choice["Choices"][0]["Next"],
+        }
+    ]
+    assert states[choice["Default"]]["Type"] == "Fail"
+
+
+def _phases(definition: dict) -> list[tuple[str, dict]]:
+    """The top-level Map states in the order the execution enters them."""
+    states, name, out = definition["States"], definition["StartAt"], []
+    while name:
+        state = states[name]
+        if state["Type"] == "Map":
+            out.append((name, state))
+        name = state.get("Next") or (
+            state["Choices"][0]["Next"] if state["Type"] == "Choice" else None
+        )
+    return out
+
+
+def _resources(processor: dict) -> set[str]:
+    return {s["Resource"] for s in processor["States"].values() if s["Type"] == "Task"}
+
+
+def test_the_backtest_shards_bars_features_and_signals_then_dispatches_in_event_order():
+    phases = _phases(json.loads(BACKTEST.read_text()))
+    assert [_resources(m["ItemProcessor"]) for _, m in phases] == [
+        {"${TelemetryIngestorFunctionArn}"},
+        {"${FeatureComputerFunctionArn}"},
+        {"${SignalEngineFunctionArn}"},
+        {"${MarketCheckFunctionArn}", "${DispatcherFunctionArn}"},
+    ]
+    *sharded, (_, portfolio) = phases
+    keys = []
+    for name, state in sharded:
+        config = state["ItemProcessor"]["ProcessorConfig"]
+        assert config["Mode"] == "DISTRIBUTED", name
+        assert config["ExecutionType"] in ("STANDARD", "EXPRESS"), name
+        reader = state["ItemReader"]
+        assert reader["Resource"] == "arn:aws:states:::s3:getObject", name
+        assert reader["ReaderConfig"] == {"InputType": "JSON"}, name
+        assert reader["Parameters"]["Bucket"] == "${BacktestBucketName}", name
+        keys.append(reader["Parameters"]["Key.$"])
+        assert state["MaxConcurrencyPath"] == "$.concurrency", name  # the input sets it
+        assert state["ResultPath"] is None, f"{name}: a Map's results would pass 256 KB"
+        assert {c["Next"] for c in state["Catch"]} == {"Backtest failed"}
+        # children may upsert the same rows at once: a deadlock's victim is retried
+        (child,) = [s for s in state["ItemProcessor"]["States"].values() if s["Type"] == "Task"]
+        assert "DatabaseError" in {e for r in child["Retry"] for e in r["ErrorEquals"]}, name
+    # bars and signals per shard (ticker group x date range), features per date range
+    assert keys == ["$.shards", "$.ranges", "$.shards"]
+    # the portfolio: one window after the other, in the order the input lists them
+    assert portfolio["ItemProcessor"]["ProcessorConfig"]["Mode"] == "INLINE"
+    assert portfolio["ItemsPath"] == "$.windows"
+    assert portfolio["MaxConcurrency"] == 1
+    shards = [
+        state["ItemProcessor"]["States"][state["ItemProcessor"]["StartAt"]]["Parameters"]
+        for _, state in sharded
+    ]
+    assert [sorted(p) for p in shards] == [
+        ["execution.$", "tickers.$", "time.$"],
+        ["execution.$", "time.$"],
+        ["execution.$", "since.$", "tickers.$", "time.$"],
+    ]

@@ -34,6 +34,8 @@ def test_every_task_state_retries_a_lost_database(path):
     tasks = list(task_states(definition["States"]))
     assert tasks
     for name, state in tasks:
+        if not state["Resource"].startswith("${"):
+            continue  # an SDK call (the backtest's ssm:getParameter) never reaches the database
         retried = {e for rule in state.get("Retry", []) for e in rule["ErrorEquals"]}
         assert {"TransientError", "DatabaseUnavailable"} <= retried, name
 

@@ -967,3 +967,77 @@ def test_the_market_data_failover_has_its_secret_alarm_and_dashboard(resources, 
     assert "BackupSourceInUse" in body and "MarketDataSourceSwitches" in body
     assert "${MarketDataFailoverAlarm.Arn}" in body
     assert "MassiveSecretArn" in template["Outputs"]
+
+
+# --------------------------------------------------------------------------------------------
+# The backtest state machine (docs/deploy.md#backtests)
+# --------------------------------------------------------------------------------------------
+BACKTEST_FUNCTIONS = EXPECTED_STATE_MACHINES["MinutePipelineStateMachine"][1]
+
+
+def _backtest_tasks() -> list[tuple[str, dict[str, Any]]]:
+    definition = json.loads((ROOT / "statemachines/backtest.asl.json").read_text("utf-8"))
+    return [(n, s) for n, s in _task_states(definition) if s["Resource"].startswith("${")]
+
+
+def test_the_backtest_machine_runs_the_minute_pipeline_s_functions(template, resources):
+    props = resources["BacktestStateMachine"]["Properties"]
+    assert props["DefinitionUri"] == "statemachines/backtest.asl.json"
+    assert props["Type"] == "STANDARD" and props["Tracing"] == {"Enabled": True}
+    log_group = props["Logging"]["Destinations"][0]["CloudWatchLogsLogGroup"]["LogGroupArn"]
+    assert resources[log_group["Fn::GetAtt"][0]]["Properties"]["RetentionInDays"] == {
+        "Ref": "LogRetentionDays"
+    }
+    subs = props["DefinitionSubstitutions"]
+    assert subs == {
+        **{f"{f}Arn": {"Fn::GetAtt": [f, "Arn"]} for f in BACKTEST_FUNCTIONS},
+        "BacktestBucketName": {"Ref": "BacktestBucket"},
+        "TradingModeParameterName": {"Ref": "TradingModeParameter"},
+    }
+    text = (ROOT / props["DefinitionUri"]).read_text("utf-8")
+    assert set(re.findall(r"\$\{([A-Za-z0-9_]+)\}", text)) == set(subs)
+    invokable = {
+        _ref(p["LambdaInvokePolicy"]["FunctionName"])
+        for p in props["Policies"]
+        if isinstance(p, dict) and "LambdaInvokePolicy" in p
+    }
+    assert invokable == set(BACKTEST_FUNCTIONS)
+    tasks = _backtest_tasks()
+    assert {_task_function(s) for _, s in tasks} == set(BACKTEST_FUNCTIONS)
+    for name, state in tasks:
+        timeout = _function_timeout(template, _task_function(state))
+        assert state["TimeoutSeconds"] >= timeout, name
+
+
+def test_the_backtest_reads_its_bucket_and_the_trading_mode_and_starts_its_children(resources):
+    policies = resources["BacktestStateMachine"]["Properties"]["Policies"]
+    assert {"S3ReadPolicy": {"BucketName": {"Ref": "BacktestBucket"}}} in policies
+    assert {
+        "SSMParameterWithSlashPrefixReadPolicy": {"ParameterName": {"Ref": "TradingModeParameter"}}
+    } in policies
+    statements = [s for p in policies if isinstance(p, dict) for s in p.get("Statement", [])]
+    by_action = {a: s["Resource"] for s in statements for a in _actions(s)}
+    # Distributed Map children are executions of the machine itself, and only of it.
+    assert by_action["states:StartExecution"]["Fn::Sub"].endswith(
+        ":stateMachine:${AWS::StackName}-backtest"
+    )
+    assert by_action["states:DescribeExecution"]["Fn::Sub"].endswith(
+        ":execution:${AWS::StackName}-backtest/*"
+    )
+    name = resources["BacktestStateMachine"]["Properties"]["Name"]
+    assert name == {"Fn::Sub": "${AWS::StackName}-backtest"}
+
+
+def test_the_backtest_bucket_is_private_encrypted_and_expires(resources):
+    props = resources["BacktestBucket"]["Properties"]
+    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert all(props["PublicAccessBlockConfiguration"].values())
+    assert len(props["PublicAccessBlockConfiguration"]) == 4
+    assert props["LifecycleConfiguration"]["Rules"][0]["ExpirationInDays"] >= 1
+
+
+def test_no_schedule_starts_a_backtest(resources):
+    schedules = _of_type(resources, "AWS::Scheduler::Schedule")
+    assert "BacktestStateMachine" not in {
+        _ref(s["Properties"]["Target"]["Arn"]) for s in schedules.values()
+    }
