@@ -15,6 +15,7 @@ from datetime import date, time
 
 import pytest
 from paths import bundled_day
+from rows import PIPELINE_TABLES, pipeline_rows
 
 from ops_pipeline.db import connect, parse_database_url
 from ops_pipeline.market import NEW_YORK
@@ -34,23 +35,6 @@ SESSIONS = {  # New York day: the bars (by their start, New York time) backteste
 DAYS = tuple(SESSIONS)
 # Each table's rows, minus surrogate ids and wall-clock stamps (as tests/statemachine/
 # test_replay_identity.py compares them).
-TABLES = {
-    "lane_telemetry": "ticker, ts, open, high, low, close, volume, trade_count, vwap, session, source",
-    "lane_features": "ticker, ts, close, sma20, sma50, volume_current, volume_avg_20,"
-    " volume_ratio, volume_surge, bars_in_window",
-    "signal_evaluations": "ticker, ts, decided_at, close, sma20, sma50, prev_close, prev_sma20,"
-    " volume_ratio, trend, news_net, news_event_ids, band, volume_multiplier, action, rule,"
-    " confidence, reason",
-    "dispatch_recommendations": "ticker, ts, decided_at, action, rule, price, base_confidence,"
-    " volume_ratio, volume_multiplier, confidence, news_event_ids, reason",
-    "dispatch_executions e JOIN dispatch_recommendations r ON r.id = e.recommendation_id": (
-        # client_order_id less its deployment prefix, which hashes each database's own salt
-        "r.ticker, r.ts, e.side, e.qty, e.requested_qty, e.price, e.mode,"
-        " regexp_replace(e.client_order_id, '^ops[0-9a-f]+-', ''), e.status,"
-        " e.reject_reason, e.broker_order_id, e.decided_at, e.commission, e.filled_at,"
-        " e.gate_verdicts::text"
-    ),
-}
 
 
 @pytest.fixture(scope="module")
@@ -65,26 +49,15 @@ def bars():
     ]
 
 
-def _rows(url: str) -> dict[str, list]:
-    conn = connect(parse_database_url(url))
-    try:
-        return {
-            table: conn.run(f"SELECT {columns} FROM {table} ORDER BY {columns}")
-            for table, columns in TABLES.items()
-        }
-    finally:
-        conn.close()
-
-
 def test_the_backtest_leaves_the_rows_replay_leaves(bars, database_server):
     with throwaway_database(database_server) as url:
         replayed = replay(bars, database_url=url)
         assert not replayed.failures, replayed.failures[0]
-        expected = _rows(url)
+        expected = pipeline_rows(url)
     with throwaway_database(database_server) as url:
         result = backtest(bars, database_url=url, shards=2)
         assert not result.failures, (result.error, result.cause)
-        got = _rows(url)
+        got = pipeline_rows(url)
 
     assert result.executions == {BACKTEST_MACHINE: {"SUCCEEDED": 1}}
     plan = result.plan
@@ -105,8 +78,8 @@ def test_the_backtest_leaves_the_rows_replay_leaves(bars, database_server):
     # Not empty: every session's bars, the 15th's features warm from the 13th, some orders.
     assert len(expected["lane_telemetry"]) == len(bars)
     assert expected["dispatch_recommendations"], "the input makes no recommendation"
-    assert any(row[8] == "filled" for row in expected[next(reversed(TABLES))])
-    for table in TABLES:
+    assert any(row[8] == "filled" for row in expected[next(reversed(PIPELINE_TABLES))])
+    for table in PIPELINE_TABLES:
         assert got[table] == expected[table], table
 
     # The shards in any order: the later range's, one at a time, before the earlier's.
@@ -114,7 +87,7 @@ def test_the_backtest_leaves_the_rows_replay_leaves(bars, database_server):
     with throwaway_database(database_server) as url:
         result = backtest(bars, database_url=url, shards=2, plan=backwards, concurrency=1)
         assert not result.failures, (result.error, result.cause)
-        assert _rows(url) == expected
+        assert pipeline_rows(url) == expected
 
 
 def test_a_backtest_refuses_a_stack_that_does_not_simulate(bars, database_server):

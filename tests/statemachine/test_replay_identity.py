@@ -16,6 +16,7 @@ from datetime import date, datetime, time
 
 import pytest
 from paths import bundled_day
+from rows import PIPELINE_TABLES, pipeline_rows
 from stages import run_minute
 
 from ops_pipeline import telemetry
@@ -35,23 +36,6 @@ SESSIONS = {  # New York day: the bars (by their start, New York time) replayed 
     date(2019, 2, 13): (time(9, 30), time(10, 12)),
 }
 # Each table's rows, minus surrogate ids and wall-clock stamps (created_at, computed_at, ...).
-TABLES = {
-    "lane_telemetry": "ticker, ts, open, high, low, close, volume, trade_count, vwap, source",
-    "lane_features": "ticker, ts, close, sma20, sma50, volume_current, volume_avg_20,"
-    " volume_ratio, volume_surge, bars_in_window",
-    "signal_evaluations": "ticker, ts, decided_at, close, sma20, sma50, prev_close, prev_sma20,"
-    " volume_ratio, trend, news_net, news_event_ids, band, volume_multiplier, action, rule,"
-    " confidence, reason",
-    "dispatch_recommendations": "ticker, ts, decided_at, action, rule, price, base_confidence,"
-    " volume_ratio, volume_multiplier, confidence, news_event_ids, reason",
-    "dispatch_executions e JOIN dispatch_recommendations r ON r.id = e.recommendation_id": (
-        # client_order_id less its deployment prefix, which hashes each database's own salt
-        "r.ticker, r.ts, e.side, e.qty, e.price, e.mode,"
-        " regexp_replace(e.client_order_id, '^ops[0-9a-f]+-', ''), e.status,"
-        " e.reject_reason, e.broker_order_id, e.decided_at, e.commission, e.filled_at,"
-        " e.gate_verdicts::text"
-    ),
-}
 
 
 def _bars_between(day: date, start: time, end: time) -> list:
@@ -91,17 +75,6 @@ def _seed(url: str, bars: list) -> None:
         conn.close()
 
 
-def _rows(url: str) -> dict[str, list]:
-    conn = connect(parse_database_url(url))
-    try:
-        return {
-            table: conn.run(f"SELECT {columns} FROM {table} ORDER BY {columns}")
-            for table, columns in TABLES.items()
-        }
-    finally:
-        conn.close()
-
-
 @pytest.fixture(scope="module")
 def by_step(two_sessions, seed_bars, database_server):
     """step -> the rows a replay at that step leaves, each in a fresh database."""
@@ -113,7 +86,7 @@ def by_step(two_sessions, seed_bars, database_server):
                 _seed(url, seed_bars)
                 result = replay(two_sessions, database_url=url, step=step)
                 assert not result.failures, result.failures[0]
-                results[step] = _rows(url)
+                results[step] = pipeline_rows(url)
         return results[step]
 
     return rows
@@ -124,9 +97,9 @@ def test_a_minute_by_minute_replay_trades_over_both_sessions(by_step, two_sessio
     stored = len(two_sessions) + len(seed_bars)
     assert len(rows["lane_telemetry"]) == stored
     assert len(rows["signal_evaluations"]) == len(rows["lane_features"]) == stored
-    executions = rows[next(t for t in TABLES if t.startswith("dispatch_executions"))]
+    executions = rows[next(t for t in PIPELINE_TABLES if t.startswith("dispatch_executions"))]
     replayed = [e for e in executions if e[1] >= min(b.ts for b in two_sessions)]
-    filled = {(e[1].astimezone(NEW_YORK).date(), e[2]) for e in replayed if e[7] == "filled"}
+    filled = {(e[1].astimezone(NEW_YORK).date(), e[2]) for e in replayed if e[8] == "filled"}
     assert {day for day, _ in filled} == set(SESSIONS), "both replayed sessions trade"
     assert {side for _, side in filled} == {"buy", "sell"}
 
@@ -134,5 +107,5 @@ def test_a_minute_by_minute_replay_trades_over_both_sessions(by_step, two_sessio
 @pytest.mark.parametrize("step", [30, 390])
 def test_a_replay_in_windows_leaves_the_same_rows_as_one_by_the_minute(by_step, step):
     by_minute, windowed = by_step(1), by_step(step)
-    for table in TABLES:
+    for table in PIPELINE_TABLES:
         assert windowed[table] == by_minute[table], table
