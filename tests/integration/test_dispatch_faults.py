@@ -145,6 +145,10 @@ def test_the_database_lost_while_an_order_is_in_flight_costs_no_second_order(
     assert is_connection_lost(raised.value.__cause__)
     assert cache._conn is None  # dropped: the retry connects anew
     assert [r[1] for r in executions(conn)] == ["pending"]  # the claim was committed before
+    # The lost run's lease holds (it may still have been sending): the retry leaves the row
+    # alone; once the lease runs out (the database's clock, moved on), a run looks it up.
+    assert handler({"time": MINUTE.isoformat()}, context)["considered"] == 0
+    conn.run("UPDATE dispatch_executions SET updated_at = updated_at - interval '2 minutes'")
     retried = handler({"time": MINUTE.isoformat()}, context)
     assert retried["outcomes"] == {"filled": 1}
     assert len(posts(market)) == 1 and len(broker_orders(broker)) == 1

@@ -23,8 +23,10 @@ from ops_pipeline import alpaca, telemetry
 from ops_pipeline.config import AlpacaCredentials, RiskLimits, TradingMode, TradingState
 from ops_pipeline.db import connect, parse_database_url
 from ops_pipeline.dispatch import AlpacaBroker, dispatch
+from ops_pipeline.dispatch.orders import client_order_id, deployment_prefix
 from ops_pipeline.errors import TransientError
 from ops_pipeline.market import NEW_YORK
+from ops_pipeline.risk import PendingRecommendation
 from ops_pipeline_local.alpaca_server import LocalAlpaca
 from ops_pipeline_local.bars import read_bars
 from ops_pipeline_local.faults import FaultPlan
@@ -259,58 +261,89 @@ def test_a_decision_left_pending_on_friday_is_settled_after_the_holiday(
 # -- 4. two runs of one minute at the same time ----------------------------------------------
 
 
-def test_two_overlapping_runs_of_a_minute_never_move_an_outcome_back(
-    conn, database_url, bundled_bars, monkeypatch
+@pytest.mark.parametrize("retried", [False, True], ids=["fresh", "retried"])
+def test_a_run_deciding_while_another_is_between_claim_and_send_leaves_its_order_alone(
+    conn, database_url, bundled_bars, monkeypatch, retried
 ):
-    """A pending decision is retried by two runs at once (a redrive beside the scheduled run).
-    Run B looks the order up before run A sends it (not found), and reads the book after A has
-    sent it (the order is open): B's refusal ("already open") must not overwrite A's order."""
-    with paper(bundled_bars, monkeypatch, fill="next_minute") as (server, proxy, broker):
+    """Two runs of one minute at the same time (a redrive beside the scheduled run): run B runs
+    whole while run A has claimed the decision (fresh, or a `pending` row it took back) and is
+    about to send it, and B would refuse it (the kill switch flipped meanwhile). B must leave A's
+    row alone: A's order is sent and its outcome stored, never overwritten by B's refusal."""
+    with paper(bundled_bars, monkeypatch) as (server, proxy, broker):
         recommend(conn, "AAPL", "BUY", MINUTE, price="170")
-        leave_pending(conn, broker, proxy, MINUTE)
+        if retried:
+            leave_pending(conn, broker, proxy, MINUTE)
         second = FaultProxy(server.base_url)
         monkeypatch.setenv("ALPACA_TRADING_URL", second.base_url)
         broker_b = AlpacaBroker(alpaca.trading_client(CREDS, timeout=5), TradingMode.PAPER)
-        b_looked_up, a_done = threading.Event(), threading.Event()
-
-        def b_has_looked_up() -> None:
-            assert b_looked_up.wait(10)
-
-        def a_has_sent() -> None:
-            b_looked_up.set()
-            assert a_done.wait(10)
-
-        proxy.fault("POST", ORDERS, "forward", hook=b_has_looked_up)
-        second.fault("GET", "/v2/positions", "forward", hook=a_has_sent)
         outcomes: dict[str, object] = {}
 
-        def run(name: str, run_broker: AlpacaBroker, done: threading.Event | None) -> None:
+        def run(name: str, run_broker: AlpacaBroker, state: TradingState) -> None:
             own = connect(parse_database_url(database_url))
             try:
                 outcomes[name] = dispatch(
-                    own, run_broker, minute=MINUTE, limits=RiskLimits(), **ACTIVE
-                )["outcomes"]
+                    own,
+                    run_broker,
+                    minute=MINUTE,
+                    market_open=True,
+                    state=state,
+                    limits=RiskLimits(),
+                )
             except Exception as exc:  # recorded for the assertion below
                 outcomes[name] = exc
             finally:
                 own.close()
-                if done is not None:
-                    done.set()
 
-        threads = [
-            threading.Thread(target=run, args=("A", broker, a_done)),
-            threading.Thread(target=run, args=("B", broker_b, None)),
-        ]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(30)
+        def b_runs_whole() -> None:  # A has claimed the row; its POST waits for B
+            b = threading.Thread(target=run, args=("B", broker_b, TradingState.HALTED))
+            b.start()
+            b.join(30)
+
+        proxy.fault("POST", ORDERS, "forward", hook=b_runs_whole)
+        a = threading.Thread(target=run, args=("A", broker, TradingState.ACTIVE))
+        a.start()
+        a.join(60)
         second.close()
-        assert b_looked_up.is_set() and a_done.is_set()  # they did overlap
-        assert outcomes["A"] == {"submitted": 1}
-        ((status, order_id),) = conn.run("SELECT status, broker_order_id FROM dispatch_executions")
-        assert status == "submitted" and order_id == server.orders[0]["id"]
-        assert len(posts(server)) == 1
+    assert "B" in outcomes, "B never ran while A was between claim and send"
+    assert outcomes["A"]["outcomes"] == {"filled": 1}, outcomes  # type: ignore[index]
+    assert outcomes["B"]["considered"] == 0, outcomes  # type: ignore[index]
+    ((status, order_id, reason),) = conn.run(
+        "SELECT status, broker_order_id, reject_reason FROM dispatch_executions"
+    )
+    assert (status, order_id, reason) == ("filled", server.orders[0]["id"], None)
+    assert len(posts(server)) == 1
+
+
+def test_a_pending_row_whose_run_died_is_taken_back_once_its_lease_runs_out(
+    conn, bundled_bars, monkeypatch
+):
+    """A run that died between claim and send (Lambda's timeout) holds no lease for ever: once
+    it runs out, the next run looks the order up and decides it again."""
+    with paper(bundled_bars, monkeypatch) as (server, _, broker):
+        recommend(conn, "AAPL", "BUY", MINUTE, price="170")
+        # The dead run's claim, as it left it: pending, leased now.
+        conn.run(
+            "INSERT INTO dispatch_executions (recommendation_id, ticker, side, qty, mode,"
+            " client_order_id, status, decided_at)"
+            " SELECT id, ticker, 'buy', 0, 'paper', :coid, 'pending', decided_at"
+            " FROM dispatch_recommendations",
+            coid=client_order_id(
+                *[
+                    PendingRecommendation(i, t, ts, at, a, D(p), D(c))
+                    for i, t, ts, at, a, p, c in conn.run(
+                        "SELECT id, ticker, ts, decided_at, action, price, confidence"
+                        " FROM dispatch_recommendations"
+                    )
+                ],
+                deployment_prefix(conn, "local"),
+            ),
+        )
+        early = dispatch(conn, broker, minute=MINUTE, limits=RiskLimits(), **ACTIVE)
+        assert early["considered"] == 0 and posts(server) == []  # leased: left alone
+        conn.run("UPDATE dispatch_executions SET updated_at = now() - interval '2 minutes'")
+        late = dispatch(conn, broker, minute=MINUTE, limits=RiskLimits(), **ACTIVE)
+    assert late["outcomes"] == {"filled": 1}, rows(conn)
+    assert len(posts(server)) == 1
 
 
 # -- 5, 6: the day's limits count what they should -------------------------------------------
