@@ -173,6 +173,49 @@ def test_a_run_thirty_seconds_late_still_trades_before_the_close(conn, bundled_b
     assert order["submitted_at"] == "2019-02-12T20:59:30Z"  # before the close
 
 
+def test_no_order_is_sent_within_the_margin_before_the_close(conn, bundled_bars, monkeypatch):
+    # 15:59's run reaches the broker at 15:59:55: open, fresh, but a POST that leaves now may
+    # reach Alpaca after 16:00 (then a DAY market order waits for the next open). The margin is
+    # 2 s plus the HTTP timeout.
+    monkeypatch.setenv("ALPACA_HTTP_TIMEOUT", "5")
+    with paper(bundled_bars, monkeypatch, now=LAST_MINUTE, faults=FaultPlan(late=55)) as (
+        server,
+        _,
+        broker,
+    ):
+        recommend(conn, "AAPL", "BUY", LAST_MINUTE, price="170")
+        summary = dispatch(conn, broker, minute=LAST_MINUTE, limits=RiskLimits(), **ACTIVE)
+    assert summary["outcomes"] == {"rejected": 1}
+    assert rows(conn)[0][2:] == [
+        "rejected",
+        D(0),
+        D(58),
+        "not sent: past 7 s before the close by the broker's clock",
+    ]
+    assert posts(server) == []
+
+
+def test_the_send_deadline_is_checked_before_every_order_of_a_batch(
+    conn, bundled_bars, monkeypatch
+):
+    # Two approved orders; the first one's reply is slow (the socket): by the time it is back,
+    # the decisions are past their age limit, so the second is never sent.
+    limits = RiskLimits(max_decision_age_seconds=2)
+    with paper(bundled_bars, monkeypatch) as (server, proxy, broker):
+        proxy.fault("POST", ORDERS, "forward", hook=lambda: threading.Event().wait(2.5))
+        recommend(conn, "AAPL", "BUY", MINUTE, price="170")
+        recommend(conn, "MSFT", "BUY", MINUTE, price="106")
+        summary = dispatch(conn, broker, minute=MINUTE, limits=limits, **ACTIVE)
+    assert summary["outcomes"] == {"filled": 1, "rejected": 1}, rows(conn)
+    assert rows(conn)[1][2:] == [
+        "rejected",
+        D(0),
+        D(94),
+        "not sent: past the decision's age limit by the broker's clock",
+    ]
+    assert len(posts(server)) == 1
+
+
 # -- 3. an order open at Friday's last run ---------------------------------------------------
 
 FRIDAY = date(2019, 2, 15)

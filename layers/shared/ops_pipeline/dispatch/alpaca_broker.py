@@ -47,6 +47,10 @@ CLOCK_SKEW = timedelta(minutes=1)
 MAX_ORDERS_PER_PAGE = 500
 DUPLICATE_MESSAGE = "client_order_id must be unique"
 RATE_LIMITED = 429
+# No order is sent later than this many seconds, plus the HTTP timeout, before the close by the
+# broker's clock: a POST that left at 15:59:5x may reach Alpaca after 16:00, when a DAY market
+# order waits for the next open.
+CLOSE_MARGIN_SECONDS = 2.0
 SEND_BUDGET = 60.0  # seconds a broker may spend waiting out rate limits (the dispatcher's
 # handler sets the invocation's remaining time less a margin)
 
@@ -61,6 +65,10 @@ WHERE status = 'submitted' AND mode = :mode AND client_order_id LIKE :pattern
 
 class RateLimited(TransientError):
     """The broker refused an order unread (429) and its window resets past the run's budget."""
+
+
+class TooLate(Exception):
+    """The order was not sent: the decision's age or the close came first (see `send_within`)."""
 
 
 def _api_code(exc: Exception) -> int | None:
@@ -85,6 +93,8 @@ class AlpacaBroker:
         self.mode = mode
         self.deadline = monotonic_time.monotonic() + budget_seconds
         self.send_deadline = self.deadline
+        self.send_limit = "the run's budget"
+        self._clock_asked = monotonic_time.monotonic()
 
     def account(self) -> tuple[dict[str, Decimal], set[str]]:
         from alpaca.trading.enums import QueryOrderStatus
@@ -101,16 +111,25 @@ class AlpacaBroker:
         )
 
     def clock(self) -> BrokerClock:
+        self._clock_asked = monotonic_time.monotonic()  # the clock said at least this late
         raw = alpaca.call("clock", self.client.get_clock)
         now = _order_time(raw["timestamp"])
         if now is None:
             raise TransientError(f"Alpaca clock without a time: {raw!r}"[:300])
         return BrokerClock(now, bool(raw["is_open"]), _order_time(raw.get("next_close")))
 
-    def send_within(self, seconds: float) -> None:
-        """The minute's orders go out within this many seconds or not at all (its decisions'
-        age and the close, by the broker's clock): a rate-limited order waits no longer."""
-        self.send_deadline = monotonic_time.monotonic() + max(seconds, 0.0)
+    def send_within(self, age_left: float, close_left: float | None) -> None:
+        """The minute's orders go out within `age_left` seconds of the broker's clock (what is
+        left of the decisions' age) and `CLOSE_MARGIN_SECONDS` plus the HTTP timeout before the
+        close (`close_left` seconds away), or not at all: checked before every POST, the first,
+        a resend after a lost reply, and one after a 429's reset."""
+        margin = CLOSE_MARGIN_SECONDS + alpaca.http_timeout()
+        self.send_limit = "the decision's age limit"
+        seconds = age_left
+        if close_left is not None and close_left - margin < seconds:
+            seconds = close_left - margin
+            self.send_limit = f"{margin:g} s before the close"
+        self.send_deadline = self._clock_asked + max(seconds, 0.0)
 
     def lookup(self, coid: str) -> Outcome | None:
         from alpaca.common.exceptions import APIError
@@ -142,6 +161,8 @@ class AlpacaBroker:
         from alpaca.common.exceptions import APIError
 
         while True:
+            if monotonic_time.monotonic() >= self.send_deadline:
+                raise TooLate(f"not sent: past {self.send_limit} by the broker's clock")
             try:
                 return alpaca.call("order", lambda: self.client.submit_order(request), attempts=1)
             except TransientError as exc:
@@ -181,6 +202,13 @@ class AlpacaBroker:
                 logger.info(
                     "order already placed; reading it back", extra={"client_order_id": coid}
                 )
+            except TooLate as exc:
+                if attempt == 1:  # never sent: refused as the gates refuse a stale decision
+                    logger.warning(str(exc), extra={"client_order_id": coid})
+                    return Outcome("rejected", reason=str(exc))
+                # The first POST's reply was lost and the order was not found: the row stays
+                # pending; the next run looks it up again and, not found, decides it again.
+                raise TransientError(f"order {coid} {exc}") from exc
             except RateLimited:
                 raise  # refused unread: nothing to look up; the row stays pending
             except TransientError as exc:

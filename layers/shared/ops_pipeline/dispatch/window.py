@@ -214,10 +214,12 @@ def _broker_minute(
             clock=clock,
         )
         if clock is not None:
-            left = limits.max_decision_age_seconds - (clock.now - minute).total_seconds()
-            if clock.next_close is not None:
-                left = min(left, (clock.next_close - clock.now).total_seconds())
-            broker.send_within(left)
+            broker.send_within(
+                limits.max_decision_age_seconds - (clock.now - minute).total_seconds(),
+                None
+                if clock.next_close is None
+                else (clock.next_close - clock.now).total_seconds(),
+            )
         planned: dict[int, Outcome] = {}
         for d in decisions:
             if not d.approved:
