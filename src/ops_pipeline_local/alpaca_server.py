@@ -17,8 +17,10 @@ Market orders (``fill_market_orders``):
 
 - ``"next_open"`` (the default, as Alpaca): the order is ``accepted``; it becomes ``new`` once
   the session is open (an order sent outside the session waits for the next open) and fills at
-  the OPEN of the first bar that starts at or after that moment, in parts when it is larger than
-  ``participation`` x the bar's volume (``partially_filled``, then ``filled`` over the next bars).
+  the OPEN of the first bar that starts at or after that moment (an order sent within a bar's
+  minute: at that bar's CLOSE, once it has closed; never at a price or a time before it was
+  sent), in parts when it is larger than ``participation`` x the bar's volume
+  (``partially_filled``, then ``filled`` over the next bars).
   A DAY order still open at the close is ``expired``.
 - ``"on_submit"``: fills at once at the close of the latest closed bar when the session is open,
   as a paper account fills a market order in a liquid session within a second (for tests about
@@ -851,8 +853,13 @@ class LocalAlpaca:
             for bar in [] if order.unfillable else self._fill_bars(order):
                 size = (Decimal(bar.volume) * self._participation).to_integral_value(ROUND_FLOOR)
                 qty = min(order.remaining, max(size, Decimal(1)))
-                price = bar.close if self._fill_mode == "next_minute" else bar.open
-                at = bar.ts + ONE_MINUTE if self._fill_mode == "next_minute" else bar.ts
+                # Never a price from before the order was sent: one sent within a bar's minute
+                # fills at that bar's close, once it has closed (the first price after it).
+                at_close = self._fill_mode == "next_minute" or bar.ts < order.submitted_at
+                price = bar.close if at_close else bar.open
+                at = bar.ts + ONE_MINUTE if at_close else bar.ts
+                if at > self._now:
+                    break
                 self._fill(order, qty, price, at)
                 order.last_fill_bar = bar.ts
                 if not order.is_open:

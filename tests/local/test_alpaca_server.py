@@ -348,7 +348,7 @@ def test_a_sell_beyond_what_is_held_is_refused_with_what_is_available(
     )
 
 
-def test_a_market_order_fills_at_the_open_of_the_bar_of_its_minute(
+def test_a_market_order_sent_within_a_minute_fills_at_its_bars_close_never_before_it_was_sent(
     strict: LocalAlpaca, bars: list[Bar]
 ) -> None:
     trading = _trading(strict)
@@ -357,14 +357,27 @@ def test_a_market_order_fills_at_the_open_of_the_bar_of_its_minute(
     reply = trading.submit_order(_market_order("AAPL", 10, OrderSide.BUY, "o1"))
     assert reply.status == OrderStatus.ACCEPTED  # the reply does not wait for the fill
 
+    # Not at the 14:40 bar's open: that price is from before the order was sent.
+    assert trading.get_order_by_client_id("o1").status == OrderStatus.NEW
+    strict.set_time(minute + timedelta(minutes=1))
     order = trading.get_order_by_client_id("o1")
     bar = next(b for b in bars if b.symbol == "AAPL" and b.ts == minute)
-    signal_bar = next(
-        b for b in bars if b.symbol == "AAPL" and b.ts == minute - timedelta(minutes=1)
-    )
     assert order.status == OrderStatus.FILLED
-    assert Decimal(order.filled_avg_price) == bar.open != signal_bar.close
-    assert Decimal(trading.get_account().cash) == Decimal("100000") - 10 * bar.open
+    assert Decimal(order.filled_avg_price) == bar.close != bar.open
+    assert order.filled_at == minute + timedelta(minutes=1) > order.submitted_at
+    assert Decimal(trading.get_account().cash) == Decimal("100000") - 10 * bar.close
+
+
+def test_a_market_order_sent_on_the_minute_fills_at_that_bars_open(
+    strict: LocalAlpaca, bars: list[Bar]
+) -> None:
+    trading = _trading(strict)
+    minute = strict.now  # 14:40:00 exactly
+    trading.submit_order(_market_order("AAPL", 10, OrderSide.BUY, "o1"))
+    order = trading.get_order_by_client_id("o1")
+    bar = next(b for b in bars if b.symbol == "AAPL" and b.ts == minute)
+    assert order.status == OrderStatus.FILLED and Decimal(order.filled_avg_price) == bar.open
+    assert order.filled_at == order.submitted_at == minute
 
 
 def test_an_order_outside_the_session_is_queued_and_fills_at_the_next_open() -> None:
