@@ -703,7 +703,10 @@ class LocalAlpaca:
             "asset_marginable": True,
             "avg_entry_price": _num(position.avg_entry_price),
             "qty": _num(position.qty),
-            "qty_available": _num(position.qty),
+            # As Alpaca: what a sell may take, less the shares held for open sell orders.
+            "qty_available": _num(
+                max(position.qty - self._open_remaining(position.symbol, "sell"), Decimal(0))
+            ),
             "side": "long",
             "market_value": _num(value),
             "cost_basis": _num(cost),

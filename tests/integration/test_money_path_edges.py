@@ -15,6 +15,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 import pytest
+from alpaca.trading.enums import OrderSide, TimeInForce
+from alpaca.trading.requests import MarketOrderRequest
 from fault_proxy import FaultProxy
 from paths import bundled_day
 from recommendations import recommend
@@ -130,6 +132,56 @@ def test_the_open_positions_limit_counts_the_deployments_positions_not_the_accou
         recommend(conn, "TSLA", "BUY", MINUTE, price="310")
         summary = dispatch(conn, broker, minute=MINUTE, limits=limits, **ACTIVE)
     assert summary["outcomes"] == {"filled": 1}, rows(conn)
+
+
+def test_every_open_order_of_the_account_is_read_not_alpacas_default_fifty(
+    conn, bundled_bars, monkeypatch
+):
+    # The operator's open AAPL order, then 55 newer open MSFT orders: Alpaca's default page (50,
+    # newest first) would hide the AAPL one, and a second AAPL order would go out beside it.
+    with paper(bundled_bars, monkeypatch, faults=FaultPlan(unfilled=1.0)) as (server, _, broker):
+        for n, symbol in enumerate(["AAPL"] + ["MSFT"] * 55):
+            broker.client.submit_order(
+                MarketOrderRequest(
+                    symbol=symbol,
+                    qty=1,
+                    side=OrderSide.BUY,
+                    time_in_force=TimeInForce.DAY,
+                    client_order_id=f"operator-{n}",
+                )
+            )
+        recommend(conn, "AAPL", "BUY", MINUTE, price="170")
+        dispatch(conn, broker, minute=MINUTE, limits=RiskLimits(), **ACTIVE)
+        sent = len(posts(server))
+    assert rows(conn)[0][2:] == ["rejected", D(0), D(0), "an order for AAPL is already open"]
+    assert sent == 56
+
+
+def test_a_sell_takes_at_most_what_the_broker_says_is_available(conn, bundled_bars, monkeypatch):
+    # The deployment bought 58 AAPL on an earlier day; the account holds 158 (the operator's
+    # 100 beside them). The broker says only 28 are available to sell (the rest held for an
+    # order the account's open-order list does not show yet): the SELL asks for 28, not 58.
+    earlier = MINUTE - timedelta(days=1)
+    rec_id = recommend(conn, "AAPL", "BUY", earlier, price="170")
+    conn.run(
+        "INSERT INTO dispatch_executions (recommendation_id, ticker, side, qty, requested_qty,"
+        " price, mode, client_order_id, status, decided_at)"
+        " SELECT id, ticker, 'buy', 58, 58, 170, 'paper', :prefix || '-AAPL-earlier-BUY',"
+        " 'filled', decided_at FROM dispatch_recommendations WHERE id = :r",
+        prefix=deployment_prefix(conn, "local"),
+        r=rec_id,
+    )
+
+    def only_28_available(positions: list) -> list:
+        return [{**p, "qty_available": "28"} if p["symbol"] == "AAPL" else p for p in positions]
+
+    with paper(bundled_bars, monkeypatch, holdings={"AAPL": D(158)}) as (server, proxy, broker):
+        proxy.fault("GET", "/v2/positions", "rewrite", rewrite=only_28_available)
+        recommend(conn, "AAPL", "SELL", MINUTE, price="170")
+        dispatch(conn, broker, minute=MINUTE, limits=RiskLimits(), **ACTIVE)
+        (order,) = server.orders
+    assert order["side"] == "sell" and order["qty"] == "28"
+    assert rows(conn)[1][:5] == ["AAPL", "sell", "filled", D(28), D(28)]
 
 
 # -- 2. a late run ---------------------------------------------------------------------------

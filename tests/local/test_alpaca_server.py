@@ -332,6 +332,20 @@ def test_duplicate_and_unknown_orders_through_alpaca_py(strict: LocalAlpaca) -> 
         assert missing.value.message == "order not found"
 
 
+def test_a_positions_qty_available_leaves_out_the_shares_held_for_open_sells(
+    strict: LocalAlpaca,
+) -> None:
+    trading = _trading(strict)
+    trading.submit_order(_market_order("AAPL", 5, OrderSide.BUY, "b1"))
+    strict.advance(timedelta(minutes=1, seconds=20))
+    trading.submit_order(_market_order("AAPL", 3, OrderSide.SELL, "s1"))  # open till 14:42
+    position = trading.get_open_position("AAPL")
+    assert (position.qty, position.qty_available) == ("5", "2")
+    strict.advance(timedelta(minutes=1))
+    position = trading.get_open_position("AAPL")
+    assert (position.qty, position.qty_available) == ("2", "2")
+
+
 def test_a_sell_beyond_what_is_held_is_refused_with_what_is_available(
     strict: LocalAlpaca,
 ) -> None:

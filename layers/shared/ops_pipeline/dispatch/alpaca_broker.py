@@ -13,8 +13,8 @@ Replies to an order:
   reset (`X-RateLimit-Reset`) while the run's budget allows, else it stays `pending`
   (`RateLimited`) for the retry. Never looked up: it did not arrive.
 
-Reconciliation asks for every order since the oldest of ours still open, a page at a time,
-oldest first: `filled` at `filled_avg_price` with `qty` = the filled quantity (also after a
+Reconciliation asks for every order since the oldest of ours still open, 500 a page (pages
+overlap by a second, repeats dropped), oldest first: `filled` at `filled_avg_price` with `qty` = the filled quantity (also after a
 partial fill that was then canceled or expired: the reason notes the partial), `rejected` for an
 order canceled, expired or rejected with nothing filled. A failure fails the run.
 """
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import time as monotonic_time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import partial
@@ -44,6 +44,7 @@ from ops_pipeline.observability import logger
 from ops_pipeline.risk import BrokerClock, Decision
 
 CLOCK_SKEW = timedelta(minutes=1)
+PAGE_OVERLAP = timedelta(seconds=1)
 MAX_ORDERS_PER_PAGE = 500
 DUPLICATE_MESSAGE = "client_order_id must be unique"
 RATE_LIMITED = 429
@@ -97,18 +98,41 @@ class AlpacaBroker:
         self._clock_asked = monotonic_time.monotonic()
 
     def account(self) -> tuple[dict[str, Decimal], set[str]]:
+        """Each position's `qty_available` (what Alpaca lets a sell take: not the shares held for
+        open orders), and the tickers of every open order, all pages of them."""
         from alpaca.trading.enums import QueryOrderStatus
-        from alpaca.trading.requests import GetOrdersRequest
 
         held = alpaca.call("positions", self.client.get_all_positions)
-        orders = alpaca.call(
-            "open orders",
-            lambda: self.client.get_orders(GetOrdersRequest(status=QueryOrderStatus.OPEN)),
-        )
         return (
-            {p["symbol"]: Decimal(str(p["qty"])) for p in held},
-            {o["symbol"] for o in orders},
+            {p["symbol"]: Decimal(str(p.get("qty_available", p["qty"]))) for p in held},
+            {o["symbol"] for o in self._orders(QueryOrderStatus.OPEN, None, "open orders")},
         )
+
+    def _orders(self, status: Any, after: datetime | None, what: str) -> Iterator[dict[str, Any]]:
+        """Every order in `status` submitted after `after`, oldest first, `MAX_ORDERS_PER_PAGE`
+        a page (Alpaca's default is 50). Each page starts `PAGE_OVERLAP` before the last one's
+        newest order, so orders sharing its `submitted_at` are not skipped; repeats are dropped
+        by id."""
+        from alpaca.common.enums import Sort
+        from alpaca.trading.requests import GetOrdersRequest
+
+        seen: set[str] = set()
+        while True:
+            request = GetOrdersRequest(
+                status=status, after=after, limit=MAX_ORDERS_PER_PAGE, direction=Sort.ASC
+            )
+            page = alpaca.call(what, partial(self.client.get_orders, request))
+            new = [o for o in page if str(o.get("id")) not in seen]
+            seen.update(str(o.get("id")) for o in new)
+            yield from new
+            if len(page) < MAX_ORDERS_PER_PAGE:
+                return
+            last = _order_time(page[-1].get("submitted_at"))
+            if last is None or not new:
+                raise TransientError(
+                    f"Alpaca {what}: cannot page past {len(page)} orders submitted at {last}"
+                )
+            after = last - PAGE_OVERLAP
 
     def clock(self) -> BrokerClock:
         self._clock_asked = monotonic_time.monotonic()  # the clock said at least this late
@@ -237,32 +261,21 @@ class AlpacaBroker:
     def order_outcomes(
         self, client_order_ids: Sequence[str], since: datetime
     ) -> dict[str, Outcome]:
-        """One request for every order since `since`; the finished ones among those asked for."""
-        from alpaca.common.enums import Sort
+        """Every order since `since`, a page at a time until every one asked for is seen; the
+        finished ones among those asked for."""
         from alpaca.trading.enums import QueryOrderStatus
-        from alpaca.trading.requests import GetOrdersRequest
 
         wanted = set(client_order_ids)
         seen: set[str] = set()
         outcomes: dict[str, Outcome] = {}
-        after = since - CLOCK_SKEW
-        while True:  # oldest first, a page at a time, until every order asked for is seen
-            request = GetOrdersRequest(
-                status=QueryOrderStatus.ALL,
-                after=after,
-                limit=MAX_ORDERS_PER_PAGE,
-                direction=Sort.ASC,
-            )
-            orders = alpaca.call("order reconciliation", partial(self.client.get_orders, request))
-            for order in orders:
-                coid = order.get("client_order_id")
-                if coid not in wanted:
-                    continue
-                seen.add(coid)
-                outcome = order_outcome(order)
-                if outcome.status != "submitted":
-                    outcomes[coid] = outcome
-            last = _order_time(orders[-1].get("submitted_at")) if orders else None
-            if len(orders) < MAX_ORDERS_PER_PAGE or seen >= wanted or last is None or last <= after:
-                return outcomes
-            after = last
+        for order in self._orders(QueryOrderStatus.ALL, since - CLOCK_SKEW, "order reconciliation"):
+            coid = order.get("client_order_id")
+            if coid not in wanted:
+                continue
+            seen.add(coid)
+            outcome = order_outcome(order)
+            if outcome.status != "submitted":
+                outcomes[coid] = outcome
+            if seen >= wanted:
+                break
+        return outcomes
