@@ -31,7 +31,10 @@ An open order can be canceled (``DELETE /v2/orders/{id}``). A `FaultPlan` makes 
 as the real one does now and then (see faults.py): its ``late`` runs the clock that many seconds
 ahead of ``set_time`` (a late run), its ``unfilled`` leaves orders open, unfilled, until they
 expire. ``holdings``: shares the account holds from the start, bought by someone else (a manual
-position, another deployment's).
+position, another deployment's). As a paper account by default, the account may sell short: a
+sell when flat opens a short position (a sell beyond a long position is refused); with
+``no_shorting`` (``PATCH /v2/account/configurations``, Alpaca's long-only mode) every sell beyond
+the long position is refused.
 """
 
 from __future__ import annotations
@@ -311,12 +314,14 @@ class LocalAlpaca:
         rate_limit: int = RATE_LIMIT_PER_MINUTE,
         faults: FaultPlan | None = None,
         holdings: dict[str, Decimal] | None = None,
+        no_shorting: bool = False,
     ) -> None:
         if fill_market_orders not in FILL_MODES:
             raise ValueError(f"fill_market_orders must be one of {FILL_MODES}")
         if not Decimal(0) < participation <= Decimal(1):
             raise ValueError("participation must be in (0, 1]")
         self._fill_mode = fill_market_orders
+        self._no_shorting = no_shorting
         self._participation = Decimal(participation)
         self._rate_limit = rate_limit
         self._usage: dict[tuple[str, str, datetime], int] = {}
@@ -529,6 +534,7 @@ class LocalAlpaca:
                 ("clock",): self._get_clock,
                 ("calendar",): self._get_calendar,
                 ("account",): self._get_account,
+                ("account", "configurations"): self._get_configurations,
                 ("positions",): self._get_positions,
                 ("orders",): self._get_orders,
                 ("orders:by_client_order_id",): self._get_order_by_client_id,
@@ -541,6 +547,8 @@ class LocalAlpaca:
                 return lambda q, b: self._get_position(seg[1])
         if method == "POST" and seg == ["orders"]:
             return self._post_order
+        if method == "PATCH" and seg == ["account", "configurations"]:
+            return self._patch_configurations
         if method == "DELETE" and len(seg) == 2 and seg[0] == "orders":
             return lambda q, b: self._cancel_order(seg[1])
         return None
@@ -654,9 +662,36 @@ class LocalAlpaca:
         price = self._last_price(position.symbol) or position.avg_entry_price
         return price, price * position.qty
 
+    def _get_configurations(self, query: Query, body: bytes) -> Json:
+        return {
+            "dtbp_check": "entry",
+            "trade_confirm_email": "all",
+            "suspend_trade": False,
+            "no_shorting": self._no_shorting,
+            "fractional_trading": True,
+            "max_margin_multiplier": "4",
+            "pdt_check": "entry",
+            "ptp_no_exception_entry": False,
+        }
+
+    def _patch_configurations(self, query: Query, body: bytes) -> Json:
+        try:
+            data = json.loads(body or b"{}")
+        except ValueError:
+            raise _ApiError(400, 40010000, "request body format is invalid") from None
+        if not isinstance(data, dict):
+            raise _ApiError(400, 40010000, "request body format is invalid")
+        if "no_shorting" in data:
+            if not isinstance(data["no_shorting"], bool):
+                raise _unprocessable("no_shorting must be a boolean", VALIDATION)
+            self._no_shorting = data["no_shorting"]
+        return self._get_configurations(query, b"")
+
     def _get_account(self, query: Query, body: bytes) -> Json:
-        long_value = sum((self._market_value(p)[1] for p in self._positions.values()), Decimal(0))
-        equity = self._cash + long_value
+        values = [self._market_value(p)[1] for p in self._positions.values()]
+        long_value = sum((v for v in values if v > 0), Decimal(0))
+        short_value = sum((v for v in values if v < 0), Decimal(0))
+        equity = self._cash + long_value + short_value
         zero = "0"
         return {
             "id": str(uuid.uuid5(_NAMESPACE, "account")),
@@ -675,7 +710,7 @@ class LocalAlpaca:
             "equity": _num(equity),
             "last_equity": _num(self._initial_equity),
             "long_market_value": _num(long_value),
-            "short_market_value": zero,
+            "short_market_value": _num(short_value),
             "initial_margin": zero,
             "maintenance_margin": zero,
             "last_maintenance_margin": zero,
@@ -687,7 +722,7 @@ class LocalAlpaca:
             "transfers_blocked": False,
             "account_blocked": False,
             "trade_suspended_by_user": False,
-            "shorting_enabled": False,
+            "shorting_enabled": not self._no_shorting,
             "created_at": "2019-01-01T00:00:00Z",
         }
 
@@ -707,7 +742,7 @@ class LocalAlpaca:
             "qty_available": _num(
                 max(position.qty - self._open_remaining(position.symbol, "sell"), Decimal(0))
             ),
-            "side": "long",
+            "side": "long" if position.qty > 0 else "short",
             "market_value": _num(value),
             "cost_basis": _num(cost),
             "unrealized_pl": _num(pl),
@@ -891,11 +926,11 @@ class LocalAlpaca:
         if price is None:
             raise _unprocessable(f"no price for {symbol} at {_iso_z(self._now)}", VALIDATION)
         held = self._positions[symbol].qty if symbol in self._positions else Decimal(0)
-        if side == "sell":
-            # The account has shorting disabled: a sell beyond the position is refused as
-            # Alpaca refuses it then, whether or not anything is held.
+        if side == "sell" and (held > 0 or self._no_shorting):
+            # A sell of a long position takes at most what is not held for open sells; a
+            # long-only account (no_shorting) refuses any sell beyond it, as Alpaca does.
             pending = self._open_remaining(symbol, "sell")
-            available = held - pending
+            available = max(held, Decimal(0)) - pending
             if qty > available:
                 raise _ApiError(
                     403,
@@ -907,7 +942,19 @@ class LocalAlpaca:
                     held_for_orders=_num(pending),
                     symbol=symbol,
                 )
-        else:
+        elif side == "sell":
+            # Flat (or short) on an account that may short, as a paper account may by default:
+            # the sell opens (or adds to) a short position, against buying power.
+            buying_power = self._buying_power()
+            if qty * price > buying_power:
+                raise _ApiError(
+                    403,
+                    FORBIDDEN,
+                    "insufficient buying power",
+                    buying_power=_num(buying_power),
+                    cost_basis=_num(qty * price),
+                )
+        if side == "buy":
             buying_power = self._buying_power()
             if qty * price > buying_power:
                 raise _ApiError(
@@ -946,21 +993,22 @@ class LocalAlpaca:
         order.add_fill(qty, price, at)
         value = qty * price
         position = self._positions.get(order.symbol)
-        if order.side == "buy":
-            self._cash -= value
-            if position is None:
-                self._positions[order.symbol] = _Position(order.symbol, qty, price)
-            else:
-                total = position.qty + qty
-                average = (position.avg_entry_price * position.qty + value) / total
-                position.avg_entry_price = average.quantize(_PRICE_QUANTUM)
-                position.qty = total
+        signed = qty if order.side == "buy" else -qty
+        self._cash -= signed * price
+        if position is None:
+            self._positions[order.symbol] = _Position(order.symbol, signed, price)
+            return
+        total = position.qty + signed
+        if total == 0:
+            del self._positions[order.symbol]
+        elif (position.qty > 0) != (total > 0):
+            position.qty, position.avg_entry_price = total, price  # turned from short to long
+        elif abs(total) > abs(position.qty):  # added to the position: a new average
+            average = (position.avg_entry_price * abs(position.qty) + value) / abs(total)
+            position.avg_entry_price = average.quantize(_PRICE_QUANTUM)
+            position.qty = total
         else:
-            assert position is not None
-            self._cash += value
-            position.qty -= qty
-            if position.qty == 0:
-                del self._positions[order.symbol]
+            position.qty = total
 
 
 class _Server(ThreadingHTTPServer):

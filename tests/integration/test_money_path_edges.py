@@ -52,6 +52,7 @@ def paper(
     fill: str = "on_submit",
     faults: FaultPlan | None = None,
     holdings: dict[str, Decimal] | None = None,
+    long_only: bool = True,
 ) -> Iterator[tuple[LocalAlpaca, FaultProxy, AlpacaBroker]]:
     with LocalAlpaca(
         bars,
@@ -61,6 +62,7 @@ def paper(
         fill_market_orders=fill,
         faults=faults,
         holdings=holdings,
+        no_shorting=long_only,  # as docs/deploy.md asks of the operator
     ) as server:
         proxy = FaultProxy(server.base_url)
         monkeypatch.setenv("ALPACA_TRADING_URL", proxy.base_url)
@@ -182,6 +184,26 @@ def test_a_sell_takes_at_most_what_the_broker_says_is_available(conn, bundled_ba
         (order,) = server.orders
     assert order["side"] == "sell" and order["qty"] == "28"
     assert rows(conn)[1][:5] == ["AAPL", "sell", "filled", D(28), D(28)]
+
+
+def test_nothing_is_sent_from_an_account_that_may_sell_short(conn, bundled_bars, monkeypatch):
+    # A paper account may sell short by default: a SELL sized from a position read before it
+    # is sent would open a short if the position went meanwhile (sold by hand, bug or race).
+    with paper(bundled_bars, monkeypatch, holdings={"AAPL": D(100)}, long_only=False) as (
+        server,
+        _,
+        broker,
+    ):
+        recommend(conn, "MSFT", "BUY", MINUTE, price="106")
+        summary = dispatch(conn, broker, minute=MINUTE, limits=RiskLimits(), **ACTIVE)
+    assert summary["outcomes"] == {"rejected": 1}
+    assert rows(conn)[0][2:] == [
+        "rejected",
+        D(0),
+        D(0),
+        "the account may sell short: set it long-only (Alpaca account configuration no_shorting)",
+    ]
+    assert posts(server) == []
 
 
 # -- 2. a late run ---------------------------------------------------------------------------

@@ -41,6 +41,15 @@ def _trading(server: LocalAlpaca, key: str = KEY) -> TradingClient:
     return TradingClient(key, SECRET, paper=True, url_override=server.base_url)
 
 
+def _long_only(server: LocalAlpaca) -> None:
+    """What docs/deploy.md asks of the operator: the account in long-only mode."""
+    trading = _trading(server)
+    config = trading.get_account_configurations()
+    assert config.no_shorting is False  # a paper account may sell short by default
+    config.no_shorting = True
+    assert trading.set_account_configurations(config).no_shorting is True
+
+
 def _bars_request(symbols: list[str], **kw: object) -> StockBarsRequest:
     return StockBarsRequest(
         symbol_or_symbols=symbols, timeframe=TimeFrame.Minute, feed=DataFeed.IEX, **kw
@@ -186,12 +195,28 @@ def test_duplicate_client_order_id_is_422(alpaca: LocalAlpaca) -> None:
     assert len(trading.get_orders(GetOrdersRequest(status=QueryOrderStatus.ALL))) == 1
 
 
-def test_selling_more_than_held_is_403(alpaca: LocalAlpaca) -> None:
+def test_selling_more_than_held_is_403_on_a_long_only_account(alpaca: LocalAlpaca) -> None:
+    _long_only(alpaca)
     trading = _trading(alpaca)
+    assert trading.get_account().shorting_enabled is False
     with pytest.raises(APIError) as error:
         trading.submit_order(_market_order("TSLA", 1, OrderSide.SELL))
     assert error.value.status_code == 403
     assert "insufficient qty" in error.value.message
+
+
+def test_a_sell_when_flat_opens_a_short_on_an_account_that_may_short(strict: LocalAlpaca) -> None:
+    trading = _trading(strict)
+    assert trading.get_account().shorting_enabled is True  # a paper account's default
+    trading.submit_order(_market_order("AAPL", 3, OrderSide.SELL, "short"))
+    position = trading.get_open_position("AAPL")
+    assert (position.qty, position.side) == ("-3", "short")
+    assert float(trading.get_account().short_market_value) < 0
+    trading.submit_order(_market_order("AAPL", 5, OrderSide.BUY, "cover"))
+    assert trading.get_open_position("AAPL").qty == "2"  # covered, then long
+    with pytest.raises(APIError) as error:  # beyond a long position: refused, shorting or not
+        trading.submit_order(_market_order("AAPL", 4, OrderSide.SELL, "flip"))
+    assert error.value.status_code == 403 and "insufficient qty" in error.value.message
 
 
 def test_unknown_order_is_404_and_fail_next_injects_errors(alpaca: LocalAlpaca) -> None:
@@ -297,6 +322,8 @@ def test_refusals_are_answered_as_alpaca_answers_them(
     strict: LocalAlpaca, case: str, order: dict, status: int, code: int, message: str
 ) -> None:
     body = {"type": "market", "time_in_force": "day", **order}
+    if case == "no shorting":
+        _long_only(strict)
     if case != "bad time in force":  # alpaca-py only knows valid times in force
         request = MarketOrderRequest(
             symbol=body["symbol"], qty=body["qty"], side=body["side"], time_in_force="day"

@@ -134,6 +134,13 @@ class AlpacaBroker:
                 )
             after = last - PAGE_OVERLAP
 
+    def long_only(self) -> bool:
+        """Is the account in Alpaca's long-only mode (`no_shorting` in its configuration)? Else
+        a SELL sized from a position read before it is sent opens a short when that position
+        is gone meanwhile (sold by hand, another stack's \"close all\")."""
+        config = alpaca.call("account configuration", self.client.get_account_configurations)
+        return bool(config.get("no_shorting"))
+
     def clock(self) -> BrokerClock:
         self._clock_asked = monotonic_time.monotonic()  # the clock said at least this late
         raw = alpaca.call("clock", self.client.get_clock)

@@ -39,6 +39,11 @@ class Broker(Protocol):
 
 
 class RemoteBroker(Broker, Protocol):
+    def long_only(self) -> bool:
+        """Does the account refuse to sell short (Alpaca's `no_shorting`)? Orders go out only
+        then."""
+        ...
+
     def send_within(self, age_left: float, close_left: float | None) -> None:
         """The minute's orders go out while the decisions' age allows (`age_left` seconds) and
         with a margin before the close (`close_left` seconds away), by the broker's clock,

@@ -10,7 +10,9 @@ Each minute, through a broker outside the process (paper, live):
    found: decided again beside the fresh ones);
 3. the day book (`book.day_book`: the deployment's own positions, never more than the account
    holds, its open BUYs, the day's orders and result) and the broker's clock;
-4. the risk gates; every fresh decision is claimed (written) before its order is sent;
+4. the risk gates, and the account's configuration: nothing is sent unless the account is
+   long-only (`no_shorting`: a SELL must never open a short); every fresh decision is claimed
+   (written) before its order is sent;
 5. the approved orders are sent; every outcome of the minute is written in one statement, in a
    `finally`: no order is sent without its outcome stored.
 Two runs of the same minute (a redrive beside the scheduled run) may overlap: the claim makes
@@ -29,7 +31,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -55,7 +57,7 @@ from ops_pipeline.dispatch.orders import (
 from ops_pipeline.dispatch.simulated import SimulatedBroker, SimulatedLedger
 from ops_pipeline.errors import TransientError
 from ops_pipeline.observability import logger
-from ops_pipeline.risk import Book, Decision, PendingRecommendation, risk_gates
+from ops_pipeline.risk import Book, Decision, GateVerdict, PendingRecommendation, risk_gates
 
 
 @dataclass(frozen=True)
@@ -164,6 +166,19 @@ def _book(
     return own
 
 
+NOT_LONG_ONLY = (
+    "the account may sell short: set it long-only (Alpaca account configuration no_shorting)"
+)
+
+
+def _not_long_only(d: Decision) -> Decision:
+    """An approved decision refused: the account may sell short, so a SELL sized from a position
+    read before it is sent could open a short (docs/deploy.md: set the account long-only)."""
+    logger.error(NOT_LONG_ONLY, extra={"ticker": d.recommendation.ticker})
+    verdict = GateVerdict("long_only", False, NOT_LONG_ONLY)
+    return replace(d, qty=Decimal(0), rejected=NOT_LONG_ONLY, verdicts=(*d.verdicts, verdict))
+
+
 def _broker_minute(
     conn: Connection,
     broker: RemoteBroker,
@@ -213,6 +228,8 @@ def _broker_minute(
             book=book,
             clock=clock,
         )
+        if any(d.approved for d in decisions) and not broker.long_only():
+            decisions = [_not_long_only(d) if d.approved else d for d in decisions]
         if clock is not None:
             broker.send_within(
                 limits.max_decision_age_seconds - (clock.now - minute).total_seconds(),
