@@ -220,6 +220,8 @@ class _Order:
     expires_at: datetime | None = None  # the close of that session, for a DAY order
     last_fill_bar: datetime | None = None  # the start of the last bar it filled on
     unfillable: bool = False  # a fault plan's `unfilled`: it waits, then expires
+    replaced_by: str | None = None  # the order that replaced it (PATCH /v2/orders/{id})
+    replaces: str | None = None
 
     @property
     def is_open(self) -> bool:
@@ -251,9 +253,9 @@ class _Order:
             "expired_at": updated if self.status == "expired" else None,
             "canceled_at": updated if self.status == "canceled" else None,
             "failed_at": None,
-            "replaced_at": None,
-            "replaced_by": None,
-            "replaces": None,
+            "replaced_at": updated if self.status == "replaced" else None,
+            "replaced_by": self.replaced_by,
+            "replaces": self.replaces,
             "asset_id": str(_asset_id(self.symbol)),
             "symbol": self.symbol,
             "asset_class": "us_equity",
@@ -549,6 +551,8 @@ class LocalAlpaca:
             return self._post_order
         if method == "PATCH" and seg == ["account", "configurations"]:
             return self._patch_configurations
+        if method == "PATCH" and len(seg) == 2 and seg[0] == "orders":
+            return lambda q, b: self._replace_order(seg[1], b)
         if method == "DELETE" and len(seg) == 2 and seg[0] == "orders":
             return lambda q, b: self._cancel_order(seg[1])
         return None
@@ -836,6 +840,44 @@ class LocalAlpaca:
         if self._fill_mode == "next_open":
             self._settle()  # a later request sees the fill the open of this minute's bar made
         return reply
+
+    def _replace_order(self, order_id: str, body: bytes) -> Json:
+        """As Alpaca: an open order is `replaced` by a new one (a new id, `replaces` it; the old
+        one's `replaced_by` names it) with the quantity asked for; here only while nothing of it
+        has filled."""
+        order = self._orders_by_id.get(order_id)
+        if order is None:
+            raise _not_found("order not found")
+        if not order.is_open or order.filled_qty:
+            raise _unprocessable(f'order is not replaceable in "{order.status}" state')
+        try:
+            data = json.loads(body or b"{}")
+        except ValueError:
+            raise _ApiError(400, 40010000, "request body format is invalid") from None
+        if not isinstance(data, dict):
+            raise _ApiError(400, 40010000, "request body format is invalid")
+        client_id = str(data.get("client_order_id") or uuid.uuid4())
+        if client_id in self._orders_by_client_id:
+            raise _unprocessable("client_order_id must be unique", VALIDATION)
+        qty = _parse_qty(data["qty"]) if data.get("qty") is not None else order.qty
+        new = _Order(
+            id=str(uuid.uuid4()),
+            client_order_id=client_id,
+            symbol=order.symbol,
+            side=order.side,
+            qty=qty,
+            time_in_force=str(data.get("time_in_force") or order.time_in_force),
+            extended_hours=False,
+            submitted_at=self._now,
+            filled_avg_price=None,
+            status="accepted",
+            replaces=order.id,
+        )
+        new.fill_from, close = self._trading_window(self._now)
+        new.expires_at = close if new.time_in_force == "day" else None
+        order.status, order.updated_at, order.replaced_by = "replaced", self._now, new.id
+        self._register(new)
+        return new.to_json()
 
     def _cancel_order(self, order_id: str) -> None:
         order = self._orders_by_id.get(order_id)

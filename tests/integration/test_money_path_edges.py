@@ -16,7 +16,7 @@ from decimal import Decimal
 
 import pytest
 from alpaca.trading.enums import OrderSide, TimeInForce
-from alpaca.trading.requests import MarketOrderRequest
+from alpaca.trading.requests import MarketOrderRequest, ReplaceOrderRequest
 from fault_proxy import FaultProxy
 from paths import bundled_day
 from recommendations import recommend
@@ -373,6 +373,24 @@ def test_a_decision_left_pending_on_friday_is_settled_after_the_holiday(
     ((status, reason),) = conn.run("SELECT status, reject_reason FROM dispatch_executions")
     assert status == "rejected" and reason.startswith("expired: bar closed")
     assert server.orders == []
+
+
+def test_an_order_replaced_at_the_broker_ends_in_its_replacement(conn, bundled_bars, monkeypatch):
+    # The operator replaces the deployment's open order (PATCH /v2/orders/{id}, 10 shares):
+    # Alpaca's `replaced` ends that order; what fills is the replacement (`replaced_by`).
+    with paper(bundled_bars, monkeypatch, faults=FaultPlan(unfilled=1.0)) as (server, _, broker):
+        recommend(conn, "AAPL", "BUY", MINUTE, price="170")
+        dispatch(conn, broker, minute=MINUTE, limits=RiskLimits(), **ACTIVE)
+        ((order_id,),) = conn.run("SELECT broker_order_id FROM dispatch_executions")
+        new = broker.client.replace_order_by_id(order_id, ReplaceOrderRequest(qty=10))
+        later = MINUTE + timedelta(minutes=2)
+        server.set_time(later)
+        summary = dispatch(conn, broker, minute=later, limits=RiskLimits(), **ACTIVE)
+    assert summary["reconciled_outcomes"] == {"filled": 1}
+    ((status, qty, broker_order_id),) = conn.run(
+        "SELECT status, qty, broker_order_id FROM dispatch_executions"
+    )
+    assert (status, qty, broker_order_id) == ("filled", D(10), new["id"])
 
 
 # -- 4. two runs of one minute at the same time ----------------------------------------------

@@ -171,6 +171,13 @@ class AlpacaBroker:
             if getattr(exc, "status_code", None) == 404:
                 return None
             raise TransientError(f"Alpaca order lookup failed: {exc}") from exc
+        for _ in range(100):  # replaced: the order it ended in
+            if order.get("status") != "replaced" or not order.get("replaced_by"):
+                break
+            order = alpaca.call(
+                "order lookup",
+                partial(self.client.get_order_by_id, str(order["replaced_by"])),
+            )
         return order_outcome(order)
 
     def _submit(self, decision: Decision, coid: str) -> dict[str, Any]:
@@ -268,21 +275,39 @@ class AlpacaBroker:
     def order_outcomes(
         self, client_order_ids: Sequence[str], since: datetime
     ) -> dict[str, Outcome]:
-        """Every order since `since`, a page at a time until every one asked for is seen; the
-        finished ones among those asked for."""
+        """Every order since `since`, a page at a time until every one asked for (and every
+        order that replaced one of them) is seen; the finished ones among those asked for. An
+        order Alpaca `replaced` ends in its replacement (`replaced_by`, followed)."""
         from alpaca.trading.enums import QueryOrderStatus
 
         wanted = set(client_order_ids)
-        seen: set[str] = set()
-        outcomes: dict[str, Outcome] = {}
+        mine: dict[str, dict[str, Any]] = {}  # by client order id
+        by_id: dict[str, dict[str, Any]] = {}
         for order in self._orders(QueryOrderStatus.ALL, since - CLOCK_SKEW, "order reconciliation"):
-            coid = order.get("client_order_id")
-            if coid not in wanted:
-                continue
-            seen.add(coid)
-            outcome = order_outcome(order)
-            if outcome.status != "submitted":
-                outcomes[coid] = outcome
-            if seen >= wanted:
+            by_id[str(order.get("id"))] = order
+            if order.get("client_order_id") in wanted:
+                mine[str(order["client_order_id"])] = order
+            if len(mine) == len(wanted) and all(
+                _replacement(o, by_id) is not None for o in mine.values()
+            ):
                 break
+        outcomes: dict[str, Outcome] = {}
+        for coid, order in mine.items():
+            final = _replacement(order, by_id)
+            outcome = order_outcome(final) if final is not None else None
+            if outcome is not None and outcome.status != "submitted":
+                outcomes[coid] = outcome
         return outcomes
+
+
+def _replacement(order: dict[str, Any], by_id: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """The order this one ended in: itself, or the last of the orders that replaced it; None
+    while a replacement is not seen yet."""
+    for _ in range(100):  # a chain of replacements, never a cycle
+        if order.get("status") != "replaced" or not order.get("replaced_by"):
+            return order
+        next_order = by_id.get(str(order["replaced_by"]))
+        if next_order is None:
+            return None
+        order = next_order
+    return None
