@@ -10,8 +10,9 @@ Real alpaca-py clients talk to it unchanged::
 Everything is relative to a simulated clock: a bar is visible once its minute has closed
 (start + 1 min <= now). Refusals are answered as Alpaca answers them: the HTTP status and a
 ``{"code", "message"}`` body (422 40010001 for validation, 403 40310000 for buying power and
-quantity, 404 40410000 for an unknown order, 429 past 200 requests per key per minute, with
-``X-RateLimit-Limit``/``-Remaining``/``-Reset`` on every reply).
+quantity, 404 40410000 for an unknown order, 429 past 200 requests per key per simulated minute,
+with ``X-RateLimit-Limit``/``-Remaining``/``-Reset`` on every reply; the reset is in wall-clock
+epoch seconds, as Alpaca's, as far away as the simulated minute's end).
 
 Market orders (``fill_market_orders``):
 
@@ -43,6 +44,7 @@ import base64
 import bisect
 import hmac
 import json
+import math
 import threading
 import time as wall_time
 import uuid
@@ -477,7 +479,10 @@ class LocalAlpaca:
         if len(self._usage) > 10_000:
             self._usage = {k: v for k, v in self._usage.items() if k[2] == window}
         self._usage[slot] = used
-        reset = int((window + ONE_MINUTE).timestamp())
+        # As Alpaca, the reset in wall-clock epoch seconds (clients wait until then): as far
+        # away as the simulated minute's end, whose requests are counted together.
+        left = (window + ONE_MINUTE - self._now).total_seconds()
+        reset = math.ceil(wall_time.time() + left)
         headers = {
             "X-RateLimit-Limit": str(self._rate_limit),
             "X-RateLimit-Remaining": str(max(0, self._rate_limit - used)),

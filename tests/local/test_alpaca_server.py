@@ -1,3 +1,4 @@
+import time as wall_time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -494,15 +495,19 @@ def test_an_open_order_can_be_canceled_once() -> None:
 def test_rate_limit_headers_on_every_reply_and_429_past_the_limit(bars: list[Bar]) -> None:
     with LocalAlpaca(bars, KEY, SECRET, now=OPEN + timedelta(minutes=10), rate_limit=3) as server:
         headers = {"APCA-API-KEY-ID": KEY, "APCA-API-SECRET-KEY": SECRET}
+        before = wall_time.time()
         replies = [
             requests.get(f"{server.base_url}/v2/account", headers=headers, timeout=5)
             for _ in range(4)
         ]
-        reset = str(int((OPEN + timedelta(minutes=11)).timestamp()))
+        after = wall_time.time()
         assert [r.status_code for r in replies] == [200, 200, 200, 429]
         assert [r.headers["X-RateLimit-Remaining"] for r in replies] == ["2", "1", "0", "0"]
         assert {r.headers["X-RateLimit-Limit"] for r in replies} == {"3"}
-        assert {r.headers["X-RateLimit-Reset"] for r in replies} == {reset}
+        # As Alpaca's: wall-clock epoch seconds (what clients wait for), here the simulated
+        # minute's end (14:41:00, 60 s after 14:40:00) from now, never a simulated 2019 time.
+        for r in replies:
+            assert before + 60 <= int(r.headers["X-RateLimit-Reset"]) <= after + 61
         assert replies[3].json() == {"code": 42910000, "message": "rate limit exceeded"}
         # data is counted apart from trading, and the next minute starts afresh
         data = requests.get(
