@@ -10,15 +10,18 @@ Real alpaca-py clients talk to it unchanged::
 Everything is relative to a simulated clock: a bar is visible once its minute has closed
 (start + 1 min <= now). Refusals are answered as Alpaca answers them: the HTTP status and a
 ``{"code", "message"}`` body (422 40010001 for validation, 403 40310000 for buying power and
-quantity, 404 40410000 for an unknown order, 429 past 200 requests per key per minute, with
-``X-RateLimit-Limit``/``-Remaining``/``-Reset`` on every reply).
+quantity, 404 40410000 for an unknown order, 429 past 200 requests per key per simulated minute,
+with ``X-RateLimit-Limit``/``-Remaining``/``-Reset`` on every reply; the reset is in wall-clock
+epoch seconds, as Alpaca's, as far away as the simulated minute's end).
 
 Market orders (``fill_market_orders``):
 
 - ``"next_open"`` (the default, as Alpaca): the order is ``accepted``; it becomes ``new`` once
   the session is open (an order sent outside the session waits for the next open) and fills at
-  the OPEN of the first bar that starts at or after that moment, in parts when it is larger than
-  ``participation`` x the bar's volume (``partially_filled``, then ``filled`` over the next bars).
+  the OPEN of the first bar that starts at or after that moment (an order sent within a bar's
+  minute: at that bar's CLOSE, once it has closed; never at a price or a time before it was
+  sent), in parts when it is larger than ``participation`` x the bar's volume
+  (``partially_filled``, then ``filled`` over the next bars).
   A DAY order still open at the close is ``expired``.
 - ``"on_submit"``: fills at once at the close of the latest closed bar when the session is open,
   as a paper account fills a market order in a liquid session within a second (for tests about
@@ -29,7 +32,10 @@ An open order can be canceled (``DELETE /v2/orders/{id}``). A `FaultPlan` makes 
 as the real one does now and then (see faults.py): its ``late`` runs the clock that many seconds
 ahead of ``set_time`` (a late run), its ``unfilled`` leaves orders open, unfilled, until they
 expire. ``holdings``: shares the account holds from the start, bought by someone else (a manual
-position, another deployment's).
+position, another deployment's). As a paper account by default, the account may sell short: a
+sell when flat opens a short position (a sell beyond a long position is refused); with
+``no_shorting`` (``PATCH /v2/account/configurations``, Alpaca's long-only mode) every sell beyond
+the long position is refused.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ import base64
 import bisect
 import hmac
 import json
+import math
 import threading
 import time as wall_time
 import uuid
@@ -215,6 +222,8 @@ class _Order:
     expires_at: datetime | None = None  # the close of that session, for a DAY order
     last_fill_bar: datetime | None = None  # the start of the last bar it filled on
     unfillable: bool = False  # a fault plan's `unfilled`: it waits, then expires
+    replaced_by: str | None = None  # the order that replaced it (PATCH /v2/orders/{id})
+    replaces: str | None = None
 
     @property
     def is_open(self) -> bool:
@@ -246,9 +255,9 @@ class _Order:
             "expired_at": updated if self.status == "expired" else None,
             "canceled_at": updated if self.status == "canceled" else None,
             "failed_at": None,
-            "replaced_at": None,
-            "replaced_by": None,
-            "replaces": None,
+            "replaced_at": updated if self.status == "replaced" else None,
+            "replaced_by": self.replaced_by,
+            "replaces": self.replaces,
             "asset_id": str(_asset_id(self.symbol)),
             "symbol": self.symbol,
             "asset_class": "us_equity",
@@ -309,12 +318,14 @@ class LocalAlpaca:
         rate_limit: int = RATE_LIMIT_PER_MINUTE,
         faults: FaultPlan | None = None,
         holdings: dict[str, Decimal] | None = None,
+        no_shorting: bool = False,
     ) -> None:
         if fill_market_orders not in FILL_MODES:
             raise ValueError(f"fill_market_orders must be one of {FILL_MODES}")
         if not Decimal(0) < participation <= Decimal(1):
             raise ValueError("participation must be in (0, 1]")
         self._fill_mode = fill_market_orders
+        self._no_shorting = no_shorting
         self._participation = Decimal(participation)
         self._rate_limit = rate_limit
         self._usage: dict[tuple[str, str, datetime], int] = {}
@@ -468,7 +479,10 @@ class LocalAlpaca:
         if len(self._usage) > 10_000:
             self._usage = {k: v for k, v in self._usage.items() if k[2] == window}
         self._usage[slot] = used
-        reset = int((window + ONE_MINUTE).timestamp())
+        # As Alpaca, the reset in wall-clock epoch seconds (clients wait until then): as far
+        # away as the simulated minute's end, whose requests are counted together.
+        left = (window + ONE_MINUTE - self._now).total_seconds()
+        reset = math.ceil(wall_time.time() + left)
         headers = {
             "X-RateLimit-Limit": str(self._rate_limit),
             "X-RateLimit-Remaining": str(max(0, self._rate_limit - used)),
@@ -527,6 +541,7 @@ class LocalAlpaca:
                 ("clock",): self._get_clock,
                 ("calendar",): self._get_calendar,
                 ("account",): self._get_account,
+                ("account", "configurations"): self._get_configurations,
                 ("positions",): self._get_positions,
                 ("orders",): self._get_orders,
                 ("orders:by_client_order_id",): self._get_order_by_client_id,
@@ -539,6 +554,10 @@ class LocalAlpaca:
                 return lambda q, b: self._get_position(seg[1])
         if method == "POST" and seg == ["orders"]:
             return self._post_order
+        if method == "PATCH" and seg == ["account", "configurations"]:
+            return self._patch_configurations
+        if method == "PATCH" and len(seg) == 2 and seg[0] == "orders":
+            return lambda q, b: self._replace_order(seg[1], b)
         if method == "DELETE" and len(seg) == 2 and seg[0] == "orders":
             return lambda q, b: self._cancel_order(seg[1])
         return None
@@ -652,9 +671,36 @@ class LocalAlpaca:
         price = self._last_price(position.symbol) or position.avg_entry_price
         return price, price * position.qty
 
+    def _get_configurations(self, query: Query, body: bytes) -> Json:
+        return {
+            "dtbp_check": "entry",
+            "trade_confirm_email": "all",
+            "suspend_trade": False,
+            "no_shorting": self._no_shorting,
+            "fractional_trading": True,
+            "max_margin_multiplier": "4",
+            "pdt_check": "entry",
+            "ptp_no_exception_entry": False,
+        }
+
+    def _patch_configurations(self, query: Query, body: bytes) -> Json:
+        try:
+            data = json.loads(body or b"{}")
+        except ValueError:
+            raise _ApiError(400, 40010000, "request body format is invalid") from None
+        if not isinstance(data, dict):
+            raise _ApiError(400, 40010000, "request body format is invalid")
+        if "no_shorting" in data:
+            if not isinstance(data["no_shorting"], bool):
+                raise _unprocessable("no_shorting must be a boolean", VALIDATION)
+            self._no_shorting = data["no_shorting"]
+        return self._get_configurations(query, b"")
+
     def _get_account(self, query: Query, body: bytes) -> Json:
-        long_value = sum((self._market_value(p)[1] for p in self._positions.values()), Decimal(0))
-        equity = self._cash + long_value
+        values = [self._market_value(p)[1] for p in self._positions.values()]
+        long_value = sum((v for v in values if v > 0), Decimal(0))
+        short_value = sum((v for v in values if v < 0), Decimal(0))
+        equity = self._cash + long_value + short_value
         zero = "0"
         return {
             "id": str(uuid.uuid5(_NAMESPACE, "account")),
@@ -673,7 +719,7 @@ class LocalAlpaca:
             "equity": _num(equity),
             "last_equity": _num(self._initial_equity),
             "long_market_value": _num(long_value),
-            "short_market_value": zero,
+            "short_market_value": _num(short_value),
             "initial_margin": zero,
             "maintenance_margin": zero,
             "last_maintenance_margin": zero,
@@ -685,7 +731,7 @@ class LocalAlpaca:
             "transfers_blocked": False,
             "account_blocked": False,
             "trade_suspended_by_user": False,
-            "shorting_enabled": False,
+            "shorting_enabled": not self._no_shorting,
             "created_at": "2019-01-01T00:00:00Z",
         }
 
@@ -701,8 +747,11 @@ class LocalAlpaca:
             "asset_marginable": True,
             "avg_entry_price": _num(position.avg_entry_price),
             "qty": _num(position.qty),
-            "qty_available": _num(position.qty),
-            "side": "long",
+            # As Alpaca: what a sell may take, less the shares held for open sell orders.
+            "qty_available": _num(
+                max(position.qty - self._open_remaining(position.symbol, "sell"), Decimal(0))
+            ),
+            "side": "long" if position.qty > 0 else "short",
             "market_value": _num(value),
             "cost_basis": _num(cost),
             "unrealized_pl": _num(pl),
@@ -797,6 +846,44 @@ class LocalAlpaca:
             self._settle()  # a later request sees the fill the open of this minute's bar made
         return reply
 
+    def _replace_order(self, order_id: str, body: bytes) -> Json:
+        """As Alpaca: an open order is `replaced` by a new one (a new id, `replaces` it; the old
+        one's `replaced_by` names it) with the quantity asked for; here only while nothing of it
+        has filled."""
+        order = self._orders_by_id.get(order_id)
+        if order is None:
+            raise _not_found("order not found")
+        if not order.is_open or order.filled_qty:
+            raise _unprocessable(f'order is not replaceable in "{order.status}" state')
+        try:
+            data = json.loads(body or b"{}")
+        except ValueError:
+            raise _ApiError(400, 40010000, "request body format is invalid") from None
+        if not isinstance(data, dict):
+            raise _ApiError(400, 40010000, "request body format is invalid")
+        client_id = str(data.get("client_order_id") or uuid.uuid4())
+        if client_id in self._orders_by_client_id:
+            raise _unprocessable("client_order_id must be unique", VALIDATION)
+        qty = _parse_qty(data["qty"]) if data.get("qty") is not None else order.qty
+        new = _Order(
+            id=str(uuid.uuid4()),
+            client_order_id=client_id,
+            symbol=order.symbol,
+            side=order.side,
+            qty=qty,
+            time_in_force=str(data.get("time_in_force") or order.time_in_force),
+            extended_hours=False,
+            submitted_at=self._now,
+            filled_avg_price=None,
+            status="accepted",
+            replaces=order.id,
+        )
+        new.fill_from, close = self._trading_window(self._now)
+        new.expires_at = close if new.time_in_force == "day" else None
+        order.status, order.updated_at, order.replaced_by = "replaced", self._now, new.id
+        self._register(new)
+        return new.to_json()
+
     def _cancel_order(self, order_id: str) -> None:
         order = self._orders_by_id.get(order_id)
         if order is None:
@@ -851,8 +938,13 @@ class LocalAlpaca:
             for bar in [] if order.unfillable else self._fill_bars(order):
                 size = (Decimal(bar.volume) * self._participation).to_integral_value(ROUND_FLOOR)
                 qty = min(order.remaining, max(size, Decimal(1)))
-                price = bar.close if self._fill_mode == "next_minute" else bar.open
-                at = bar.ts + ONE_MINUTE if self._fill_mode == "next_minute" else bar.ts
+                # Never a price from before the order was sent: one sent within a bar's minute
+                # fills at that bar's close, once it has closed (the first price after it).
+                at_close = self._fill_mode == "next_minute" or bar.ts < order.submitted_at
+                price = bar.close if at_close else bar.open
+                at = bar.ts + ONE_MINUTE if at_close else bar.ts
+                if at > self._now:
+                    break
                 self._fill(order, qty, price, at)
                 order.last_fill_bar = bar.ts
                 if not order.is_open:
@@ -881,11 +973,11 @@ class LocalAlpaca:
         if price is None:
             raise _unprocessable(f"no price for {symbol} at {_iso_z(self._now)}", VALIDATION)
         held = self._positions[symbol].qty if symbol in self._positions else Decimal(0)
-        if side == "sell":
-            # The account has shorting disabled: a sell beyond the position is refused as
-            # Alpaca refuses it then, whether or not anything is held.
+        if side == "sell" and (held > 0 or self._no_shorting):
+            # A sell of a long position takes at most what is not held for open sells; a
+            # long-only account (no_shorting) refuses any sell beyond it, as Alpaca does.
             pending = self._open_remaining(symbol, "sell")
-            available = held - pending
+            available = max(held, Decimal(0)) - pending
             if qty > available:
                 raise _ApiError(
                     403,
@@ -897,7 +989,19 @@ class LocalAlpaca:
                     held_for_orders=_num(pending),
                     symbol=symbol,
                 )
-        else:
+        elif side == "sell":
+            # Flat (or short) on an account that may short, as a paper account may by default:
+            # the sell opens (or adds to) a short position, against buying power.
+            buying_power = self._buying_power()
+            if qty * price > buying_power:
+                raise _ApiError(
+                    403,
+                    FORBIDDEN,
+                    "insufficient buying power",
+                    buying_power=_num(buying_power),
+                    cost_basis=_num(qty * price),
+                )
+        if side == "buy":
             buying_power = self._buying_power()
             if qty * price > buying_power:
                 raise _ApiError(
@@ -936,21 +1040,22 @@ class LocalAlpaca:
         order.add_fill(qty, price, at)
         value = qty * price
         position = self._positions.get(order.symbol)
-        if order.side == "buy":
-            self._cash -= value
-            if position is None:
-                self._positions[order.symbol] = _Position(order.symbol, qty, price)
-            else:
-                total = position.qty + qty
-                average = (position.avg_entry_price * position.qty + value) / total
-                position.avg_entry_price = average.quantize(_PRICE_QUANTUM)
-                position.qty = total
+        signed = qty if order.side == "buy" else -qty
+        self._cash -= signed * price
+        if position is None:
+            self._positions[order.symbol] = _Position(order.symbol, signed, price)
+            return
+        total = position.qty + signed
+        if total == 0:
+            del self._positions[order.symbol]
+        elif (position.qty > 0) != (total > 0):
+            position.qty, position.avg_entry_price = total, price  # turned from short to long
+        elif abs(total) > abs(position.qty):  # added to the position: a new average
+            average = (position.avg_entry_price * abs(position.qty) + value) / abs(total)
+            position.avg_entry_price = average.quantize(_PRICE_QUANTUM)
+            position.qty = total
         else:
-            assert position is not None
-            self._cash += value
-            position.qty -= qty
-            if position.qty == 0:
-                del self._positions[order.symbol]
+            position.qty = total
 
 
 class _Server(ThreadingHTTPServer):

@@ -92,6 +92,7 @@ def local_stack(
             fill_market_orders="next_open",
             faults=faults,
             holdings=holdings,
+            no_shorting=True,
         ) as alpaca,
     ):
         runtime.extra_env = {

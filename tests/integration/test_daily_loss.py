@@ -50,7 +50,12 @@ def test_a_paper_position_carried_overnight_counts_in_the_next_days_result(
     next_day = _new_york(DAYS[1], 10, 0)
     aapl = sorted((b for b in two_days if b.symbol == "AAPL"), key=lambda b: b.ts)
     with LocalAlpaca(
-        two_days, CREDS.key_id, CREDS.secret_key, now=bought, fill_market_orders="on_submit"
+        two_days,
+        CREDS.key_id,
+        CREDS.secret_key,
+        now=bought,
+        fill_market_orders="on_submit",
+        no_shorting=True,
     ) as server:
         monkeypatch.setenv("ALPACA_TRADING_URL", server.base_url)
         broker = AlpacaBroker(alpaca.trading_client(CREDS, timeout=5), TradingMode.PAPER)

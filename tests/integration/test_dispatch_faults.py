@@ -43,7 +43,12 @@ def market(bundled_bars) -> Iterator[LocalAlpaca]:
     # fills a market order in a liquid session within a second: these tests are about the
     # replies, not the fill price (the default, next_open, is tested in test_alpaca_server.py).
     with LocalAlpaca(
-        bundled_bars, CREDS.key_id, CREDS.secret_key, now=MINUTE, fill_market_orders="on_submit"
+        bundled_bars,
+        CREDS.key_id,
+        CREDS.secret_key,
+        now=MINUTE,
+        fill_market_orders="on_submit",
+        no_shorting=True,
     ) as server:
         yield server
 
@@ -145,6 +150,10 @@ def test_the_database_lost_while_an_order_is_in_flight_costs_no_second_order(
     assert is_connection_lost(raised.value.__cause__)
     assert cache._conn is None  # dropped: the retry connects anew
     assert [r[1] for r in executions(conn)] == ["pending"]  # the claim was committed before
+    # The lost run's lease holds (it may still have been sending): the retry leaves the row
+    # alone; once the lease runs out (the database's clock, moved on), a run looks it up.
+    assert handler({"time": MINUTE.isoformat()}, context)["considered"] == 0
+    conn.run("UPDATE dispatch_executions SET updated_at = updated_at - interval '2 minutes'")
     retried = handler({"time": MINUTE.isoformat()}, context)
     assert retried["outcomes"] == {"filled": 1}
     assert len(posts(market)) == 1 and len(broker_orders(broker)) == 1
@@ -158,7 +167,12 @@ def test_a_partial_fill_then_cancel_is_recorded_filled_with_the_filled_quantity(
     conn, bundled_bars, monkeypatch
 ):
     with LocalAlpaca(
-        bundled_bars, CREDS.key_id, CREDS.secret_key, now=MINUTE, fill_market_orders="next_minute"
+        bundled_bars,
+        CREDS.key_id,
+        CREDS.secret_key,
+        now=MINUTE,
+        fill_market_orders="next_minute",
+        no_shorting=True,
     ) as server:
         proxy = FaultProxy(server.base_url)
         monkeypatch.setenv("ALPACA_TRADING_URL", proxy.base_url)
@@ -320,7 +334,9 @@ def test_paper_dispatch_run_twice_per_minute_leaves_the_same_rows(conn, bundled_
 
     def run(times: int) -> tuple[list[list], int]:
         conn.run("TRUNCATE dispatch_executions, dispatch_recommendations RESTART IDENTITY CASCADE")
-        with LocalAlpaca(bundled_bars, CREDS.key_id, CREDS.secret_key, now=MINUTE) as server:
+        with LocalAlpaca(
+            bundled_bars, CREDS.key_id, CREDS.secret_key, now=MINUTE, no_shorting=True
+        ) as server:
             monkeypatch.setenv("ALPACA_TRADING_URL", server.base_url)
             paper = AlpacaBroker(alpaca.trading_client(CREDS, timeout=5), TradingMode.PAPER)
             for m, (ticker, action) in enumerate(plan):

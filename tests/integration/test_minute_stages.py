@@ -35,7 +35,9 @@ def _snapshot(conn, table, order="ticker, ts"):
 
 @pytest.fixture
 def market(bundled_bars):
-    with LocalAlpaca(bundled_bars, CREDS.key_id, CREDS.secret_key, now=OPEN) as server:
+    with LocalAlpaca(
+        bundled_bars, CREDS.key_id, CREDS.secret_key, now=OPEN, no_shorting=True
+    ) as server:
         yield server
 
 
@@ -162,7 +164,7 @@ def test_a_thin_ticker_gets_its_own_request_from_where_it_is_missing(
     # TSLA has no trade (so no IEX bar) from 14:50 to 15:30 UTC: a thin name, for 40 minutes.
     quiet = (OPEN + timedelta(minutes=20), OPEN + timedelta(minutes=60))
     served = [b for b in bundled_bars if not (b.symbol == "TSLA" and quiet[0] <= b.ts < quiet[1])]
-    with LocalAlpaca(served, CREDS.key_id, CREDS.secret_key, now=OPEN) as server:
+    with LocalAlpaca(served, CREDS.key_id, CREDS.secret_key, now=OPEN, no_shorting=True) as server:
         monkeypatch.setenv("ALPACA_DATA_URL", server.base_url)
         monkeypatch.setenv("ALPACA_TRADING_URL", server.base_url)
         client = alpaca.data_client(CREDS, timeout=5)
@@ -335,6 +337,7 @@ def next_minute_broker(bundled_bars, monkeypatch):
         CREDS.secret_key,
         now=OPEN,
         fill_market_orders="next_minute",
+        no_shorting=True,
     ) as server:
         monkeypatch.setenv("ALPACA_TRADING_URL", server.base_url)
         yield server, AlpacaBroker(alpaca.trading_client(CREDS, timeout=5), TradingMode.PAPER)

@@ -15,6 +15,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 import pytest
+from alpaca.trading.enums import OrderSide, TimeInForce
+from alpaca.trading.requests import MarketOrderRequest, ReplaceOrderRequest
 from fault_proxy import FaultProxy
 from paths import bundled_day
 from recommendations import recommend
@@ -23,8 +25,10 @@ from ops_pipeline import alpaca, telemetry
 from ops_pipeline.config import AlpacaCredentials, RiskLimits, TradingMode, TradingState
 from ops_pipeline.db import connect, parse_database_url
 from ops_pipeline.dispatch import AlpacaBroker, dispatch
+from ops_pipeline.dispatch.orders import client_order_id, deployment_prefix
 from ops_pipeline.errors import TransientError
 from ops_pipeline.market import NEW_YORK
+from ops_pipeline.risk import PendingRecommendation
 from ops_pipeline_local.alpaca_server import LocalAlpaca
 from ops_pipeline_local.bars import read_bars
 from ops_pipeline_local.faults import FaultPlan
@@ -48,6 +52,7 @@ def paper(
     fill: str = "on_submit",
     faults: FaultPlan | None = None,
     holdings: dict[str, Decimal] | None = None,
+    long_only: bool = True,
 ) -> Iterator[tuple[LocalAlpaca, FaultProxy, AlpacaBroker]]:
     with LocalAlpaca(
         bars,
@@ -57,6 +62,7 @@ def paper(
         fill_market_orders=fill,
         faults=faults,
         holdings=holdings,
+        no_shorting=long_only,  # as docs/deploy.md asks of the operator
     ) as server:
         proxy = FaultProxy(server.base_url)
         monkeypatch.setenv("ALPACA_TRADING_URL", proxy.base_url)
@@ -130,6 +136,76 @@ def test_the_open_positions_limit_counts_the_deployments_positions_not_the_accou
     assert summary["outcomes"] == {"filled": 1}, rows(conn)
 
 
+def test_every_open_order_of_the_account_is_read_not_alpacas_default_fifty(
+    conn, bundled_bars, monkeypatch
+):
+    # The operator's open AAPL order, then 55 newer open MSFT orders: Alpaca's default page (50,
+    # newest first) would hide the AAPL one, and a second AAPL order would go out beside it.
+    with paper(bundled_bars, monkeypatch, faults=FaultPlan(unfilled=1.0)) as (server, _, broker):
+        for n, symbol in enumerate(["AAPL"] + ["MSFT"] * 55):
+            broker.client.submit_order(
+                MarketOrderRequest(
+                    symbol=symbol,
+                    qty=1,
+                    side=OrderSide.BUY,
+                    time_in_force=TimeInForce.DAY,
+                    client_order_id=f"operator-{n}",
+                )
+            )
+        recommend(conn, "AAPL", "BUY", MINUTE, price="170")
+        dispatch(conn, broker, minute=MINUTE, limits=RiskLimits(), **ACTIVE)
+        sent = len(posts(server))
+    assert rows(conn)[0][2:] == ["rejected", D(0), D(0), "an order for AAPL is already open"]
+    assert sent == 56
+
+
+def test_a_sell_takes_at_most_what_the_broker_says_is_available(conn, bundled_bars, monkeypatch):
+    # The deployment bought 58 AAPL on an earlier day; the account holds 158 (the operator's
+    # 100 beside them). The broker says only 28 are available to sell (the rest held for an
+    # order the account's open-order list does not show yet): the SELL asks for 28, not 58.
+    earlier = MINUTE - timedelta(days=1)
+    rec_id = recommend(conn, "AAPL", "BUY", earlier, price="170")
+    conn.run(
+        "INSERT INTO dispatch_executions (recommendation_id, ticker, side, qty, requested_qty,"
+        " price, mode, client_order_id, status, decided_at)"
+        " SELECT id, ticker, 'buy', 58, 58, 170, 'paper', :prefix || '-AAPL-earlier-BUY',"
+        " 'filled', decided_at FROM dispatch_recommendations WHERE id = :r",
+        prefix=deployment_prefix(conn, "local"),
+        r=rec_id,
+    )
+
+    def only_28_available(positions: list) -> list:
+        return [{**p, "qty_available": "28"} if p["symbol"] == "AAPL" else p for p in positions]
+
+    with paper(bundled_bars, monkeypatch, holdings={"AAPL": D(158)}) as (server, proxy, broker):
+        proxy.fault("GET", "/v2/positions", "rewrite", rewrite=only_28_available)
+        recommend(conn, "AAPL", "SELL", MINUTE, price="170")
+        dispatch(conn, broker, minute=MINUTE, limits=RiskLimits(), **ACTIVE)
+        (order,) = server.orders
+    assert order["side"] == "sell" and order["qty"] == "28"
+    assert rows(conn)[1][:5] == ["AAPL", "sell", "filled", D(28), D(28)]
+
+
+def test_nothing_is_sent_from_an_account_that_may_sell_short(conn, bundled_bars, monkeypatch):
+    # A paper account may sell short by default: a SELL sized from a position read before it
+    # is sent would open a short if the position went meanwhile (sold by hand, bug or race).
+    with paper(bundled_bars, monkeypatch, holdings={"AAPL": D(100)}, long_only=False) as (
+        server,
+        _,
+        broker,
+    ):
+        recommend(conn, "MSFT", "BUY", MINUTE, price="106")
+        summary = dispatch(conn, broker, minute=MINUTE, limits=RiskLimits(), **ACTIVE)
+    assert summary["outcomes"] == {"rejected": 1}
+    assert rows(conn)[0][2:] == [
+        "rejected",
+        D(0),
+        D(0),
+        "the account may sell short: set it long-only (Alpaca account configuration no_shorting)",
+    ]
+    assert posts(server) == []
+
+
 # -- 2. a late run ---------------------------------------------------------------------------
 
 
@@ -169,6 +245,49 @@ def test_a_run_thirty_seconds_late_still_trades_before_the_close(conn, bundled_b
         (order,) = server.orders
     assert summary["outcomes"] == {"submitted": 1}
     assert order["submitted_at"] == "2019-02-12T20:59:30Z"  # before the close
+
+
+def test_no_order_is_sent_within_the_margin_before_the_close(conn, bundled_bars, monkeypatch):
+    # 15:59's run reaches the broker at 15:59:55: open, fresh, but a POST that leaves now may
+    # reach Alpaca after 16:00 (then a DAY market order waits for the next open). The margin is
+    # 2 s plus the HTTP timeout.
+    monkeypatch.setenv("ALPACA_HTTP_TIMEOUT", "5")
+    with paper(bundled_bars, monkeypatch, now=LAST_MINUTE, faults=FaultPlan(late=55)) as (
+        server,
+        _,
+        broker,
+    ):
+        recommend(conn, "AAPL", "BUY", LAST_MINUTE, price="170")
+        summary = dispatch(conn, broker, minute=LAST_MINUTE, limits=RiskLimits(), **ACTIVE)
+    assert summary["outcomes"] == {"rejected": 1}
+    assert rows(conn)[0][2:] == [
+        "rejected",
+        D(0),
+        D(58),
+        "not sent: past 7 s before the close by the broker's clock",
+    ]
+    assert posts(server) == []
+
+
+def test_the_send_deadline_is_checked_before_every_order_of_a_batch(
+    conn, bundled_bars, monkeypatch
+):
+    # Two approved orders; the first one's reply is slow (the socket): by the time it is back,
+    # the decisions are past their age limit, so the second is never sent.
+    limits = RiskLimits(max_decision_age_seconds=2)
+    with paper(bundled_bars, monkeypatch) as (server, proxy, broker):
+        proxy.fault("POST", ORDERS, "forward", hook=lambda: threading.Event().wait(2.5))
+        recommend(conn, "AAPL", "BUY", MINUTE, price="170")
+        recommend(conn, "MSFT", "BUY", MINUTE, price="106")
+        summary = dispatch(conn, broker, minute=MINUTE, limits=limits, **ACTIVE)
+    assert summary["outcomes"] == {"filled": 1, "rejected": 1}, rows(conn)
+    assert rows(conn)[1][2:] == [
+        "rejected",
+        D(0),
+        D(94),
+        "not sent: past the decision's age limit by the broker's clock",
+    ]
+    assert len(posts(server)) == 1
 
 
 # -- 3. an order open at Friday's last run ---------------------------------------------------
@@ -256,61 +375,110 @@ def test_a_decision_left_pending_on_friday_is_settled_after_the_holiday(
     assert server.orders == []
 
 
+def test_an_order_replaced_at_the_broker_ends_in_its_replacement(conn, bundled_bars, monkeypatch):
+    # The operator replaces the deployment's open order (PATCH /v2/orders/{id}, 10 shares):
+    # Alpaca's `replaced` ends that order; what fills is the replacement (`replaced_by`).
+    with paper(bundled_bars, monkeypatch, faults=FaultPlan(unfilled=1.0)) as (server, _, broker):
+        recommend(conn, "AAPL", "BUY", MINUTE, price="170")
+        dispatch(conn, broker, minute=MINUTE, limits=RiskLimits(), **ACTIVE)
+        ((order_id,),) = conn.run("SELECT broker_order_id FROM dispatch_executions")
+        new = broker.client.replace_order_by_id(order_id, ReplaceOrderRequest(qty=10))
+        later = MINUTE + timedelta(minutes=2)
+        server.set_time(later)
+        summary = dispatch(conn, broker, minute=later, limits=RiskLimits(), **ACTIVE)
+    assert summary["reconciled_outcomes"] == {"filled": 1}
+    ((status, qty, broker_order_id),) = conn.run(
+        "SELECT status, qty, broker_order_id FROM dispatch_executions"
+    )
+    assert (status, qty, broker_order_id) == ("filled", D(10), new["id"])
+
+
 # -- 4. two runs of one minute at the same time ----------------------------------------------
 
 
-def test_two_overlapping_runs_of_a_minute_never_move_an_outcome_back(
-    conn, database_url, bundled_bars, monkeypatch
+@pytest.mark.parametrize("retried", [False, True], ids=["fresh", "retried"])
+def test_a_run_deciding_while_another_is_between_claim_and_send_leaves_its_order_alone(
+    conn, database_url, bundled_bars, monkeypatch, retried
 ):
-    """A pending decision is retried by two runs at once (a redrive beside the scheduled run).
-    Run B looks the order up before run A sends it (not found), and reads the book after A has
-    sent it (the order is open): B's refusal ("already open") must not overwrite A's order."""
-    with paper(bundled_bars, monkeypatch, fill="next_minute") as (server, proxy, broker):
+    """Two runs of one minute at the same time (a redrive beside the scheduled run): run B runs
+    whole while run A has claimed the decision (fresh, or a `pending` row it took back) and is
+    about to send it, and B would refuse it (the kill switch flipped meanwhile). B must leave A's
+    row alone: A's order is sent and its outcome stored, never overwritten by B's refusal."""
+    with paper(bundled_bars, monkeypatch) as (server, proxy, broker):
         recommend(conn, "AAPL", "BUY", MINUTE, price="170")
-        leave_pending(conn, broker, proxy, MINUTE)
+        if retried:
+            leave_pending(conn, broker, proxy, MINUTE)
         second = FaultProxy(server.base_url)
         monkeypatch.setenv("ALPACA_TRADING_URL", second.base_url)
         broker_b = AlpacaBroker(alpaca.trading_client(CREDS, timeout=5), TradingMode.PAPER)
-        b_looked_up, a_done = threading.Event(), threading.Event()
-
-        def b_has_looked_up() -> None:
-            assert b_looked_up.wait(10)
-
-        def a_has_sent() -> None:
-            b_looked_up.set()
-            assert a_done.wait(10)
-
-        proxy.fault("POST", ORDERS, "forward", hook=b_has_looked_up)
-        second.fault("GET", "/v2/positions", "forward", hook=a_has_sent)
         outcomes: dict[str, object] = {}
 
-        def run(name: str, run_broker: AlpacaBroker, done: threading.Event | None) -> None:
+        def run(name: str, run_broker: AlpacaBroker, state: TradingState) -> None:
             own = connect(parse_database_url(database_url))
             try:
                 outcomes[name] = dispatch(
-                    own, run_broker, minute=MINUTE, limits=RiskLimits(), **ACTIVE
-                )["outcomes"]
+                    own,
+                    run_broker,
+                    minute=MINUTE,
+                    market_open=True,
+                    state=state,
+                    limits=RiskLimits(),
+                )
             except Exception as exc:  # recorded for the assertion below
                 outcomes[name] = exc
             finally:
                 own.close()
-                if done is not None:
-                    done.set()
 
-        threads = [
-            threading.Thread(target=run, args=("A", broker, a_done)),
-            threading.Thread(target=run, args=("B", broker_b, None)),
-        ]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(30)
+        def b_runs_whole() -> None:  # A has claimed the row; its POST waits for B
+            b = threading.Thread(target=run, args=("B", broker_b, TradingState.HALTED))
+            b.start()
+            b.join(30)
+
+        proxy.fault("POST", ORDERS, "forward", hook=b_runs_whole)
+        a = threading.Thread(target=run, args=("A", broker, TradingState.ACTIVE))
+        a.start()
+        a.join(60)
         second.close()
-        assert b_looked_up.is_set() and a_done.is_set()  # they did overlap
-        assert outcomes["A"] == {"submitted": 1}
-        ((status, order_id),) = conn.run("SELECT status, broker_order_id FROM dispatch_executions")
-        assert status == "submitted" and order_id == server.orders[0]["id"]
-        assert len(posts(server)) == 1
+    assert "B" in outcomes, "B never ran while A was between claim and send"
+    assert outcomes["A"]["outcomes"] == {"filled": 1}, outcomes  # type: ignore[index]
+    assert outcomes["B"]["considered"] == 0, outcomes  # type: ignore[index]
+    ((status, order_id, reason),) = conn.run(
+        "SELECT status, broker_order_id, reject_reason FROM dispatch_executions"
+    )
+    assert (status, order_id, reason) == ("filled", server.orders[0]["id"], None)
+    assert len(posts(server)) == 1
+
+
+def test_a_pending_row_whose_run_died_is_taken_back_once_its_lease_runs_out(
+    conn, bundled_bars, monkeypatch
+):
+    """A run that died between claim and send (Lambda's timeout) holds no lease for ever: once
+    it runs out, the next run looks the order up and decides it again."""
+    with paper(bundled_bars, monkeypatch) as (server, _, broker):
+        recommend(conn, "AAPL", "BUY", MINUTE, price="170")
+        # The dead run's claim, as it left it: pending, leased now.
+        conn.run(
+            "INSERT INTO dispatch_executions (recommendation_id, ticker, side, qty, mode,"
+            " client_order_id, status, decided_at)"
+            " SELECT id, ticker, 'buy', 0, 'paper', :coid, 'pending', decided_at"
+            " FROM dispatch_recommendations",
+            coid=client_order_id(
+                *[
+                    PendingRecommendation(i, t, ts, at, a, D(p), D(c))
+                    for i, t, ts, at, a, p, c in conn.run(
+                        "SELECT id, ticker, ts, decided_at, action, price, confidence"
+                        " FROM dispatch_recommendations"
+                    )
+                ],
+                deployment_prefix(conn, "local"),
+            ),
+        )
+        early = dispatch(conn, broker, minute=MINUTE, limits=RiskLimits(), **ACTIVE)
+        assert early["considered"] == 0 and posts(server) == []  # leased: left alone
+        conn.run("UPDATE dispatch_executions SET updated_at = now() - interval '2 minutes'")
+        late = dispatch(conn, broker, minute=MINUTE, limits=RiskLimits(), **ACTIVE)
+    assert late["outcomes"] == {"filled": 1}, rows(conn)
+    assert len(posts(server)) == 1
 
 
 # -- 5, 6: the day's limits count what they should -------------------------------------------

@@ -151,9 +151,9 @@ def test_a_pending_paper_row_is_never_filled_by_a_simulation(conn):
     rec_id = recommend(conn, "AAPL", "BUY", MINUTE, price="170")
     conn.run(
         "INSERT INTO dispatch_executions (recommendation_id, ticker, side, qty, price, mode,"
-        " client_order_id, status, decided_at)"
+        " client_order_id, status, decided_at, updated_at)"
         " VALUES (:r, 'AAPL', 'buy', 58, 170, 'paper', 'opsabcdef-AAPL-201902121529-BUY',"
-        " 'pending', :m)",
+        " 'pending', :m, now() - interval '1 hour')",  # its run ended long ago: no lease
         r=rec_id,
         m=MINUTE,
     )

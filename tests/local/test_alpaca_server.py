@@ -1,3 +1,4 @@
+import time as wall_time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -39,6 +40,15 @@ def _data(server: LocalAlpaca, key: str = KEY) -> StockHistoricalDataClient:
 
 def _trading(server: LocalAlpaca, key: str = KEY) -> TradingClient:
     return TradingClient(key, SECRET, paper=True, url_override=server.base_url)
+
+
+def _long_only(server: LocalAlpaca) -> None:
+    """What docs/deploy.md asks of the operator: the account in long-only mode."""
+    trading = _trading(server)
+    config = trading.get_account_configurations()
+    assert config.no_shorting is False  # a paper account may sell short by default
+    config.no_shorting = True
+    assert trading.set_account_configurations(config).no_shorting is True
 
 
 def _bars_request(symbols: list[str], **kw: object) -> StockBarsRequest:
@@ -186,12 +196,28 @@ def test_duplicate_client_order_id_is_422(alpaca: LocalAlpaca) -> None:
     assert len(trading.get_orders(GetOrdersRequest(status=QueryOrderStatus.ALL))) == 1
 
 
-def test_selling_more_than_held_is_403(alpaca: LocalAlpaca) -> None:
+def test_selling_more_than_held_is_403_on_a_long_only_account(alpaca: LocalAlpaca) -> None:
+    _long_only(alpaca)
     trading = _trading(alpaca)
+    assert trading.get_account().shorting_enabled is False
     with pytest.raises(APIError) as error:
         trading.submit_order(_market_order("TSLA", 1, OrderSide.SELL))
     assert error.value.status_code == 403
     assert "insufficient qty" in error.value.message
+
+
+def test_a_sell_when_flat_opens_a_short_on_an_account_that_may_short(strict: LocalAlpaca) -> None:
+    trading = _trading(strict)
+    assert trading.get_account().shorting_enabled is True  # a paper account's default
+    trading.submit_order(_market_order("AAPL", 3, OrderSide.SELL, "short"))
+    position = trading.get_open_position("AAPL")
+    assert (position.qty, position.side) == ("-3", "short")
+    assert float(trading.get_account().short_market_value) < 0
+    trading.submit_order(_market_order("AAPL", 5, OrderSide.BUY, "cover"))
+    assert trading.get_open_position("AAPL").qty == "2"  # covered, then long
+    with pytest.raises(APIError) as error:  # beyond a long position: refused, shorting or not
+        trading.submit_order(_market_order("AAPL", 4, OrderSide.SELL, "flip"))
+    assert error.value.status_code == 403 and "insufficient qty" in error.value.message
 
 
 def test_unknown_order_is_404_and_fail_next_injects_errors(alpaca: LocalAlpaca) -> None:
@@ -297,6 +323,8 @@ def test_refusals_are_answered_as_alpaca_answers_them(
     strict: LocalAlpaca, case: str, order: dict, status: int, code: int, message: str
 ) -> None:
     body = {"type": "market", "time_in_force": "day", **order}
+    if case == "no shorting":
+        _long_only(strict)
     if case != "bad time in force":  # alpaca-py only knows valid times in force
         request = MarketOrderRequest(
             symbol=body["symbol"], qty=body["qty"], side=body["side"], time_in_force="day"
@@ -332,6 +360,20 @@ def test_duplicate_and_unknown_orders_through_alpaca_py(strict: LocalAlpaca) -> 
         assert missing.value.message == "order not found"
 
 
+def test_a_positions_qty_available_leaves_out_the_shares_held_for_open_sells(
+    strict: LocalAlpaca,
+) -> None:
+    trading = _trading(strict)
+    trading.submit_order(_market_order("AAPL", 5, OrderSide.BUY, "b1"))
+    strict.advance(timedelta(minutes=1, seconds=20))
+    trading.submit_order(_market_order("AAPL", 3, OrderSide.SELL, "s1"))  # open till 14:42
+    position = trading.get_open_position("AAPL")
+    assert (position.qty, position.qty_available) == ("5", "2")
+    strict.advance(timedelta(minutes=1))
+    position = trading.get_open_position("AAPL")
+    assert (position.qty, position.qty_available) == ("2", "2")
+
+
 def test_a_sell_beyond_what_is_held_is_refused_with_what_is_available(
     strict: LocalAlpaca,
 ) -> None:
@@ -348,7 +390,7 @@ def test_a_sell_beyond_what_is_held_is_refused_with_what_is_available(
     )
 
 
-def test_a_market_order_fills_at_the_open_of_the_bar_of_its_minute(
+def test_a_market_order_sent_within_a_minute_fills_at_its_bars_close_never_before_it_was_sent(
     strict: LocalAlpaca, bars: list[Bar]
 ) -> None:
     trading = _trading(strict)
@@ -357,14 +399,27 @@ def test_a_market_order_fills_at_the_open_of_the_bar_of_its_minute(
     reply = trading.submit_order(_market_order("AAPL", 10, OrderSide.BUY, "o1"))
     assert reply.status == OrderStatus.ACCEPTED  # the reply does not wait for the fill
 
+    # Not at the 14:40 bar's open: that price is from before the order was sent.
+    assert trading.get_order_by_client_id("o1").status == OrderStatus.NEW
+    strict.set_time(minute + timedelta(minutes=1))
     order = trading.get_order_by_client_id("o1")
     bar = next(b for b in bars if b.symbol == "AAPL" and b.ts == minute)
-    signal_bar = next(
-        b for b in bars if b.symbol == "AAPL" and b.ts == minute - timedelta(minutes=1)
-    )
     assert order.status == OrderStatus.FILLED
-    assert Decimal(order.filled_avg_price) == bar.open != signal_bar.close
-    assert Decimal(trading.get_account().cash) == Decimal("100000") - 10 * bar.open
+    assert Decimal(order.filled_avg_price) == bar.close != bar.open
+    assert order.filled_at == minute + timedelta(minutes=1) > order.submitted_at
+    assert Decimal(trading.get_account().cash) == Decimal("100000") - 10 * bar.close
+
+
+def test_a_market_order_sent_on_the_minute_fills_at_that_bars_open(
+    strict: LocalAlpaca, bars: list[Bar]
+) -> None:
+    trading = _trading(strict)
+    minute = strict.now  # 14:40:00 exactly
+    trading.submit_order(_market_order("AAPL", 10, OrderSide.BUY, "o1"))
+    order = trading.get_order_by_client_id("o1")
+    bar = next(b for b in bars if b.symbol == "AAPL" and b.ts == minute)
+    assert order.status == OrderStatus.FILLED and Decimal(order.filled_avg_price) == bar.open
+    assert order.filled_at == order.submitted_at == minute
 
 
 def test_an_order_outside_the_session_is_queued_and_fills_at_the_next_open() -> None:
@@ -440,15 +495,19 @@ def test_an_open_order_can_be_canceled_once() -> None:
 def test_rate_limit_headers_on_every_reply_and_429_past_the_limit(bars: list[Bar]) -> None:
     with LocalAlpaca(bars, KEY, SECRET, now=OPEN + timedelta(minutes=10), rate_limit=3) as server:
         headers = {"APCA-API-KEY-ID": KEY, "APCA-API-SECRET-KEY": SECRET}
+        before = wall_time.time()
         replies = [
             requests.get(f"{server.base_url}/v2/account", headers=headers, timeout=5)
             for _ in range(4)
         ]
-        reset = str(int((OPEN + timedelta(minutes=11)).timestamp()))
+        after = wall_time.time()
         assert [r.status_code for r in replies] == [200, 200, 200, 429]
         assert [r.headers["X-RateLimit-Remaining"] for r in replies] == ["2", "1", "0", "0"]
         assert {r.headers["X-RateLimit-Limit"] for r in replies} == {"3"}
-        assert {r.headers["X-RateLimit-Reset"] for r in replies} == {reset}
+        # As Alpaca's: wall-clock epoch seconds (what clients wait for), here the simulated
+        # minute's end (14:41:00, 60 s after 14:40:00) from now, never a simulated 2019 time.
+        for r in replies:
+            assert before + 60 <= int(r.headers["X-RateLimit-Reset"]) <= after + 61
         assert replies[3].json() == {"code": 42910000, "message": "rate limit exceeded"}
         # data is counted apart from trading, and the next minute starts afresh
         data = requests.get(

@@ -25,7 +25,7 @@ def test_a_connection_killed_mid_stage_is_retried_and_the_minute_succeeds(
 ):
     runtime = LocalRuntime(database_url=database_url, parameters={"Tickers": "AAPL,MSFT,TSLA"})
     with LocalAlpaca(
-        bundled_bars, runtime.alpaca_key_id, runtime.alpaca_secret_key, now=OPEN
+        bundled_bars, runtime.alpaca_key_id, runtime.alpaca_secret_key, now=OPEN, no_shorting=True
     ) as market:
         proxy = FaultProxy(market.base_url)
         runtime.extra_env = {

@@ -11,7 +11,7 @@ from ops_pipeline.dispatch import (
     simulated_fill_price,
 )
 from ops_pipeline.errors import ConfigError
-from ops_pipeline.risk import Book, PendingRecommendation, day_result, risk_gates
+from ops_pipeline.risk import Book, BrokerClock, PendingRecommendation, day_result, risk_gates
 
 D = Decimal
 MINUTE = datetime(2019, 2, 12, 15, 0, tzinfo=UTC)
@@ -223,3 +223,23 @@ def test_the_days_result_counts_the_positions_held_at_the_open(at_open, fills_re
     marks, previous = {"AAPL": D(90)}, {"AAPL": D(100)}
     assert day_result({"AAPL": at_open}, fills_result, marks, previous) == expected
     assert day_result({"AAPL": at_open}, fills_result, {}, previous) == fills_result  # no mark
+
+
+def test_a_decision_a_fraction_of_a_second_past_its_age_limit_is_stale():
+    def at(seconds):
+        (d,) = risk_gates(
+            [rec()],
+            minute=MINUTE,
+            market_open=True,
+            state=TradingState.ACTIVE,
+            limits=LIMITS,
+            book=Book(),
+            clock=BrokerClock(MINUTE + timedelta(seconds=seconds), True, None),
+        )
+        return d.rejected
+
+    assert at(60) is None
+    assert at(60.9) == (
+        "stale: decided for 2019-02-12 15:00:00 UTC, the broker's clock is"
+        " 2019-02-12 15:01:00 UTC, 60.9 s later (limit 60 s)"
+    )

@@ -180,12 +180,13 @@ def _verdicts(
     if clock is None:
         gate("decision_age", None, "event time (no broker)")
     else:
-        late = int((clock.now - minute).total_seconds())
+        late_s = (clock.now - minute).total_seconds()
+        late = int(late_s)  # shown in whole seconds; judged exactly (60.9 s is past 60 s)
         gate(
             "decision_age",
             f"stale: decided for {_at(minute)}, the broker's clock is {_at(clock.now)},"
-            f" {late} s later (limit {max_age} s)"
-            if late > max_age
+            f" {late_s:g} s later (limit {max_age} s)"
+            if late_s > max_age
             else None,
             f"the broker's clock is {late} s past the minute, limit {max_age} s",
         )

@@ -39,9 +39,15 @@ class Broker(Protocol):
 
 
 class RemoteBroker(Broker, Protocol):
-    def send_within(self, seconds: float) -> None:
-        """The minute's orders go out within this many seconds (a rate-limited order waits no
-        longer): what is left of the decisions' age, and of the session, by the broker's clock."""
+    def long_only(self) -> bool:
+        """Does the account refuse to sell short (Alpaca's `no_shorting`)? Orders go out only
+        then."""
+        ...
+
+    def send_within(self, age_left: float, close_left: float | None) -> None:
+        """The minute's orders go out while the decisions' age allows (`age_left` seconds) and
+        with a margin before the close (`close_left` seconds away), by the broker's clock,
+        checked before every order sent; later, an order is not sent."""
         ...
 
     def reconcile(self, conn: Connection, prefix: str, minute: datetime) -> dict[int, Outcome]:

@@ -17,7 +17,7 @@ was asked for.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -284,23 +284,42 @@ def add_summary(total: dict[str, Any], minute_summary: dict[str, Any]) -> None:
                 tally[name] = tally.get(name, 0) + n
 
 
-# Recommendations decided in (since, minute] without an execution, and every one whose execution
-# is still `pending` (never known to reach the broker), however old, in decision order. A fresh
-# recommendation is dispatched within BACKLOG of its decision (later, nothing would pass the
-# expiry gate anyway); an old `pending` row is looked up and, not found, refused as expired.
+# A `pending` row is leased to the run that claimed it (or took it back) until its `updated_at`
+# is LEASE old: no other run looks it up or decides it again meanwhile, so an overlapping run
+# (a redrive beside the scheduled run) never refuses an order another run is about to send.
+# LEASE is longer than any run (the dispatcher's Lambda timeout is 40 s, and no order is sent
+# past the run's budget); a run that leaves a row pending for the retry hands the lease back
+# (`release`), so the state machine's retry takes it at once.
+LEASE = timedelta(minutes=2)
+
+# Recommendations decided in (since, minute] without an execution, and every `pending` execution
+# (never known to reach the broker), however old, whose lease is free: taken by this run, in
+# decision order. A fresh recommendation is dispatched within BACKLOG of its decision (later,
+# nothing would pass the expiry gate anyway); an old `pending` row is looked up and, not found,
+# refused as expired.
 BACKLOG = timedelta(days=1)
 PENDING = """
-(SELECT r.id, r.ticker, r.ts, r.decided_at, r.action, r.price, r.confidence, e.client_order_id
+WITH taken AS (
+    UPDATE dispatch_executions SET updated_at = now()
+    WHERE status = 'pending' AND updated_at <= now() - CAST(:lease AS interval)
+    RETURNING recommendation_id, client_order_id
+)
+(SELECT r.id, r.ticker, r.ts, r.decided_at, r.action, r.price, r.confidence,
+        CAST(NULL AS text)
  FROM dispatch_recommendations r
  LEFT JOIN dispatch_executions e ON e.recommendation_id = r.id
- WHERE r.decided_at > :since AND r.decided_at <= :minute
-   AND (e.id IS NULL OR e.status = 'pending'))
+ WHERE r.decided_at > :since AND r.decided_at <= :minute AND e.id IS NULL)
 UNION ALL
-(SELECT r.id, r.ticker, r.ts, r.decided_at, r.action, r.price, r.confidence, e.client_order_id
- FROM dispatch_executions e
- JOIN dispatch_recommendations r ON r.id = e.recommendation_id
- WHERE e.status = 'pending' AND e.decided_at <= :since)
+(SELECT r.id, r.ticker, r.ts, r.decided_at, r.action, r.price, r.confidence, t.client_order_id
+ FROM taken t
+ JOIN dispatch_recommendations r ON r.id = t.recommendation_id)
 ORDER BY 4, 3, 2
+"""
+
+RELEASE = """
+UPDATE dispatch_executions SET updated_at = now() - CAST(:lease AS interval)
+WHERE status = 'pending'
+  AND recommendation_id IN (SELECT unnest(CAST(:ids AS bigint[])))
 """
 
 
@@ -308,8 +327,20 @@ def read_pending(
     conn: Connection, since: datetime, minute: datetime
 ) -> list[tuple[PendingRecommendation, str | None]]:
     """The recommendations to dispatch by `minute`, each with its `pending` row's client order id
-    (None for a fresh one)."""
+    (None for a fresh one); the `pending` rows returned are leased to this run (see LEASE)."""
     return [
         (PendingRecommendation(rid, t, ts, at, action, Decimal(p), Decimal(c)), coid)
-        for rid, t, ts, at, action, p, c, coid in conn.run(PENDING, since=since, minute=minute)
+        for rid, t, ts, at, action, p, c, coid in conn.run(
+            PENDING, since=since, minute=minute, lease=_interval(LEASE)
+        )
     ]
+
+
+def release(conn: Connection, rec_ids: Collection[int]) -> None:
+    """Hand back the lease of these rows where they are still `pending` (left for the retry)."""
+    if rec_ids:
+        conn.run(RELEASE, ids=sorted(rec_ids), lease=_interval(LEASE))
+
+
+def _interval(span: timedelta) -> str:
+    return f"{span.total_seconds()} seconds"

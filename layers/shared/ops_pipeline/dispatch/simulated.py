@@ -42,6 +42,7 @@ from ops_pipeline.dispatch.orders import (
     client_order_id,
     read_pending,
     record,
+    release,
     summary,
 )
 from ops_pipeline.errors import TransientError
@@ -164,6 +165,7 @@ class SimulatedLedger:
         self.changed: dict[int, Record] = {}
         self.claims: list[tuple[Decision, Outcome, datetime]] = []
         self.pending = deque(read_pending(conn, first - BACKLOG, last))
+        self.leased = {r.id for r, coid in self.pending if coid is not None}
         tickers = sorted(
             {o.ticker for o in self.orders.values()}
             | {r.ticker for r, _ in self.pending}
@@ -310,3 +312,4 @@ class SimulatedLedger:
                     f"{len(lost)} recommendation(s) claimed by another run: window decided again"
                 )
         record(conn, self.changed)
+        release(conn, self.leased)  # the `pending` rows left so: their lease handed back

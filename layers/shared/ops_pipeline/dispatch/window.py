@@ -5,16 +5,21 @@ Each minute, through a broker outside the process (paper, live):
 1. reconcile: every order of ours the broker may still fill, however old, with one paged query
    (a failure fails the run: the gates never decide against orders whose fate is unknown);
 2. read the recommendations to dispatch: fresh ones, and `pending` rows (never known to reach
-   the broker), each looked up by its `client_order_id` first (found: recorded; not found:
-   decided again beside the fresh ones);
+   the broker) whose lease is free (`orders.LEASE`: a row another run has claimed and may be
+   sending is left alone), each looked up by its `client_order_id` first (found: recorded; not
+   found: decided again beside the fresh ones);
 3. the day book (`book.day_book`: the deployment's own positions, never more than the account
    holds, its open BUYs, the day's orders and result) and the broker's clock;
-4. the risk gates; every fresh decision is claimed (written) before its order is sent;
+4. the risk gates, and the account's configuration: nothing is sent unless the account is
+   long-only (`no_shorting`: a SELL must never open a short); every fresh decision is claimed
+   (written) before its order is sent;
 5. the approved orders are sent; every outcome of the minute is written in one statement, in a
    `finally`: no order is sent without its outcome stored.
 Two runs of the same minute (a redrive beside the scheduled run) may overlap: the claim makes
-each fresh decision one run's, the `client_order_id` makes a resend a duplicate that is read
-back, and an outcome only moves a row from the status its run saw (`orders.record`).
+each fresh decision one run's, and leases it to that run until its order is sent or the lease
+runs out (a run that may still send never has its row refused by another); the
+`client_order_id` makes a resend a duplicate that is read back, and an outcome only moves a row
+from the status its run saw (`orders.record`).
 
 In simulation the window is dispatched in memory (`simulated.SimulatedLedger`) in one
 transaction under the deployment's advisory lock, so overlapping runs take turns (the one that
@@ -26,7 +31,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -46,12 +51,13 @@ from ops_pipeline.dispatch.orders import (
     deployment_prefix,
     read_pending,
     record,
+    release,
     summary,
 )
 from ops_pipeline.dispatch.simulated import SimulatedBroker, SimulatedLedger
 from ops_pipeline.errors import TransientError
 from ops_pipeline.observability import logger
-from ops_pipeline.risk import Book, PendingRecommendation, risk_gates
+from ops_pipeline.risk import Book, Decision, GateVerdict, PendingRecommendation, risk_gates
 
 
 @dataclass(frozen=True)
@@ -160,6 +166,19 @@ def _book(
     return own
 
 
+NOT_LONG_ONLY = (
+    "the account may sell short: set it long-only (Alpaca account configuration no_shorting)"
+)
+
+
+def _not_long_only(d: Decision) -> Decision:
+    """An approved decision refused: the account may sell short, so a SELL sized from a position
+    read before it is sent could open a short (docs/deploy.md: set the account long-only)."""
+    logger.error(NOT_LONG_ONLY, extra={"ticker": d.recommendation.ticker})
+    verdict = GateVerdict("long_only", False, NOT_LONG_ONLY)
+    return replace(d, qty=Decimal(0), rejected=NOT_LONG_ONLY, verdicts=(*d.verdicts, verdict))
+
+
 def _broker_minute(
     conn: Connection,
     broker: RemoteBroker,
@@ -179,60 +198,65 @@ def _broker_minute(
     ]
 
     records: dict[int, Record] = {}
-    unsent: list[PendingRecommendation] = []
-    transient: list[str] = []
-    for rec, coid in retried:  # a pending row: did the order reach the broker?
-        try:
-            found = broker.lookup(coid)
-        except TransientError as exc:
-            transient.append(str(exc))
-            continue
-        if found is None:
-            unsent.append(rec)
-        else:
-            logger.info("pending order found at the broker", extra={"client_order_id": coid})
-            records[rec.id] = Record(found)
-
-    candidates = fresh + unsent
-    book = _book(conn, broker, minute, prefix, {r.id for r in unsent}) if candidates else Book()
-    # "May this order go out now" is the broker's to say: its clock, read once the book is, just
-    # before the orders go out (a late run trades on a stale minute; see the decision_age gate).
-    clock = broker.clock() if candidates else None
-    decisions = risk_gates(
-        candidates,
-        minute=minute,
-        market_open=market_open,
-        state=state,
-        limits=limits,
-        book=book,
-        clock=clock,
-    )
-    if clock is not None:
-        left = limits.max_decision_age_seconds - (clock.now - minute).total_seconds()
-        if clock.next_close is not None:
-            left = min(left, (clock.next_close - clock.now).total_seconds())
-        broker.send_within(left)
-    planned: dict[int, Outcome] = {}
-    for d in decisions:
-        if not d.approved:
-            planned[d.recommendation.id] = Outcome("rejected", reason=d.rejected)
-        else:
-            planned[d.recommendation.id] = Outcome("pending")
-    fresh_ids = {r.id for r in fresh}
-    unsent_ids = {r.id for r in unsent}
-    claims = [d for d in decisions if d.recommendation.id in fresh_ids]
-    owned = claim(conn, claims, planned, broker.mode, [minute] * len(claims), prefix)
-    for d in decisions:
-        rid = d.recommendation.id
-        if rid in unsent_ids and not d.approved:
-            records[rid] = Record(planned[rid], d, minute)
-
-    to_send = [
-        d
-        for d in decisions
-        if d.approved and (d.recommendation.id in owned or d.recommendation.id in unsent_ids)
-    ]
+    to_send: list[Decision] = []
     try:
+        unsent: list[PendingRecommendation] = []
+        transient: list[str] = []
+        for rec, coid in retried:  # a pending row: did the order reach the broker?
+            try:
+                found = broker.lookup(coid)
+            except TransientError as exc:
+                transient.append(str(exc))
+                continue
+            if found is None:
+                unsent.append(rec)
+            else:
+                logger.info("pending order found at the broker", extra={"client_order_id": coid})
+                records[rec.id] = Record(found)
+
+        candidates = fresh + unsent
+        book = _book(conn, broker, minute, prefix, {r.id for r in unsent}) if candidates else Book()
+        # "May this order go out now" is the broker's to say: its clock, read once the book is, just
+        # before the orders go out (a late run trades on a stale minute; see the decision_age gate).
+        clock = broker.clock() if candidates else None
+        decisions = risk_gates(
+            candidates,
+            minute=minute,
+            market_open=market_open,
+            state=state,
+            limits=limits,
+            book=book,
+            clock=clock,
+        )
+        if any(d.approved for d in decisions) and not broker.long_only():
+            decisions = [_not_long_only(d) if d.approved else d for d in decisions]
+        if clock is not None:
+            broker.send_within(
+                limits.max_decision_age_seconds - (clock.now - minute).total_seconds(),
+                None
+                if clock.next_close is None
+                else (clock.next_close - clock.now).total_seconds(),
+            )
+        planned: dict[int, Outcome] = {}
+        for d in decisions:
+            if not d.approved:
+                planned[d.recommendation.id] = Outcome("rejected", reason=d.rejected)
+            else:
+                planned[d.recommendation.id] = Outcome("pending")
+        fresh_ids = {r.id for r in fresh}
+        unsent_ids = {r.id for r in unsent}
+        claims = [d for d in decisions if d.recommendation.id in fresh_ids]
+        owned = claim(conn, claims, planned, broker.mode, [minute] * len(claims), prefix)
+        for d in decisions:
+            rid = d.recommendation.id
+            if rid in unsent_ids and not d.approved:
+                records[rid] = Record(planned[rid], d, minute)
+
+        to_send = [
+            d
+            for d in decisions
+            if d.approved and (d.recommendation.id in owned or d.recommendation.id in unsent_ids)
+        ]
         for d in to_send:
             rid = d.recommendation.id
             coid = client_order_id(d.recommendation, prefix)
@@ -254,8 +278,10 @@ def _broker_minute(
                 reason = f"order failed: {type(exc).__name__}: {exc}"[:500]
                 outcome = found or Outcome("failed", reason=reason)
             records[rid] = Record(outcome, d, decided)
-    finally:
+    finally:  # every outcome stored; rows left `pending` hand their lease back (orders.LEASE)
         record(conn, records)
+        leased = {r.id for r, _ in retried} | {d.recommendation.id for d in to_send}
+        release(conn, leased - {i for i, r in records.items() if r.outcome.status != "pending"})
 
     final = {**{i: planned[i] for i in owned}, **{i: r.outcome for i, r in records.items()}}
     if transient:
