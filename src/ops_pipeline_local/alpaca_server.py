@@ -52,7 +52,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_FLOOR, Decimal, InvalidOperation
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -60,12 +60,12 @@ from ops_pipeline.event_time import ONE_MINUTE
 from ops_pipeline_local.bars import NEW_YORK, Bar
 from ops_pipeline_local.calendar import nyse_calendar
 from ops_pipeline_local.faults import Fault, FaultInjector, FaultPlan
+from ops_pipeline_local.loopback import LoopbackServer
 
 MAX_DATA_LIMIT = 10_000
 DEFAULT_DATA_LIMIT = 1_000
 STARTING_CASH = Decimal("100000")
 _PRICE_QUANTUM = Decimal("0.000000001")
-_HOST = "127.0.0.1"  # the address the server binds and base_url names
 _NAMESPACE = uuid.UUID("6f1d4c1e-8f57-4e55-9a7e-3f4f0d6c2a10")
 _EXCHANGES = {"SPY": "ARCA"}
 FILL_MODES = ("on_submit", "next_minute", "next_open")
@@ -290,7 +290,7 @@ def _asset_id(symbol: str) -> uuid.UUID:
 # ---------------------------------------------------------------- the server
 
 
-class LocalAlpaca:
+class LocalAlpaca(LoopbackServer):
     """Local Alpaca data + paper-trading API on ``http://127.0.0.1:<free port>``.
 
     ``bars``: the market data (1-minute bars, extended hours included when the data has them:
@@ -356,20 +356,9 @@ class LocalAlpaca:
             self.set_time(now)
         self._failures: list[int] = []
         self.requests: list[tuple[str, str, Query]] = []
-        self._closed = False
-        self._server = _Server((_HOST, 0), _Handler)
-        self._server.app = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name="local-alpaca", daemon=True
-        )
-        self._thread.start()
+        self._start_serving(_Handler, "local-alpaca")
 
     # -- public API
-
-    @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:PORT`` (no ``/v2``), for alpaca-py's ``url_override``."""
-        return f"http://{_HOST}:{self._server.server_port}"
 
     @property
     def now(self) -> datetime:
@@ -418,21 +407,6 @@ class LocalAlpaca:
         """
         with self._lock:
             self._failures.extend([status] * n)
-
-    def close(self) -> None:
-        """Stop the server (idempotent)."""
-        if self._closed:
-            return
-        self._closed = True
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> LocalAlpaca:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- request handling (called by the handler thread)
 
@@ -1056,11 +1030,6 @@ class LocalAlpaca:
             position.qty = total
         else:
             position.qty = total
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128  # the default 5 resets bursts of parallel connections
 
 
 class _Handler(BaseHTTPRequestHandler):

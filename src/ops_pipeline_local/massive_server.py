@@ -27,16 +27,16 @@ import threading
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from ops_pipeline.event_time import ONE_MINUTE
 from ops_pipeline_local.bars import NEW_YORK, Bar
+from ops_pipeline_local.loopback import LoopbackServer
 
 DEFAULT_LIMIT = 5_000
 MAX_LIMIT = 50_000
-_HOST = "127.0.0.1"
 
 
 class _Error(Exception):
@@ -60,7 +60,7 @@ def _bound(name: str, text: str, end_of_day: bool) -> datetime:
     return datetime.combine(day, at, NEW_YORK).astimezone(UTC)
 
 
-class LocalMassive:
+class LocalMassive(LoopbackServer):
     """Massive's aggregates API on ``http://127.0.0.1:<free port>``, over these bars.
 
     ``bars``: the backup feed's 1-minute bars (another feed's volumes: a SIP feed carries the
@@ -86,39 +86,13 @@ class LocalMassive:
         self._starts = {s: [b.ts for b in bs] for s, bs in self._bars.items()}
         self._now = (now or datetime.now(UTC)).astimezone(UTC)
         self.requests: list[tuple[str, dict[str, str]]] = []
-        self._closed = False
-        self._server = ThreadingHTTPServer((_HOST, 0), _Handler)
-        self._server.daemon_threads = True
-        self._server.app = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name="local-massive", daemon=True
-        )
-        self._thread.start()
-
-    @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:PORT``, for the client's ``base``."""
-        return f"http://{_HOST}:{self._server.server_port}"
+        self._start_serving(_Handler, "local-massive")
 
     def set_time(self, dt: datetime) -> None:
         if dt.tzinfo is None or dt.utcoffset() is None:
             raise ValueError("set_time needs a tz-aware datetime")
         with self._lock:
             self._now = dt.astimezone(UTC)
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> LocalMassive:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- request handling
 
