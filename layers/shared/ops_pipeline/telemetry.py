@@ -467,7 +467,11 @@ def write_state(
 UPSERT_BARS = """
 WITH b AS (
     SELECT b.*, t.source AS stored_source,
-           (t.source = b.source OR (t.source IS NULL AND b.source = :in_use)) AS is_stored
+           (t.source = b.source OR (t.source IS NULL AND b.source = :in_use)) AS is_stored,
+           -- the refetched minutes come back unchanged: they need no insert, no conflict, no lock
+           (t.source = b.source
+            AND (t.open, t.high, t.low, t.close, t.volume, t.session)
+                = (b.open, b.high, b.low, b.close, b.volume, b.session)) AS unchanged
     FROM json_to_recordset(CAST(:rows AS json))
         AS b(ticker text, ts timestamptz, open numeric, high numeric, low numeric, close numeric,
              volume bigint, trade_count integer, vwap numeric, session text, source text)
@@ -478,7 +482,7 @@ stored AS (
     INSERT INTO lane_telemetry AS t
         (ticker, ts, open, high, low, close, volume, trade_count, vwap, session, source)
     SELECT ticker, ts, open, high, low, close, volume, trade_count, vwap, session, source
-    FROM b WHERE is_stored
+    FROM b WHERE is_stored AND unchanged IS NOT TRUE
     ON CONFLICT (ticker, ts) DO UPDATE SET
         open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close,
         volume = excluded.volume, trade_count = excluded.trade_count, vwap = excluded.vwap,
