@@ -289,7 +289,7 @@ def bench_universe(
         market.set_time(warm)
         calls = stage_calls(warm)
         warm_out = {"ingest": calls["ingest"](), "compute": calls["compute"]()}
-        raw.run("ANALYZE")
+        raw.run("VACUUM ANALYZE")
         warm_out["signals"], warm_out["dispatch"] = calls["signals"](), calls["dispatch"]()
 
         series = {stage: Series() for stage in STAGES}
