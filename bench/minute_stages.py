@@ -25,7 +25,11 @@ else the embedded one), migrated; a warm-up at 15:30 UTC that ingests and comput
 minutes in one catch-up run, then ANALYZE (as autovacuum would), then signals and dispatch once;
 then each measured run is one new minute: set the clock, ingest, compute, signals, dispatch.
 
-Usage: PYTHONPATH=layers/shared:src python bench/minute_stages.py [--tickers 7,50,500] [--runs N]
+Beside each figure: the earlier one ('earlier ms', the same script on the code before issue 18's
+speed work, commit 833076a, measured on this machine; see EARLIER), and for the whole minute the
+goal (500 tickers at most 150 ms, 5,000 at most 1,000 ms).
+
+Usage: PYTHONPATH=layers/shared:src python bench/minute_stages.py [--tickers 7,500,5000] [--runs N]
 """
 
 from __future__ import annotations
@@ -61,6 +65,15 @@ STAGE_FUNCTIONS = {
     "dispatch": "dispatch.dispatch",
 }
 DEFAULT_RUNS = 30  # timed runs per ticker count; --runs overrides
+DEFAULT_TICKERS = "7,500,5000"
+WHOLE = "whole minute"
+# Median wall ms per run of the code before issue 18's speed work (commit 833076a), this script,
+# this machine (2 shared cores), 10 timed runs per ticker count; EARLIER_WHEN says when and the
+# load average then. The issue's own figures (quieter machine): 5,000 tickers 1.3 / 1.2 / 1.1 /
+# 0.2 s, 3.9 s the minute; 500 tickers 0.49 s the minute.
+EARLIER_WHEN = "earlier: commit 833076a, 2026-12-06 21:20 UTC, load average 6"
+EARLIER: dict[tuple[str, int], float] = {}
+GOALS = {(WHOLE, 500): 150.0, (WHOLE, 5000): 1000.0}
 MIB = 1024 * 1024
 
 
@@ -337,18 +350,21 @@ def _ms(seconds: Sequence[float]) -> str:
 
 
 HEADER = (
-    f"{'tickers':>7}  {'runs':>4}  {'wall ms median (min-max)':>26}  {'DB round trips':>14}  "
-    f"{'wire waits':>10}  {'HTTP req':>8}  {'peak MiB':>8}  {'rows/run':>9}"
+    f"{'tickers':>7}  {'runs':>4}  {'wall ms median (min-max)':>26}  {'earlier ms':>10}  {'goal ms':>7}"
+    f"  {'DB round trips':>14}  {'wire waits':>10}  {'HTTP req':>8}  {'peak MiB':>8}  {'rows/run':>9}"
 )
 
 
-def _row(n: int, runs: list[StageRun], traced: list[StageRun]) -> str:
+def _row(stage: str, n: int, runs: list[StageRun], traced: list[StageRun]) -> str:
     peak = max(r.peak_bytes for r in traced) / MIB if traced else float("nan")
     every = runs + traced
+    earlier = EARLIER.get((stage, n))
+    goal = GOALS.get((stage, n))
     return (
-        f"{n:>7}  {len(runs):>4}  {_ms([r.seconds for r in runs]):>26}  "
-        f"{_range([len(r.statements) for r in every]):>14}  {_range([r.exchanges for r in every]):>10}  "
-        f"{_range([r.http for r in every]):>8}  {peak:>8.2f}  {_range([r.work for r in every]):>9}"
+        f"{n:>7}  {len(runs):>4}  {_ms([r.seconds for r in runs]):>26}"
+        f"  {'' if earlier is None else f'{earlier:.1f}':>10}  {'' if goal is None else f'{goal:.0f}':>7}"
+        f"  {_range([len(r.statements) for r in every]):>14}  {_range([r.exchanges for r in every]):>10}"
+        f"  {_range([r.http for r in every]):>8}  {peak:>8.2f}  {_range([r.work for r in every]):>9}"
     )
 
 
@@ -403,10 +419,17 @@ def verdict(stage: str, results: dict[int, dict[str, Series]]) -> str:
     )
 
 
+def _load() -> str:
+    """The 1, 5 and 15 minute load averages (the cores are shared: read the figures with them)."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--tickers", default="7,50,500", help="ticker counts, comma-separated (default 7,50,500)"
+        "--tickers",
+        default=DEFAULT_TICKERS,
+        help=f"ticker counts, comma-separated (default {DEFAULT_TICKERS})",
     )
     parser.add_argument(
         "--runs",
@@ -470,6 +493,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         "        rows/run: ingest bars stored, compute features written, signals recs created, dispatch recs considered"
     )
+    print(f"        {EARLIER_WHEN}; goal: the whole minute")
+    print(f"load average at the start: {_load()}", flush=True)
 
     results: dict[int, dict[str, Series]] = {}
     started = time.perf_counter()
@@ -488,20 +513,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\n{stage}: ops_pipeline.{STAGE_FUNCTIONS[stage]}")
         print(HEADER)
         for n in sizes:
-            print(_row(n, results[n][stage].runs, results[n][stage].traced))
+            print(_row(stage, n, results[n][stage].runs, results[n][stage].traced))
     print(
         "\nwhole minute: ingest + compute + signals + dispatch (peak MiB = the largest stage peak)"
     )
     print(HEADER)
     for n in sizes:
-        print(_row(n, *_whole_minute(results[n])))
+        print(_row(WHOLE, n, *_whole_minute(results[n])))
     if len(sizes) > 1:
         print(
             "\nround trips and HTTP requests against the ticker count (same minutes, statement by statement):"
         )
         for stage in STAGES:
             print(verdict(stage, results))
-    print(f"\ntotal {time.perf_counter() - started:.1f} s")
+    print(f"\ntotal {time.perf_counter() - started:.1f} s; load average at the end: {_load()}")
     return 0
 
 
