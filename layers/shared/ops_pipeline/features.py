@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from ops_pipeline.db import Connection, query
+from ops_pipeline.db import Connection, query, text_array
 
 SMA_SHORT = 20
 SMA_LONG = 50
@@ -143,7 +143,11 @@ def latest_features(
     (`base_ts`, `base_close`, for the return over the window).
     """
     return query(
-        conn, LATEST_FEATURES, tickers=list(tickers), since=minute - LATEST_WINDOW, minute=minute
+        conn,
+        LATEST_FEATURES,
+        tickers=text_array(tickers),
+        since=minute - LATEST_WINDOW,
+        minute=minute,
     )
 
 

@@ -38,7 +38,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from ops_pipeline.db import Connection, json_records, query
+from ops_pipeline.db import Connection, json_records, query, text_array
 from ops_pipeline.event_time import ONE_MINUTE
 
 TREND_BASE = Decimal("0.60")
@@ -376,7 +376,7 @@ def load_pending(
     """Every bar closed by `minute` (within a day before the window) that has features and no
     evaluation yet, oldest first, with the bar before it for crosses."""
     rows = query(
-        conn, PENDING_BARS, tickers=list(tickers), since=since - LATE_LOOKBACK, minute=minute
+        conn, PENDING_BARS, tickers=text_array(tickers), since=since - LATE_LOOKBACK, minute=minute
     )
     return [SignalInput(**row) for row in rows]
 
@@ -385,7 +385,9 @@ def load_news(
     conn: Connection, tickers: Sequence[str], since: datetime, minute: datetime
 ) -> list[VisibleHeadline]:
     """The classified headlines any decision minute of the window can see, strongest first."""
-    rows = conn.run(VISIBLE_NEWS, tickers=list(tickers), since=since - NEWS_WINDOW, minute=minute)
+    rows = conn.run(
+        VISIBLE_NEWS, tickers=text_array(tickers), since=since - NEWS_WINDOW, minute=minute
+    )
     return [
         VisibleHeadline(t, event_id, title, Decimal(polarity), event_time, fetched, acted)
         for t, event_id, title, polarity, event_time, fetched, acted in rows

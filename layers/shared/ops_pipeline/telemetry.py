@@ -38,7 +38,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from ops_pipeline.db import Connection, json_records, query
+from ops_pipeline.db import Connection, json_records, query, text_array
 from ops_pipeline.errors import InvalidEventError, TransientError
 from ops_pipeline.event_time import MAX_WINDOW, ONE_MINUTE, parse_minute
 from ops_pipeline.features import SMA_LONG
@@ -255,7 +255,7 @@ def last_stored_bars(
         "SELECT ticker, max(ts) FROM lane_telemetry"
         " WHERE ticker = ANY(CAST(:tickers AS text[])) AND ts >= :floor AND ts < :minute"
         " GROUP BY ticker",
-        tickers=list(tickers),
+        tickers=text_array(tickers),
         floor=minute - LOOKBACK,
         minute=minute,
     )
@@ -403,8 +403,8 @@ def read_state(
     (row,) = query(
         conn,
         READ_STATE,
-        tickers=list(tickers),
-        sources=list(sources),
+        tickers=text_array(tickers),
+        sources=text_array(sources),
         floor=minute - LOOKBACK,
         minute=minute,
         window_bars=WINDOW_BARS,
