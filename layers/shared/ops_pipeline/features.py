@@ -43,6 +43,7 @@ WITH pending AS MATERIALIZED (
     SELECT t.ticker, t.source, min(t.ts) AS first_ts
     FROM lane_telemetry t
     LEFT JOIN lane_features f ON f.ticker = t.ticker AND f.ts = t.ts
+                             AND f.ts >= :since AND f.ts < :until
     WHERE t.ts >= :since AND t.ts < :until AND t.session = 'regular'
       AND (f.ticker IS NULL OR f.close <> t.close OR f.volume_current <> t.volume)
     GROUP BY t.ticker, t.source
