@@ -14,18 +14,18 @@ import json
 from datetime import date, time
 
 import pytest
-from paths import SHARED_DATA
+from paths import BUNDLED_BARS_DIR
 
 from ops_pipeline.db import connect, parse_database_url
 from ops_pipeline.market import NEW_YORK
 from ops_pipeline_local.backtest import BACKTEST_MACHINE, BacktestPlan, backtest
-from ops_pipeline_local.bars import convert_alpha_vantage
+from ops_pipeline_local.bars import read_bars
 from ops_pipeline_local.embedded_db import throwaway_database
 from ops_pipeline_local.replay import replay
 
 pytestmark = pytest.mark.statemachine
 
-DATA = SHARED_DATA / "bars_1min_2019-02"
+DATA = BUNDLED_BARS_DIR  # the same Alpha Vantage export, one file a session
 TICKERS = ("AAPL", "AMZN", "MSFT", "TSLA")
 SESSIONS = {  # New York day: the bars (by their start, New York time) backtested of it
     date(2019, 2, 12): (time(13, 30), time(16, 0)),
@@ -56,13 +56,11 @@ TABLES = {
 
 @pytest.fixture(scope="module")
 def bars():
-    if not DATA.is_dir():
-        pytest.fail(f"{DATA} is missing: the shared data must sit beside the checkout")
     return [
         bar
-        for ticker in TICKERS
-        for bar in convert_alpha_vantage(DATA / f"{ticker}_1min.csv", ticker)
-        if (local := bar.ts.astimezone(NEW_YORK)).date() in SESSIONS
+        for bar in read_bars(DATA)
+        if bar.symbol in TICKERS
+        and (local := bar.ts.astimezone(NEW_YORK)).date() in SESSIONS
         and SESSIONS[local.date()][0] <= local.time() < SESSIONS[local.date()][1]
     ]
 
