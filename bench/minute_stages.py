@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Cost of each minute stage for 7, 50 and 500 tickers: time, database round trips, HTTP, memory.
+"""Cost of each minute stage for 7, 500 and 5,000 tickers: time, database round trips, HTTP, memory.
 
 The README promises a cost that does not grow with the ticker count: every stage makes a fixed
 number of database round trips per run and market data comes in multi-symbol requests. This
@@ -22,7 +22,7 @@ shares the GIL with nor shows up in the memory of the stages) to the real alpaca
 
 Per ticker count: a fresh throwaway database (PostgreSQL on 127.0.0.1:5432 when it answers,
 else the embedded one), migrated; a warm-up at 15:30 UTC that ingests and computes the first 60
-minutes in one catch-up run, then ANALYZE (as autovacuum would), then signals and dispatch once;
+minutes in one catch-up run, then VACUUM ANALYZE (as autovacuum would), then signals and dispatch once;
 then each measured run is one new minute: set the clock, ingest, compute, signals, dispatch.
 
 Beside each figure: the earlier one ('earlier ms', the same script on the code before issue 18's
@@ -497,7 +497,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f" alpaca-py {_alpaca_pkg.__version__}; {time.strftime('%Y-%m-%d %H:%M %Z')}"
     )
     print(
-        f"method: warm-up ingests+computes the first {WARMUP_MINUTES} minutes (09:30-10:29 New York), ANALYZE;"
+        f"method: warm-up ingests+computes the first {WARMUP_MINUTES} minutes (09:30-10:29 New York), VACUUM ANALYZE;"
         " each run = one new minute from 10:31"
     )
     print(
