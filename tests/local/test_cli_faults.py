@@ -32,7 +32,9 @@ def test_account_holdings_are_parsed_and_need_paper(tmp_path, bundled_bars, caps
     assert args.account_holdings == "AAPL=100,MSFT=20"
     path = tmp_path / "bars.csv"
     write_bars(bundled_bars[:5], path)
-    base = ["replay", "--bars", str(path), "--database-url", "x", "--account-holdings"]
+    # a well-formed URL nothing listens at: the holdings are refused before any connection
+    url = "postgresql://postgres@127.0.0.1:9/none"
+    base = ["replay", "--bars", str(path), "--database-url", url, "--account-holdings"]
     assert main([*base, "AAPL=100"]) == 2  # a simulation has no account
     assert "--account-holdings: the account's holdings need --mode paper" in capsys.readouterr().err
     assert main([*base, "AAPL=lots", "--mode", "paper"]) == 2
