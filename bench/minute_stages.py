@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Cost of each minute stage for 7, 50 and 500 tickers: time, database round trips, HTTP, memory.
+"""Cost of each minute stage for 7, 500 and 5,000 tickers: time, database round trips, HTTP, memory.
 
 The README promises a cost that does not grow with the ticker count: every stage makes a fixed
 number of database round trips per run and market data comes in multi-symbol requests. This
@@ -22,10 +22,14 @@ shares the GIL with nor shows up in the memory of the stages) to the real alpaca
 
 Per ticker count: a fresh throwaway database (PostgreSQL on 127.0.0.1:5432 when it answers,
 else the embedded one), migrated; a warm-up at 15:30 UTC that ingests and computes the first 60
-minutes in one catch-up run, then ANALYZE (as autovacuum would), then signals and dispatch once;
+minutes in one catch-up run, then VACUUM ANALYZE (as autovacuum would), then signals and dispatch once;
 then each measured run is one new minute: set the clock, ingest, compute, signals, dispatch.
 
-Usage: PYTHONPATH=layers/shared:src python bench/minute_stages.py [--tickers 7,50,500] [--runs N]
+Beside each figure: the earlier one ('earlier ms', the same script on the code before issue 18's
+speed work, commit 833076a, measured on this machine; see EARLIER), and for the whole minute the
+goal (500 tickers at most 150 ms, 5,000 at most 1,000 ms).
+
+Usage: PYTHONPATH=layers/shared:src python bench/minute_stages.py [--tickers 7,500,5000] [--runs N]
 """
 
 from __future__ import annotations
@@ -61,6 +65,33 @@ STAGE_FUNCTIONS = {
     "dispatch": "dispatch.dispatch",
 }
 DEFAULT_RUNS = 30  # timed runs per ticker count; --runs overrides
+DEFAULT_TICKERS = "7,500,5000"
+WHOLE = "whole minute"
+# Median wall ms per run of the code before issue 18's speed work (commit 833076a), this script,
+# this machine (2 shared cores), 10 timed runs per ticker count; EARLIER_WHEN says when and the
+# load average then. The issue's own figures (quieter machine): 5,000 tickers 1.3 / 1.2 / 1.1 /
+# 0.2 s, 3.9 s the minute; 500 tickers 0.49 s the minute.
+EARLIER_WHEN = (
+    "earlier: commit 833076a, 2026-12-06 21:31-21:34 UTC, load average 3.2 falling to 2.7"
+)
+EARLIER: dict[tuple[str, int], float] = {
+    ("ingest", 7): 13.2,
+    ("ingest", 500): 136.1,
+    ("ingest", 5000): 1821.4,
+    ("compute", 7): 7.7,
+    ("compute", 500): 132.0,
+    ("compute", 5000): 2050.9,
+    ("signals", 7): 7.1,
+    ("signals", 500): 76.5,
+    ("signals", 5000): 926.9,
+    ("dispatch", 7): 5.8,
+    ("dispatch", 500): 35.0,
+    ("dispatch", 5000): 317.9,
+    (WHOLE, 7): 36.8,
+    (WHOLE, 500): 389.2,
+    (WHOLE, 5000): 5123.9,
+}
+GOALS = {(WHOLE, 500): 150.0, (WHOLE, 5000): 1000.0}
 MIB = 1024 * 1024
 
 
@@ -289,7 +320,7 @@ def bench_universe(
         market.set_time(warm)
         calls = stage_calls(warm)
         warm_out = {"ingest": calls["ingest"](), "compute": calls["compute"]()}
-        raw.run("ANALYZE")
+        raw.run("VACUUM ANALYZE")
         warm_out["signals"], warm_out["dispatch"] = calls["signals"](), calls["dispatch"]()
 
         series = {stage: Series() for stage in STAGES}
@@ -337,18 +368,21 @@ def _ms(seconds: Sequence[float]) -> str:
 
 
 HEADER = (
-    f"{'tickers':>7}  {'runs':>4}  {'wall ms median (min-max)':>26}  {'DB round trips':>14}  "
-    f"{'wire waits':>10}  {'HTTP req':>8}  {'peak MiB':>8}  {'rows/run':>9}"
+    f"{'tickers':>7}  {'runs':>4}  {'wall ms median (min-max)':>26}  {'earlier ms':>10}  {'goal ms':>7}"
+    f"  {'DB round trips':>14}  {'wire waits':>10}  {'HTTP req':>8}  {'peak MiB':>8}  {'rows/run':>9}"
 )
 
 
-def _row(n: int, runs: list[StageRun], traced: list[StageRun]) -> str:
+def _row(stage: str, n: int, runs: list[StageRun], traced: list[StageRun]) -> str:
     peak = max(r.peak_bytes for r in traced) / MIB if traced else float("nan")
     every = runs + traced
+    earlier = EARLIER.get((stage, n))
+    goal = GOALS.get((stage, n))
     return (
-        f"{n:>7}  {len(runs):>4}  {_ms([r.seconds for r in runs]):>26}  "
-        f"{_range([len(r.statements) for r in every]):>14}  {_range([r.exchanges for r in every]):>10}  "
-        f"{_range([r.http for r in every]):>8}  {peak:>8.2f}  {_range([r.work for r in every]):>9}"
+        f"{n:>7}  {len(runs):>4}  {_ms([r.seconds for r in runs]):>26}"
+        f"  {'' if earlier is None else f'{earlier:.1f}':>10}  {'' if goal is None else f'{goal:.0f}':>7}"
+        f"  {_range([len(r.statements) for r in every]):>14}  {_range([r.exchanges for r in every]):>10}"
+        f"  {_range([r.http for r in every]):>8}  {peak:>8.2f}  {_range([r.work for r in every]):>9}"
     )
 
 
@@ -403,10 +437,17 @@ def verdict(stage: str, results: dict[int, dict[str, Series]]) -> str:
     )
 
 
+def _load() -> str:
+    """The 1, 5 and 15 minute load averages (the cores are shared: read the figures with them)."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--tickers", default="7,50,500", help="ticker counts, comma-separated (default 7,50,500)"
+        "--tickers",
+        default=DEFAULT_TICKERS,
+        help=f"ticker counts, comma-separated (default {DEFAULT_TICKERS})",
     )
     parser.add_argument(
         "--runs",
@@ -456,7 +497,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f" alpaca-py {_alpaca_pkg.__version__}; {time.strftime('%Y-%m-%d %H:%M %Z')}"
     )
     print(
-        f"method: warm-up ingests+computes the first {WARMUP_MINUTES} minutes (09:30-10:29 New York), ANALYZE;"
+        f"method: warm-up ingests+computes the first {WARMUP_MINUTES} minutes (09:30-10:29 New York), VACUUM ANALYZE;"
         " each run = one new minute from 10:31"
     )
     print(
@@ -470,6 +511,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         "        rows/run: ingest bars stored, compute features written, signals recs created, dispatch recs considered"
     )
+    print(f"        {EARLIER_WHEN}; goal: the whole minute")
+    print(f"load average at the start: {_load()}", flush=True)
 
     results: dict[int, dict[str, Series]] = {}
     started = time.perf_counter()
@@ -488,20 +531,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\n{stage}: ops_pipeline.{STAGE_FUNCTIONS[stage]}")
         print(HEADER)
         for n in sizes:
-            print(_row(n, results[n][stage].runs, results[n][stage].traced))
+            print(_row(stage, n, results[n][stage].runs, results[n][stage].traced))
     print(
         "\nwhole minute: ingest + compute + signals + dispatch (peak MiB = the largest stage peak)"
     )
     print(HEADER)
     for n in sizes:
-        print(_row(n, *_whole_minute(results[n])))
+        print(_row(WHOLE, n, *_whole_minute(results[n])))
     if len(sizes) > 1:
         print(
             "\nround trips and HTTP requests against the ticker count (same minutes, statement by statement):"
         )
         for stage in STAGES:
             print(verdict(stage, results))
-    print(f"\ntotal {time.perf_counter() - started:.1f} s")
+    print(f"\ntotal {time.perf_counter() - started:.1f} s; load average at the end: {_load()}")
     return 0
 
 

@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from ops_pipeline.db import Connection, query
+from ops_pipeline.db import Connection, query, text_array
 
 SMA_SHORT = 20
 SMA_LONG = 50
@@ -43,44 +43,38 @@ WITH pending AS MATERIALIZED (
     SELECT t.ticker, t.source, min(t.ts) AS first_ts
     FROM lane_telemetry t
     LEFT JOIN lane_features f ON f.ticker = t.ticker AND f.ts = t.ts
+                             AND f.ts >= :since AND f.ts < :until
     WHERE t.ts >= :since AND t.ts < :until AND t.session = 'regular'
       AND (f.ticker IS NULL OR f.close <> t.close OR f.volume_current <> t.volume)
     GROUP BY t.ticker, t.source
 ),
-bounds AS MATERIALIZED (
-    -- Where each pending ticker's windows of one source start: 49 regular bars of that source
-    -- (stored, or kept for windows in lane_telemetry_history) before its first pending bar.
-    SELECT p.ticker, p.source, p.first_ts,
-           coalesce(
-               (SELECT y.ts FROM (
-                    (SELECT t.ts FROM lane_telemetry t
-                     WHERE t.ticker = p.ticker AND t.source = p.source AND t.ts < p.first_ts
-                       AND t.session = 'regular'
-                     ORDER BY t.ts DESC LIMIT 49)
-                    UNION ALL
-                    (SELECT h.ts FROM lane_telemetry_history h
-                     WHERE h.ticker = p.ticker AND h.source = p.source AND h.ts < p.first_ts
-                       AND h.session = 'regular'
-                     ORDER BY h.ts DESC LIMIT 49)
-                ) y
-                ORDER BY y.ts DESC OFFSET 48 LIMIT 1),
-               '-infinity') AS from_ts
-    FROM pending p
-),
 windowed AS (
+    -- Each pending ticker's bars of one source from its first pending bar on, and the 49 regular
+    -- bars of that source before it (stored, or kept for windows in lane_telemetry_history;
+    -- 49 of each table: more than the frames reach never changes a window, fewer would).
     SELECT p.ticker, b.ts, b.close, b.volume, b.stored, p.first_ts,
            avg(b.close)  OVER w20 AS sma20, count(*) OVER w20 AS n20,
            avg(b.close)  OVER w50 AS sma50, count(*) OVER w50 AS n50,
            avg(b.volume) OVER w20 AS volume_avg
-    FROM bounds p
+    FROM pending p
     CROSS JOIN LATERAL (
         SELECT t.ts, t.close, t.volume, true AS stored FROM lane_telemetry t
-        WHERE t.ticker = p.ticker AND t.source = p.source AND t.ts >= p.from_ts
+        WHERE t.ticker = p.ticker AND t.source = p.source AND t.ts >= p.first_ts
           AND t.ts < :until AND t.session = 'regular'
         UNION ALL
+        (SELECT t.ts, t.close, t.volume, true FROM lane_telemetry t
+         WHERE t.ticker = p.ticker AND t.source = p.source AND t.ts < p.first_ts
+           AND t.session = 'regular'
+         ORDER BY t.ts DESC LIMIT 49)
+        UNION ALL
         SELECT h.ts, h.close, h.volume, false FROM lane_telemetry_history h
-        WHERE h.ticker = p.ticker AND h.source = p.source AND h.ts >= p.from_ts
+        WHERE h.ticker = p.ticker AND h.source = p.source AND h.ts >= p.first_ts
           AND h.ts < :until AND h.session = 'regular'
+        UNION ALL
+        (SELECT h.ts, h.close, h.volume, false FROM lane_telemetry_history h
+         WHERE h.ticker = p.ticker AND h.source = p.source AND h.ts < p.first_ts
+           AND h.session = 'regular'
+         ORDER BY h.ts DESC LIMIT 49)
     ) b
     WINDOW w20 AS (PARTITION BY p.ticker, p.source ORDER BY b.ts
                    ROWS BETWEEN 19 PRECEDING AND CURRENT ROW),
@@ -150,7 +144,11 @@ def latest_features(
     (`base_ts`, `base_close`, for the return over the window).
     """
     return query(
-        conn, LATEST_FEATURES, tickers=list(tickers), since=minute - LATEST_WINDOW, minute=minute
+        conn,
+        LATEST_FEATURES,
+        tickers=text_array(tickers),
+        since=minute - LATEST_WINDOW,
+        minute=minute,
     )
 
 

@@ -38,7 +38,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from ops_pipeline.db import Connection, json_records, query
+from ops_pipeline.db import Connection, json_records, query, text_array
 from ops_pipeline.event_time import ONE_MINUTE
 
 TREND_BASE = Decimal("0.60")
@@ -309,8 +309,9 @@ LEFT JOIN LATERAL (
 ) p ON true
 WHERE f.ticker = ANY(CAST(:tickers AS text[])) AND f.ts >= :since AND f.ts < :minute
   AND e.ticker IS NULL
-ORDER BY f.ts, f.ticker
 """
+# No ORDER BY: `evaluate_window` puts the bars in decision order; sorting a day's features for
+# the anti-join's merge was a third of this statement at thousands of tickers.
 
 VISIBLE_NEWS = """
 SELECT t.ticker, c.event_id, r.title, c.polarity, c.event_time, r.fetched_at,
@@ -339,6 +340,7 @@ RETURNING id
 """
 
 INSERT_EVALUATIONS = """
+WITH stored AS (
 INSERT INTO signal_evaluations
     (ticker, ts, decided_at, close, sma20, sma50, prev_close, prev_sma20, volume_ratio, trend,
      news_net, news_event_ids, band, volume_multiplier, action, rule, confidence, reason)
@@ -351,7 +353,9 @@ FROM json_to_recordset(CAST(:rows AS json))
          news_net numeric, news_event_ids bigint[], band text, volume_multiplier numeric,
          action text, rule text, confidence numeric, reason text)
 ON CONFLICT (ticker, ts) DO NOTHING
-RETURNING ticker
+RETURNING 1
+)
+SELECT count(*) FROM stored
 """
 
 
@@ -372,7 +376,7 @@ def load_pending(
     """Every bar closed by `minute` (within a day before the window) that has features and no
     evaluation yet, oldest first, with the bar before it for crosses."""
     rows = query(
-        conn, PENDING_BARS, tickers=list(tickers), since=since - LATE_LOOKBACK, minute=minute
+        conn, PENDING_BARS, tickers=text_array(tickers), since=since - LATE_LOOKBACK, minute=minute
     )
     return [SignalInput(**row) for row in rows]
 
@@ -381,7 +385,9 @@ def load_news(
     conn: Connection, tickers: Sequence[str], since: datetime, minute: datetime
 ) -> list[VisibleHeadline]:
     """The classified headlines any decision minute of the window can see, strongest first."""
-    rows = conn.run(VISIBLE_NEWS, tickers=list(tickers), since=since - NEWS_WINDOW, minute=minute)
+    rows = conn.run(
+        VISIBLE_NEWS, tickers=text_array(tickers), since=since - NEWS_WINDOW, minute=minute
+    )
     return [
         VisibleHeadline(t, event_id, title, Decimal(polarity), event_time, fetched, acted)
         for t, event_id, title, polarity, event_time, fetched, acted in rows
@@ -465,6 +471,13 @@ def store(conn: Connection, recs: Sequence[Recommendation], minute: datetime) ->
     return len(conn.run(INSERT_RECOMMENDATIONS, rows=json_records(rows)))
 
 
+def _text(value: Decimal | datetime | None) -> str | None:
+    """A column value as the text PostgreSQL reads back exactly (what `json_records` would send)."""
+    if value is None:
+        return None
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
 def store_evaluations(conn: Connection, evaluations: Sequence[Evaluation]) -> int:
     """Every evaluation in one statement, its rows sent as one JSON document (thousands of rows
     in a catch-up window: encoding them as 18 typed arrays cost more than the insert)."""
@@ -473,27 +486,28 @@ def store_evaluations(conn: Connection, evaluations: Sequence[Evaluation]) -> in
     rows = [
         {
             "ticker": e.input.ticker,
-            "ts": e.input.ts,
-            "decided_at": e.decided_at,
-            "close": e.input.close,
-            "sma20": e.input.sma20,
-            "sma50": e.input.sma50,
-            "prev_close": e.input.prev_close,
-            "prev_sma20": e.input.prev_sma20,
-            "volume_ratio": e.input.volume_ratio,
+            "ts": _text(e.input.ts),
+            "decided_at": _text(e.decided_at),
+            "close": _text(e.input.close),
+            "sma20": _text(e.input.sma20),
+            "sma50": _text(e.input.sma50),
+            "prev_close": _text(e.input.prev_close),
+            "prev_sma20": _text(e.input.prev_sma20),
+            "volume_ratio": _text(e.input.volume_ratio),
             "trend": e.trend,
-            "news_net": e.news.net,
+            "news_net": _text(e.news.net),
             "news_event_ids": [h.event_id for h in e.news.headlines],
             "band": e.band.name,
-            "volume_multiplier": e.band.multiplier,
+            "volume_multiplier": _text(e.band.multiplier),
             "action": e.recommendation.action if e.recommendation else None,
             "rule": e.recommendation.rule if e.recommendation else None,
-            "confidence": e.recommendation.confidence if e.recommendation else None,
+            "confidence": _text(e.recommendation.confidence) if e.recommendation else None,
             "reason": e.reason,
         }
         for e in evaluations
     ]
-    return len(conn.run(INSERT_EVALUATIONS, rows=json_records(rows)))
+    ((stored,),) = conn.run(INSERT_EVALUATIONS, rows=json_records(rows))
+    return int(stored)
 
 
 def run(
