@@ -335,7 +335,8 @@ def replay(
 
 def money_path(conn: Any, mode: str) -> dict[str, Any]:
     """Our orders not in a final state (`submitted` or `pending`), and the deployment's net
-    position from its own fills, by symbol (in the replay's trading mode)."""
+    position from its own fills (with what an open order has filled so far), by symbol (in the
+    replay's trading mode)."""
     ((pending,),) = conn.run(
         "SELECT count(*) FROM dispatch_executions"
         " WHERE mode = :mode AND status IN ('submitted', 'pending')",
@@ -343,7 +344,7 @@ def money_path(conn: Any, mode: str) -> dict[str, Any]:
     )
     own = conn.run(
         "SELECT ticker, sum(CASE side WHEN 'buy' THEN qty ELSE -qty END) FROM dispatch_executions"
-        " WHERE mode = :mode AND status = 'filled' GROUP BY ticker HAVING"
+        " WHERE mode = :mode AND status IN ('filled', 'submitted') GROUP BY ticker HAVING"
         " sum(CASE side WHEN 'buy' THEN qty ELSE -qty END) <> 0 ORDER BY ticker",
         mode=mode,
     )

@@ -25,11 +25,12 @@ from ops_pipeline import alpaca, telemetry
 from ops_pipeline.config import AlpacaCredentials, RiskLimits, TradingMode, TradingState
 from ops_pipeline.db import connect, parse_database_url
 from ops_pipeline.dispatch import AlpacaBroker, dispatch
+from ops_pipeline.dispatch.book import read_day_book
 from ops_pipeline.dispatch.orders import client_order_id, deployment_prefix
 from ops_pipeline.errors import TransientError
 from ops_pipeline.market import NEW_YORK
 from ops_pipeline.risk import PendingRecommendation
-from ops_pipeline_local.alpaca_server import LocalAlpaca
+from ops_pipeline_local.alpaca_server import DEFAULT_PARTICIPATION, LocalAlpaca
 from ops_pipeline_local.bars import read_bars
 from ops_pipeline_local.faults import FaultPlan
 
@@ -53,6 +54,7 @@ def paper(
     faults: FaultPlan | None = None,
     holdings: dict[str, Decimal] | None = None,
     long_only: bool = True,
+    participation: Decimal = DEFAULT_PARTICIPATION,
 ) -> Iterator[tuple[LocalAlpaca, FaultProxy, AlpacaBroker]]:
     with LocalAlpaca(
         bars,
@@ -63,6 +65,7 @@ def paper(
         faults=faults,
         holdings=holdings,
         no_shorting=long_only,  # as docs/deploy.md asks of the operator
+        participation=participation,
     ) as server:
         proxy = FaultProxy(server.base_url)
         monkeypatch.setenv("ALPACA_TRADING_URL", proxy.base_url)
@@ -509,6 +512,50 @@ def test_an_open_buy_order_counts_against_the_open_positions_limit(conn, bundled
         dispatch(conn, broker, minute=later, limits=limits, **ACTIVE)
     assert rows(conn)[1][2:] == ["rejected", D(0), D(0), "1 open positions: the limit is 1"]
     assert len(posts(server)) == 1
+
+
+# -- partial fills of an order still open ---------------------------------------------------
+
+
+@pytest.mark.parametrize("end", ["filled", "canceled"])
+def test_the_shares_an_open_order_has_filled_count_in_the_book_once(
+    conn, bundled_bars, monkeypatch, end
+):
+    # A thin share of each bar's volume: the BUY fills in parts over several bars.
+    with paper(bundled_bars, monkeypatch, fill="next_open", participation=D("0.0002")) as (
+        server,
+        _,
+        broker,
+    ):
+        prefix = deployment_prefix(conn, "local")
+        recommend(conn, "AAPL", "BUY", MINUTE, price="170")
+        dispatch(conn, broker, minute=MINUTE, limits=RiskLimits(), **ACTIVE)
+        assert rows(conn)[0][2:5] == ["submitted", D(0), D(58)]
+        later = MINUTE + timedelta(minutes=3)
+        server.set_time(later)
+        assert server.orders[0]["status"] == "partially_filled"
+        summary = dispatch(conn, broker, minute=later, limits=RiskLimits(), **ACTIVE)
+        assert summary["reconciled_outcomes"] == {"submitted": 1}
+        (aapl,) = rows(conn)
+        part = server.positions["AAPL"]
+        assert D(0) < part < D(58)
+        assert aapl[2:5] == ["submitted", part, D(58)]
+        book = read_day_book(conn, TradingMode.PAPER, prefix, later)
+        assert book.positions == {"AAPL": part}
+        assert book.open_buys == {"AAPL"}
+        if end == "canceled":
+            broker.client.cancel_order_by_id(server.orders[0]["id"])  # by the operator
+            final = part
+        else:
+            final = D(58)
+        last = later + timedelta(minutes=60 if end == "filled" else 1)
+        server.set_time(last)
+        assert server.orders[0]["status"] == end
+        dispatch(conn, broker, minute=last, limits=RiskLimits(), **ACTIVE)
+        book = read_day_book(conn, TradingMode.PAPER, prefix, last)
+    assert rows(conn)[0][2:4] == ["filled", final]
+    assert book.positions == {"AAPL": final}  # the part filled while open, not counted again
+    assert not book.open_orders
 
 
 # -- 8. qty is what filled -------------------------------------------------------------------

@@ -20,7 +20,8 @@ Each execution stores `gate_verdicts` (jsonb): the ordered list of every risk ga
 "one_open_order" | "daily_loss" | "open_positions" | "trades_per_ticker" | "cooldown" | "size",
 "passed": bool, "detail": text}, ...]`, every gate evaluated even after the first failure;
 `reject_reason` is the first failed gate's detail (or the broker's refusal). `requested_qty` is
-the quantity sent, `qty` the quantity filled (0 when nothing did); `commission` and `filled_at`
+the quantity sent, `qty` the quantity filled (0 when nothing did; so far, on an order still
+open); `commission` and `filled_at`
 (event time) once filled.
 """
 

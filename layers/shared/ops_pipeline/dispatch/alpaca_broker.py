@@ -295,7 +295,8 @@ class AlpacaBroker:
         for coid, order in mine.items():
             final = _replacement(order, by_id)
             outcome = order_outcome(final) if final is not None else None
-            if outcome is not None and outcome.status != "submitted":
+            # An open order is recorded too once part of it has filled (its shares are ours).
+            if outcome is not None and (outcome.status != "submitted" or outcome.qty):
                 outcomes[coid] = outcome
         return outcomes
 

@@ -5,7 +5,8 @@ deployment's own orders, whatever broker they went to.
 final yet), what its fills held before those (`held_before`), and two prices per ticker (the
 mark: the last close before the minute; the previous regular close before the day) make
 
-- its positions: its own fills, never the account's (a manual position, or another deployment's
+- its positions: its own fills (with what an order still open has filled so far), never the
+  account's (a manual position, or another deployment's
   on the same account, is not its to sell or to count);
 - its open orders, and among them its open BUYs (they count against `max_open_positions`);
 - the day's orders per ticker (for `max_trades_per_ticker_per_day`; a `pending` row decided again
@@ -52,6 +53,7 @@ class OwnOrder:
     status: str
     decided_at: datetime
     filled_at: datetime | None = None
+    requested: Decimal | None = None  # what was asked for (`qty`: what has filled)
 
     @property
     def signed(self) -> Decimal:
@@ -84,20 +86,24 @@ def day_book(
     for o in orders:
         if o.decided_at > minute or o.rec_id in retried:
             continue
-        if o.status == "filled":
+        # What has filled: a filled row's qty, and what an order still open has filled so far
+        # (the same row: once it ends, its qty is the final fill, counted once).
+        has_filled = o.status == "filled" or (o.status == "submitted" and o.qty > 0)
+        if has_filled:
             positions[o.ticker] = positions.get(o.ticker, Decimal(0)) + o.signed
             if o.decided_at < day_start:
                 held_at_open[o.ticker] = held_at_open.get(o.ticker, Decimal(0)) + o.signed
-        elif o.status in ("submitted", "pending"):
+        if o.status in ("submitted", "pending"):
             open_orders.add(o.ticker)
             if o.side == "buy":
                 open_buys.add(o.ticker)
         if o.decided_at < day_start or o.status not in ("filled", "submitted", "pending"):
             continue
         trades[o.ticker] = trades.get(o.ticker, 0) + 1
-        if o.status == "filled":
-            at = o.filled_at or o.decided_at
-            last_fill[o.ticker] = max(at, last_fill.get(o.ticker, at))
+        if has_filled:
+            if o.status == "filled":
+                at = o.filled_at or o.decided_at
+                last_fill[o.ticker] = max(at, last_fill.get(o.ticker, at))
             if o.price is not None and o.commission is not None:
                 price = mark(o.ticker)
                 fills_result += o.signed * ((price if price is not None else o.price) - o.price)
@@ -123,13 +129,14 @@ def day_book(
 # The deployment's rows of a mode decided from `start` on, and every one the broker may still
 # fill; before them, its net fills per ticker (`held before`, rec id NULL).
 OWN_ORDERS = """
-SELECT recommendation_id, ticker, side, qty, price, commission, status, decided_at, filled_at
+SELECT recommendation_id, ticker, side, qty, price, commission, status, decided_at, filled_at,
+       requested_qty
 FROM dispatch_executions
 WHERE mode = :mode AND client_order_id LIKE :pattern
   AND (decided_at >= :start OR status IN ('submitted', 'pending'))
 UNION ALL
 SELECT NULL, ticker, 'buy', sum(CASE side WHEN 'buy' THEN qty ELSE -qty END), NULL, NULL,
-       'held before', NULL, NULL
+       'held before', NULL, NULL, NULL
 FROM dispatch_executions
 WHERE mode = :mode AND client_order_id LIKE :pattern AND status = 'filled'
   AND decided_at < :start
@@ -158,7 +165,7 @@ def read_own_orders(
     rows: Sequence[Sequence[Any]] = conn.run(
         OWN_ORDERS, mode=mode.value, pattern=prefix_pattern(prefix), start=start
     )
-    for rec_id, ticker, side, qty, price, commission, status, decided_at, filled_at in rows:
+    for rec_id, ticker, side, qty, price, commission, status, decided_at, filled_at, asked in rows:
         if rec_id is None:
             held_before[ticker] = Decimal(qty)
             continue
@@ -172,6 +179,7 @@ def read_own_orders(
             status,
             decided_at,
             filled_at,
+            _dec(asked),
         )
     return orders, held_before
 

@@ -10,8 +10,8 @@ Every decision is claimed once (`claim`: one INSERT, `ON CONFLICT DO NOTHING`, u
 recommendation and per `client_order_id`), and every outcome of a run is written in one UPDATE
 (`record`) that only moves a row from the status the run saw it in (`Record.prior`): a row that
 an overlapping run has moved on meanwhile keeps what that run stored, so a final status (filled,
-rejected, failed) never moves. `qty` is what filled (0 when nothing did); `requested_qty` what
-was asked for.
+rejected, failed) never moves. `qty` is what filled (0 when nothing did; on an order still open,
+what has filled so far); `requested_qty` what was asked for.
 """
 
 from __future__ import annotations
@@ -98,7 +98,8 @@ def order_outcome(order: dict[str, Any]) -> Outcome:
     """What an Alpaca order (raw JSON) means for its execution row.
 
     `filled` (qty = filled_qty), also for a partial fill then canceled or expired; `rejected`
-    for a finished order with nothing filled; `submitted` while it may still (partly) fill.
+    for a finished order with nothing filled; `submitted` while it may still (partly) fill, with
+    qty = what has filled so far (`partially_filled`: its shares count in the book at once).
     """
     status = str(order.get("status") or "")
     order_id = str(order.get("id")) if order.get("id") else None
@@ -112,7 +113,10 @@ def order_outcome(order: dict[str, Any]) -> Outcome:
         return Outcome("filled", price, order_id, reason, qty=filled, filled_at=filled_at)
     if status in BROKER_FINISHED:
         return Outcome("rejected", broker_order_id=order_id, reason=f"broker: {status}")
-    return Outcome("submitted", broker_order_id=order_id)
+    if filled > 0:
+        reason = f"partial fill: {filled} of {order.get('qty')} so far"
+        return Outcome("submitted", price, order_id, reason, qty=filled, filled_at=filled_at)
+    return Outcome("submitted", broker_order_id=order_id, qty=Decimal(0))
 
 
 @dataclass(frozen=True)

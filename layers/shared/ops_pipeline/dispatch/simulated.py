@@ -77,7 +77,7 @@ class SimulatedBroker:
         return {}, set()  # nobody else trades here: the day book is the whole account
 
     def execute(self, decision: Decision, coid: str) -> Outcome:
-        return Outcome("submitted", qty=decision.qty)
+        return Outcome("submitted", qty=Decimal(0))  # nothing filled yet: it fills whole
 
     def lookup(self, coid: str) -> Outcome | None:
         return None  # nothing ever left the process
@@ -206,11 +206,12 @@ class SimulatedLedger:
             if bar is not None:
                 costs = self.broker.costs
                 price = simulated_fill_price(order.side, bar[1], costs)
-                commission = (order.qty * costs.commission_per_share).quantize(PRICE_QUANTUM)
+                qty = order.requested if order.requested is not None else order.qty
+                commission = (qty * costs.commission_per_share).quantize(PRICE_QUANTUM)
                 out[order.rec_id] = Outcome(
-                    "filled", price=price, qty=order.qty, commission=commission, filled_at=bar[0]
+                    "filled", price=price, qty=qty, commission=commission, filled_at=bar[0]
                 )
-                order.status, order.price = "filled", price
+                order.status, order.price, order.qty = "filled", price, qty
                 order.commission, order.filled_at = commission, bar[0]
             elif order_day < today or (
                 session_close is not None and order_day == today and minute >= session_close
@@ -285,7 +286,15 @@ class SimulatedLedger:
             self.claims.append((d, outcome, minute))
             qty = d.qty.quantize(QTY_QUANTUM)  # as the column stores it, and so reads it back
             self.orders[rec.id] = OwnOrder(
-                rec.id, rec.ticker, d.side, qty, rec.price, None, outcome.status, minute
+                rec.id,
+                rec.ticker,
+                d.side,
+                Decimal(0) if outcome.status == "submitted" else qty,  # nothing filled yet
+                rec.price,
+                None,
+                outcome.status,
+                minute,
+                requested=qty,
             )
         self.pending.extendleft(reversed(kept))
         return summary(self.broker.mode, len(due), final, decisions, reconciled)
