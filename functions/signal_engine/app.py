@@ -19,7 +19,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     since, minute = event_window(event)
     shard = event_tickers(event)  # a backtest shard names its own tickers
     # A held ticker no longer listed is evaluated until sold: its SELLs, never a BUY.
-    tickers, sell_only = (shard, set()) if shard else book_tickers(DB.get(), config.tickers())
+    tickers, sell_only = (
+        (shard, set()) if shard else book_tickers(DB.get(), config.tickers(), config.trading_mode())
+    )
     summary = signals.run(DB.get(), tickers, minute, since=since, sell_only=sell_only)
     for killed in summary["killed"]:
         logger.info("signal killed by volume", extra={"why": killed})

@@ -30,7 +30,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     backup = telemetry.massive_provider(backup_client) if backup_client is not None else None
     # A backtest shard names its own tickers; else the list, and a ticker the pipeline holds keeps
     # its bars (its marks, its SELL) after it leaves the list.
-    tickers = event_tickers(event) or book_tickers(DB.get(), config.tickers())[0]
+    tickers = (
+        event_tickers(event) or book_tickers(DB.get(), config.tickers(), config.trading_mode())[0]
+    )
     summary = telemetry.ingest(
         DB.get(), CLIENTS.get(), tickers, event_minute(event), CALENDAR, backup
     )

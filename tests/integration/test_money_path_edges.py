@@ -28,6 +28,7 @@ from ops_pipeline.dispatch import AlpacaBroker, dispatch
 from ops_pipeline.dispatch.book import read_day_book
 from ops_pipeline.dispatch.orders import client_order_id, deployment_prefix
 from ops_pipeline.errors import TransientError
+from ops_pipeline.holdings import held_tickers
 from ops_pipeline.market import NEW_YORK
 from ops_pipeline.risk import PendingRecommendation
 from ops_pipeline_local.alpaca_server import DEFAULT_PARTICIPATION, LocalAlpaca
@@ -556,6 +557,32 @@ def test_the_shares_an_open_order_has_filled_count_in_the_book_once(
     assert rows(conn)[0][2:4] == ["filled", final]
     assert book.positions == {"AAPL": final}  # the part filled while open, not counted again
     assert not book.open_orders
+
+
+def test_the_held_tickers_are_the_deployments_in_its_own_mode(conn, bundled_bars, monkeypatch):
+    # A simulation run earlier on this database left TSLA held: not the paper book's to keep.
+    rec = recommend(conn, "TSLA", "BUY", MINUTE - timedelta(minutes=5), price="310")
+    conn.run(
+        "INSERT INTO dispatch_executions (recommendation_id, ticker, side, qty, requested_qty,"
+        " price, mode, client_order_id, status, decided_at)"
+        " VALUES (:r, 'TSLA', 'buy', 10, 10, 310, 'simulation', 'opsabcdef-TSLA-x-BUY', 'filled',"
+        " :d)",
+        r=rec,
+        d=MINUTE - timedelta(minutes=5),
+    )
+    with paper(bundled_bars, monkeypatch, fill="next_open", participation=D("0.0002")) as (
+        server,
+        _,
+        broker,
+    ):
+        recommend(conn, "AAPL", "BUY", MINUTE, price="170")
+        dispatch(conn, broker, minute=MINUTE, limits=RiskLimits(), **ACTIVE)
+        later = MINUTE + timedelta(minutes=3)
+        server.set_time(later)
+        dispatch(conn, broker, minute=later, limits=RiskLimits(), **ACTIVE)
+        assert server.orders[0]["status"] == "partially_filled"
+    assert held_tickers(conn, TradingMode.PAPER) == {"AAPL"}  # bought so far, still open
+    assert held_tickers(conn, TradingMode.SIMULATION) == {"TSLA"}
 
 
 # -- 8. qty is what filled -------------------------------------------------------------------
