@@ -403,3 +403,34 @@ def test_connection_retry_recovers_when_the_database_comes_up(
     assert body["Status"] == "SUCCESS", body["Reason"]
     assert result["applied"] == ALL_MIGRATIONS
     assert recorded_migrations(empty_database) == ALL_MIGRATIONS
+
+
+def test_an_open_order_written_before_partial_fills_counted_starts_at_zero_filled(conn) -> None:
+    """Migration 009: a `submitted` row that kept the requested quantity in `qty` (as rows did
+    before open orders recorded what they had filled) moves it to `requested_qty`; final rows keep
+    theirs."""
+    from datetime import UTC, datetime
+
+    from recommendations import recommend
+
+    from ops_pipeline.migrate import available_migrations
+
+    minute = datetime(2019, 2, 12, 15, 0, tzinfo=UTC)
+    for n, (ticker, status) in enumerate((("AAPL", "submitted"), ("MSFT", "filled"))):
+        conn.run(
+            "INSERT INTO dispatch_executions (recommendation_id, ticker, side, qty, mode,"
+            " client_order_id, status, decided_at)"
+            " VALUES (:r, :t, 'buy', 5, 'paper', :coid, :s, :d)",
+            r=recommend(conn, ticker, "BUY", minute),
+            t=ticker,
+            coid=f"ops-test-{n}",
+            s=status,
+            d=minute,
+        )
+    (step,) = [m for m in available_migrations() if m.version == 9]
+    conn.run(step.sql)
+    rows = conn.run("SELECT ticker, qty, requested_qty FROM dispatch_executions ORDER BY ticker")
+    assert [(t, float(q), r and float(r)) for t, q, r in rows] == [
+        ("AAPL", 0.0, 5.0),
+        ("MSFT", 5.0, None),
+    ]
