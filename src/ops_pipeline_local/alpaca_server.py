@@ -966,26 +966,21 @@ class LocalAlpaca(LoopbackServer):
         elif side == "sell":
             # Flat (or short) on an account that may short, as a paper account may by default:
             # the sell opens (or adds to) a short position, against buying power.
-            buying_power = self._buying_power()
-            if qty * price > buying_power:
-                raise _ApiError(
-                    403,
-                    FORBIDDEN,
-                    "insufficient buying power",
-                    buying_power=_num(buying_power),
-                    cost_basis=_num(qty * price),
-                )
+            self._check_buying_power(qty * price)
         if side == "buy":
-            buying_power = self._buying_power()
-            if qty * price > buying_power:
-                raise _ApiError(
-                    403,
-                    FORBIDDEN,
-                    "insufficient buying power",
-                    buying_power=_num(buying_power),
-                    cost_basis=_num(qty * price),
-                )
+            self._check_buying_power(qty * price)
         return symbol, side, qty, time_in_force
+
+    def _check_buying_power(self, cost_basis: Decimal) -> None:
+        buying_power = self._buying_power()
+        if cost_basis > buying_power:
+            raise _ApiError(
+                403,
+                FORBIDDEN,
+                "insufficient buying power",
+                buying_power=_num(buying_power),
+                cost_basis=_num(cost_basis),
+            )
 
     def _open_remaining(self, symbol: str, side: str) -> Decimal:
         return sum(
