@@ -26,7 +26,8 @@ from pathlib import Path
 from written_sentences import written_sentences
 
 REPO = Path(__file__).resolve().parents[1]
-# shared/data beside the repository (or beside the folder of a git worktree).
+# Training data only (never tests, make run or examples): the data sets sit outside the repository
+# (SemEval-2017's headlines are for research use); give --data DIR, default a data folder beside it.
 DEFAULT_DATA = next(
     (p / "shared" / "data" / "sentiment" for p in REPO.parents if (p / "shared" / "data").is_dir()),
     REPO.parent / "shared" / "data" / "sentiment",

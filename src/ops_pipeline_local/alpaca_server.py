@@ -658,12 +658,7 @@ class LocalAlpaca(LoopbackServer):
         }
 
     def _patch_configurations(self, query: Query, body: bytes) -> Json:
-        try:
-            data = json.loads(body or b"{}")
-        except ValueError:
-            raise _ApiError(400, 40010000, "request body format is invalid") from None
-        if not isinstance(data, dict):
-            raise _ApiError(400, 40010000, "request body format is invalid")
+        data = _json_object(body)
         if "no_shorting" in data:
             if not isinstance(data["no_shorting"], bool):
                 raise _unprocessable("no_shorting must be a boolean", VALIDATION)
@@ -778,12 +773,7 @@ class LocalAlpaca(LoopbackServer):
         return order.to_json()
 
     def _post_order(self, query: Query, body: bytes) -> Json:
-        try:
-            data = json.loads(body or b"{}")
-        except ValueError:
-            raise _ApiError(400, 40010000, "request body format is invalid") from None
-        if not isinstance(data, dict):
-            raise _ApiError(400, 40010000, "request body format is invalid")
+        data = _json_object(body)
         client_id = str(data.get("client_order_id") or uuid.uuid4())
         if len(client_id) > 128:
             raise _unprocessable("client_order_id must be no more than 128 characters", VALIDATION)
@@ -829,12 +819,7 @@ class LocalAlpaca(LoopbackServer):
             raise _not_found("order not found")
         if not order.is_open or order.filled_qty:
             raise _unprocessable(f'order is not replaceable in "{order.status}" state')
-        try:
-            data = json.loads(body or b"{}")
-        except ValueError:
-            raise _ApiError(400, 40010000, "request body format is invalid") from None
-        if not isinstance(data, dict):
-            raise _ApiError(400, 40010000, "request body format is invalid")
+        data = _json_object(body)
         client_id = str(data.get("client_order_id") or uuid.uuid4())
         if client_id in self._orders_by_client_id:
             raise _unprocessable("client_order_id must be unique", VALIDATION)
@@ -1025,6 +1010,17 @@ class LocalAlpaca(LoopbackServer):
             position.qty = total
         else:
             position.qty = total
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    """A request's JSON body, which must be an object, as Alpaca answers when it is not."""
+    try:
+        data = json.loads(body or b"{}")
+    except ValueError:
+        raise _ApiError(400, 40010000, "request body format is invalid") from None
+    if not isinstance(data, dict):
+        raise _ApiError(400, 40010000, "request body format is invalid")
+    return data
 
 
 class _Handler(BaseHTTPRequestHandler):

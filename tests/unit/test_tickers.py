@@ -161,8 +161,8 @@ def test_classify_universe_and_batch() -> None:
 
 
 # --- real headlines ----------------------------------------------------------------------
-# Verbatim from the Twitter Financial News Sentiment dataset (zeroshot, MIT; shared/data/
-# sentiment/twitter_financial_news_{train,valid}.csv), tickers assigned by hand: the listed
+# Verbatim from the Twitter Financial News Sentiment dataset (zeroshot, MIT; copied here, so the
+# test needs nothing outside the repository), tickers assigned by hand: the listed
 # companies the headline is news about (a bank quoted as the source of a view is not).
 REAL_HEADLINES: list[tuple[str, list[str]]] = [
     ("Amazon Cites Speed in Cutting Off FedEx Ground for Holiday Shipping", ["AMZN", "FDX"]),
