@@ -38,25 +38,67 @@ SURGE_RATIO = Decimal("3.0")
 # telemetry.LOOKBACK, 5 days) with a day's room.
 PENDING_LOOKBACK = timedelta(days=6)
 
+# A ticker with at most this many bars to compute gets each bar's windows as two small aggregates
+# over its 50 newest bars (the minute's case: one new bar); with more (a catch-up, a corrected bar
+# early in the day), one pass of window functions over its bars in time order is cheaper.
+FEW_BARS = 3
+
 COMPUTE_FEATURES = """
-WITH pending AS MATERIALIZED (
-    SELECT t.ticker, t.source, min(t.ts) AS first_ts
-    FROM lane_telemetry t
-    LEFT JOIN lane_features f ON f.ticker = t.ticker AND f.ts = t.ts
-                             AND f.ts >= :since AND f.ts < :until
-    WHERE t.ts >= :since AND t.ts < :until AND t.session = 'regular'
-      AND (f.ticker IS NULL OR f.close <> t.close OR f.volume_current <> t.volume)
-    GROUP BY t.ticker, t.source
+WITH due AS MATERIALIZED (
+    SELECT d.ticker, d.ts, d.source, d.mark FROM lane_features_due d WHERE d.ts < :until
 ),
-windowed AS (
-    -- Each pending ticker's bars of one source from its first pending bar on, and the 49 regular
-    -- bars of that source before it (stored, or kept for windows in lane_telemetry_history;
-    -- 49 of each table: more than the frames reach never changes a window, fewer would).
+pending AS MATERIALIZED (
+    -- Each ticker's first due bar, per source (a bar that has gone since only widens the range).
+    SELECT ticker, source, min(ts) AS first_ts FROM due WHERE ts >= :since
+    GROUP BY ticker, source
+),
+targets AS MATERIALIZED (
+    -- Every stored regular bar of that source from the first due one on: they share its window.
+    SELECT p.ticker, p.source, p.first_ts, t.ts, t.close, t.volume,
+           count(*) OVER (PARTITION BY p.ticker, p.source) AS n_targets
+    FROM pending p
+    JOIN lane_telemetry t ON t.ticker = p.ticker AND t.source = p.source
+                         AND t.ts >= p.first_ts AND t.ts < :until AND t.session = 'regular'
+),
+few AS (
+    -- A bar's 50 newest regular bars of its source up to and including it (stored, or kept for
+    -- windows in lane_telemetry_history), newest first: the 20 first are its 20-bar window.
+    SELECT g.ticker, g.ts, g.close, g.volume, a.sma20, a.n20, a.sma50, a.n50, a.volume_avg
+    FROM targets g
+    CROSS JOIN LATERAL (
+        SELECT avg(w.close) FILTER (WHERE w.rn <= 20) AS sma20,
+               count(*) FILTER (WHERE w.rn <= 20) AS n20,
+               avg(w.close) AS sma50, count(*) AS n50,
+               avg(w.volume) FILTER (WHERE w.rn <= 20) AS volume_avg
+        FROM (
+            SELECT u.close, u.volume, row_number() OVER (ORDER BY u.ts DESC) AS rn
+            FROM (
+                (SELECT t.ts, t.close, t.volume FROM lane_telemetry t
+                 WHERE t.ticker = g.ticker AND t.source = g.source AND t.ts <= g.ts
+                   AND t.session = 'regular'
+                 ORDER BY t.ts DESC LIMIT 50)
+                UNION ALL
+                (SELECT h.ts, h.close, h.volume FROM lane_telemetry_history h
+                 WHERE h.ticker = g.ticker AND h.source = g.source AND h.ts <= g.ts
+                   AND h.session = 'regular'
+                 ORDER BY h.ts DESC LIMIT 50)
+                ORDER BY ts DESC LIMIT 50
+            ) u
+        ) w
+    ) a
+    WHERE g.n_targets <= :few_bars
+),
+many AS (
+    -- A ticker with more bars to compute: its bars of one source from its first due bar on, and
+    -- the 49 regular bars of that source before it (stored, or kept for windows in
+    -- lane_telemetry_history; 49 of each table: more than the frames reach never changes a
+    -- window, fewer would), through window functions.
     SELECT p.ticker, b.ts, b.close, b.volume, b.stored, p.first_ts,
            avg(b.close)  OVER w20 AS sma20, count(*) OVER w20 AS n20,
            avg(b.close)  OVER w50 AS sma50, count(*) OVER w50 AS n50,
            avg(b.volume) OVER w20 AS volume_avg
-    FROM pending p
+    FROM (SELECT DISTINCT ticker, source, first_ts FROM targets
+          WHERE n_targets > :few_bars) p
     CROSS JOIN LATERAL (
         SELECT t.ts, t.close, t.volume, true AS stored FROM lane_telemetry t
         WHERE t.ticker = p.ticker AND t.source = p.source AND t.ts >= p.first_ts
@@ -81,6 +123,12 @@ windowed AS (
            w50 AS (PARTITION BY p.ticker, p.source ORDER BY b.ts
                    ROWS BETWEEN 49 PRECEDING AND CURRENT ROW)
 ),
+windows AS (
+    SELECT ticker, ts, close, volume, sma20, n20, sma50, n50, volume_avg FROM few
+    UNION ALL
+    SELECT ticker, ts, close, volume, sma20, n20, sma50, n50, volume_avg FROM many
+    WHERE ts >= first_ts AND stored
+),
 computed AS (
     SELECT ticker, ts, close,
            CASE WHEN n20 >= 20 THEN round(sma20, 6) END AS sma20,
@@ -89,8 +137,12 @@ computed AS (
            CASE WHEN n20 >= 20 THEN round(volume_avg, 2) END AS volume_avg_20,
            CASE WHEN n20 >= 20 AND volume_avg > 0 THEN round(volume / volume_avg, 4) END AS volume_ratio,
            n50 AS bars_in_window
-    FROM windowed
-    WHERE ts >= first_ts AND stored
+    FROM windows
+),
+cleared AS (
+    -- The markings read above, and only those: a bar marked again meanwhile stays due.
+    DELETE FROM lane_features_due d USING due
+    WHERE d.ticker = due.ticker AND d.ts = due.ts AND d.mark = due.mark
 )
 INSERT INTO lane_features AS f
     (ticker, ts, close, sma20, sma50, volume_current, volume_avg_20, volume_ratio, volume_surge,
@@ -112,7 +164,9 @@ RETURNING ticker
 
 def compute(conn: Connection, minute: datetime) -> dict[str, Any]:
     """Compute features for every pending bar that closed by `minute`, in one statement."""
-    rows = conn.run(COMPUTE_FEATURES, since=minute - PENDING_LOOKBACK, until=minute)
+    rows = conn.run(
+        COMPUTE_FEATURES, since=minute - PENDING_LOOKBACK, until=minute, few_bars=FEW_BARS
+    )
     per_ticker: dict[str, int] = {}
     for (ticker,) in rows:
         per_ticker[ticker] = per_ticker.get(ticker, 0) + 1

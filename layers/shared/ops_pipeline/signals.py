@@ -300,18 +300,19 @@ def decision_minute(bar_ts: datetime, since: datetime, minute: datetime) -> date
 PENDING_BARS = """
 SELECT f.ticker, f.ts, f.close, f.sma20, f.sma50, f.volume_ratio,
        p.close AS prev_close, p.sma20 AS prev_sma20
-FROM lane_features f
-LEFT JOIN signal_evaluations e ON e.ticker = f.ticker AND e.ts = f.ts
+FROM signal_evaluations_due d
+JOIN lane_features f ON f.ticker = d.ticker AND f.ts = d.ts
 LEFT JOIN LATERAL (
     SELECT g.close, g.sma20 FROM lane_features g
     WHERE g.ticker = f.ticker AND g.ts < f.ts
     ORDER BY g.ts DESC LIMIT 1
 ) p ON true
-WHERE f.ticker = ANY(CAST(:tickers AS text[])) AND f.ts >= :since AND f.ts < :minute
-  AND e.ticker IS NULL
+WHERE d.ticker = ANY(CAST(:tickers AS text[])) AND d.ts >= :since AND d.ts < :minute
+  AND NOT EXISTS (SELECT 1 FROM signal_evaluations e WHERE e.ticker = d.ticker AND e.ts = d.ts)
 """
-# No ORDER BY: `evaluate_window` puts the bars in decision order; sorting a day's features for
-# the anti-join's merge was a third of this statement at thousands of tickers.
+# The features not evaluated yet are listed in signal_evaluations_due (migration 010: new feature
+# rows, and those whose evaluation was deleted), so this reads the due bars, not a day of features
+# against their evaluations. No ORDER BY: `evaluate_window` puts the bars in decision order.
 
 VISIBLE_NEWS = """
 SELECT t.ticker, c.event_id, r.title, c.polarity, c.event_time, r.fetched_at,
@@ -340,20 +341,27 @@ RETURNING id
 """
 
 INSERT_EVALUATIONS = """
-WITH stored AS (
-INSERT INTO signal_evaluations
-    (ticker, ts, decided_at, close, sma20, sma50, prev_close, prev_sma20, volume_ratio, trend,
-     news_net, news_event_ids, band, volume_multiplier, action, rule, confidence, reason)
-SELECT e.ticker, e.ts, e.decided_at, e.close, e.sma20, e.sma50, e.prev_close, e.prev_sma20,
-       e.volume_ratio, e.trend, e.news_net, e.news_event_ids, e.band, e.volume_multiplier,
-       e.action, e.rule, e.confidence, e.reason
-FROM json_to_recordset(CAST(:rows AS json))
-    AS e(ticker text, ts timestamptz, decided_at timestamptz, close numeric, sma20 numeric,
-         sma50 numeric, prev_close numeric, prev_sma20 numeric, volume_ratio numeric, trend text,
-         news_net numeric, news_event_ids bigint[], band text, volume_multiplier numeric,
-         action text, rule text, confidence numeric, reason text)
-ON CONFLICT (ticker, ts) DO NOTHING
-RETURNING 1
+WITH e AS MATERIALIZED (
+    SELECT * FROM json_to_recordset(CAST(:rows AS json))
+        AS e(ticker text, ts timestamptz, decided_at timestamptz, close numeric, sma20 numeric,
+             sma50 numeric, prev_close numeric, prev_sma20 numeric, volume_ratio numeric,
+             trend text, news_net numeric, news_event_ids bigint[], band text,
+             volume_multiplier numeric, action text, rule text, confidence numeric, reason text)
+),
+stored AS (
+    INSERT INTO signal_evaluations
+        (ticker, ts, decided_at, close, sma20, sma50, prev_close, prev_sma20, volume_ratio, trend,
+         news_net, news_event_ids, band, volume_multiplier, action, rule, confidence, reason)
+    SELECT e.ticker, e.ts, e.decided_at, e.close, e.sma20, e.sma50, e.prev_close, e.prev_sma20,
+           e.volume_ratio, e.trend, e.news_net, e.news_event_ids, e.band, e.volume_multiplier,
+           e.action, e.rule, e.confidence, e.reason
+    FROM e
+    ON CONFLICT (ticker, ts) DO NOTHING
+    RETURNING 1
+),
+cleared AS (
+    -- These bars are evaluated now (or were already): no longer due.
+    DELETE FROM signal_evaluations_due d USING e WHERE d.ticker = e.ticker AND d.ts = e.ts
 )
 SELECT count(*) FROM stored
 """
