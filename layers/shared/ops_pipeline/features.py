@@ -1,6 +1,11 @@
-"""Feature computer: moving averages and volume analysis for every bar that has no features yet.
+"""Feature computer: moving averages and volume analysis for every bar whose features are due.
 
-All in one set-based statement with window functions. Only regular-session bars
+All in one set-based statement. A bar is due (`lane_features_due`, migration 010) when it is
+stored or changed, or when its features were deleted: triggers on the tables mark it, whoever
+writes, and the statement clears the marks it read (a bar marked again meanwhile stays due). So a
+minute's work is proportional to its new bars, not to the days of bars stored.
+
+Only regular-session bars
 (`lane_telemetry.session = 'regular'`) get features, and only they are in a window: pre-market and
 after-hours bars trade at a fraction of the volume and would read as volume collapses and surges.
 For a regular bar, the window is the 20 (50) most recent stored regular bars of its ticker up to
@@ -11,8 +16,10 @@ and including it (across days); gaps are not filled.
 - `volume_ratio = volume_current / volume_avg_20`, rounded to 4 places; NULL when the average is 0
   or fewer than 20 bars exist. `volume_surge = volume_ratio > 3.0`.
 
-A bar whose features are missing, or whose close or volume changed since (a corrected bar), is
-recomputed together with every later bar of its ticker, since they share its window.
+A due bar (new, corrected, or without features) is computed together with every later bar of its
+ticker, since they share its window: when that is at most `FEW_BARS` bars (a minute's new bar), each
+one's windows are two aggregates over its 50 newest bars, read backward from the index; with more (a
+catch-up), one pass of window functions over the ticker's bars in time order.
 
 Features never mix feeds (`lane_telemetry.source`: Alpaca's IEX feed carries a few percent of
 the consolidated volume a SIP feed carries, so a mixed window makes a false surge): a bar's

@@ -479,41 +479,50 @@ def store(conn: Connection, recs: Sequence[Recommendation], minute: datetime) ->
     return len(conn.run(INSERT_RECOMMENDATIONS, rows=json_records(rows)))
 
 
-def _text(value: Decimal | datetime | None) -> str | None:
-    """A column value as the text PostgreSQL reads back exactly (what `json_records` would send)."""
-    if value is None:
-        return None
-    return value.isoformat() if isinstance(value, datetime) else str(value)
-
-
 def store_evaluations(conn: Connection, evaluations: Sequence[Evaluation]) -> int:
     """Every evaluation in one statement, its rows sent as one JSON document (thousands of rows
-    in a catch-up window: encoding them as 18 typed arrays cost more than the insert)."""
+    in a catch-up window: encoding them as 18 typed arrays cost more than the insert).
+
+    Values go as the text PostgreSQL reads back exactly; a minute's evaluations share their bar
+    and decision minutes, so each distinct timestamp is written once."""
     if not evaluations:
         return 0
-    rows = [
-        {
-            "ticker": e.input.ticker,
-            "ts": _text(e.input.ts),
-            "decided_at": _text(e.decided_at),
-            "close": _text(e.input.close),
-            "sma20": _text(e.input.sma20),
-            "sma50": _text(e.input.sma50),
-            "prev_close": _text(e.input.prev_close),
-            "prev_sma20": _text(e.input.prev_sma20),
-            "volume_ratio": _text(e.input.volume_ratio),
-            "trend": e.trend,
-            "news_net": _text(e.news.net),
-            "news_event_ids": [h.event_id for h in e.news.headlines],
-            "band": e.band.name,
-            "volume_multiplier": _text(e.band.multiplier),
-            "action": e.recommendation.action if e.recommendation else None,
-            "rule": e.recommendation.rule if e.recommendation else None,
-            "confidence": _text(e.recommendation.confidence) if e.recommendation else None,
-            "reason": e.reason,
-        }
-        for e in evaluations
-    ]
+    minutes: dict[datetime, str] = {}
+
+    def minute_text(value: datetime) -> str:
+        text = minutes.get(value)
+        if text is None:
+            text = minutes[value] = value.isoformat()
+        return text
+
+    def text(value: Decimal | None) -> str | None:
+        return None if value is None else str(value)
+
+    rows = []
+    for e in evaluations:
+        f, rec = e.input, e.recommendation
+        rows.append(
+            {
+                "ticker": f.ticker,
+                "ts": minute_text(f.ts),
+                "decided_at": minute_text(e.decided_at),
+                "close": str(f.close),
+                "sma20": text(f.sma20),
+                "sma50": text(f.sma50),
+                "prev_close": text(f.prev_close),
+                "prev_sma20": text(f.prev_sma20),
+                "volume_ratio": text(f.volume_ratio),
+                "trend": e.trend,
+                "news_net": str(e.news.net),
+                "news_event_ids": [h.event_id for h in e.news.headlines],
+                "band": e.band.name,
+                "volume_multiplier": str(e.band.multiplier),
+                "action": rec.action if rec else None,
+                "rule": rec.rule if rec else None,
+                "confidence": str(rec.confidence) if rec else None,
+                "reason": e.reason,
+            }
+        )
     ((stored,),) = conn.run(INSERT_EVALUATIONS, rows=json_records(rows))
     return int(stored)
 
