@@ -91,19 +91,23 @@ SIM_BARS = """
 SELECT ticker, ts, open, close, session FROM lane_telemetry
 WHERE ticker = ANY(CAST(:tickers AS text[])) AND ts >= :start AND ts < :end
 UNION ALL
-(SELECT DISTINCT ON (ticker) ticker, ts, open, close, session FROM lane_telemetry
- WHERE ticker = ANY(CAST(:tickers AS text[])) AND ts < :start AND ts >= :since
- ORDER BY ticker, ts DESC)
-UNION ALL
-(SELECT DISTINCT ON (ticker) ticker, ts, open, close, session FROM lane_telemetry
- WHERE ticker = ANY(CAST(:tickers AS text[])) AND ts < :start AND ts >= :since
-   AND session = 'regular'
- ORDER BY ticker, ts DESC)
-UNION ALL
-(SELECT DISTINCT ON (ticker) ticker, ts, open, close, session FROM lane_telemetry
- WHERE ticker = ANY(CAST(:tickers AS text[])) AND ts < :day_start AND ts >= :since
-   AND session = 'regular' AND CAST(:day_start AS timestamptz) < :start
- ORDER BY ticker, ts DESC)
+SELECT b.ticker, b.ts, b.open, b.close, b.session
+FROM unnest(CAST(:tickers AS text[])) AS u(ticker)
+CROSS JOIN LATERAL (
+    -- each one bar, read backward from an index: a ticker's newest, not its whole day sorted
+    (SELECT t.ticker, t.ts, t.open, t.close, t.session FROM lane_telemetry t
+     WHERE t.ticker = u.ticker AND t.ts < :start AND t.ts >= :since
+     ORDER BY t.ts DESC LIMIT 1)
+    UNION ALL
+    (SELECT t.ticker, t.ts, t.open, t.close, t.session FROM lane_telemetry t
+     WHERE t.ticker = u.ticker AND t.ts < :start AND t.ts >= :since AND t.session = 'regular'
+     ORDER BY t.ts DESC LIMIT 1)
+    UNION ALL
+    (SELECT t.ticker, t.ts, t.open, t.close, t.session FROM lane_telemetry t
+     WHERE t.ticker = u.ticker AND t.ts < :day_start AND t.ts >= :since
+       AND t.session = 'regular' AND CAST(:day_start AS timestamptz) < :start
+     ORDER BY t.ts DESC LIMIT 1)
+) b
 """
 
 
