@@ -59,7 +59,7 @@ SCHEMA_LOCK_KEY = int.from_bytes(
 )
 
 
-class InvalidSetting(InvalidEventError):
+class InvalidSetting(InvalidEventError, ValueError):
     """A sweep's setting in a stage's event is malformed (its name, an unknown key, a value out of
     range): the state machine fails that child under this name, without a retry."""
 
