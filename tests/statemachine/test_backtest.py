@@ -221,3 +221,26 @@ def test_the_command_runs_a_backtest_and_prints_its_summary(conn, database_url, 
 
     assert main([*args, "--shards", "0"]) == 2
     assert "shards must be at least 1" in capsys.readouterr().err
+
+    # A sweep: each setting's summary in one document, under its name.
+    sweep = ["--sweep", "cli_weak:weak_from=0.3,weak_multiplier=0.9", "--sweep", "cli_spec"]
+    code = main([*args, "--shards", "2", *sweep, "--json"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    summary = json.loads(out.out[out.out.index("{\n") :])
+    assert set(summary["sweep"]) == {"cli_weak", "cli_spec"}
+    for name, setting in summary["sweep"].items():
+        assert "realized_and_unrealized" in setting["simulated_pnl"], name
+    assert (
+        summary["sweep"]["cli_weak"]["recommendations_by_band"]
+        != (summary["sweep"]["cli_spec"]["recommendations_by_band"])
+    )
+    code = main([*args, "--shards", "2", *sweep])  # the table: a row per setting
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert "Sweep: one row per setting" in out.out and "cli_weak" in out.out
+
+    assert main([*args, "--sweep", "Bad Name"]) == 2
+    assert "a setting's name must match" in capsys.readouterr().err
+    assert main([*args, "--sweep", "ok:surge_multiplier"]) == 2
+    assert "expected KEY=VALUE" in capsys.readouterr().err
