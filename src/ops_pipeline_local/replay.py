@@ -567,7 +567,7 @@ def summarize(conn: Any, first: datetime, last: datetime, tickers: Sequence[str]
         "bars": bars,
         "features": features,
         "recommendations_by_band": {
-            f"{names.get(f'{m:.2f}', m)} {action}": n for m, action, n in bands
+            f"{names.get(f'{m:.2f}', f'x{m:.2f}')} {action}": n for m, action, n in bands
         },
         "recommendations_moved_by_news": len(news_moved),
         "example_moved_by_news": news_moved[0] if news_moved else None,

@@ -109,9 +109,10 @@ def _count(url: str, sql: str) -> int:
 
 
 def test_a_sweep_leaves_each_setting_the_rows_replay_leaves_with_it(bars, database_server):
-    """Two settings in one backtest: bars and features once, signals and portfolio per setting,
-    each setting's rows (schema sweep_<name>) those of a replay with that setting, nothing in the
-    public per-setting tables."""
+    """Two settings in one backtest (and a third that moves nothing): bars and features once,
+    signals and portfolio per setting, each setting's rows (schema sweep_<name>) those of a
+    replay with that setting (the third's those of a replay without one), nothing in the public
+    per-setting tables."""
     expected = {}
     for setting in SETTINGS:
         with throwaway_database(database_server) as url:
@@ -120,10 +121,15 @@ def test_a_sweep_leaves_each_setting_the_rows_replay_leaves_with_it(bars, databa
             expected[setting["name"]] = pipeline_rows(url, f"sweep_{setting['name']}")
             for table in SETTING_TABLES:  # a replay of one setting leaves public's alone too
                 assert _count(url, f"SELECT count(*) FROM public.{table}") == 0, table
+    with throwaway_database(database_server) as url:  # no setting: the SPEC's, the stack's
+        replayed = replay(bars, database_url=url)
+        assert not replayed.failures, replayed.failures[0]
+        expected["spec"] = pipeline_rows(url)
+    swept = [*SETTINGS, {"name": "spec"}]  # a setting that moves nothing
     with throwaway_database(database_server) as url:
-        result = backtest(bars, database_url=url, shards=2, settings=SETTINGS)
+        result = backtest(bars, database_url=url, shards=2, settings=swept)
         assert not result.failures, (result.error, result.cause)
-        got = {s["name"]: pipeline_rows(url, f"sweep_{s['name']}") for s in SETTINGS}
+        got = {s["name"]: pipeline_rows(url, f"sweep_{s['name']}") for s in swept}
         for table in SETTING_TABLES:
             assert _count(url, f"SELECT count(*) FROM public.{table}") == 0, table
         assert _count(url, "SELECT count(*) FROM public.lane_features") == len(bars)
@@ -132,8 +138,8 @@ def test_a_sweep_leaves_each_setting_the_rows_replay_leaves_with_it(bars, databa
     # Bars and features once; signals per shard and setting; a portfolio per setting.
     assert result.invocations["TelemetryIngestorFunction"] == 4
     assert result.invocations["FeatureComputerFunction"] == 2
-    assert result.invocations["SignalEngineFunction"] == 4 * len(SETTINGS)
-    assert result.invocations["DispatcherFunction"] >= len(SETTINGS)
+    assert result.invocations["SignalEngineFunction"] == 4 * len(swept)
+    assert result.invocations["DispatcherFunction"] >= len(swept)
     for name, rows in expected.items():
         assert rows["dispatch_recommendations"], f"{name} makes no recommendation"
         assert any(row[8] == "filled" for row in rows[next(reversed(PIPELINE_TABLES))]), name
@@ -142,7 +148,7 @@ def test_a_sweep_leaves_each_setting_the_rows_replay_leaves_with_it(bars, databa
     # The settings decide differently, and each setting's summary says how it traded.
     first, second = (expected[s["name"]] for s in SETTINGS)
     assert first["dispatch_recommendations"] != second["dispatch_recommendations"]
-    assert set(result.sweep) == {s["name"] for s in SETTINGS}
+    assert set(result.sweep) == {s["name"] for s in swept}
     for name, summary in result.sweep.items():
         assert summary["executions"].get("simulation filled"), name
         assert "realized_and_unrealized" in summary["simulated_pnl"], name
