@@ -10,19 +10,24 @@ from ops_pipeline.event_time import event_window
 from ops_pipeline.holdings import book_tickers
 from ops_pipeline.observability import logger, metrics, stage_handler
 from ops_pipeline.shards import event_tickers
+from ops_pipeline.sweep import event_setting, setting_connection
 
 DB = ConnectionCache()
+SWEEP_DB = ConnectionCache()  # a backtest sweep's: its search_path names the setting's schema
 
 
 @stage_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     since, minute = event_window(event)
     shard = event_tickers(event)  # a backtest shard names its own tickers
+    setting = event_setting(event)  # a backtest sweep's: its rule, its schema
+    conn = DB.get() if setting is None else setting_connection(SWEEP_DB, setting)
+    volume = signals.SPEC_VOLUME_RULE if setting is None else setting.volume
     # A held ticker no longer listed is evaluated until sold: its SELLs, never a BUY.
     tickers, sell_only = (
-        (shard, set()) if shard else book_tickers(DB.get(), config.tickers(), config.trading_mode())
+        (shard, set()) if shard else book_tickers(conn, config.tickers(), config.trading_mode())
     )
-    summary = signals.run(DB.get(), tickers, minute, since=since, sell_only=sell_only)
+    summary = signals.run(conn, tickers, minute, since=since, sell_only=sell_only, volume=volume)
     for killed in summary["killed"]:
         logger.info("signal killed by volume", extra={"why": killed})
     if summary["late"]:

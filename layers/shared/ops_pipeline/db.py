@@ -3,7 +3,9 @@
 In AWS a function connects to RDS Proxy with an IAM auth token over TLS (`DB_HOST`, `DB_PORT`,
 `DB_NAME`, `DB_USER`, `DB_IAM_AUTH=true`); locally `DATABASE_URL` names the database, including a
 unix socket directory as `?host=/path`. Statements are sent with pg8000's unnamed prepared
-statements and no session `SET`, so RDS Proxy never pins a connection.
+statements and no session `SET`, so RDS Proxy never pins a connection; the one exception is a
+backtest sweep's connection, whose `SET search_path` names its setting's schema
+(`ops_pipeline.sweep`): pinned for that invocation, and kept in a cache of its own.
 
 A connection lost during a stage (an idle timeout, a failover, a terminated backend) surfaces as
 `errors.DatabaseUnavailable` through `observability.stage_handler`, which also drops every

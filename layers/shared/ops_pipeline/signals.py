@@ -66,19 +66,36 @@ NORMAL = VolumeBand(Decimal("1.0"), "NORMAL")
 SURGE = VolumeBand(Decimal("1.3"), "SURGE")
 
 
-def volume_band(ratio: Decimal | None) -> VolumeBand:
-    """The SPEC's volume rule: <0.5 KILL, <1.2 WEAK, <=3.0 NORMAL, >3.0 SURGE; no ratio is KILL."""
-    if ratio is None or ratio < Decimal("0.5"):
+@dataclass(frozen=True)
+class VolumeRule:
+    """The volume rule's thresholds and multipliers: the SPEC's by default; a backtest sweep's
+    setting (`ops_pipeline.sweep`) may move them. A ratio below `weak_from` is KILL, below
+    `normal_from` WEAK, up to and including `surge_above` NORMAL, above it SURGE."""
+
+    weak_from: Decimal = Decimal("0.5")
+    normal_from: Decimal = Decimal("1.2")
+    surge_above: Decimal = Decimal("3.0")
+    weak: VolumeBand = WEAK
+    surge: VolumeBand = SURGE
+
+
+SPEC_VOLUME_RULE = VolumeRule()
+
+
+def volume_band(ratio: Decimal | None, rule: VolumeRule = SPEC_VOLUME_RULE) -> VolumeBand:
+    """The SPEC's volume rule: <0.5 KILL, <1.2 WEAK, <=3.0 NORMAL, >3.0 SURGE; no ratio is KILL
+    (`rule` moves the thresholds and the WEAK and SURGE multipliers)."""
+    if ratio is None or ratio < rule.weak_from:
         return KILL
-    if ratio < Decimal("1.2"):
-        return WEAK
-    if ratio <= Decimal("3.0"):
+    if ratio < rule.normal_from:
+        return rule.weak
+    if ratio <= rule.surge_above:
         return NORMAL
-    return SURGE
+    return rule.surge
 
 
-def volume_multiplier(ratio: Decimal | None) -> Decimal:
-    return volume_band(ratio).multiplier
+def volume_multiplier(ratio: Decimal | None, rule: VolumeRule = SPEC_VOLUME_RULE) -> Decimal:
+    return volume_band(ratio, rule).multiplier
 
 
 @dataclass(frozen=True)
@@ -228,8 +245,11 @@ def _no_signal_reason(f: SignalInput, news: NewsSummary) -> str:
     return f"{trend}; {said}: no signal"
 
 
-def assess(f: SignalInput, news: NewsSummary | None = None) -> tuple[Recommendation | None, str]:
-    """Apply the rules to one bar's features and news: the recommendation, if any, and why."""
+def assess(
+    f: SignalInput, news: NewsSummary | None = None, volume: VolumeRule = SPEC_VOLUME_RULE
+) -> tuple[Recommendation | None, str]:
+    """Apply the rules to one bar's features and news: the recommendation, if any, and why
+    (`volume`: the volume rule's thresholds, the SPEC's unless a sweep's setting moves them)."""
     news = news or NewsSummary()
     action, parts = trend_signal(f), []
     rule, base, used_news = "", Decimal(0), False
@@ -255,7 +275,7 @@ def assess(f: SignalInput, news: NewsSummary | None = None) -> tuple[Recommendat
         parts.append(f"{news.describe()}: {action} base {base:.2f}")
     if not action:
         return None, _no_signal_reason(f, news)
-    band = volume_band(f.volume_ratio)
+    band = volume_band(f.volume_ratio, volume)
     ratio_text = "none yet" if f.volume_ratio is None else f"{f.volume_ratio:.4f}"
     parts.append(f"volume ratio {ratio_text} is {band.name}: x{band.multiplier}")
     if band is KILL:
@@ -282,9 +302,13 @@ def evaluate(f: SignalInput, news: NewsSummary | None = None) -> Recommendation 
     return assess(f, news)[0]
 
 
-def kill_reason(f: SignalInput, news: NewsSummary | None = None) -> str | None:
+def kill_reason(
+    f: SignalInput, news: NewsSummary | None = None, volume: VolumeRule = SPEC_VOLUME_RULE
+) -> str | None:
     """Why a signal that fired was dropped by the volume rule (for logs), or None."""
-    if (trend_signal(f) or (news and news.direction)) and volume_band(f.volume_ratio) is KILL:
+    if (trend_signal(f) or (news and news.direction)) and volume_band(
+        f.volume_ratio, volume
+    ) is KILL:
         ratio = "none yet" if f.volume_ratio is None else f"{f.volume_ratio:.4f}"
         return f"{f.ticker} {f.ts:%H:%M}: volume ratio {ratio} is KILL: x0.0"
     return None
@@ -428,6 +452,7 @@ def evaluate_window(
     headlines: Sequence[VisibleHeadline],
     since: datetime,
     minute: datetime,
+    volume: VolumeRule = SPEC_VOLUME_RULE,
 ) -> list[Evaluation]:
     """Evaluate the bars in decision order, each with the news and the earlier recommendations of
     its decision minute, as runs of their own would have."""
@@ -445,12 +470,12 @@ def evaluate_window(
     for decided_at, f in timed:
         used = acted.setdefault(f.ticker, {})
         news = news_at(by_ticker.get(f.ticker, ()), decided_at, used)
-        rec, reason = assess(f, news)
+        rec, reason = assess(f, news, volume)
         if rec is not None:
             rec = replace(rec, decided_at=decided_at)
             for event_id in rec.news_event_ids:
                 used.setdefault(event_id, decided_at)
-        band = volume_band(f.volume_ratio)
+        band = volume_band(f.volume_ratio, volume)
         out.append(Evaluation(f, decided_at, trend_signal(f), news, band, rec, reason))
     return out
 
@@ -533,15 +558,16 @@ def run(
     minute: datetime,
     since: datetime | None = None,
     sell_only: Collection[str] = (),
+    volume: VolumeRule = SPEC_VOLUME_RULE,
 ) -> dict[str, Any]:
     """Evaluate every bar not evaluated yet, each at its decision minute in the window
     `since`..`minute` (default: the run's own minute), in four round trips whatever the ticker
     count or the window's length. `sell_only`: tickers held but no longer listed, whose BUY
-    signals are not recommended."""
+    signals are not recommended; `volume`: the volume rule (a sweep's setting's, else the SPEC's)."""
     since = minute if since is None else since
     inputs = load_pending(conn, tickers, since, minute)
     headlines = load_news(conn, tickers, since, minute) if inputs else []
-    evaluations = evaluate_window(inputs, headlines, since, minute)
+    evaluations = evaluate_window(inputs, headlines, since, minute, volume)
     recs = [
         e.recommendation
         for e in evaluations
@@ -551,13 +577,13 @@ def run(
     killed = [
         reason
         for e in evaluations
-        if e.recommendation is None and (reason := kill_reason(e.input, e.news))
+        if e.recommendation is None and (reason := kill_reason(e.input, e.news, volume))
     ]
     created = store(conn, recs, minute)
     store_evaluations(conn, evaluations)
     bands: dict[str, int] = {}
     for rec in recs:
-        name = volume_band(rec.volume_ratio).name
+        name = volume_band(rec.volume_ratio, volume).name
         bands[name] = bands.get(name, 0) + 1
     late = sum(1 for e in evaluations if e.decided_at != e.input.ts + ONE_MINUTE)
     return {
