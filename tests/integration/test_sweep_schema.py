@@ -38,7 +38,9 @@ def test_each_setting_writes_its_own_copy_of_the_tables(fresh, database_url):
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'sweep_one'"
         " ORDER BY 1"
     )
-    assert [t for (t,) in tables] == sorted([*SETTING_TABLES, "sweep_setting"])
+    assert [t for (t,) in tables] == sorted(
+        [*SETTING_TABLES, "signal_evaluations_due", "sweep_setting"]
+    )
     _recommend(fresh)  # the same SQL the signal engine runs
     # another connection, another setting: the same bar, a row of its own, ids of its own
     other = connect(parse_database_url(database_url))
@@ -70,3 +72,31 @@ def test_a_setting_of_the_same_name_with_other_values_is_refused(fresh):
         enter_setting(fresh, parse_setting({"name": "one", "surge_multiplier": 1.4}))
     # rolled back: the connection works, and its search_path is not the refused setting's
     assert fresh.run("SHOW search_path") != [["sweep_one, public"]]
+
+
+def test_each_setting_finds_the_features_it_has_not_evaluated(fresh, database_url):
+    """A setting's schema starts with every stored feature due, and features computed after it
+    exists are due for it as for the live pipeline (migration 010's trigger fills every queue)."""
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from ops_pipeline import features, telemetry
+
+    bars = [
+        telemetry.Bar("AAPL", TS + timedelta(minutes=i), *(Decimal(170),) * 4, 1000)
+        for i in range(3)
+    ]
+    telemetry.upsert_bars(fresh, bars[:2])
+    features.compute(fresh, TS + timedelta(minutes=2))
+    setting = connect(parse_database_url(database_url))
+    try:
+        enter_setting(setting, parse_setting({"name": "one"}))
+        due = "SELECT ts FROM signal_evaluations_due ORDER BY ts"
+        assert [ts for (ts,) in setting.run(due)] == [b.ts for b in bars[:2]]
+        assert len(signals.load_pending(setting, ["AAPL"], TS, TS + timedelta(minutes=3))) == 2
+        telemetry.upsert_bars(fresh, bars[2:])
+        features.compute(fresh, TS + timedelta(minutes=3))  # the live computer, in public
+        assert [ts for (ts,) in setting.run(due)] == [b.ts for b in bars]
+        assert fresh.run("SELECT count(*) FROM public.signal_evaluations_due") == [[3]]
+    finally:
+        setting.close()

@@ -212,6 +212,14 @@ def _schema_sql(schema: str) -> str:
         f"{tables}\n"
         f"CREATE TABLE IF NOT EXISTS {schema}.sweep_setting (\n"
         "    one boolean PRIMARY KEY DEFAULT true CHECK (one), setting jsonb NOT NULL);\n"
+        # The features this setting has not evaluated (migration 010): all of them when the schema
+        # is new; from then on the features' trigger fills it, as it fills the public one.
+        f"DO $$ BEGIN IF to_regclass('{schema}.signal_evaluations_due') IS NULL THEN\n"
+        f"    CREATE TABLE {schema}.signal_evaluations_due\n"
+        "        (LIKE public.signal_evaluations_due INCLUDING ALL);\n"
+        f"    INSERT INTO {schema}.signal_evaluations_due (ticker, ts)\n"
+        "        SELECT ticker, ts FROM public.lane_features;\n"
+        "END IF; END $$;\n"
         f"SET search_path = {schema}, public;"
     )
 

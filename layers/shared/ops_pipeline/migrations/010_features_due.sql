@@ -82,11 +82,20 @@ CREATE TABLE signal_evaluations_due (
     PRIMARY KEY (ticker, ts)
 );
 
+-- Every evaluator's queue: the public one, and each backtest sweep setting's (a schema of its own,
+-- `ops_pipeline.sweep`, holding its own evaluations and its own copy of this table).
 CREATE FUNCTION mark_new_features_due() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    evaluator text;
 BEGIN
-    INSERT INTO signal_evaluations_due (ticker, ts)
-    SELECT ticker, ts FROM new_features
-    ON CONFLICT (ticker, ts) DO NOTHING;
+    FOR evaluator IN
+        SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relname = 'signal_evaluations_due' AND c.relkind = 'r'
+    LOOP
+        EXECUTE format(
+            'INSERT INTO %I.signal_evaluations_due (ticker, ts) SELECT ticker, ts FROM new_features'
+            ' ON CONFLICT (ticker, ts) DO NOTHING', evaluator);
+    END LOOP;
     RETURN NULL;
 END
 $$;
