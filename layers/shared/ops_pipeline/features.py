@@ -18,7 +18,7 @@ and including it (across days); gaps are not filled.
 
 A due bar (new, corrected, or without features) is computed together with every later bar of its
 ticker, since they share its window: when that is at most `FEW_BARS` bars (a minute's new bar), each
-one's windows are two aggregates over its 50 newest bars, read backward from the index; with more (a
+one's windows are two aggregates over its 20 and 50 newest bars, read backward from the index; with more (a
 catch-up), one pass of window functions over the ticker's bars in time order.
 
 Features never mix feeds (`lane_telemetry.source`: Alpaca's IEX feed carries a few percent of
@@ -68,31 +68,39 @@ targets AS MATERIALIZED (
                          AND t.ts >= p.first_ts AND t.ts < :until AND t.session = 'regular'
 ),
 few AS (
-    -- A bar's 50 newest regular bars of its source up to and including it (stored, or kept for
-    -- windows in lane_telemetry_history), newest first: the 20 first are its 20-bar window.
-    SELECT g.ticker, g.ts, g.close, g.volume, a.sma20, a.n20, a.sma50, a.n50, a.volume_avg
+    -- A bar's windows: the 50 (20) newest regular bars of its source up to and including it
+    -- (stored, or kept for windows in lane_telemetry_history), each an index-only scan backward.
+    SELECT g.ticker, g.ts, g.close, g.volume, a20.sma20, a20.n20, a50.sma50, a50.n50,
+           a20.volume_avg
     FROM targets g
     CROSS JOIN LATERAL (
-        SELECT avg(w.close) FILTER (WHERE w.rn <= 20) AS sma20,
-               count(*) FILTER (WHERE w.rn <= 20) AS n20,
-               avg(w.close) AS sma50, count(*) AS n50,
-               avg(w.volume) FILTER (WHERE w.rn <= 20) AS volume_avg
-        FROM (
-            SELECT u.close, u.volume, row_number() OVER (ORDER BY u.ts DESC) AS rn
-            FROM (
-                (SELECT t.ts, t.close, t.volume FROM lane_telemetry t
-                 WHERE t.ticker = g.ticker AND t.source = g.source AND t.ts <= g.ts
-                   AND t.session = 'regular'
-                 ORDER BY t.ts DESC LIMIT 50)
-                UNION ALL
-                (SELECT h.ts, h.close, h.volume FROM lane_telemetry_history h
-                 WHERE h.ticker = g.ticker AND h.source = g.source AND h.ts <= g.ts
-                   AND h.session = 'regular'
-                 ORDER BY h.ts DESC LIMIT 50)
-                ORDER BY ts DESC LIMIT 50
-            ) u
-        ) w
-    ) a
+        SELECT avg(u.close) AS sma50, count(*) AS n50 FROM (
+            (SELECT t.ts, t.close FROM lane_telemetry t
+             WHERE t.ticker = g.ticker AND t.source = g.source AND t.ts <= g.ts
+               AND t.session = 'regular'
+             ORDER BY t.ts DESC LIMIT 50)
+            UNION ALL
+            (SELECT h.ts, h.close FROM lane_telemetry_history h
+             WHERE h.ticker = g.ticker AND h.source = g.source AND h.ts <= g.ts
+               AND h.session = 'regular'
+             ORDER BY h.ts DESC LIMIT 50)
+            ORDER BY ts DESC LIMIT 50
+        ) u
+    ) a50
+    CROSS JOIN LATERAL (
+        SELECT avg(u.close) AS sma20, count(*) AS n20, avg(u.volume) AS volume_avg FROM (
+            (SELECT t.ts, t.close, t.volume FROM lane_telemetry t
+             WHERE t.ticker = g.ticker AND t.source = g.source AND t.ts <= g.ts
+               AND t.session = 'regular'
+             ORDER BY t.ts DESC LIMIT 20)
+            UNION ALL
+            (SELECT h.ts, h.close, h.volume FROM lane_telemetry_history h
+             WHERE h.ticker = g.ticker AND h.source = g.source AND h.ts <= g.ts
+               AND h.session = 'regular'
+             ORDER BY h.ts DESC LIMIT 20)
+            ORDER BY ts DESC LIMIT 20
+        ) u
+    ) a20
     WHERE g.n_targets <= :few_bars
 ),
 many AS (
