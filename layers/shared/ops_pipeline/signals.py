@@ -36,6 +36,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 from ops_pipeline.db import Connection, json_records, query, text_array
@@ -124,8 +125,8 @@ class Headline:
 class NewsSummary:
     headlines: tuple[Headline, ...] = ()
 
-    @property
-    def net(self) -> Decimal:
+    @cached_property
+    def net(self) -> Decimal:  # asked several times per bar, thousands of bars a minute
         return sum((h.polarity for h in self.headlines), Decimal(0))
 
     @property
@@ -137,6 +138,8 @@ class NewsSummary:
         return None
 
     def not_acted_on(self) -> NewsSummary:
+        if not any(h.acted_on for h in self.headlines):
+            return self
         return NewsSummary(tuple(h for h in self.headlines if not h.acted_on))
 
     def describe(self) -> str:
