@@ -14,6 +14,9 @@ from ops_pipeline.sweep import event_setting, setting_connection
 
 DB = ConnectionCache()
 SWEEP_DB = ConnectionCache()  # a backtest sweep's: its search_path names the setting's schema
+# A catch-up window at thousands of tickers kills thousands of signals: its result (a state's
+# input, at most 256 KB) and its log list the first ones, and count them all.
+MAX_LISTED_KILLED = 50
 
 
 @stage_handler
@@ -28,10 +31,16 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         (shard, set()) if shard else book_tickers(conn, config.tickers(), config.trading_mode())
     )
     summary = signals.run(conn, tickers, minute, since=since, sell_only=sell_only, volume=volume)
-    for killed in summary["killed"]:
-        logger.info("signal killed by volume", extra={"why": killed})
+    killed = summary["killed"]
+    for why in killed[:MAX_LISTED_KILLED]:
+        logger.info("signal killed by volume", extra={"why": why})
+    if len(killed) > MAX_LISTED_KILLED:
+        logger.info(
+            "more signals killed by volume", extra={"more": len(killed) - MAX_LISTED_KILLED}
+        )
     if summary["late"]:
         logger.warning("bars evaluated after their close", extra={"late": summary["late"]})
     metrics.add_metric(name="RecommendationsCreated", unit="Count", value=summary["created"])
-    metrics.add_metric(name="SignalsKilled", unit="Count", value=len(summary["killed"]))
+    metrics.add_metric(name="SignalsKilled", unit="Count", value=len(killed))
+    summary["killed"], summary["killed_total"] = killed[:MAX_LISTED_KILLED], len(killed)
     return summary
