@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import gc
 import json
 import logging
 import os
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -273,7 +275,6 @@ def _describe_costs(costs: dict[str, Any]) -> str:
 
 
 def _replay(args: argparse.Namespace, bars_path: Path, feeds: Path | None) -> int:
-    import contextlib
 
     from ops_pipeline_local.replay import Progress, default_step, replay, replay_minutes
 
@@ -312,17 +313,8 @@ def _replay(args: argparse.Namespace, bars_path: Path, feeds: Path | None) -> in
         + (" from the book already in the database" if continued else ""),
         file=sys.stderr,
     )
-    # The handlers' logs go to stderr: stdout carries the summary alone (one JSON document with
-    # --json). In AWS their stdout is CloudWatch's; here Powertools' handler, made at its first
-    # import, writes to stderr during the replay, and anything else printed goes there too.
-    from ops_pipeline.observability import logger
-
-    handler = logger.registered_handler
-    if not isinstance(handler, logging.StreamHandler):
-        handler = logging.StreamHandler()  # a stand-in, never attached
-    previous = handler.setStream(sys.stderr)
     try:
-        with contextlib.redirect_stdout(sys.stderr):
+        with handler_logs_to_stderr():
             result = replay(
                 bars,
                 database_url=database_url,
@@ -339,8 +331,6 @@ def _replay(args: argparse.Namespace, bars_path: Path, feeds: Path | None) -> in
             )
     finally:
         progress.close()
-        if previous is not None:
-            handler.setStream(previous)
     result.summary["continued"] = continued
     result.summary["mode"] = args.mode
     args.resolved_database_url = database_url
@@ -439,6 +429,25 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return _replay(args, Path(args.bars), Path(args.feeds) if args.feeds else None)
 
 
+@contextlib.contextmanager
+def handler_logs_to_stderr() -> Iterator[None]:
+    """The handlers' logs, and anything else printed, go to stderr while the state machines run:
+    stdout carries the summary alone (one JSON document with --json). In AWS their stdout is
+    CloudWatch's; here Powertools' handler, made at its first import, is pointed at stderr."""
+    from ops_pipeline.observability import logger
+
+    handler = logger.registered_handler
+    if not isinstance(handler, logging.StreamHandler):
+        handler = logging.StreamHandler()  # a stand-in, never attached
+    previous = handler.setStream(sys.stderr)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        if previous is not None:
+            handler.setStream(previous)
+
+
 def cmd_backtest(args: argparse.Namespace) -> int:
     """The backtest state machine (Distributed Map over shards) over bars, in simulation."""
     from ops_pipeline_local.backtest import BACKTEST_MACHINE, backtest
@@ -450,15 +459,16 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         raise CommandError(f"--tickers: no bars for {', '.join(tickers or [])} in {args.bars}")
     try:
         settings = _sweep_settings(args)
-        result = backtest(
-            bars,
-            database_url=_database_url(args),
-            shards=args.shards,
-            tickers=tickers,
-            log_level=args.log_level.upper(),
-            concurrency=args.concurrency,
-            settings=settings,
-        )
+        with handler_logs_to_stderr():
+            result = backtest(
+                bars,
+                database_url=_database_url(args),
+                shards=args.shards,
+                tickers=tickers,
+                log_level=args.log_level.upper(),
+                concurrency=args.concurrency,
+                settings=settings,
+            )
     except ValueError as exc:  # bars no date range can hold, a shard count below 1, a bad setting
         print(f"backtest: {exc}", file=sys.stderr)
         return 2

@@ -218,7 +218,7 @@ def test_the_command_runs_a_backtest_and_prints_its_summary(conn, database_url, 
     code = main([*args, "--shards", "2", "--json"])
     out = capsys.readouterr()
     assert code == 0, out.err
-    summary = json.loads(out.out[out.out.index("{\n") :])  # after the handlers' log lines
+    summary = json.loads(out.out)  # one document: the handlers' logs went to stderr
     assert summary["bars"] == len(chosen) and summary["features"]["total"] == len(chosen)
     assert (
         "backtest succeeded: 2 shards (2 ticker groups x 1 date ranges), 1 portfolio windows"
@@ -233,7 +233,7 @@ def test_the_command_runs_a_backtest_and_prints_its_summary(conn, database_url, 
     code = main([*args, "--shards", "2", *sweep, "--json"])
     out = capsys.readouterr()
     assert code == 0, out.err
-    summary = json.loads(out.out[out.out.index("{\n") :])
+    summary = json.loads(out.out)
     assert set(summary["sweep"]) == {"cli_weak", "cli_spec"}
     for name, setting in summary["sweep"].items():
         assert "realized_and_unrealized" in setting["simulated_pnl"], name
