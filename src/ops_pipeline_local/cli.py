@@ -116,13 +116,14 @@ def _json_default(value: Any) -> Any:
     raise TypeError(type(value).__name__)
 
 
-def _print_summary(result: Any, stream: Any = None) -> None:
-    """The replay's summary as a rich table (plain text when stdout is not a terminal)."""
+def _print_summary(result: Any, stream: Any = None, title: str = "Replay summary") -> None:
+    """A replay's (or backtest's) summary as a rich table (plain text when stdout is not a
+    terminal)."""
     from rich.console import Console
     from rich.table import Table
 
     s = result.summary
-    table = Table(title="Replay summary", show_header=False, title_justify="left", box=None)
+    table = Table(title=title, show_header=False, title_justify="left", box=None)
     table.add_column(style="bold")
     table.add_column()
     table.add_row(
@@ -482,12 +483,13 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     if result.failures:
         print(f"backtest failed: {result.error}: {result.cause}", file=sys.stderr)
     if args.json:
-        document = {"executions": result.executions, **result.summary}
+        # The state machines' outcomes apart from the summary's `executions` (the dispatcher's).
+        document = {**result.summary, "state_machines": result.executions}
         if settings is not None:
             document["sweep"] = result.sweep
         print(json.dumps(document, default=_json_default, indent=2))
     else:
-        _print_summary(result)
+        _print_summary(result, title="Backtest summary")
         if settings is not None:
             _print_sweep(result.sweep)
     return 0 if not result.failures else 1

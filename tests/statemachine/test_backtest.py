@@ -219,6 +219,8 @@ def test_the_command_runs_a_backtest_and_prints_its_summary(conn, database_url, 
     out = capsys.readouterr()
     assert code == 0, out.err
     summary = json.loads(out.out)  # one document: the handlers' logs went to stderr
+    assert set(summary["state_machines"][BACKTEST_MACHINE]) == {"SUCCEEDED"}
+    assert all(isinstance(n, int) for n in summary["executions"].values())  # the dispatcher's
     assert summary["bars"] == len(chosen) and summary["features"]["total"] == len(chosen)
     assert (
         "backtest succeeded: 2 shards (2 ticker groups x 1 date ranges), 1 portfolio windows"
