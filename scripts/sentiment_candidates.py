@@ -1,0 +1,310 @@
+#!/usr/bin/env python
+"""Round-6 experiments: candidate models and decision rules against the shipped recipe.
+
+Every candidate is measured the same way (docs/sentiment.md, "Round 6"):
+
+* SemEval grouped 5-fold CV (``train_sentiment.grouped_folds``: near-duplicate headlines in one
+  fold), the other sources always in training;
+* SemEval plain stratified 5-fold CV (shuffled, seed 0): the hidden headlines are probably a
+  random split of the same pool, so closer to this than to the grouped figure;
+* the model fitted on every training source, on Twitter valid (the floor that chooses) and on
+  the held-out written news (never used to choose: reported only).
+
+Out-of-fold probabilities are cached under ``--cache`` (one .npz per candidate), so decision
+rules can be searched without refitting. Throw-away research code, kept as the record of the
+round; the shipped recipe lives in train_sentiment.py. Needs the ``train`` extra. Usage:
+    PYTHONPATH=layers/shared:src python scripts/sentiment_candidates.py CANDIDATE... [--cache DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+from scipy.sparse import csr_matrix, hstack
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
+
+from ops_pipeline.news import sentiment as S
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import train_sentiment as T  # noqa: E402
+from sentiment_sources import Labelled, read_semeval, read_twitter, read_written  # noqa: E402
+from written_sentences import read_labelled  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+HELDOUT = REPO / "bench" / "sentiment_heldout_news.tsv"
+ORDER = ("negative", "neutral", "positive")
+IDX = {c: S.LABELS.index(c) for c in ORDER}  # probability columns are in S.LABELS order
+
+
+def plain_folds(source: Labelled, seed: int = 0) -> list[tuple[list[int], list[int]]]:
+    skf = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
+    return [(list(tr), list(te)) for tr, te in skf.split(source.texts, source.labels)]
+
+
+# --- scores --------------------------------------------------------------------------------
+
+
+def f1s(gold: Sequence[str], pred: Sequence[str]) -> dict[str, float]:
+    out = {}
+    for c in ORDER:
+        tp = sum(g == c and p == c for g, p in zip(gold, pred))
+        fp = sum(g != c and p == c for g, p in zip(gold, pred))
+        fn = sum(g == c and p != c for g, p in zip(gold, pred))
+        out[c] = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+    return out
+
+
+def score(gold: Sequence[str], pred: Sequence[str]) -> tuple[float, float, float]:
+    """accuracy, macro-F1, neutral F1."""
+    per = f1s(gold, pred)
+    acc = sum(g == p for g, p in zip(gold, pred)) / len(gold)
+    return round(acc, 4), round(sum(per.values()) / 3, 4), round(per["neutral"], 4)
+
+
+# --- decision rules on probabilities (columns in S.LABELS order) ----------------------------
+
+
+def rule_band(p: np.ndarray, band: float) -> list[str]:
+    return T.band_labels(T.polarity(p), band)
+
+
+def rule_bias(p: np.ndarray, b_neu: float, b_pos: float) -> list[str]:
+    """argmax of log p + bias (bias 0 for negative): a shifted Bayes decision."""
+    z = np.log(np.clip(p, 1e-12, 1.0))
+    z[:, IDX["neutral"]] += b_neu
+    z[:, IDX["positive"]] += b_pos
+    return [S.LABELS[k] for k in z.argmax(axis=1)]
+
+
+BANDS = [round(0.05 * k, 2) for k in range(0, 13)]
+BIAS_NEU = [round(0.25 * k, 2) for k in range(-8, 13)]
+BIAS_POS = [round(0.1 * k, 2) for k in range(-6, 7)]
+
+
+def rules() -> list[tuple[str, Callable[[np.ndarray], list[str]]]]:
+    out: list[tuple[str, Callable[[np.ndarray], list[str]]]] = [
+        (f"band {b}", lambda p, b=b: rule_band(p, b)) for b in BANDS
+    ]
+    out += [
+        (f"bias neu {n} pos {q}", lambda p, n=n, q=q: rule_bias(p, n, q))
+        for n in BIAS_NEU
+        for q in BIAS_POS
+    ]
+    return out
+
+
+# --- candidates: a fit function (sources, weights) -> proba(texts) ---------------------------
+
+Fit = Callable[[Sequence[Labelled]], Callable[[Sequence[str]], np.ndarray]]
+
+
+def lr_fit(
+    c: float = 30.0,
+    weights: dict[str, float] | None = None,
+    semeval_weight: Callable[[Labelled], np.ndarray] | None = None,
+) -> Fit:
+    w = {**T.CHOSEN["weights"], **(weights or {})}
+
+    def fit(sources: Sequence[Labelled]) -> Callable[[Sequence[str]], np.ndarray]:
+        texts = [t for s in sources for t in s.texts]
+        labels = [y for s in sources for y in s.labels]
+        sw = np.concatenate(
+            [
+                semeval_weight(s) * w["semeval"]
+                if s.name == "semeval" and semeval_weight is not None
+                else np.full(len(s), w.get(s.name, 1.0))
+                for s in sources
+            ]
+        )
+        vecs = T.make_vectorizers()
+        x = hstack([v.fit_transform(texts) for v in vecs]).tocsr()
+        clf = LogisticRegression(C=c, max_iter=5000, solver="lbfgs").fit(x, labels, sample_weight=sw)
+        return T.Fitted(vecs, clf).proba
+
+    return fit
+
+
+def nb_lr_fit(c: float = 30.0, alpha: float = 1.0, mix: float = 0.5) -> Fit:
+    """The shipped LR averaged with a multinomial NB on the same TF-IDF blocks (weighted)."""
+    from sklearn.naive_bayes import ComplementNB
+
+    base = lr_fit(c)
+    w = T.CHOSEN["weights"]
+
+    def fit(sources: Sequence[Labelled]) -> Callable[[Sequence[str]], np.ndarray]:
+        lr = base(sources)
+        texts = [t for s in sources for t in s.texts]
+        labels = [y for s in sources for y in s.labels]
+        sw = np.concatenate([np.full(len(s), w.get(s.name, 1.0)) for s in sources])
+        vecs = T.make_vectorizers()
+        x = hstack([v.fit_transform(texts) for v in vecs]).tocsr()
+        nb = ComplementNB(alpha=alpha).fit(x, labels, sample_weight=sw)
+        cols = [list(nb.classes_).index(c) for c in S.LABELS]
+
+        def proba(t: Sequence[str]) -> np.ndarray:
+            xt = hstack([v.transform(list(t)) for v in vecs]).tocsr()
+            return (1 - mix) * lr(t) + mix * nb.predict_proba(xt)[:, cols]
+
+        return proba
+
+    return fit
+
+
+def nbsvm_fit(c: float = 30.0, alpha: float = 1.0) -> Fit:
+    """LR on the TF-IDF blocks scaled per feature by |NB log-count ratio| (max over classes)."""
+    w = T.CHOSEN["weights"]
+
+    def fit(sources: Sequence[Labelled]) -> Callable[[Sequence[str]], np.ndarray]:
+        texts = [t for s in sources for t in s.texts]
+        labels = np.array([y for s in sources for y in s.labels])
+        sw = np.concatenate([np.full(len(s), w.get(s.name, 1.0)) for s in sources])
+        vecs = T.make_vectorizers()
+        x = hstack([v.fit_transform(texts) for v in vecs]).tocsr()
+        xb = (x > 0).astype(np.float64).multiply(sw[:, None]).tocsr()
+        ratios = []
+        for cls in ORDER:
+            pos = np.asarray(xb[labels == cls].sum(axis=0)).ravel() + alpha
+            neg = np.asarray(xb[labels != cls].sum(axis=0)).ravel() + alpha
+            ratios.append(np.log((pos / pos.sum()) / (neg / neg.sum())))
+        r = np.abs(np.vstack(ratios)).max(axis=0)
+        scale = csr_matrix(np.diag(r)) if False else None  # noqa: F841
+        clf = LogisticRegression(C=c, max_iter=5000, solver="lbfgs").fit(
+            x.multiply(r).tocsr(), labels, sample_weight=sw
+        )
+        cols = [list(clf.classes_).index(k) for k in S.LABELS]
+
+        def proba(t: Sequence[str]) -> np.ndarray:
+            xt = hstack([v.transform(list(t)) for v in vecs]).tocsr().multiply(r).tocsr()
+            return clf.predict_proba(xt)[:, cols]
+
+        return proba
+
+    return fit
+
+
+def abs_score_weight(floor: float) -> Callable[[Labelled], np.ndarray]:
+    """SemEval sample weight floor + |score| (renormalised to mean 1)."""
+
+    def weight(s: Labelled) -> np.ndarray:
+        v = floor + np.abs(np.array(s.scores))
+        return v / v.mean()
+
+    return weight
+
+
+CANDIDATES: dict[str, Fit] = {
+    "shipped": lr_fit(),
+    "C10": lr_fit(10.0),
+    "C100": lr_fit(100.0),
+    "absw0.2": lr_fit(semeval_weight=abs_score_weight(0.2)),
+    "absw0.5": lr_fit(semeval_weight=abs_score_weight(0.5)),
+    "sem5": lr_fit(weights={"semeval": 5.0}),
+    "sem8": lr_fit(weights={"semeval": 8.0}),
+    "cnb0.3": nb_lr_fit(mix=0.3),
+    "nbsvm": nbsvm_fit(),
+}
+
+
+# --- reference: ten-line TF-IDF + LR on SemEval alone ----------------------------------------
+
+
+def reference(sem: Labelled) -> dict[str, tuple[float, float, float]]:
+    out = {}
+    for name, folds in (("grouped", T.grouped_folds(sem)), ("plain", plain_folds(sem))):
+        pred = np.empty(len(sem), dtype=object)
+        for tr, te in folds:
+            vec = TfidfVectorizer()
+            clf = LogisticRegression(max_iter=1000).fit(
+                vec.fit_transform([sem.texts[i] for i in tr]), [sem.labels[i] for i in tr]
+            )
+            pred[te] = clf.predict(vec.transform([sem.texts[i] for i in te]))
+        out[name] = score(sem.labels, list(pred))
+    return out
+
+
+def probabilities(name: str, cache: Path) -> dict[str, np.ndarray]:
+    """OOF (grouped, plain) on SemEval; full fit on Twitter valid and held-out; cached."""
+    path = cache / f"{name}.npz"
+    if path.exists():
+        return dict(np.load(path))
+    sem, tw, wr = read_semeval(), read_twitter(), read_written()
+    valid = read_twitter(split="valid")
+    held, _ = read_labelled(HELDOUT)
+    fit = CANDIDATES[name]
+    out: dict[str, np.ndarray] = {}
+    t0 = time.time()
+    for scheme, folds in (("grouped", T.grouped_folds(sem)), ("plain", plain_folds(sem))):
+        p = np.zeros((len(sem), 3))
+        for tr, te in folds:
+            proba = fit([T.subset(sem, tr), tw, wr])
+            p[te] = proba([sem.texts[i] for i in te])
+        out[scheme] = p
+    proba = fit([sem, tw, wr])
+    out["valid"] = proba(valid.texts)
+    out["held"] = proba(held)
+    print(f"  {name}: {time.time() - t0:.0f} s", file=sys.stderr)
+    cache.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **out)
+    return out
+
+
+def evaluate(name: str, probs: dict[str, np.ndarray], floor: float = T.NEUTRAL_FLOOR) -> list[dict]:
+    """Every rule; the best by grouped acc + macro-F1 keeping Twitter valid's floor."""
+    sem = read_semeval()
+    valid = read_twitter(split="valid")
+    _, held_gold = read_labelled(HELDOUT)
+    rows = []
+    for rname, rule in rules():
+        g, p, v, h = (
+            score(sem.labels, rule(probs["grouped"])),
+            score(sem.labels, rule(probs["plain"])),
+            score(valid.labels, rule(probs["valid"])),
+            score(held_gold, rule(probs["held"])),
+        )
+        rows.append(
+            {
+                "candidate": name,
+                "rule": rname,
+                "grouped": g,
+                "plain": p,
+                "valid": v,
+                "held": h,
+                "ok": v[1] >= floor,
+                "objective": round(g[0] + g[1], 4),
+                "objective_plain": round(p[0] + p[1], 4),
+            }
+        )
+    return rows
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("candidates", nargs="*", default=["shipped"])
+    ap.add_argument("--cache", type=Path, default=Path("/tmp/senti-cache"))
+    ap.add_argument("--reference", action="store_true")
+    ap.add_argument("--top", type=int, default=3)
+    args = ap.parse_args()
+    if args.reference:
+        print(json.dumps({"reference": reference(read_semeval())}))
+    for name in args.candidates:
+        rows = evaluate(name, probabilities(name, args.cache))
+        ok = [r for r in rows if r["ok"]]
+        shipped_rule = next(r for r in rows if r["rule"] == "band 0.1")
+        print(json.dumps({**shipped_rule, "why": "band 0.1"}))
+        for key in ("objective", "objective_plain"):
+            for r in sorted(ok, key=lambda r: r[key], reverse=True)[: args.top]:
+                print(json.dumps({**r, "why": f"best {key}"}))
+        sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
