@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-from scipy.sparse import csr_matrix, hstack
+from scipy.sparse import hstack
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
@@ -34,9 +34,9 @@ from sklearn.model_selection import StratifiedKFold
 from ops_pipeline.news import sentiment as S
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import train_sentiment as T  # noqa: E402
-from sentiment_sources import Labelled, read_semeval, read_twitter, read_written  # noqa: E402
-from written_sentences import read_labelled  # noqa: E402
+import train_sentiment as T
+from sentiment_sources import Labelled, read_semeval, read_twitter, read_written
+from written_sentences import read_labelled
 
 REPO = Path(__file__).resolve().parents[1]
 HELDOUT = REPO / "bench" / "sentiment_heldout_news.tsv"
@@ -84,7 +84,14 @@ def rule_bias(p: np.ndarray, b_neu: float, b_pos: float) -> list[str]:
     return [S.LABELS[k] for k in z.argmax(axis=1)]
 
 
+def rule_hybrid(p: np.ndarray, band: float, neutral: float) -> list[str]:
+    """The band of the polarity, and neutral too where p(neutral) is at least ``neutral``."""
+    out = rule_band(p, band)
+    return ["neutral" if pn >= neutral else y for y, pn in zip(out, p[:, IDX["neutral"]])]
+
+
 BANDS = [round(0.05 * k, 2) for k in range(0, 13)]
+NEUTRAL_P = [0.5, 0.6, 0.7, 0.8, 0.9, 0.95]
 BIAS_NEU = [round(0.25 * k, 2) for k in range(-8, 13)]
 BIAS_POS = [round(0.1 * k, 2) for k in range(-6, 7)]
 
@@ -97,6 +104,11 @@ def rules() -> list[tuple[str, Callable[[np.ndarray], list[str]]]]:
         (f"bias neu {n} pos {q}", lambda p, n=n, q=q: rule_bias(p, n, q))
         for n in BIAS_NEU
         for q in BIAS_POS
+    ]
+    out += [
+        (f"band {b} pneu {t}", lambda p, b=b, t=t: rule_hybrid(p, b, t))
+        for b in BANDS
+        for t in NEUTRAL_P
     ]
     return out
 
@@ -126,7 +138,9 @@ def lr_fit(
         )
         vecs = T.make_vectorizers()
         x = hstack([v.fit_transform(texts) for v in vecs]).tocsr()
-        clf = LogisticRegression(C=c, max_iter=5000, solver="lbfgs").fit(x, labels, sample_weight=sw)
+        clf = LogisticRegression(C=c, max_iter=5000, solver="lbfgs").fit(
+            x, labels, sample_weight=sw
+        )
         return T.Fitted(vecs, clf).proba
 
     return fit
@@ -175,7 +189,6 @@ def nbsvm_fit(c: float = 30.0, alpha: float = 1.0) -> Fit:
             neg = np.asarray(xb[labels != cls].sum(axis=0)).ravel() + alpha
             ratios.append(np.log((pos / pos.sum()) / (neg / neg.sum())))
         r = np.abs(np.vstack(ratios)).max(axis=0)
-        scale = csr_matrix(np.diag(r)) if False else None  # noqa: F841
         clf = LogisticRegression(C=c, max_iter=5000, solver="lbfgs").fit(
             x.multiply(r).tocsr(), labels, sample_weight=sw
         )
@@ -186,6 +199,41 @@ def nbsvm_fit(c: float = 30.0, alpha: float = 1.0) -> Fit:
             return clf.predict_proba(xt)[:, cols]
 
         return proba
+
+    return fit
+
+
+def soft_fit(c: float = 30.0, width: float = 0.15) -> Fit:
+    """SemEval headlines as soft targets: each one a row per class, weighted by a distribution
+    from its score (neutral mass 1 - |score| / width, the rest to the score's sign)."""
+    w = T.CHOSEN["weights"]
+
+    def fit(sources: Sequence[Labelled]) -> Callable[[Sequence[str]], np.ndarray]:
+        texts: list[str] = []
+        labels: list[str] = []
+        sw: list[float] = []
+        for s in sources:
+            if s.name != "semeval":
+                texts += s.texts
+                labels += s.labels
+                sw += [w[s.name]] * len(s)
+                continue
+            for t, sc in zip(s.texts, s.scores or []):
+                neu = max(0.0, 1.0 - abs(sc) / width)
+                for lab, mass in (
+                    ("neutral", neu),
+                    ("positive" if sc > 0 else "negative", 1 - neu),
+                ):
+                    if mass > 0:
+                        texts.append(t)
+                        labels.append(lab)
+                        sw.append(w["semeval"] * mass)
+        vecs = T.make_vectorizers()
+        x = hstack([v.fit_transform(texts) for v in vecs]).tocsr()
+        clf = LogisticRegression(C=c, max_iter=5000, solver="lbfgs").fit(
+            x, labels, sample_weight=np.array(sw)
+        )
+        return T.Fitted(vecs, clf).proba
 
     return fit
 
@@ -210,6 +258,8 @@ CANDIDATES: dict[str, Fit] = {
     "sem8": lr_fit(weights={"semeval": 8.0}),
     "cnb0.3": nb_lr_fit(mix=0.3),
     "nbsvm": nbsvm_fit(),
+    "soft0.15": soft_fit(),
+    "soft0.1": soft_fit(width=0.1),
 }
 
 
