@@ -251,6 +251,7 @@ def abs_score_weight(floor: float) -> Callable[[Labelled], np.ndarray]:
 CANDIDATES: dict[str, Fit] = {
     "shipped": lr_fit(),
     "C10": lr_fit(10.0),
+    "C10sem5": lr_fit(10.0, weights={"semeval": 5.0}),
     "C100": lr_fit(100.0),
     "absw0.2": lr_fit(semeval_weight=abs_score_weight(0.2)),
     "absw0.5": lr_fit(semeval_weight=abs_score_weight(0.5)),
