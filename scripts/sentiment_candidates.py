@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Round-6 experiments: candidate models and decision rules against the shipped recipe.
+"""Round-6 experiments: candidate models and decision rules against round 5's recipe.
 
 Every candidate is measured the same way (docs/sentiment.md, "Round 6"):
 
@@ -42,6 +42,8 @@ REPO = Path(__file__).resolve().parents[1]
 HELDOUT = REPO / "bench" / "sentiment_heldout_news.tsv"
 ORDER = ("negative", "neutral", "positive")
 IDX = {c: S.LABELS.index(c) for c in ORDER}  # probability columns are in S.LABELS order
+# Round 5's source weights: every candidate starts from them (not from T.CHOSEN, which moves).
+BASE_WEIGHTS = {"semeval": 3.0, "twitter_train": 0.3, "written": 0.5}
 
 
 def plain_folds(source: Labelled, seed: int = 0) -> list[tuple[list[int], list[int]]]:
@@ -123,7 +125,7 @@ def lr_fit(
     weights: dict[str, float] | None = None,
     semeval_weight: Callable[[Labelled], np.ndarray] | None = None,
 ) -> Fit:
-    w = {**T.CHOSEN["weights"], **(weights or {})}
+    w = {**BASE_WEIGHTS, **(weights or {})}
 
     def fit(sources: Sequence[Labelled]) -> Callable[[Sequence[str]], np.ndarray]:
         texts = [t for s in sources for t in s.texts]
@@ -147,11 +149,11 @@ def lr_fit(
 
 
 def nb_lr_fit(c: float = 30.0, alpha: float = 1.0, mix: float = 0.5) -> Fit:
-    """The shipped LR averaged with a multinomial NB on the same TF-IDF blocks (weighted)."""
+    """Round 5's LR averaged with a multinomial NB on the same TF-IDF blocks (weighted)."""
     from sklearn.naive_bayes import ComplementNB
 
     base = lr_fit(c)
-    w = T.CHOSEN["weights"]
+    w = BASE_WEIGHTS
 
     def fit(sources: Sequence[Labelled]) -> Callable[[Sequence[str]], np.ndarray]:
         lr = base(sources)
@@ -174,7 +176,7 @@ def nb_lr_fit(c: float = 30.0, alpha: float = 1.0, mix: float = 0.5) -> Fit:
 
 def nbsvm_fit(c: float = 30.0, alpha: float = 1.0) -> Fit:
     """LR on the TF-IDF blocks scaled per feature by |NB log-count ratio| (max over classes)."""
-    w = T.CHOSEN["weights"]
+    w = BASE_WEIGHTS
 
     def fit(sources: Sequence[Labelled]) -> Callable[[Sequence[str]], np.ndarray]:
         texts = [t for s in sources for t in s.texts]
@@ -203,10 +205,10 @@ def nbsvm_fit(c: float = 30.0, alpha: float = 1.0) -> Fit:
     return fit
 
 
-def soft_fit(c: float = 30.0, width: float = 0.15) -> Fit:
+def soft_fit(c: float = 30.0, width: float = 0.15, semeval: float = 3.0) -> Fit:
     """SemEval headlines as soft targets: each one a row per class, weighted by a distribution
     from its score (neutral mass 1 - |score| / width, the rest to the score's sign)."""
-    w = T.CHOSEN["weights"]
+    w = {**BASE_WEIGHTS, "semeval": semeval}
 
     def fit(sources: Sequence[Labelled]) -> Callable[[Sequence[str]], np.ndarray]:
         texts: list[str] = []
@@ -249,9 +251,13 @@ def abs_score_weight(floor: float) -> Callable[[Labelled], np.ndarray]:
 
 
 CANDIDATES: dict[str, Fit] = {
-    "shipped": lr_fit(),
+    "round5": lr_fit(),  # round 5's recipe: C 30, SemEval x3
     "C10": lr_fit(10.0),
     "C10sem5": lr_fit(10.0, weights={"semeval": 5.0}),
+    "C10sem8": lr_fit(10.0, weights={"semeval": 8.0}),
+    "C3sem5": lr_fit(3.0, weights={"semeval": 5.0}),
+    "C3sem8": lr_fit(3.0, weights={"semeval": 8.0}),
+    "C3": lr_fit(3.0),
     "C100": lr_fit(100.0),
     "absw0.2": lr_fit(semeval_weight=abs_score_weight(0.2)),
     "absw0.5": lr_fit(semeval_weight=abs_score_weight(0.5)),
@@ -261,6 +267,8 @@ CANDIDATES: dict[str, Fit] = {
     "nbsvm": nbsvm_fit(),
     "soft0.15": soft_fit(),
     "soft0.1": soft_fit(width=0.1),
+    "soft0.15C10sem5": soft_fit(10.0, semeval=5.0),
+    "soft0.1C10sem5": soft_fit(10.0, width=0.1, semeval=5.0),
 }
 
 
@@ -338,7 +346,7 @@ def evaluate(name: str, probs: dict[str, np.ndarray], floor: float = T.NEUTRAL_F
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("candidates", nargs="*", default=["shipped"])
+    ap.add_argument("candidates", nargs="*", default=["round5"])
     ap.add_argument("--cache", type=Path, default=Path("/tmp/senti-cache"))
     ap.add_argument("--reference", action="store_true")
     ap.add_argument("--top", type=int, default=3)
@@ -348,8 +356,8 @@ def main() -> int:
     for name in args.candidates:
         rows = evaluate(name, probabilities(name, args.cache))
         ok = [r for r in rows if r["ok"]]
-        shipped_rule = next(r for r in rows if r["rule"] == "band 0.1")
-        print(json.dumps({**shipped_rule, "why": "band 0.1"}))
+        round5_rule = next(r for r in rows if r["rule"] == "band 0.1")
+        print(json.dumps({**round5_rule, "why": "band 0.1 (round 5)"}))
         for key in ("objective", "objective_plain"):
             for r in sorted(ok, key=lambda r: r[key], reverse=True)[: args.top]:
                 print(json.dumps({**r, "why": f"best {key}"}))

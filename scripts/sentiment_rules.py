@@ -65,6 +65,34 @@ def nested(
     return X.score(sem.labels, list(pred))
 
 
+def nested_grid(
+    all_probs: dict[str, dict[str, np.ndarray]], scheme: str, family: str = "hybrid"
+) -> tuple[tuple[float, float, float], list[str]]:
+    """Nested choice of (candidate, rule) together: ``--cv``'s whole selection, judged on
+    folds it did not choose on."""
+    sem, valid = read_semeval(), read_twitter(split="valid")
+    rules = [(n, r) for n, r in X.rules() if FAMILIES[family](n)]
+    options = [
+        (cand, name, rule)
+        for cand, probs in all_probs.items()
+        for name, rule in rules
+        if X.score(valid.labels, rule(probs["valid"]))[1] >= T.NEUTRAL_FLOOR
+    ]
+    gold = np.array(sem.labels, dtype=object)
+    pred = np.empty(len(sem), dtype=object)
+    chosen = []
+    for tr, te in folds(scheme, sem):
+        best, best_v = None, -1.0
+        for cand, name, rule in options:
+            s = X.score(list(gold[tr]), rule(all_probs[cand][scheme][tr]))
+            if s[0] + s[1] > best_v:
+                best, best_v = (cand, name, rule), s[0] + s[1]
+        assert best is not None
+        chosen.append(f"{best[0]}: {best[1]}")
+        pred[te] = best[2](all_probs[best[0]][scheme][te])
+    return X.score(sem.labels, list(pred)), chosen
+
+
 def _words(text: str) -> frozenset[str]:
     return frozenset(re.findall(r"[a-z]+", text.lower()))
 
@@ -96,7 +124,25 @@ def main() -> int:
     ap.add_argument("candidates", nargs="+")
     ap.add_argument("--cache", type=Path, default=Path("/tmp/senti-cache"))
     ap.add_argument("--memory", action="store_true")
+    ap.add_argument("--grid", action="store_true", help="nested choice over all candidates")
     args = ap.parse_args()
+    if args.grid:
+        all_probs = {n: dict(np.load(args.cache / f"{n}.npz")) for n in args.candidates}
+        for family in ("band", "hybrid"):
+            for scheme in ("grouped", "plain"):
+                got, chosen = nested_grid(all_probs, scheme, family)
+                print(
+                    json.dumps(
+                        {
+                            "grid": args.candidates,
+                            "family": family,
+                            "scheme": scheme,
+                            "nested": got,
+                            "chosen": chosen,
+                        }
+                    )
+                )
+        return 0
     for name in args.candidates:
         probs = dict(np.load(args.cache / f"{name}.npz"))
         out = {"candidate": name}
