@@ -5,7 +5,7 @@ Training data, real labelled text first (scripts/sentiment_sources.py, docs/sent
 the SemEval-2017 task 5 headlines train file (scores banded at +-0.05), the Twitter Financial
 News *train* split, and, counted apart, the news sentences written for the project
 (scripts/sentiment_data/*.tsv). The Twitter *valid* split is not trained on: with the
-SemEval cross-validation it chooses the neutral band (``--cv``), and bench/sentiment_eval.py
+SemEval cross-validation it chooses the decision rule (``--cv``), and bench/sentiment_eval.py
 reports on it. The held-out written sentences (bench/sentiment_heldout_news.tsv) are never
 read here.
 
