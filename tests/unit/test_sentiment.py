@@ -334,6 +334,19 @@ def test_preprocess_version_mismatch_is_refused(tmp_path: Path) -> None:
         S.load_model(path)
 
 
+def test_decision_rule_read_from_the_weights_file(tmp_path: Path) -> None:
+    """A file without ``neutral_min_proba`` (round 5's) labels by the polarity's band alone; a
+    threshold that would call two classes neutral at once is refused."""
+    path = _write_tiny_model(tmp_path / "m.json.gz")
+    assert S.load_model(path).neutral_min_proba > 1.0
+    data = json.loads(gzip.decompress(path.read_bytes()))
+    path.write_bytes(gzip.compress(json.dumps({**data, "neutral_min_proba": 0.7}).encode()))
+    assert S.load_model(path).neutral_min_proba == 0.7
+    path.write_bytes(gzip.compress(json.dumps({**data, "neutral_min_proba": 0.5}).encode()))
+    with pytest.raises(ValueError, match="neutral_min_proba"):
+        S.load_model(path)
+
+
 def test_inference_does_not_import_numpy_or_sklearn() -> None:
     import subprocess
     import sys
