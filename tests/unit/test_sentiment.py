@@ -336,7 +336,7 @@ def test_preprocess_version_mismatch_is_refused(tmp_path: Path) -> None:
 
 def test_decision_rule_read_from_the_weights_file(tmp_path: Path) -> None:
     """A file without ``neutral_min_proba`` (round 5's) labels by the polarity's band alone; a
-    threshold that would call two classes neutral at once is refused."""
+    threshold at or below 0.5 (neutral while another class may be likelier) is refused."""
     path = _write_tiny_model(tmp_path / "m.json.gz")
     assert S.load_model(path).neutral_min_proba > 1.0
     data = json.loads(gzip.decompress(path.read_bytes()))
