@@ -99,7 +99,7 @@ def table(name: str, probs: dict, srcs: dict[str, Labelled]) -> dict:
         key=lambda r: r["semeval_cv"]["accuracy"] + r["semeval_cv"]["macro_f1"],
         default=None,
     )
-    at_shipped = next(r for r in rows if r["band"] == T.CHOSEN["neutral_band"])
+    at_shipped = next(r for r in rows if r["band"] == 0.1)  # round 5's band (headlines-v5)
     out = {"variant": name, "best_with_floor": best, "at_band_0.1": at_shipped}
     print(json.dumps(out), flush=True)
     return out
@@ -124,7 +124,8 @@ def main() -> int:
     }
     for k, s in srcs.items():
         assert len(emb["heldout_written" if k == "heldout" else k]) == len(s), k
-    c, weights = T.CHOSEN["C"], T.CHOSEN["weights"]
+    # Round 5's recipe (headlines-v5), which this experiment was measured against.
+    c, weights = 30.0, {"semeval": 3.0, "twitter_train": 0.3, "written": 0.5}
     cache: dict[str, dict] = {}
 
     def run(name: str, make) -> dict:

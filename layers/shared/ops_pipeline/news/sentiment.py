@@ -11,10 +11,11 @@ a financial quantity, "from X to Y" comparisons, beat/miss phrases, Loughran-McD
 from ``finance_lexicon.json.gz``).
 
 Output: ``polarity`` = p(positive) - p(negative) in [-1, 1] (what the signal engine adds up),
-and a label that is its band: positive above the model's ``neutral_band``, negative below
-minus it, neutral between (chosen by cross-validation, recorded in the weights file).
-``signed_score`` rescales the polarity so that the neutral band is +-0.05, the convention of
-SemEval's scores: ``ops-pipeline classify`` prints it as ``score``.
+and a label (``decide``): neutral where the model is confident of it (p(neutral) at least the
+model's ``neutral_min_proba``) or where the polarity lies within the model's ``neutral_band``,
+else the polarity's sign (both chosen by cross-validation, recorded in the weights file).
+``signed_score`` rescales the polarity so that the label is its band at +-0.05, the convention
+of SemEval's scores: ``ops-pipeline classify`` prints it as ``score``.
 
 The text normalisation and the feature analyzers below are the *same functions* the training
 script hands to scikit-learn, so training and inference cannot drift apart.
@@ -34,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-MODEL_NAME = "headlines-v5"
+MODEL_NAME = "headlines-v6"
 MODEL_PATH = Path(__file__).with_name("sentiment_model.json.gz")
 # Bump when normalise()/analyzers change; the weights file records the version it was built with.
 PREPROCESS_VERSION = 4
@@ -62,11 +63,11 @@ SCORE_BAND = 0.05  # the neutral band of ``signed_score``
 class Sentiment:
     """Sentiment of one text.
 
-    ``polarity`` is ``p(positive) - p(negative)`` (-1..1); ``label`` is its band (positive
-    above the model's neutral band, negative below minus it, else neutral); ``score`` is the
-    model's probability for that label (0..1); ``signed_score`` is the polarity rescaled so
-    that the neutral band is +-``SCORE_BAND``: label positive exactly when it is above 0.05,
-    negative exactly when below -0.05.
+    ``polarity`` is ``p(positive) - p(negative)`` (-1..1); ``label`` is ``decide``'s (neutral
+    when p(neutral) is at least the model's ``neutral_min_proba`` or the polarity within its
+    neutral band, else the polarity's sign); ``score`` is the model's probability for that
+    label (0..1); ``signed_score`` is the polarity rescaled (``signed_score``) so that the
+    label is positive exactly when it is above 0.05, negative exactly when below -0.05.
     """
 
     label: str
@@ -380,6 +381,8 @@ class _Model:
     intercepts: tuple[float, ...]
     blocks: tuple[_Block, ...]
     neutral_band: float = 0.0
+    # p(neutral) at or above which the label is neutral whatever the polarity (above 1: never).
+    neutral_min_proba: float = 2.0
 
 
 _MODEL: _Model | None = None
@@ -411,7 +414,10 @@ def load_model(path: Path = MODEL_PATH) -> _Model:
     band = float(data.get("neutral_band", 0.0))
     if not 0.0 <= band < 1.0:
         raise ValueError(f"{path}: neutral_band {band} is outside [0, 1)")
-    return _Model(data["name"], classes, tuple(data["intercepts"]), blocks, band)
+    neutral = float(data.get("neutral_min_proba", 2.0))
+    if neutral <= 0.5:
+        raise ValueError(f"{path}: neutral_min_proba {neutral} is not above 0.5")
+    return _Model(data["name"], classes, tuple(data["intercepts"]), blocks, band, neutral)
 
 
 def _model() -> _Model:
@@ -478,22 +484,54 @@ def rescale(polarity: float, band: float, to: float = SCORE_BAND) -> float:
     return math.copysign(min(out, 1.0), polarity) if out else 0.0
 
 
-def _to_sentiment(proba: dict[str, float], band: float) -> Sentiment:
+def decide(proba: dict[str, float], band: float, neutral_min_proba: float = 2.0) -> str:
+    """The label of class probabilities: neutral when p(neutral) >= ``neutral_min_proba`` (the
+    model is sure of it), else the band of the polarity p(positive) - p(negative) at ``band``.
+
+    SemEval's headlines are 7 % neutral and the tweets and press-release sentences 60-66 %: a
+    band on the polarity alone trades one against the other, where a confident p(neutral) marks
+    the neutral text of every source (docs/sentiment.md, round 6).
+    """
+    if proba.get("neutral", 0.0) >= neutral_min_proba:
+        return "neutral"
+    return band_label(proba.get("positive", 0.0) - proba.get("negative", 0.0), band)
+
+
+def signed_score(
+    polarity: float, label: str, band: float, neutral_min_proba: float = 2.0, to: float = SCORE_BAND
+) -> float:
+    """``polarity`` mapped so that its band at +-``to`` is ``label`` (``decide``'s).
+
+    A polar label is ``rescale``d (above ``to`` in size, order kept among polar labels); a
+    neutral one is scaled into [-to, to] by the largest polarity a neutral label can have
+    (the band, or 1 - ``neutral_min_proba``, as p(positive) + p(negative) is at most that).
+    """
+    if label != "neutral":
+        out = abs(rescale(polarity, band, to))
+        return math.copysign(max(out, math.nextafter(to, 1.0)), polarity)
+    widest = max(band, 1.0 - neutral_min_proba)
+    if widest <= 0.0:
+        return 0.0
+    return max(-to, min(to, polarity * to / widest))
+
+
+def _to_sentiment(proba: dict[str, float], model: _Model) -> Sentiment:
     polarity = proba.get("positive", 0.0) - proba.get("negative", 0.0)
-    label = band_label(polarity, band)
-    return Sentiment(label, proba[label], polarity, rescale(polarity, band))
+    label = decide(proba, model.neutral_band, model.neutral_min_proba)
+    score = signed_score(polarity, label, model.neutral_band, model.neutral_min_proba)
+    return Sentiment(label, proba[label], polarity, score)
 
 
 def classify_sentiment(text: str) -> Sentiment:
     """Classify one financial headline (or short text) as positive, negative or neutral."""
     model = _model()
-    return _to_sentiment(predict_proba(text, model), model.neutral_band)
+    return _to_sentiment(predict_proba(text, model), model)
 
 
 def classify_sentiments(texts: Iterable[str]) -> list[Sentiment]:
     """Classify many texts; same results as ``classify_sentiment`` on each."""
     model = _model()
-    return [_to_sentiment(predict_proba(t, model), model.neutral_band) for t in texts]
+    return [_to_sentiment(predict_proba(t, model), model) for t in texts]
 
 
 @dataclass(frozen=True)
@@ -512,10 +550,7 @@ def explain(text: str, top: int = 6, model: _Model | None = None) -> list[Driver
     that pushed against it are left out; the intercepts (the prior) are not features.
     """
     m = model or _model()
-    label = band_label(
-        (p := predict_proba(text, m)).get("positive", 0.0) - p.get("negative", 0.0),
-        m.neutral_band,
-    )
+    label = decide(predict_proba(text, m), m.neutral_band, m.neutral_min_proba)
     k = m.classes.index(label)
     others = [j for j in range(len(m.classes)) if j != k]
     drivers: dict[str, float] = {}
