@@ -29,6 +29,7 @@ provider, that source's bars kept in `lane_telemetry_history` (see `ops_pipeline
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -158,34 +159,41 @@ cleared AS (
     -- The markings read above, and only those: a bar marked again meanwhile stays due.
     DELETE FROM lane_features_due d USING due
     WHERE d.ticker = due.ticker AND d.ts = due.ts AND d.mark = due.mark
+),
+written AS (
+    INSERT INTO lane_features AS f
+        (ticker, ts, close, sma20, sma50, volume_current, volume_avg_20, volume_ratio, volume_surge,
+         bars_in_window)
+    SELECT ticker, ts, close, sma20, sma50, volume_current, volume_avg_20, volume_ratio,
+           volume_ratio > 3.0, bars_in_window
+    FROM computed
+    ON CONFLICT (ticker, ts) DO UPDATE SET
+        close = excluded.close, sma20 = excluded.sma20, sma50 = excluded.sma50,
+        volume_current = excluded.volume_current, volume_avg_20 = excluded.volume_avg_20,
+        volume_ratio = excluded.volume_ratio, volume_surge = excluded.volume_surge,
+        bars_in_window = excluded.bars_in_window, computed_at = now()
+    WHERE (f.close, f.sma20, f.sma50, f.volume_current, f.volume_avg_20, f.volume_ratio, f.bars_in_window)
+          IS DISTINCT FROM (excluded.close, excluded.sma20, excluded.sma50, excluded.volume_current,
+                            excluded.volume_avg_20, excluded.volume_ratio, excluded.bars_in_window)
+    RETURNING ticker
 )
-INSERT INTO lane_features AS f
-    (ticker, ts, close, sma20, sma50, volume_current, volume_avg_20, volume_ratio, volume_surge,
-     bars_in_window)
-SELECT ticker, ts, close, sma20, sma50, volume_current, volume_avg_20, volume_ratio,
-       volume_ratio > 3.0, bars_in_window
-FROM computed
-ON CONFLICT (ticker, ts) DO UPDATE SET
-    close = excluded.close, sma20 = excluded.sma20, sma50 = excluded.sma50,
-    volume_current = excluded.volume_current, volume_avg_20 = excluded.volume_avg_20,
-    volume_ratio = excluded.volume_ratio, volume_surge = excluded.volume_surge,
-    bars_in_window = excluded.bars_in_window, computed_at = now()
-WHERE (f.close, f.sma20, f.sma50, f.volume_current, f.volume_avg_20, f.volume_ratio, f.bars_in_window)
-      IS DISTINCT FROM (excluded.close, excluded.sma20, excluded.sma50, excluded.volume_current,
-                        excluded.volume_avg_20, excluded.volume_ratio, excluded.bars_in_window)
-RETURNING ticker
+-- What was written, counted per ticker and sent as one JSON object: one row for the driver to
+-- decode, not a row per bar.
+SELECT CAST(coalesce(json_object_agg(ticker, n), '{}') AS text)
+FROM (SELECT ticker, count(*) AS n FROM written GROUP BY ticker) per_ticker
 """
 
 
 def compute(conn: Connection, minute: datetime) -> dict[str, Any]:
     """Compute features for every pending bar that closed by `minute`, in one statement."""
-    rows = conn.run(
-        COMPUTE_FEATURES, since=minute - PENDING_LOOKBACK, until=minute, few_bars=FEW_BARS
+    ((document,),) = conn.run(
+        COMPUTE_FEATURES,
+        since=minute - PENDING_LOOKBACK,
+        until=minute,
+        few_bars=FEW_BARS,
     )
-    per_ticker: dict[str, int] = {}
-    for (ticker,) in rows:
-        per_ticker[ticker] = per_ticker.get(ticker, 0) + 1
-    return {"computed": len(rows), "by_ticker": per_ticker}
+    per_ticker: dict[str, int] = json.loads(document)
+    return {"computed": sum(per_ticker.values()), "by_ticker": per_ticker}
 
 
 LATEST_FEATURES = """
