@@ -202,21 +202,27 @@ def _child_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def replay_command(bars: Path, database_url: str, *python_options: str) -> list[str]:
+    """`ops-pipeline replay` of `bars` into `database_url`, its summary as JSON."""
+    return [
+        sys.executable,
+        *python_options,
+        "-m",
+        "ops_pipeline_local.cli",
+        "replay",
+        "--bars",
+        str(bars),
+        "--database-url",
+        database_url,
+        "--json",
+    ]
+
+
 def run_ours(bars: Path, server_url: str, step: int | None) -> tuple[float, float, str]:
     from ops_pipeline_local.embedded_db import throwaway_database
 
     with throwaway_database(server_url) as url:
-        command = [
-            sys.executable,
-            "-m",
-            "ops_pipeline_local.cli",
-            "replay",
-            "--bars",
-            str(bars),
-            "--database-url",
-            url,
-            "--json",
-        ]
+        command = replay_command(bars, url)
         if step is not None:
             command += ["--step", str(step)]
         cpu, start = _child_cpu(), time.perf_counter()
@@ -280,19 +286,7 @@ def import_floor(bars: Path, server_url: str) -> tuple[float, float, int]:
 
     with throwaway_database(server_url) as url:
         done = subprocess.run(
-            [
-                sys.executable,
-                "-X",
-                "importtime",
-                "-m",
-                "ops_pipeline_local.cli",
-                "replay",
-                "--bars",
-                str(bars),
-                "--database-url",
-                url,
-                "--json",
-            ],
+            replay_command(bars, url, "-X", "importtime"),
             capture_output=True,
             text=True,
             env=_env(),
