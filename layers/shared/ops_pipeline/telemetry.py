@@ -352,11 +352,12 @@ def choose_source(
 
 
 READ_STATE = """
-WITH recent AS (
+WITH k AS MATERIALIZED (SELECT DISTINCT ticker FROM unnest(CAST(:tickers AS text[])) AS k(ticker)),
+recent AS (
     -- each ticker's last WINDOW_BARS regular bars: the minutes a new bar's features reach
+    -- (an index-only scan backward of lane_telemetry_regular, which carries the source)
     SELECT k.ticker, r.ts, r.source
-    FROM unnest(CAST(:tickers AS text[])) AS k(ticker)
-    CROSS JOIN LATERAL (
+    FROM k CROSS JOIN LATERAL (
         SELECT t.ts, t.source FROM lane_telemetry t
         WHERE t.ticker = k.ticker AND t.session = 'regular' AND t.ts >= :floor AND t.ts < :minute
         ORDER BY t.ts DESC LIMIT :window_bars
@@ -372,12 +373,17 @@ gaps AS (
     GROUP BY r.ticker, s.source
 ),
 last AS (
-    SELECT ticker, max(ts) AS ts FROM lane_telemetry
-    WHERE ticker = ANY(CAST(:tickers AS text[])) AND ts >= :floor AND ts < :minute
-    GROUP BY ticker
+    -- each ticker's last stored bar (one primary-key entry backward), grouped by its minute:
+    -- thousands of tickers share a few
+    SELECT l.ts, array_agg(k.ticker) AS tickers
+    FROM k CROSS JOIN LATERAL (
+        SELECT t.ts FROM lane_telemetry t
+        WHERE t.ticker = k.ticker AND t.ts >= :floor AND t.ts < :minute
+        ORDER BY t.ts DESC LIMIT 1
+    ) l
+    GROUP BY l.ts
 )
-SELECT (SELECT coalesce(json_agg(json_build_object('ticker', ticker, 'ts', ts)), '[]') FROM last)
-           AS last_stored,
+SELECT (SELECT coalesce(json_object_agg(ts, tickers), '{}') FROM last) AS last_stored,
        (SELECT coalesce(json_agg(json_build_object('ticker', ticker, 'source', source,
                                                    'ts', first_missing)), '[]') FROM gaps)
            AS gaps,
@@ -423,7 +429,13 @@ def read_state(
                 _ts(raw["primary_healthy_since"]) if raw["primary_healthy_since"] else None
             ),
         )
-    return StoredState({b["ticker"]: _ts(b["ts"]) for b in row["last_stored"]}, gaps, state)
+    last_stored = {
+        ticker: ts
+        for stamp, names in row["last_stored"].items()
+        for ts in (_ts(stamp),)
+        for ticker in names
+    }
+    return StoredState(last_stored, gaps, state)
 
 
 WRITE_STATE = """
