@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -90,3 +91,13 @@ def test_rows_carry_the_text_parse_bar_reads() -> None:
         bar.close,
         bar.vwap,
     ]
+
+
+def test_the_state_read_names_the_primary_as_migration_011s_partial_index_does() -> None:
+    # READ_STATE skips the primary's window check for tickers without another provider's bar,
+    # through an index whose predicate names the primary literally
+    migration = (
+        Path(telemetry.__file__).parent / "migrations" / "011_telemetry_window_index.sql"
+    ).read_text()
+    literal = f"source <> '{telemetry.PRIMARY_SOURCE}'"
+    assert literal in migration and literal in telemetry.READ_STATE

@@ -440,24 +440,34 @@ def choose_source(
 
 READ_STATE = """
 WITH k AS MATERIALIZED (SELECT DISTINCT ticker FROM unnest(CAST(:tickers AS text[])) AS k(ticker)),
-recent AS (
-    -- each ticker's last WINDOW_BARS regular bars: the minutes a new bar's features reach
-    -- (an index-only scan backward of lane_telemetry_regular, which carries the source)
-    SELECT k.ticker, r.ts, r.source
-    FROM k CROSS JOIN LATERAL (
-        SELECT t.ts, t.source FROM lane_telemetry t
-        WHERE t.ticker = k.ticker AND t.session = 'regular' AND t.ts >= :floor AND t.ts < :minute
-        ORDER BY t.ts DESC LIMIT :window_bars
-    ) r
+candidates AS (
+    -- the tickers whose window may miss a provider's minute: for the primary ('alpaca-iex',
+    -- PRIMARY_SOURCE) only those with a regular bar of another provider in the lookback, found
+    -- in the small partial index lane_telemetry_backup_regular (migration 011)
+    SELECT k.ticker, s.source FROM k CROSS JOIN unnest(CAST(:sources AS text[])) AS s(source)
+    WHERE s.source <> 'alpaca-iex'
+       OR EXISTS (SELECT 1 FROM lane_telemetry o
+                  WHERE o.ticker = k.ticker AND o.session = 'regular' AND o.source <> 'alpaca-iex'
+                    AND o.ts >= :floor AND o.ts < :minute)
 ),
 gaps AS (
-    -- per provider, the first of those minutes without a bar of that provider
-    SELECT r.ticker, s.source, min(r.ts) AS first_missing
-    FROM recent r CROSS JOIN unnest(CAST(:sources AS text[])) AS s(source)
-    WHERE r.source <> s.source
-      AND NOT EXISTS (SELECT 1 FROM lane_telemetry_history h
-                      WHERE h.ticker = r.ticker AND h.source = s.source AND h.ts = r.ts)
-    GROUP BY r.ticker, s.source
+    -- per provider, the first minute of the ticker's last WINDOW_BARS regular bars (the minutes
+    -- a new bar's features reach: an index-only scan backward of lane_telemetry_regular, which
+    -- carries the source) without a bar of that provider
+    SELECT c.ticker, c.source, g.first_missing
+    FROM candidates c CROSS JOIN LATERAL (
+        SELECT min(r.ts) AS first_missing
+        FROM (
+            SELECT t.ts, t.source FROM lane_telemetry t
+            WHERE t.ticker = c.ticker AND t.session = 'regular'
+              AND t.ts >= :floor AND t.ts < :minute
+            ORDER BY t.ts DESC LIMIT :window_bars
+        ) r
+        WHERE r.source <> c.source
+          AND NOT EXISTS (SELECT 1 FROM lane_telemetry_history h
+                          WHERE h.ticker = c.ticker AND h.source = c.source AND h.ts = r.ts)
+    ) g
+    WHERE g.first_missing IS NOT NULL
 ),
 last AS (
     -- each ticker's last stored bar (one primary-key entry backward), grouped by its minute:
