@@ -354,6 +354,7 @@ class LocalAlpaca(LoopbackServer):
             self._bars.setdefault(bar.symbol, []).append(bar)
         self._starts = {s: [b.ts for b in bs] for s, bs in self._bars.items()}
         self._bar_texts: dict[int, str] = {}  # id of a bar in self._bars -> its JSON text
+        self._symbol_texts = {s: json.dumps(s) for s in self._bars}  # as JSON object keys
         self._calendar = nyse_calendar()
         self._cash = Decimal(cash)
         self._initial_equity = Decimal(cash)
@@ -619,7 +620,8 @@ class LocalAlpaca(LoopbackServer):
         for bar in page:
             grouped.setdefault(bar.symbol, []).append(self._bar_text(bar))
         # json.dumps({"bars": {symbol: [bar, ...]}, "next_page_token": token}), assembled
-        bars = ", ".join(f"{json.dumps(s)}: [{', '.join(texts)}]" for s, texts in grouped.items())
+        names = self._symbol_texts
+        bars = ", ".join(f"{names[s]}: [{', '.join(texts)}]" for s, texts in grouped.items())
         return _Encoded(f'{{"bars": {{{bars}}}, "next_page_token": {json.dumps(token)}}}')
 
     def _get_symbol_bars(self, symbol: str, query: Query) -> Json:

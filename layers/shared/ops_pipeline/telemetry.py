@@ -670,9 +670,12 @@ def upsert_bars_counted(
 
 def _numbers(values: Sequence[Price | None]) -> str:
     """Numbers as one PostgreSQL array literal, each as its exact text (`str`), None as NULL."""
-    if None not in values:
+    nulls = values.count(None)
+    if not nulls:
         return "{" + ",".join(map(str, values)) + "}"
-    return "{" + ",".join("NULL" if v is None else str(v) for v in values) + "}"
+    if nulls == len(values):  # trade counts and VWAPs the feed leaves out
+        return "{" + ",".join(["NULL"] * nulls) + "}"
+    return "{" + ",".join(["NULL" if v is None else str(v) for v in values]) + "}"
 
 
 def _labels(values: Sequence[str]) -> str:
