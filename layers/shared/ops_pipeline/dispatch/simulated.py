@@ -24,7 +24,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from ops_pipeline.config import RiskLimits, SimulationCosts, TradingMode, TradingState
-from ops_pipeline.db import Connection
+from ops_pipeline.db import Connection, text_array
 from ops_pipeline.dispatch.book import (
     MARK_LOOKBACK,
     OwnOrder,
@@ -91,19 +91,24 @@ SIM_BARS = """
 SELECT ticker, ts, open, close, session FROM lane_telemetry
 WHERE ticker = ANY(CAST(:tickers AS text[])) AND ts >= :start AND ts < :end
 UNION ALL
-(SELECT DISTINCT ON (ticker) ticker, ts, open, close, session FROM lane_telemetry
- WHERE ticker = ANY(CAST(:tickers AS text[])) AND ts < :start AND ts >= :since
- ORDER BY ticker, ts DESC)
-UNION ALL
-(SELECT DISTINCT ON (ticker) ticker, ts, open, close, session FROM lane_telemetry
- WHERE ticker = ANY(CAST(:tickers AS text[])) AND ts < :start AND ts >= :since
-   AND session = 'regular'
- ORDER BY ticker, ts DESC)
-UNION ALL
-(SELECT DISTINCT ON (ticker) ticker, ts, open, close, session FROM lane_telemetry
- WHERE ticker = ANY(CAST(:tickers AS text[])) AND ts < :day_start AND ts >= :since
-   AND session = 'regular' AND CAST(:day_start AS timestamptz) < :start
- ORDER BY ticker, ts DESC)
+-- each one the ticker's newest bar before a bound: one index entry backward per ticker (the
+-- primary key, the regular bars' index), where DISTINCT ON read and sorted every bar of the week
+SELECT k.ticker, b.ts, b.open, b.close, b.session
+FROM unnest(CAST(:tickers AS text[])) AS k(ticker)
+CROSS JOIN LATERAL (
+    (SELECT t.ts, t.open, t.close, t.session FROM lane_telemetry t
+     WHERE t.ticker = k.ticker AND t.ts < :start AND t.ts >= :since
+     ORDER BY t.ts DESC LIMIT 1)
+    UNION ALL
+    (SELECT t.ts, t.open, t.close, t.session FROM lane_telemetry t
+     WHERE t.ticker = k.ticker AND t.ts < :start AND t.ts >= :since AND t.session = 'regular'
+     ORDER BY t.ts DESC LIMIT 1)
+    UNION ALL
+    (SELECT t.ts, t.open, t.close, t.session FROM lane_telemetry t
+     WHERE t.ticker = k.ticker AND t.ts < :day_start AND t.ts >= :since
+       AND t.session = 'regular' AND CAST(:day_start AS timestamptz) < :start
+     ORDER BY t.ts DESC LIMIT 1)
+) b
 """
 
 
@@ -178,7 +183,7 @@ class SimulatedLedger:
         self.bars = _Bars(
             conn.run(
                 SIM_BARS,
-                tickers=tickers,
+                tickers=text_array(tickers),
                 start=min(first, open_since),
                 end=last,
                 day_start=day_start,
