@@ -21,7 +21,7 @@ TABLES = (  # every table of layers/shared/ops_pipeline/migrations/ but schema_m
     "dispatch_executions, dispatch_recommendations, lane_features, lane_telemetry, "
     "inbound_events_classified, inbound_events_raw, feed_state, lane_watchlist_state, "
     "dispatch_deployment, signal_evaluations, lane_telemetry_history, market_data_source, "
-    "market_data_switches"
+    "market_data_switches, lane_features_due, signal_evaluations_due"
 )
 
 

@@ -25,10 +25,17 @@ PIPELINE_TABLES = {
 }
 
 
-def pipeline_rows(url: str) -> dict[str, list]:
-    """Every table of PIPELINE_TABLES in the database at `url`, its rows sorted."""
+def pipeline_rows(url: str, schema: str | None = None) -> dict[str, list]:
+    """Every table of PIPELINE_TABLES in the database at `url`, its rows sorted. `schema`: a
+    sweep setting's (`sweep_<name>`, a name the test chose), read first, then `public` (the
+    shared bars and features)."""
     conn = connect(parse_database_url(url))
     try:
+        if schema is not None:  # a missing schema would be skipped: public's rows read instead
+            assert conn.run("SELECT count(*) FROM pg_namespace WHERE nspname = :s", s=schema) == [
+                [1]
+            ]
+            conn.run(f"SET search_path = {schema}, public")
         return {
             table: conn.run(f"SELECT {columns} FROM {table} ORDER BY {columns}")
             for table, columns in PIPELINE_TABLES.items()

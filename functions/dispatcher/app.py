@@ -22,6 +22,7 @@ from ops_pipeline.dispatch import (
     SimulatedBroker,
     dispatch_window,
 )
+from ops_pipeline.errors import ConfigError
 from ops_pipeline.event_time import event_window, window_minutes
 from ops_pipeline.market import (
     NEW_YORK,
@@ -31,8 +32,10 @@ from ops_pipeline.market import (
     trading_day,
 )
 from ops_pipeline.observability import metrics, stage_handler
+from ops_pipeline.sweep import event_setting, setting_connection
 
 DB = ConnectionCache()
+SWEEP_DB = ConnectionCache()  # a backtest sweep's: its search_path names the setting's schema
 MAX_LISTED_REJECTIONS = 50  # a catch-up window's summary stays well under a state's 256 KB
 
 
@@ -89,13 +92,20 @@ def _session(market: dict[str, Any]) -> TradingSession:
 
 @stage_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    setting = event_setting(event)  # a backtest sweep's: its risk limits, its schema
     mode = config.trading_mode()
+    if setting is not None and mode is not TradingMode.SIMULATION:
+        raise ConfigError(f"a sweep's setting is dispatched in simulation only, not {mode.value}")
     budget = context.get_remaining_time_in_millis() / 1000 - BUDGET_MARGIN_SECONDS
     broker, state, limits = _broker(mode, budget), config.trading_state(), config.risk_limits()
     deployment = config.deployment_id()
     minutes = _dispatch_minutes(event)
+    if setting is None:
+        conn = DB.get()
+    else:
+        limits, conn = setting.risk_limits(limits), setting_connection(SWEEP_DB, setting)
     summary = dispatch_window(
-        DB.get(), broker, minutes, state=state, limits=limits, deployment=deployment
+        conn, broker, minutes, state=state, limits=limits, deployment=deployment
     )
     summary["rejections"] = summary.get("rejections", [])[:MAX_LISTED_REJECTIONS]
     metrics.add_dimension(name="mode", value=mode.value)

@@ -19,6 +19,11 @@ looks a day before its window for bars never evaluated (a late run's) and decide
 minute. A range whose day before holds no bar cannot find another range's bar there, whichever
 shard runs first; ranges that start on the morning after a trading day could. So a range is a
 run of consecutive trading days (a week, cut by holidays), at most `MAX_WINDOW` long.
+
+A parameter sweep (`settings`: a list of `ops_pipeline.sweep` settings, such as volume multipliers
+or risk limits) is the same machine with one more dimension: bars and features are shared, the
+signals and the portfolio run once per setting, each setting's rows in its schema `sweep_<name>`;
+`BacktestResult.sweep` holds each setting's summary (trades, P&L) for comparing them.
 """
 
 from __future__ import annotations
@@ -34,10 +39,12 @@ from ops_pipeline.event_time import MAX_WINDOW, iso_minute, window_minutes
 from ops_pipeline.market import NEW_YORK
 from ops_pipeline.migrate import migrate
 from ops_pipeline.signals import LATE_LOOKBACK
+from ops_pipeline.sweep import Setting, parse_settings
 from ops_pipeline_local.bars import Bar
 from ops_pipeline_local.replay import (
     SIMULATION_STEP,
     ReplayResult,
+    in_setting,
     local_stack,
     on_fresh_connection,
     replay_minutes,
@@ -87,17 +94,29 @@ class BacktestPlan:
         """`ranges.json`: the items of the features phase."""
         return [{"since": iso_minute(s), "time": iso_minute(t)} for s, t in self.ranges]
 
-    def execution_input(self, shards_key: str, ranges_key: str, concurrency: int) -> dict[str, Any]:
+    def execution_input(
+        self,
+        shards_key: str,
+        ranges_key: str,
+        concurrency: int,
+        settings: Sequence[Setting] = (),
+    ) -> dict[str, Any]:
         """The backtest machine's input: the lists' keys in the bucket, the portfolio's windows,
-        and how many shards (of each sharded phase) run at once."""
+        how many shards (of each sharded phase) run at once, and a sweep's settings (none: the
+        stack's own, in the public tables)."""
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
-        return {
+        event: dict[str, Any] = {
             "shards": shards_key,
             "ranges": ranges_key,
             "windows": [{"since": iso_minute(s), "time": iso_minute(t)} for s, t in self.windows],
             "concurrency": concurrency,
         }
+        if settings:
+            event["settings"] = [
+                s.as_item() for s in parse_settings([s.as_item() for s in settings])
+            ]
+        return event
 
 
 def date_ranges(minutes: Sequence[datetime]) -> list[tuple[datetime, datetime]]:
@@ -176,20 +195,26 @@ class BacktestResult(ReplayResult):
     error: str | None = None
     cause: str | None = None
     invocations: dict[str, int] = field(default_factory=dict)
+    sweep: dict[str, dict[str, Any]] = field(default_factory=dict)  # each setting's summary
 
 
 def write_plan(
-    plan: BacktestPlan, out: Path, prefix: str, concurrency: int = DEFAULT_CONCURRENCY
+    plan: BacktestPlan,
+    out: Path,
+    prefix: str,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    settings: Sequence[Setting] = (),
 ) -> dict[str, Path]:
     """The plan as files for a backtest in AWS: `shards.json` and `ranges.json` to copy to the
-    stack's backtest bucket under `prefix`, and `input.json`, the execution's input naming them."""
+    stack's backtest bucket under `prefix`, and `input.json`, the execution's input naming them
+    (with a sweep's `settings`, if any)."""
     out.mkdir(parents=True, exist_ok=True)
     prefix = prefix.strip("/")
     files = {
         "shards.json": plan.shard_items(),
         "ranges.json": plan.range_items(),
         "input.json": plan.execution_input(
-            f"{prefix}/shards.json", f"{prefix}/ranges.json", concurrency
+            f"{prefix}/shards.json", f"{prefix}/ranges.json", concurrency, settings
         ),
     }
     written = {}
@@ -200,7 +225,11 @@ def write_plan(
 
 
 def upload_plan(
-    runtime: LocalRuntime, plan: BacktestPlan, name: str, concurrency: int
+    runtime: LocalRuntime,
+    plan: BacktestPlan,
+    name: str,
+    concurrency: int,
+    settings: Sequence[Setting] = (),
 ) -> dict[str, Any]:
     """The plan's shard and range lists into the stack's backtest bucket (moto's S3); the
     execution's input naming them."""
@@ -216,7 +245,7 @@ def upload_plan(
     }
     for key, body in items.items():
         s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(body).encode())
-    return plan.execution_input(shards_key, ranges_key, concurrency)
+    return plan.execution_input(shards_key, ranges_key, concurrency, settings)
 
 
 def backtest(
@@ -229,12 +258,18 @@ def backtest(
     parameters: dict[str, str] | None = None,
     concurrency: int = LOCAL_CONCURRENCY,
     plan: BacktestPlan | None = None,
+    settings: Sequence[dict[str, Any]] | None = None,
 ) -> BacktestResult:
     """Run the backtest state machine over the bars, in `shards` ticker groups per date range,
     in simulation (no feeds); its rows land in the tables `replay` writes. `plan` replaces the
-    shards, ranges and windows `plan_backtest` would make (its lists in any order)."""
+    shards, ranges and windows `plan_backtest` would make (its lists in any order).
+
+    `settings`: a parameter sweep (`ops_pipeline.sweep`, validated first: an `InvalidSetting` is
+    a ValueError): each setting's rows in its schema `sweep_<name>`, its summary in
+    `BacktestResult.sweep`; the public tables then hold the shared bars and features only."""
     if not bars:
         raise ValueError("no bars to backtest")
+    swept = parse_settings(list(settings)) if settings is not None else []
     tickers = list(tickers or sorted({b.symbol for b in bars}))
     plan = plan or plan_backtest(bars, tickers, shards)
     on_fresh_connection(database_url, migrate)
@@ -252,7 +287,7 @@ def backtest(
         _alpaca,
     ):
         name = f"backtest-{first:%Y%m%dT%H%M}-{last:%Y%m%dT%H%M}"
-        event = upload_plan(runtime, plan, name, concurrency)
+        event = upload_plan(runtime, plan, name, concurrency, swept)
         # A shard is a few seconds here; the wait grows with the plan rather than capping it.
         outcome = runtime.execute(
             BACKTEST_MACHINE, event, name=name, timeout=600 + 60 * len(plan.shards)
@@ -266,4 +301,8 @@ def backtest(
     result.summary = on_fresh_connection(
         database_url, lambda conn: summarize(conn, first, last, tickers)
     )
+    for setting in swept:
+        result.sweep[setting.name] = on_fresh_connection(
+            database_url, in_setting(setting, lambda conn: summarize(conn, first, last, tickers))
+        )
     return result

@@ -449,6 +449,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     if not bars:
         raise CommandError(f"--tickers: no bars for {', '.join(tickers or [])} in {args.bars}")
     try:
+        settings = _sweep_settings(args)
         result = backtest(
             bars,
             database_url=_database_url(args),
@@ -456,8 +457,9 @@ def cmd_backtest(args: argparse.Namespace) -> int:
             tickers=tickers,
             log_level=args.log_level.upper(),
             concurrency=args.concurrency,
+            settings=settings,
         )
-    except ValueError as exc:  # bars no date range can hold, a shard count below 1
+    except ValueError as exc:  # bars no date range can hold, a shard count below 1, a bad setting
         print(f"backtest: {exc}", file=sys.stderr)
         return 2
     plan = result.plan
@@ -470,27 +472,87 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     if result.failures:
         print(f"backtest failed: {result.error}: {result.cause}", file=sys.stderr)
     if args.json:
-        print(
-            json.dumps(
-                {"executions": result.executions, **result.summary}, default=_json_default, indent=2
-            )
-        )
+        document = {"executions": result.executions, **result.summary}
+        if settings is not None:
+            document["sweep"] = result.sweep
+        print(json.dumps(document, default=_json_default, indent=2))
     else:
         _print_summary(result)
+        if settings is not None:
+            _print_sweep(result.sweep)
     return 0 if not result.failures else 1
+
+
+def _sweep_setting(spec: str) -> dict[str, Any]:
+    """`--sweep NAME[:KEY=VALUE,...]` as a setting's object (validated by the backtest)."""
+    name, _, rest = spec.partition(":")
+    setting: dict[str, Any] = {"name": name.strip()}
+    for pair in filter(None, (p.strip() for p in rest.split(","))):
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ValueError(f"--sweep {spec!r}: expected KEY=VALUE, got {pair!r}")
+        setting[key.strip()] = value.strip()
+    return setting
+
+
+def _sweep_settings(args: argparse.Namespace) -> list[dict[str, Any]] | None:
+    """The sweep's settings from `--settings FILE` (a JSON list) and each `--sweep`; None when
+    neither is given (the stack's own setting, in the public tables)."""
+    settings: list[dict[str, Any]] = []
+    if args.settings:
+        try:
+            loaded = json.loads(Path(args.settings).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"--settings {args.settings}: {exc}") from None
+        if not isinstance(loaded, list):
+            raise ValueError(f"--settings {args.settings}: a JSON list of settings, please")
+        settings += loaded
+    settings += [_sweep_setting(spec) for spec in args.sweep or ()]
+    return settings or None
+
+
+def _print_sweep(sweep: dict[str, dict[str, Any]]) -> None:
+    """Each setting's trades and P&L, one row a setting, for comparing them."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Sweep: one row per setting", title_justify="left")
+    for column in (
+        "setting",
+        "recommendations",
+        "filled",
+        "rejected",
+        "simulated P&L (USD)",
+        "open",
+    ):
+        table.add_column(column)
+    for name, s in sweep.items():
+        executions = s["executions"]
+        pnl = s["simulated_pnl"]
+        table.add_row(
+            name,
+            str(sum(s["recommendations_by_band"].values())),
+            str(sum(n for k, n in executions.items() if k.endswith(" filled"))),
+            str(sum(n for k, n in executions.items() if k.endswith(" rejected"))),
+            str(pnl["realized_and_unrealized"]),
+            ", ".join(f"{t} {q:,.0f}" for t, q in sorted(pnl["open_positions"].items())) or "none",
+        )
+    Console(highlight=False).print(table)
 
 
 def cmd_backtest_plan(args: argparse.Namespace) -> int:
     """Shards over the NYSE sessions between two dates, as files for a backtest in AWS."""
     from datetime import date
 
+    from ops_pipeline.sweep import parse_settings
     from ops_pipeline_local.backtest import plan_minutes, session_minutes, write_plan
 
     try:
         first, last = date.fromisoformat(args.first), date.fromisoformat(args.last)
         tickers = [t.strip().upper() for t in args.tickers.split(",") if t.strip()]
         plan = plan_minutes(session_minutes(first, last), tickers, args.shards)
-        written = write_plan(plan, Path(args.out), args.prefix, args.concurrency)
+        settings = parse_settings(_sweep_settings(args)) if args.sweep or args.settings else []
+        written = write_plan(plan, Path(args.out), args.prefix, args.concurrency, settings)
     except ValueError as exc:
         print(f"backtest-plan: {exc}", file=sys.stderr)
         return 2
@@ -1039,6 +1101,15 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--tickers", help="only these tickers (comma-separated)")
     bt.add_argument("--concurrency", type=int, default=4, help="shards run at once (default 4)")
     bt.add_argument("--json", action="store_true", help="print the summary as JSON")
+    bt.add_argument(
+        "--sweep",
+        action="append",
+        metavar="NAME[:KEY=VALUE,...]",
+        help="a parameter sweep's setting (repeat it): its volume rule (weak_from, normal_from,"
+        " surge_above, weak_multiplier, surge_multiplier) and risk limits (min_confidence, ...);"
+        " each setting's rows in schema sweep_NAME (docs/deploy.md#backtests)",
+    )
+    bt.add_argument("--settings", metavar="FILE", help="a sweep's settings as a JSON list")
     btp = command(
         "backtest-plan",
         cmd_backtest_plan,
@@ -1055,6 +1126,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--prefix", default="backtests/run", help="the files' key prefix in the backtest bucket"
     )
     btp.add_argument("--concurrency", type=int, default=10, help="shards run at once (default 10)")
+    btp.add_argument(
+        "--sweep", action="append", metavar="NAME[:KEY=VALUE,...]", help="a sweep's setting"
+    )
+    btp.add_argument("--settings", metavar="FILE", help="a sweep's settings as a JSON list")
     exp = command(
         "explain", cmd_explain, "why a ticker's bar made (or did not make) a signal, and its fate"
     )

@@ -135,6 +135,11 @@ def server_or_embedded(url: str | None = None) -> str:
     return url
 
 
+# CREATE and DROP DATABASE wait for a checkpoint: on a busy machine that can outlast the 10 s the
+# stages' connections wait for an answer.
+ADMIN_TIMEOUT_SECONDS = 120
+
+
 @contextlib.contextmanager
 def throwaway_database(server_url: str) -> Iterator[str]:
     """Create a database ``ops_test_<random>`` on the server of ``server_url``, apply every
@@ -144,7 +149,7 @@ def throwaway_database(server_url: str) -> Iterator[str]:
 
     name = f"ops_test_{uuid.uuid4().hex[:10]}"  # a name we made, never outside text
     url = urlsplit(server_url)._replace(path=f"/{name}").geturl()
-    admin = connect(parse_database_url(server_url))
+    admin = connect(parse_database_url(server_url), timeout=ADMIN_TIMEOUT_SECONDS)
     try:
         admin.run(f"CREATE DATABASE {name}")
     finally:
@@ -157,7 +162,7 @@ def throwaway_database(server_url: str) -> Iterator[str]:
             conn.close()
         yield url
     finally:
-        admin = connect(parse_database_url(server_url))
+        admin = connect(parse_database_url(server_url), timeout=ADMIN_TIMEOUT_SECONDS)
         try:
             admin.run(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         finally:

@@ -29,6 +29,7 @@ from ops_pipeline.errors import is_connection_lost
 from ops_pipeline.event_time import MAX_WINDOW, ONE_MINUTE, iso_minute, window_minutes
 from ops_pipeline.market import NEW_YORK
 from ops_pipeline.migrate import migrate
+from ops_pipeline.sweep import Setting, enter_setting, parse_setting
 from ops_pipeline_local.alpaca_server import LocalAlpaca
 from ops_pipeline_local.bars import Bar
 from ops_pipeline_local.faults import FaultPlan
@@ -49,6 +50,8 @@ def default_step(mode: str = "simulation") -> int:
 
 
 FIVE_MINUTE_MACHINE = "FiveMinutePipelineStateMachine"
+# The stages a sweep's setting changes (`ops_pipeline.sweep`): they read it from their event.
+SETTING_STAGES = ("SignalEngineFunction", "DispatcherFunction")
 TRADING_MODES = ("simulation", "paper")
 # Under a fault plan the handlers give up on a stalled reply after this many seconds (the plan
 # stalls longer), so a stall costs a second, not the default eight.
@@ -243,9 +246,14 @@ def replay(
     step: int | None = None,
     backup_bars: Sequence[Bar] | None = None,
     holdings: dict[str, Decimal] | None = None,
+    setting: dict[str, Any] | None = None,
 ) -> ReplayResult:
     """Run the minute (and 5-minute) state machines over every minute the bars cover, in windows
     of `step` minutes (default: `default_step(mode)`).
+
+    `setting`: one setting of a backtest sweep (`ops_pipeline.sweep`), handed to the signal
+    engine and the dispatcher in their events as the backtest machine hands it: its volume rule
+    and risk limits, its rows (and the summary's) in its schema `sweep_<name>`. Simulation only.
 
     `mode` `paper` sends orders through alpaca-py's TradingClient to the local server; `faults`
     makes that server fail as the plan says; `parameters` override the stack's (e.g. RiskLimits);
@@ -260,6 +268,9 @@ def replay(
         raise ValueError("no bars to replay")
     if mode not in TRADING_MODES:
         raise ValueError(f"mode must be one of {TRADING_MODES}, got {mode!r}")
+    swept = parse_setting(setting) if setting is not None else None
+    if swept is not None and mode != "simulation":
+        raise ValueError("a sweep's setting is replayed in simulation only")
     symbols = sorted({b.symbol for b in bars})
     tickers = list(tickers or symbols)
     # Each use opens its own connection: one held idle through the replay could be dropped
@@ -295,6 +306,9 @@ def replay(
                 holdings=holdings,
             )
         )
+        if swept is not None:
+            for stage in SETTING_STAGES:
+                runtime.event_defaults[stage] = {"setting": swept.as_item()}
 
         def run(machine: str, event: dict[str, Any], name: str) -> None:
             outcome = runtime.execute(machine, event, name=name)
@@ -324,13 +338,26 @@ def replay(
         result.broker_orders = alpaca.orders if mode == "paper" else []
     result.summary = on_fresh_connection(
         database_url,
-        lambda conn: summarize(conn, result.first_minute, result.last_minute, tickers),
+        in_setting(swept, lambda c: summarize(c, result.first_minute, result.last_minute, tickers)),
     )
     result.summary.update(
-        on_fresh_connection(database_url, lambda conn: money_path(conn, mode)),
+        on_fresh_connection(database_url, in_setting(swept, lambda c: money_path(c, mode))),
         broker_positions=broker_positions,
     )
     return result
+
+
+def in_setting[T](setting: Setting | None, work: Callable[[Any], T]) -> Callable[[Any], T]:
+    """`work` on a connection that reads `setting`'s rows (its schema first on the search_path),
+    or the public tables' without one."""
+    if setting is None:
+        return work
+
+    def run(conn: Any) -> T:
+        enter_setting(conn, setting)
+        return work(conn)
+
+    return run
 
 
 def money_path(conn: Any, mode: str) -> dict[str, Any]:
@@ -540,7 +567,7 @@ def summarize(conn: Any, first: datetime, last: datetime, tickers: Sequence[str]
         "bars": bars,
         "features": features,
         "recommendations_by_band": {
-            f"{names.get(f'{m:.2f}', m)} {action}": n for m, action, n in bands
+            f"{names.get(f'{m:.2f}', f'x{m:.2f}')} {action}": n for m, action, n in bands
         },
         "recommendations_moved_by_news": len(news_moved),
         "example_moved_by_news": news_moved[0] if news_moved else None,

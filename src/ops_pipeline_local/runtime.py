@@ -302,6 +302,9 @@ class LocalRuntime:
         self.massive_api_key: str | None = None
         self.backup_market_data: Any = None
         self.invocations: list[tuple[str, dict[str, Any]]] = []
+        # Keys added to every event of a function (by logical id) that does not carry them: a
+        # replay of one sweep setting hands it to the stages that read it, as the backtest does.
+        self.event_defaults: dict[str, dict[str, Any]] = {}
         self._locks: dict[str, threading.Lock] = {}  # one per function: see `invoke`
         self._locks_lock = threading.Lock()
         self._saved_env: dict[str, str | None] = {}
@@ -420,6 +423,8 @@ class LocalRuntime:
     def _invoke_handler(self, logical_id: str, event: dict[str, Any]) -> Any:
         if logical_id not in self.handlers:  # loaded on first use, as a cold start would
             self.handlers[logical_id] = _load_handler(self.functions[logical_id])
+        if defaults := self.event_defaults.get(logical_id):
+            event = {**defaults, **event}
         self.invocations.append((logical_id, event))
         spec = self.functions[logical_id]
         context = LocalContext(

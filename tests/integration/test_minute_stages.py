@@ -5,6 +5,8 @@ Bars: 2019-02-12 from Alpha Vantage (masonblier/eqker, ISC), bundled in src/ops_
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -139,6 +141,53 @@ def test_a_corrected_bar_recomputes_its_features_and_the_later_ones(conn, bundle
     )
     assert telemetry.upsert_bars(conn, [corrected]) == (0, 1)
     assert features.compute(conn, msft[-1].ts + timedelta(minutes=1))["computed"] == 5
+
+
+def test_a_bar_corrected_while_its_features_are_computed_stays_due(
+    conn, database_url, bundled_bars
+):
+    """Two runs overlap: the computer reads a bar as due, then another run corrects the bar and
+    commits before the computer clears it. The computer must clear only the marking it read, so the
+    next run computes the corrected bar."""
+    from ops_pipeline.db import connect, parse_database_url
+
+    msft = _as_telemetry([b for b in bundled_bars if b.symbol == "MSFT"][:30])
+    telemetry.upsert_bars(conn, msft)
+    until = msft[-1].ts + timedelta(minutes=1)
+    other = connect(parse_database_url(database_url))
+    computed: list[dict] = []
+    try:
+        # The other run corrects the last bar in a transaction the computer's snapshot does not
+        # see; the computer, clearing that bar's mark, waits for it to end.
+        other.run("BEGIN")
+        last = msft[-1]
+        telemetry.upsert_bars(other, [replace(last, volume=last.volume * 10)])
+        computer = threading.Thread(target=lambda: computed.append(features.compute(conn, until)))
+        computer.start()
+        for _ in range(500):  # until the computer waits on the other run's lock
+            waiting = other.run(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if waiting[0][0]:
+                break
+            time.sleep(0.01)
+        other.run("COMMIT")
+        computer.join(timeout=30)
+    finally:
+        other.close()
+    assert (
+        computed and computed[0]["computed"] == 30
+    )  # the bars as the computer's snapshot saw them
+    assert conn.run(
+        "SELECT count(*) FROM lane_features_due WHERE ticker = 'MSFT' AND ts = :ts", ts=last.ts
+    ) == [[1]]
+    assert features.compute(conn, until)["computed"] == 1
+    ((volume,),) = conn.run(
+        "SELECT volume_current FROM lane_features WHERE ticker = 'MSFT' AND ts = :ts", ts=last.ts
+    )
+    assert volume == last.volume * 10
+    assert conn.run("SELECT count(*) FROM lane_features_due") == [[0]]
 
 
 def test_ingest_uses_one_multi_symbol_request_and_backfills_missed_minutes(

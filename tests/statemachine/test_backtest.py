@@ -90,6 +90,102 @@ def test_the_backtest_leaves_the_rows_replay_leaves(bars, database_server):
         assert pipeline_rows(url) == expected
 
 
+# A sweep of two settings that trade differently: WEAK signals strong enough to pass the risk
+# gates' min_confidence (0.6 x 0.9 = 0.54), and a narrower NORMAL band with a larger SURGE.
+SETTINGS = [
+    {"name": "weak_trades", "weak_from": "0.3", "weak_multiplier": "0.9"},
+    {"name": "surge15", "weak_from": 0.6, "surge_above": 2.0, "surge_multiplier": 1.5},
+]
+SETTING_TABLES = ("signal_evaluations", "dispatch_recommendations", "dispatch_executions")
+
+
+def _count(url: str, sql: str) -> int:
+    conn = connect(parse_database_url(url))
+    try:
+        ((n,),) = conn.run(sql)
+        return int(n)
+    finally:
+        conn.close()
+
+
+def test_a_sweep_leaves_each_setting_the_rows_replay_leaves_with_it(bars, database_server):
+    """Two settings in one backtest (and a third that moves nothing): bars and features once,
+    signals and portfolio per setting, each setting's rows (schema sweep_<name>) those of a
+    replay with that setting (the third's those of a replay without one), nothing in the public
+    per-setting tables."""
+    expected = {}
+    for setting in SETTINGS:
+        with throwaway_database(database_server) as url:
+            replayed = replay(bars, database_url=url, setting=setting)
+            assert not replayed.failures, replayed.failures[0]
+            expected[setting["name"]] = pipeline_rows(url, f"sweep_{setting['name']}")
+            for table in SETTING_TABLES:  # a replay of one setting leaves public's alone too
+                assert _count(url, f"SELECT count(*) FROM public.{table}") == 0, table
+    with throwaway_database(database_server) as url:  # no setting: the SPEC's, the stack's
+        replayed = replay(bars, database_url=url)
+        assert not replayed.failures, replayed.failures[0]
+        expected["spec"] = pipeline_rows(url)
+    swept = [*SETTINGS, {"name": "spec"}]  # a setting that moves nothing
+    with throwaway_database(database_server) as url:
+        result = backtest(bars, database_url=url, shards=2, settings=swept)
+        assert not result.failures, (result.error, result.cause)
+        got = {s["name"]: pipeline_rows(url, f"sweep_{s['name']}") for s in swept}
+        for table in SETTING_TABLES:
+            assert _count(url, f"SELECT count(*) FROM public.{table}") == 0, table
+        assert _count(url, "SELECT count(*) FROM public.lane_features") == len(bars)
+
+    assert result.executions == {BACKTEST_MACHINE: {"SUCCEEDED": 1}}
+    # Bars and features once; signals per shard and setting; a portfolio per setting.
+    assert result.invocations["TelemetryIngestorFunction"] == 4
+    assert result.invocations["FeatureComputerFunction"] == 2
+    assert result.invocations["SignalEngineFunction"] == 4 * len(swept)
+    assert result.invocations["DispatcherFunction"] >= len(swept)
+    for name, rows in expected.items():
+        assert rows["dispatch_recommendations"], f"{name} makes no recommendation"
+        assert any(row[8] == "filled" for row in rows[next(reversed(PIPELINE_TABLES))]), name
+        for table in PIPELINE_TABLES:
+            assert got[name][table] == rows[table], (name, table)
+    # The settings decide differently, and each setting's summary says how it traded.
+    first, second = (expected[s["name"]] for s in SETTINGS)
+    assert first["dispatch_recommendations"] != second["dispatch_recommendations"]
+    assert set(result.sweep) == {s["name"] for s in swept}
+    for name, summary in result.sweep.items():
+        assert summary["executions"].get("simulation filled"), name
+        assert "realized_and_unrealized" in summary["simulated_pnl"], name
+
+
+def test_a_malformed_setting_fails_its_child_under_a_named_error(bars, database_server):
+    """A setting the local command would refuse, handed to the machine as an input from
+    elsewhere would be: the signal engine raises InvalidSetting, which the child's Catch routes
+    to its Fail state; the backtest fails and the public tables hold no signal."""
+    from ops_pipeline_local.backtest import plan_backtest, upload_plan
+    from ops_pipeline_local.replay import local_stack
+
+    day = [b for b in bars if b.ts.astimezone(NEW_YORK).date() == DAYS[-1] and b.symbol == "AAPL"]
+    plan = plan_backtest(day[:30], ["AAPL"], 1)
+    with throwaway_database(database_server) as url:
+        from ops_pipeline.migrate import migrate
+
+        conn = connect(parse_database_url(url))
+        try:
+            migrate(conn)
+        finally:
+            conn.close()
+        parameters = {"Tickers": "AAPL", "Feeds": "[]", "TradingMode": "simulation"}
+        with local_stack(day[:30], database_url=url, parameters=parameters) as (runtime, _):
+            event = upload_plan(runtime, plan, "bad-setting", 1)
+            event["settings"] = [{"name": "Surge 1.5; DROP TABLE lane_telemetry"}]
+            outcome = runtime.execute(BACKTEST_MACHINE, event, name="bad-setting")
+            children = [
+                e.get("setting") for f, e in runtime.invocations if f == "SignalEngineFunction"
+            ]
+        assert outcome.status == "FAILED", (outcome.error, outcome.cause)
+        assert "InvalidSetting" in f"{outcome.error} {outcome.cause}"
+        assert children == [{"name": "Surge 1.5; DROP TABLE lane_telemetry"}]
+        assert _count(url, "SELECT count(*) FROM lane_telemetry") == 30
+        assert _count(url, "SELECT count(*) FROM signal_evaluations") == 0
+
+
 def test_a_backtest_refuses_a_stack_that_does_not_simulate(bars, database_server):
     """The backtest dispatches through the stack's dispatcher: not in a paper (or live) stack."""
     day = [b for b in bars if b.ts.astimezone(NEW_YORK).date() == DAYS[-1] and b.symbol == "AAPL"]
@@ -131,3 +227,26 @@ def test_the_command_runs_a_backtest_and_prints_its_summary(conn, database_url, 
 
     assert main([*args, "--shards", "0"]) == 2
     assert "shards must be at least 1" in capsys.readouterr().err
+
+    # A sweep: each setting's summary in one document, under its name.
+    sweep = ["--sweep", "cli_weak:weak_from=0.3,weak_multiplier=0.9", "--sweep", "cli_spec"]
+    code = main([*args, "--shards", "2", *sweep, "--json"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    summary = json.loads(out.out[out.out.index("{\n") :])
+    assert set(summary["sweep"]) == {"cli_weak", "cli_spec"}
+    for name, setting in summary["sweep"].items():
+        assert "realized_and_unrealized" in setting["simulated_pnl"], name
+    assert (
+        summary["sweep"]["cli_weak"]["recommendations_by_band"]
+        != (summary["sweep"]["cli_spec"]["recommendations_by_band"])
+    )
+    code = main([*args, "--shards", "2", *sweep])  # the table: a row per setting
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert "Sweep: one row per setting" in out.out and "cli_weak" in out.out
+
+    assert main([*args, "--sweep", "Bad Name"]) == 2
+    assert "a setting's name must match" in capsys.readouterr().err
+    assert main([*args, "--sweep", "ok:surge_multiplier"]) == 2
+    assert "expected KEY=VALUE" in capsys.readouterr().err

@@ -224,8 +224,19 @@ def _phases(definition: dict) -> list[tuple[str, dict]]:
     return out
 
 
+def _tasks(processor: dict) -> list[dict]:
+    """The Task states of a Map's processor, those of Maps nested in it included."""
+    out = []
+    for state in processor["States"].values():
+        if state["Type"] == "Task":
+            out.append(state)
+        elif state["Type"] == "Map":
+            out += _tasks(state["ItemProcessor"])
+    return out
+
+
 def _resources(processor: dict) -> set[str]:
-    return {s["Resource"] for s in processor["States"].values() if s["Type"] == "Task"}
+    return {s["Resource"] for s in _tasks(processor)}
 
 
 def test_the_backtest_shards_bars_features_and_signals_then_dispatches_in_event_order():
@@ -236,7 +247,12 @@ def test_the_backtest_shards_bars_features_and_signals_then_dispatches_in_event_
         {"${SignalEngineFunctionArn}"},
         {"${MarketCheckFunctionArn}", "${DispatcherFunctionArn}"},
     ]
-    *sharded, (_, portfolio) = phases
+    *sharded, (_, settings) = phases
+    # the portfolio once per setting, one setting after the other (the dispatcher's reserved
+    # concurrency is 1), each setting's windows in event order
+    assert settings["ItemsPath"] == "$.settings" and settings["MaxConcurrency"] == 1
+    assert settings["ItemProcessor"]["ProcessorConfig"]["Mode"] == "INLINE"
+    portfolio = settings["ItemProcessor"]["States"][settings["ItemProcessor"]["StartAt"]]
     keys = []
     for name, state in sharded:
         config = state["ItemProcessor"]["ProcessorConfig"]
@@ -251,7 +267,7 @@ def test_the_backtest_shards_bars_features_and_signals_then_dispatches_in_event_
         assert state["ResultPath"] is None, f"{name}: a Map's results would pass 256 KB"
         assert {c["Next"] for c in state["Catch"]} == {"Backtest failed"}
         # children may upsert the same rows at once: a deadlock's victim is retried
-        (child,) = [s for s in state["ItemProcessor"]["States"].values() if s["Type"] == "Task"]
+        (child,) = _tasks(state["ItemProcessor"])
         assert "DatabaseError" in {e for r in child["Retry"] for e in r["ErrorEquals"]}, name
     # bars and signals per shard (ticker group x date range), features per date range
     assert keys == ["$.shards", "$.ranges", "$.shards"]
@@ -259,12 +275,39 @@ def test_the_backtest_shards_bars_features_and_signals_then_dispatches_in_event_
     assert portfolio["ItemProcessor"]["ProcessorConfig"]["Mode"] == "INLINE"
     assert portfolio["ItemsPath"] == "$.windows"
     assert portfolio["MaxConcurrency"] == 1
-    shards = [
-        state["ItemProcessor"]["States"][state["ItemProcessor"]["StartAt"]]["Parameters"]
-        for _, state in sharded
-    ]
+    shards = [_tasks(state["ItemProcessor"])[0]["Parameters"] for _, state in sharded]
     assert [sorted(p) for p in shards] == [
         ["execution.$", "tickers.$", "time.$"],
         ["execution.$", "time.$"],
-        ["execution.$", "since.$", "tickers.$", "time.$"],
+        ["execution.$", "setting.$", "since.$", "tickers.$", "time.$"],
     ]
+    # the dispatcher gets the window's setting (null: the stack's own)
+    dispatch = [t for t in _tasks(portfolio["ItemProcessor"]) if "Dispatcher" in t["Resource"]]
+    assert dispatch[0]["Parameters"]["setting.$"] == "$.setting"
+
+
+def test_a_sweep_shares_bars_and_features_and_runs_signals_and_portfolio_per_setting():
+    backtest = json.loads(BACKTEST.read_text())
+    states = backtest["States"]
+    # without settings in the input, one setting of null: the stack's own, as before sweeps
+    (sweep,) = [s for s in states.values() if s["Type"] == "Choice" and "$.settings" in str(s)]
+    assert sweep["Choices"][0]["Variable"] == "$.settings"
+    default = states[sweep["Default"]]
+    assert default["Type"] == "Pass" and default["Result"] == [None]
+    assert default["ResultPath"] == "$.settings"
+    assert default["Next"] == sweep["Choices"][0]["Next"] == "Ingest the shards' bars"
+    # each signals child walks the settings one after the other
+    signals = states["Evaluate the shards' signals"]
+    assert signals["ItemSelector"]["settings.$"] == "$.settings"
+    (per_setting,) = signals["ItemProcessor"]["States"].values()
+    assert per_setting["Type"] == "Map" and per_setting["ItemsPath"] == "$.settings"
+    assert per_setting["MaxConcurrency"] == 1
+    assert per_setting["ItemSelector"]["setting.$"] == "$$.Map.Item.Value"
+    # a malformed setting fails the child under its own name, never retried
+    (task,) = _tasks(signals["ItemProcessor"])
+    named = task["Catch"][0]
+    assert named["ErrorEquals"] == ["InvalidSetting", "SettingChanged"]
+    refused = per_setting["ItemProcessor"]["States"][named["Next"]]
+    assert refused["Type"] == "Fail" and refused["ErrorPath"] == "$.error.Error"
+    retried = {e for r in task["Retry"] for e in r["ErrorEquals"]}
+    assert not retried & {"InvalidSetting", "SettingChanged", "States.ALL"}

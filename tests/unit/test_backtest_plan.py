@@ -122,3 +122,19 @@ def test_a_plan_for_aws_walks_each_session_s_extended_day_and_names_its_files(tm
         "time": "2019-02-16T01:00:00Z",
     }
     assert len(json.loads(files["ranges.json"].read_text())) == 2
+
+
+def test_a_sweep_s_plan_lists_its_settings_in_the_input(tmp_path, capsys):
+    from ops_pipeline_local.cli import main
+
+    out = tmp_path / "plan"
+    args = ["backtest-plan", "--from", "2019-02-15", "--to", "2019-02-15", "--tickers", "AAPL"]
+    sweep = ["--sweep", "vol15:surge_multiplier=1.5", "--sweep", "spec", "--out", str(out)]
+    assert main([*args, *sweep]) == 0
+    event = json.loads((out / "input.json").read_text())
+    assert event["settings"] == [{"name": "vol15", "surge_multiplier": "1.5"}, {"name": "spec"}]
+    assert main([*args, "--out", str(tmp_path / "plain")]) == 0  # no sweep: no settings key
+    assert "settings" not in json.loads((tmp_path / "plain" / "input.json").read_text())
+    capsys.readouterr()
+    assert main([*args, "--sweep", "vol15:surge_multiplier=0", "--out", str(out)]) == 2
+    assert "surge_multiplier must be above 0" in capsys.readouterr().err

@@ -3,7 +3,9 @@
 In AWS a function connects to RDS Proxy with an IAM auth token over TLS (`DB_HOST`, `DB_PORT`,
 `DB_NAME`, `DB_USER`, `DB_IAM_AUTH=true`); locally `DATABASE_URL` names the database, including a
 unix socket directory as `?host=/path`. Statements are sent with pg8000's unnamed prepared
-statements and no session `SET`, so RDS Proxy never pins a connection.
+statements and no session `SET`, so RDS Proxy never pins a connection; the one exception is a
+backtest sweep's connection, whose `SET search_path` names its setting's schema
+(`ops_pipeline.sweep`): pinned for that invocation, and kept in a cache of its own.
 
 A connection lost during a stage (an idle timeout, a failover, a terminated backend) surfaces as
 `errors.DatabaseUnavailable` through `observability.stage_handler`, which also drops every
@@ -129,10 +131,10 @@ def _iam_token(target: DatabaseTarget) -> str:
     )
 
 
-def _tcp_socket(target: DatabaseTarget) -> socket.socket:
+def _tcp_socket(target: DatabaseTarget, timeout: float) -> socket.socket:
     # pg8000 leaves Nagle's algorithm on; with PostgreSQL's delayed ACK a statement with a large
     # parameter list (a multi-row upsert) then stalls ~40 ms. Keepalive as pg8000 sets it.
-    sock = socket.create_connection((target.host, target.port), CONNECT_TIMEOUT_SECONDS)
+    sock = socket.create_connection((target.host, target.port), timeout)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
     return sock
@@ -141,13 +143,16 @@ def _tcp_socket(target: DatabaseTarget) -> socket.socket:
 TIMESTAMPTZ_OID = 1184
 
 
-def connect(target: DatabaseTarget | None = None) -> Connection:
-    """Open a connection; IAM token and TLS when the target asks for them."""
+def connect(
+    target: DatabaseTarget | None = None, timeout: float = CONNECT_TIMEOUT_SECONDS
+) -> Connection:
+    """Open a connection; IAM token and TLS when the target asks for them. `timeout` bounds the
+    connect and every wait for the server (a statement included)."""
     target = target or target_from_env()
     kwargs: dict[str, Any] = {
         "user": target.user,
         "database": target.database,
-        "timeout": CONNECT_TIMEOUT_SECONDS,
+        "timeout": timeout,
         "application_name": "ops-pipeline",
     }
     if target.unix_socket_dir:
@@ -155,7 +160,7 @@ def connect(target: DatabaseTarget | None = None) -> Connection:
     else:
         kwargs["host"] = target.host
         kwargs["port"] = target.port
-        kwargs["sock"] = _tcp_socket(target)
+        kwargs["sock"] = _tcp_socket(target, timeout)
     if target.iam_auth:
         kwargs["password"] = _iam_token(target)
     elif target.password:

@@ -1,6 +1,11 @@
-"""Feature computer: moving averages and volume analysis for every bar that has no features yet.
+"""Feature computer: moving averages and volume analysis for every bar whose features are due.
 
-All in one set-based statement with window functions. Only regular-session bars
+All in one set-based statement. A bar is due (`lane_features_due`, migration 010) when it is
+stored or changed, or when its features were deleted: triggers on the tables mark it, whoever
+writes, and the statement clears the marks it read (a bar marked again meanwhile stays due). So a
+minute's work is proportional to its new bars, not to the days of bars stored.
+
+Only regular-session bars
 (`lane_telemetry.session = 'regular'`) get features, and only they are in a window: pre-market and
 after-hours bars trade at a fraction of the volume and would read as volume collapses and surges.
 For a regular bar, the window is the 20 (50) most recent stored regular bars of its ticker up to
@@ -11,8 +16,10 @@ and including it (across days); gaps are not filled.
 - `volume_ratio = volume_current / volume_avg_20`, rounded to 4 places; NULL when the average is 0
   or fewer than 20 bars exist. `volume_surge = volume_ratio > 3.0`.
 
-A bar whose features are missing, or whose close or volume changed since (a corrected bar), is
-recomputed together with every later bar of its ticker, since they share its window.
+A due bar (new, corrected, or without features) is computed together with every later bar of its
+ticker, since they share its window: when that is at most `FEW_BARS` bars (a minute's new bar), each
+one's windows are two aggregates over its 20 and 50 newest bars, read backward from the index; with more (a
+catch-up), one pass of window functions over the ticker's bars in time order.
 
 Features never mix feeds (`lane_telemetry.source`: Alpaca's IEX feed carries a few percent of
 the consolidated volume a SIP feed carries, so a mixed window makes a false surge): a bar's
@@ -38,25 +45,75 @@ SURGE_RATIO = Decimal("3.0")
 # telemetry.LOOKBACK, 5 days) with a day's room.
 PENDING_LOOKBACK = timedelta(days=6)
 
+# A ticker with at most this many bars to compute gets each bar's windows as two small aggregates
+# over its 50 newest bars (the minute's case: one new bar); with more (a catch-up, a corrected bar
+# early in the day), one pass of window functions over its bars in time order is cheaper.
+FEW_BARS = 3
+
 COMPUTE_FEATURES = """
-WITH pending AS MATERIALIZED (
-    SELECT t.ticker, t.source, min(t.ts) AS first_ts
-    FROM lane_telemetry t
-    LEFT JOIN lane_features f ON f.ticker = t.ticker AND f.ts = t.ts
-                             AND f.ts >= :since AND f.ts < :until
-    WHERE t.ts >= :since AND t.ts < :until AND t.session = 'regular'
-      AND (f.ticker IS NULL OR f.close <> t.close OR f.volume_current <> t.volume)
-    GROUP BY t.ticker, t.source
+WITH due AS MATERIALIZED (
+    SELECT d.ticker, d.ts, d.source, d.mark FROM lane_features_due d WHERE d.ts < :until
 ),
-windowed AS (
-    -- Each pending ticker's bars of one source from its first pending bar on, and the 49 regular
-    -- bars of that source before it (stored, or kept for windows in lane_telemetry_history;
-    -- 49 of each table: more than the frames reach never changes a window, fewer would).
+pending AS MATERIALIZED (
+    -- Each ticker's first due bar, per source (a bar that has gone since only widens the range).
+    SELECT ticker, source, min(ts) AS first_ts FROM due WHERE ts >= :since
+    GROUP BY ticker, source
+),
+targets AS MATERIALIZED (
+    -- Every stored regular bar of that source from the first due one on: they share its window.
+    SELECT p.ticker, p.source, p.first_ts, t.ts, t.close, t.volume,
+           count(*) OVER (PARTITION BY p.ticker, p.source) AS n_targets
+    FROM pending p
+    JOIN lane_telemetry t ON t.ticker = p.ticker AND t.source = p.source
+                         AND t.ts >= p.first_ts AND t.ts < :until AND t.session = 'regular'
+),
+few AS (
+    -- A bar's windows: the 50 (20) newest regular bars of its source up to and including it
+    -- (stored, or kept for windows in lane_telemetry_history), each an index-only scan backward.
+    SELECT g.ticker, g.ts, g.close, g.volume, a20.sma20, a20.n20, a50.sma50, a50.n50,
+           a20.volume_avg
+    FROM targets g
+    CROSS JOIN LATERAL (
+        SELECT avg(u.close) AS sma50, count(*) AS n50 FROM (
+            (SELECT t.ts, t.close FROM lane_telemetry t
+             WHERE t.ticker = g.ticker AND t.source = g.source AND t.ts <= g.ts
+               AND t.session = 'regular'
+             ORDER BY t.ts DESC LIMIT 50)
+            UNION ALL
+            (SELECT h.ts, h.close FROM lane_telemetry_history h
+             WHERE h.ticker = g.ticker AND h.source = g.source AND h.ts <= g.ts
+               AND h.session = 'regular'
+             ORDER BY h.ts DESC LIMIT 50)
+            ORDER BY ts DESC LIMIT 50
+        ) u
+    ) a50
+    CROSS JOIN LATERAL (
+        SELECT avg(u.close) AS sma20, count(*) AS n20, avg(u.volume) AS volume_avg FROM (
+            (SELECT t.ts, t.close, t.volume FROM lane_telemetry t
+             WHERE t.ticker = g.ticker AND t.source = g.source AND t.ts <= g.ts
+               AND t.session = 'regular'
+             ORDER BY t.ts DESC LIMIT 20)
+            UNION ALL
+            (SELECT h.ts, h.close, h.volume FROM lane_telemetry_history h
+             WHERE h.ticker = g.ticker AND h.source = g.source AND h.ts <= g.ts
+               AND h.session = 'regular'
+             ORDER BY h.ts DESC LIMIT 20)
+            ORDER BY ts DESC LIMIT 20
+        ) u
+    ) a20
+    WHERE g.n_targets <= :few_bars
+),
+many AS (
+    -- A ticker with more bars to compute: its bars of one source from its first due bar on, and
+    -- the 49 regular bars of that source before it (stored, or kept for windows in
+    -- lane_telemetry_history; 49 of each table: more than the frames reach never changes a
+    -- window, fewer would), through window functions.
     SELECT p.ticker, b.ts, b.close, b.volume, b.stored, p.first_ts,
            avg(b.close)  OVER w20 AS sma20, count(*) OVER w20 AS n20,
            avg(b.close)  OVER w50 AS sma50, count(*) OVER w50 AS n50,
            avg(b.volume) OVER w20 AS volume_avg
-    FROM pending p
+    FROM (SELECT DISTINCT ticker, source, first_ts FROM targets
+          WHERE n_targets > :few_bars) p
     CROSS JOIN LATERAL (
         SELECT t.ts, t.close, t.volume, true AS stored FROM lane_telemetry t
         WHERE t.ticker = p.ticker AND t.source = p.source AND t.ts >= p.first_ts
@@ -81,6 +138,12 @@ windowed AS (
            w50 AS (PARTITION BY p.ticker, p.source ORDER BY b.ts
                    ROWS BETWEEN 49 PRECEDING AND CURRENT ROW)
 ),
+windows AS (
+    SELECT ticker, ts, close, volume, sma20, n20, sma50, n50, volume_avg FROM few
+    UNION ALL
+    SELECT ticker, ts, close, volume, sma20, n20, sma50, n50, volume_avg FROM many
+    WHERE ts >= first_ts AND stored
+),
 computed AS (
     SELECT ticker, ts, close,
            CASE WHEN n20 >= 20 THEN round(sma20, 6) END AS sma20,
@@ -89,8 +152,12 @@ computed AS (
            CASE WHEN n20 >= 20 THEN round(volume_avg, 2) END AS volume_avg_20,
            CASE WHEN n20 >= 20 AND volume_avg > 0 THEN round(volume / volume_avg, 4) END AS volume_ratio,
            n50 AS bars_in_window
-    FROM windowed
-    WHERE ts >= first_ts AND stored
+    FROM windows
+),
+cleared AS (
+    -- The markings read above, and only those: a bar marked again meanwhile stays due.
+    DELETE FROM lane_features_due d USING due
+    WHERE d.ticker = due.ticker AND d.ts = due.ts AND d.mark = due.mark
 )
 INSERT INTO lane_features AS f
     (ticker, ts, close, sma20, sma50, volume_current, volume_avg_20, volume_ratio, volume_surge,
@@ -112,7 +179,9 @@ RETURNING ticker
 
 def compute(conn: Connection, minute: datetime) -> dict[str, Any]:
     """Compute features for every pending bar that closed by `minute`, in one statement."""
-    rows = conn.run(COMPUTE_FEATURES, since=minute - PENDING_LOOKBACK, until=minute)
+    rows = conn.run(
+        COMPUTE_FEATURES, since=minute - PENDING_LOOKBACK, until=minute, few_bars=FEW_BARS
+    )
     per_ticker: dict[str, int] = {}
     for (ticker,) in rows:
         per_ticker[ticker] = per_ticker.get(ticker, 0) + 1

@@ -36,6 +36,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 from ops_pipeline.db import Connection, json_records, query, text_array
@@ -66,19 +67,36 @@ NORMAL = VolumeBand(Decimal("1.0"), "NORMAL")
 SURGE = VolumeBand(Decimal("1.3"), "SURGE")
 
 
-def volume_band(ratio: Decimal | None) -> VolumeBand:
-    """The SPEC's volume rule: <0.5 KILL, <1.2 WEAK, <=3.0 NORMAL, >3.0 SURGE; no ratio is KILL."""
-    if ratio is None or ratio < Decimal("0.5"):
+@dataclass(frozen=True)
+class VolumeRule:
+    """The volume rule's thresholds and multipliers: the SPEC's by default; a backtest sweep's
+    setting (`ops_pipeline.sweep`) may move them. A ratio below `weak_from` is KILL, below
+    `normal_from` WEAK, up to and including `surge_above` NORMAL, above it SURGE."""
+
+    weak_from: Decimal = Decimal("0.5")
+    normal_from: Decimal = Decimal("1.2")
+    surge_above: Decimal = Decimal("3.0")
+    weak: VolumeBand = WEAK
+    surge: VolumeBand = SURGE
+
+
+SPEC_VOLUME_RULE = VolumeRule()
+
+
+def volume_band(ratio: Decimal | None, rule: VolumeRule = SPEC_VOLUME_RULE) -> VolumeBand:
+    """The SPEC's volume rule: <0.5 KILL, <1.2 WEAK, <=3.0 NORMAL, >3.0 SURGE; no ratio is KILL
+    (`rule` moves the thresholds and the WEAK and SURGE multipliers)."""
+    if ratio is None or ratio < rule.weak_from:
         return KILL
-    if ratio < Decimal("1.2"):
-        return WEAK
-    if ratio <= Decimal("3.0"):
+    if ratio < rule.normal_from:
+        return rule.weak
+    if ratio <= rule.surge_above:
         return NORMAL
-    return SURGE
+    return rule.surge
 
 
-def volume_multiplier(ratio: Decimal | None) -> Decimal:
-    return volume_band(ratio).multiplier
+def volume_multiplier(ratio: Decimal | None, rule: VolumeRule = SPEC_VOLUME_RULE) -> Decimal:
+    return volume_band(ratio, rule).multiplier
 
 
 @dataclass(frozen=True)
@@ -107,8 +125,8 @@ class Headline:
 class NewsSummary:
     headlines: tuple[Headline, ...] = ()
 
-    @property
-    def net(self) -> Decimal:
+    @cached_property
+    def net(self) -> Decimal:  # asked several times per bar, thousands of bars a minute
         return sum((h.polarity for h in self.headlines), Decimal(0))
 
     @property
@@ -120,6 +138,8 @@ class NewsSummary:
         return None
 
     def not_acted_on(self) -> NewsSummary:
+        if not any(h.acted_on for h in self.headlines):
+            return self
         return NewsSummary(tuple(h for h in self.headlines if not h.acted_on))
 
     def describe(self) -> str:
@@ -228,8 +248,11 @@ def _no_signal_reason(f: SignalInput, news: NewsSummary) -> str:
     return f"{trend}; {said}: no signal"
 
 
-def assess(f: SignalInput, news: NewsSummary | None = None) -> tuple[Recommendation | None, str]:
-    """Apply the rules to one bar's features and news: the recommendation, if any, and why."""
+def assess(
+    f: SignalInput, news: NewsSummary | None = None, volume: VolumeRule = SPEC_VOLUME_RULE
+) -> tuple[Recommendation | None, str]:
+    """Apply the rules to one bar's features and news: the recommendation, if any, and why
+    (`volume`: the volume rule's thresholds, the SPEC's unless a sweep's setting moves them)."""
     news = news or NewsSummary()
     action, parts = trend_signal(f), []
     rule, base, used_news = "", Decimal(0), False
@@ -255,7 +278,7 @@ def assess(f: SignalInput, news: NewsSummary | None = None) -> tuple[Recommendat
         parts.append(f"{news.describe()}: {action} base {base:.2f}")
     if not action:
         return None, _no_signal_reason(f, news)
-    band = volume_band(f.volume_ratio)
+    band = volume_band(f.volume_ratio, volume)
     ratio_text = "none yet" if f.volume_ratio is None else f"{f.volume_ratio:.4f}"
     parts.append(f"volume ratio {ratio_text} is {band.name}: x{band.multiplier}")
     if band is KILL:
@@ -282,9 +305,13 @@ def evaluate(f: SignalInput, news: NewsSummary | None = None) -> Recommendation 
     return assess(f, news)[0]
 
 
-def kill_reason(f: SignalInput, news: NewsSummary | None = None) -> str | None:
+def kill_reason(
+    f: SignalInput, news: NewsSummary | None = None, volume: VolumeRule = SPEC_VOLUME_RULE
+) -> str | None:
     """Why a signal that fired was dropped by the volume rule (for logs), or None."""
-    if (trend_signal(f) or (news and news.direction)) and volume_band(f.volume_ratio) is KILL:
+    if (trend_signal(f) or (news and news.direction)) and volume_band(
+        f.volume_ratio, volume
+    ) is KILL:
         ratio = "none yet" if f.volume_ratio is None else f"{f.volume_ratio:.4f}"
         return f"{f.ticker} {f.ts:%H:%M}: volume ratio {ratio} is KILL: x0.0"
     return None
@@ -300,18 +327,19 @@ def decision_minute(bar_ts: datetime, since: datetime, minute: datetime) -> date
 PENDING_BARS = """
 SELECT f.ticker, f.ts, f.close, f.sma20, f.sma50, f.volume_ratio,
        p.close AS prev_close, p.sma20 AS prev_sma20
-FROM lane_features f
-LEFT JOIN signal_evaluations e ON e.ticker = f.ticker AND e.ts = f.ts
+FROM signal_evaluations_due d
+JOIN lane_features f ON f.ticker = d.ticker AND f.ts = d.ts
 LEFT JOIN LATERAL (
     SELECT g.close, g.sma20 FROM lane_features g
     WHERE g.ticker = f.ticker AND g.ts < f.ts
     ORDER BY g.ts DESC LIMIT 1
 ) p ON true
-WHERE f.ticker = ANY(CAST(:tickers AS text[])) AND f.ts >= :since AND f.ts < :minute
-  AND e.ticker IS NULL
+WHERE d.ticker = ANY(CAST(:tickers AS text[])) AND d.ts >= :since AND d.ts < :minute
+  AND NOT EXISTS (SELECT 1 FROM signal_evaluations e WHERE e.ticker = d.ticker AND e.ts = d.ts)
 """
-# No ORDER BY: `evaluate_window` puts the bars in decision order; sorting a day's features for
-# the anti-join's merge was a third of this statement at thousands of tickers.
+# The features not evaluated yet are listed in signal_evaluations_due (migration 010: new feature
+# rows, and those whose evaluation was deleted), so this reads the due bars, not a day of features
+# against their evaluations. No ORDER BY: `evaluate_window` puts the bars in decision order.
 
 VISIBLE_NEWS = """
 SELECT t.ticker, c.event_id, r.title, c.polarity, c.event_time, r.fetched_at,
@@ -340,20 +368,27 @@ RETURNING id
 """
 
 INSERT_EVALUATIONS = """
-WITH stored AS (
-INSERT INTO signal_evaluations
-    (ticker, ts, decided_at, close, sma20, sma50, prev_close, prev_sma20, volume_ratio, trend,
-     news_net, news_event_ids, band, volume_multiplier, action, rule, confidence, reason)
-SELECT e.ticker, e.ts, e.decided_at, e.close, e.sma20, e.sma50, e.prev_close, e.prev_sma20,
-       e.volume_ratio, e.trend, e.news_net, e.news_event_ids, e.band, e.volume_multiplier,
-       e.action, e.rule, e.confidence, e.reason
-FROM json_to_recordset(CAST(:rows AS json))
-    AS e(ticker text, ts timestamptz, decided_at timestamptz, close numeric, sma20 numeric,
-         sma50 numeric, prev_close numeric, prev_sma20 numeric, volume_ratio numeric, trend text,
-         news_net numeric, news_event_ids bigint[], band text, volume_multiplier numeric,
-         action text, rule text, confidence numeric, reason text)
-ON CONFLICT (ticker, ts) DO NOTHING
-RETURNING 1
+WITH e AS MATERIALIZED (
+    SELECT * FROM json_to_recordset(CAST(:rows AS json))
+        AS e(ticker text, ts timestamptz, decided_at timestamptz, close numeric, sma20 numeric,
+             sma50 numeric, prev_close numeric, prev_sma20 numeric, volume_ratio numeric,
+             trend text, news_net numeric, news_event_ids bigint[], band text,
+             volume_multiplier numeric, action text, rule text, confidence numeric, reason text)
+),
+stored AS (
+    INSERT INTO signal_evaluations
+        (ticker, ts, decided_at, close, sma20, sma50, prev_close, prev_sma20, volume_ratio, trend,
+         news_net, news_event_ids, band, volume_multiplier, action, rule, confidence, reason)
+    SELECT e.ticker, e.ts, e.decided_at, e.close, e.sma20, e.sma50, e.prev_close, e.prev_sma20,
+           e.volume_ratio, e.trend, e.news_net, e.news_event_ids, e.band, e.volume_multiplier,
+           e.action, e.rule, e.confidence, e.reason
+    FROM e
+    ON CONFLICT (ticker, ts) DO NOTHING
+    RETURNING 1
+),
+cleared AS (
+    -- These bars are evaluated now (or were already): no longer due.
+    DELETE FROM signal_evaluations_due d USING e WHERE d.ticker = e.ticker AND d.ts = e.ts
 )
 SELECT count(*) FROM stored
 """
@@ -420,6 +455,7 @@ def evaluate_window(
     headlines: Sequence[VisibleHeadline],
     since: datetime,
     minute: datetime,
+    volume: VolumeRule = SPEC_VOLUME_RULE,
 ) -> list[Evaluation]:
     """Evaluate the bars in decision order, each with the news and the earlier recommendations of
     its decision minute, as runs of their own would have."""
@@ -437,12 +473,12 @@ def evaluate_window(
     for decided_at, f in timed:
         used = acted.setdefault(f.ticker, {})
         news = news_at(by_ticker.get(f.ticker, ()), decided_at, used)
-        rec, reason = assess(f, news)
+        rec, reason = assess(f, news, volume)
         if rec is not None:
             rec = replace(rec, decided_at=decided_at)
             for event_id in rec.news_event_ids:
                 used.setdefault(event_id, decided_at)
-        band = volume_band(f.volume_ratio)
+        band = volume_band(f.volume_ratio, volume)
         out.append(Evaluation(f, decided_at, trend_signal(f), news, band, rec, reason))
     return out
 
@@ -471,41 +507,50 @@ def store(conn: Connection, recs: Sequence[Recommendation], minute: datetime) ->
     return len(conn.run(INSERT_RECOMMENDATIONS, rows=json_records(rows)))
 
 
-def _text(value: Decimal | datetime | None) -> str | None:
-    """A column value as the text PostgreSQL reads back exactly (what `json_records` would send)."""
-    if value is None:
-        return None
-    return value.isoformat() if isinstance(value, datetime) else str(value)
-
-
 def store_evaluations(conn: Connection, evaluations: Sequence[Evaluation]) -> int:
     """Every evaluation in one statement, its rows sent as one JSON document (thousands of rows
-    in a catch-up window: encoding them as 18 typed arrays cost more than the insert)."""
+    in a catch-up window: encoding them as 18 typed arrays cost more than the insert).
+
+    Values go as the text PostgreSQL reads back exactly; a minute's evaluations share their bar
+    and decision minutes, so each distinct timestamp is written once."""
     if not evaluations:
         return 0
-    rows = [
-        {
-            "ticker": e.input.ticker,
-            "ts": _text(e.input.ts),
-            "decided_at": _text(e.decided_at),
-            "close": _text(e.input.close),
-            "sma20": _text(e.input.sma20),
-            "sma50": _text(e.input.sma50),
-            "prev_close": _text(e.input.prev_close),
-            "prev_sma20": _text(e.input.prev_sma20),
-            "volume_ratio": _text(e.input.volume_ratio),
-            "trend": e.trend,
-            "news_net": _text(e.news.net),
-            "news_event_ids": [h.event_id for h in e.news.headlines],
-            "band": e.band.name,
-            "volume_multiplier": _text(e.band.multiplier),
-            "action": e.recommendation.action if e.recommendation else None,
-            "rule": e.recommendation.rule if e.recommendation else None,
-            "confidence": _text(e.recommendation.confidence) if e.recommendation else None,
-            "reason": e.reason,
-        }
-        for e in evaluations
-    ]
+    minutes: dict[datetime, str] = {}
+
+    def minute_text(value: datetime) -> str:
+        text = minutes.get(value)
+        if text is None:
+            text = minutes[value] = value.isoformat()
+        return text
+
+    def text(value: Decimal | None) -> str | None:
+        return None if value is None else str(value)
+
+    rows = []
+    for e in evaluations:
+        f, rec = e.input, e.recommendation
+        rows.append(
+            {
+                "ticker": f.ticker,
+                "ts": minute_text(f.ts),
+                "decided_at": minute_text(e.decided_at),
+                "close": str(f.close),
+                "sma20": text(f.sma20),
+                "sma50": text(f.sma50),
+                "prev_close": text(f.prev_close),
+                "prev_sma20": text(f.prev_sma20),
+                "volume_ratio": text(f.volume_ratio),
+                "trend": e.trend,
+                "news_net": str(e.news.net),
+                "news_event_ids": [h.event_id for h in e.news.headlines],
+                "band": e.band.name,
+                "volume_multiplier": str(e.band.multiplier),
+                "action": rec.action if rec else None,
+                "rule": rec.rule if rec else None,
+                "confidence": str(rec.confidence) if rec else None,
+                "reason": e.reason,
+            }
+        )
     ((stored,),) = conn.run(INSERT_EVALUATIONS, rows=json_records(rows))
     return int(stored)
 
@@ -516,15 +561,16 @@ def run(
     minute: datetime,
     since: datetime | None = None,
     sell_only: Collection[str] = (),
+    volume: VolumeRule = SPEC_VOLUME_RULE,
 ) -> dict[str, Any]:
     """Evaluate every bar not evaluated yet, each at its decision minute in the window
     `since`..`minute` (default: the run's own minute), in four round trips whatever the ticker
     count or the window's length. `sell_only`: tickers held but no longer listed, whose BUY
-    signals are not recommended."""
+    signals are not recommended; `volume`: the volume rule (a sweep's setting's, else the SPEC's)."""
     since = minute if since is None else since
     inputs = load_pending(conn, tickers, since, minute)
     headlines = load_news(conn, tickers, since, minute) if inputs else []
-    evaluations = evaluate_window(inputs, headlines, since, minute)
+    evaluations = evaluate_window(inputs, headlines, since, minute, volume)
     recs = [
         e.recommendation
         for e in evaluations
@@ -534,13 +580,13 @@ def run(
     killed = [
         reason
         for e in evaluations
-        if e.recommendation is None and (reason := kill_reason(e.input, e.news))
+        if e.recommendation is None and (reason := kill_reason(e.input, e.news, volume))
     ]
     created = store(conn, recs, minute)
     store_evaluations(conn, evaluations)
     bands: dict[str, int] = {}
     for rec in recs:
-        name = volume_band(rec.volume_ratio).name
+        name = volume_band(rec.volume_ratio, volume).name
         bands[name] = bands.get(name, 0) + 1
     late = sum(1 for e in evaluations if e.decided_at != e.input.ts + ONE_MINUTE)
     return {

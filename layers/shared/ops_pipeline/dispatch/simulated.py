@@ -91,21 +91,20 @@ SIM_BARS = """
 SELECT ticker, ts, open, close, session FROM lane_telemetry
 WHERE ticker = ANY(CAST(:tickers AS text[])) AND ts >= :start AND ts < :end
 UNION ALL
--- each one the ticker's newest bar before a bound: one index entry backward per ticker (the
--- primary key, the regular bars' index), where DISTINCT ON read and sorted every bar of the week
-SELECT k.ticker, b.ts, b.open, b.close, b.session
-FROM unnest(CAST(:tickers AS text[])) AS k(ticker)
+SELECT b.ticker, b.ts, b.open, b.close, b.session
+FROM unnest(CAST(:tickers AS text[])) AS u(ticker)
 CROSS JOIN LATERAL (
-    (SELECT t.ts, t.open, t.close, t.session FROM lane_telemetry t
-     WHERE t.ticker = k.ticker AND t.ts < :start AND t.ts >= :since
+    -- each one bar, read backward from an index: a ticker's newest, not its whole day sorted
+    (SELECT t.ticker, t.ts, t.open, t.close, t.session FROM lane_telemetry t
+     WHERE t.ticker = u.ticker AND t.ts < :start AND t.ts >= :since
      ORDER BY t.ts DESC LIMIT 1)
     UNION ALL
-    (SELECT t.ts, t.open, t.close, t.session FROM lane_telemetry t
-     WHERE t.ticker = k.ticker AND t.ts < :start AND t.ts >= :since AND t.session = 'regular'
+    (SELECT t.ticker, t.ts, t.open, t.close, t.session FROM lane_telemetry t
+     WHERE t.ticker = u.ticker AND t.ts < :start AND t.ts >= :since AND t.session = 'regular'
      ORDER BY t.ts DESC LIMIT 1)
     UNION ALL
-    (SELECT t.ts, t.open, t.close, t.session FROM lane_telemetry t
-     WHERE t.ticker = k.ticker AND t.ts < :day_start AND t.ts >= :since
+    (SELECT t.ticker, t.ts, t.open, t.close, t.session FROM lane_telemetry t
+     WHERE t.ticker = u.ticker AND t.ts < :day_start AND t.ts >= :since
        AND t.session = 'regular' AND CAST(:day_start AS timestamptz) < :start
      ORDER BY t.ts DESC LIMIT 1)
 ) b
