@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import base64
 import bisect
+import functools
 import hmac
 import json
 import math
@@ -81,6 +82,14 @@ Query = dict[str, str]
 Json = dict[str, Any] | list[Any]
 
 
+@dataclass(frozen=True)
+class _Encoded:
+    """A reply body already encoded, exactly as ``json.dumps`` encodes the same object (the bars
+    endpoint assembles it from each bar's cached text: 10,000 bars a page)."""
+
+    text: str
+
+
 class _ApiError(Exception):
     """An error answered as Alpaca does: HTTP status plus ``{"code", "message"}`` (and extras)."""
 
@@ -107,7 +116,7 @@ class _ApiError(Exception):
 @dataclass
 class _Reply:
     status: int
-    payload: Json | None
+    payload: Json | _Encoded | None
     headers: dict[str, str]
     fault: Fault | None = None  # STALLED: answer too late; REPLY_LOST: drop the connection
 
@@ -167,10 +176,16 @@ def _parse_qty(raw: Any) -> Decimal:
     return qty
 
 
+@functools.lru_cache(maxsize=8192)
+def _bar_start_z(ts: datetime) -> str:
+    """`_iso_z` of a bar start: thousands of symbols share each minute."""
+    return _iso_z(ts)
+
+
 def _bar_json(bar: Bar) -> dict[str, Any]:
     # n (trade count) and vw (VWAP) are not in our data; alpaca-py requires the keys, accepts null.
     return {
-        "t": _iso_z(bar.ts),
+        "t": _bar_start_z(bar.ts),
         "o": float(bar.open),
         "h": float(bar.high),
         "l": float(bar.low),
@@ -338,6 +353,8 @@ class LocalAlpaca(LoopbackServer):
         for bar in sorted(set(bars), key=lambda b: (b.symbol, b.ts)):
             self._bars.setdefault(bar.symbol, []).append(bar)
         self._starts = {s: [b.ts for b in bs] for s, bs in self._bars.items()}
+        self._bar_texts: dict[int, str] = {}  # id of a bar in self._bars -> its JSON text
+        self._symbol_texts = {s: json.dumps(s) for s in self._bars}  # as JSON object keys
         self._calendar = nyse_calendar()
         self._cash = Decimal(cash)
         self._initial_equity = Decimal(cash)
@@ -494,7 +511,7 @@ class LocalAlpaca(LoopbackServer):
         if not (ok_key and ok_secret):
             raise _ApiError(401, 40110000, "request is not authorized")
 
-    def _route(self, method: str, path: str, query: Query, body: bytes) -> Json | None:
+    def _route(self, method: str, path: str, query: Query, body: bytes) -> Json | _Encoded | None:
         segments = path.strip("/").split("/")
         if len(segments) < 2 or segments[0] != "v2":
             raise _not_found("endpoint not found")
@@ -505,13 +522,13 @@ class LocalAlpaca(LoopbackServer):
 
     def _find_handler(
         self, method: str, seg: list[str]
-    ) -> Callable[[Query, bytes], Json | None] | None:
+    ) -> Callable[[Query, bytes], Json | _Encoded | None] | None:
         if method == "GET":
             if seg == ["stocks", "bars"]:
                 return self._get_bars
             if len(seg) == 3 and seg[0] == "stocks" and seg[2] == "bars":
                 return lambda q, b: self._get_symbol_bars(seg[1], q)
-            simple: dict[tuple[str, ...], Callable[[Query, bytes], Json | None]] = {
+            simple: dict[tuple[str, ...], Callable[[Query, bytes], Json | _Encoded | None]] = {
                 ("clock",): self._get_clock,
                 ("calendar",): self._get_calendar,
                 ("account",): self._get_account,
@@ -538,10 +555,13 @@ class LocalAlpaca(LoopbackServer):
 
     # -- market data
 
-    def _visible_bars(self, symbol: str, start: datetime, end: datetime) -> list[Bar]:
+    def _last_visible(self) -> datetime:
+        """The start of the newest bar a data request may see: the last closed one (a stale feed
+        sees none after its freeze)."""
         frozen = self.faults.plan.data_frozen_at(self._now) if self.faults else None
-        last_closed = min(self._now, frozen or self._now) - ONE_MINUTE  # a stale feed: no new bars
-        end = min(end, last_closed)
+        return min(self._now, frozen or self._now) - ONE_MINUTE
+
+    def _visible_bars(self, symbol: str, start: datetime, end: datetime) -> list[Bar]:
         starts = self._starts.get(symbol, [])
         lo = bisect.bisect_left(starts, start)
         hi = bisect.bisect_right(starts, end)
@@ -554,6 +574,7 @@ class LocalAlpaca(LoopbackServer):
         day_start = datetime.combine(self._now.astimezone(NEW_YORK).date(), time(), NEW_YORK)
         start = _parse_rfc3339("start", query["start"]) if query.get("start") else day_start
         end = _parse_rfc3339("end", query["end"]) if query.get("end") else self._now
+        end = min(end, self._last_visible())
         raw_limit = query.get("limit") or str(DEFAULT_DATA_LIMIT)
         limit = _parse_int("limit", raw_limit, 1, MAX_DATA_LIMIT)
         sort = query.get("sort") or "asc"
@@ -577,20 +598,31 @@ class LocalAlpaca(LoopbackServer):
         first = 0
         if token is not None:
             cursor = key(*_decode_token(token))
-            first = bisect.bisect_left([key(b.symbol, b.ts) for b in matches], cursor)
+            first = bisect.bisect_left(matches, cursor, key=lambda b: key(b.symbol, b.ts))
         page = matches[first : first + size]
         rest = matches[first + size : first + size + 1]
         return page, (_encode_token(rest[0]) if rest else None)
 
-    def _get_bars(self, query: Query, body: bytes) -> Json:
+    def _bar_text(self, bar: Bar) -> str:
+        """`_bar_json` of a stored bar as JSON text, encoded once (a bar never changes; a minute
+        asks again for the last few)."""
+        text = self._bar_texts.get(id(bar))
+        if text is None:
+            text = self._bar_texts[id(bar)] = json.dumps(_bar_json(bar))
+        return text
+
+    def _get_bars(self, query: Query, body: bytes) -> _Encoded:
         symbols = [s.strip() for s in query.get("symbols", "").split(",") if s.strip()]
         if not symbols:
             raise _unprocessable("missing symbols")
         page, token = self._bars_query(symbols, query)
-        grouped: dict[str, list[dict[str, Any]]] = {}
+        grouped: dict[str, list[str]] = {}
         for bar in page:
-            grouped.setdefault(bar.symbol, []).append(_bar_json(bar))
-        return {"bars": grouped, "next_page_token": token}
+            grouped.setdefault(bar.symbol, []).append(self._bar_text(bar))
+        # json.dumps({"bars": {symbol: [bar, ...]}, "next_page_token": token}), assembled
+        names = self._symbol_texts
+        bars = ", ".join(f"{names[s]}: [{', '.join(texts)}]" for s, texts in grouped.items())
+        return _Encoded(f'{{"bars": {{{bars}}}, "next_page_token": {json.dumps(token)}}}')
 
     def _get_symbol_bars(self, symbol: str, query: Query) -> Json:
         page, token = self._bars_query([symbol], query)
@@ -1042,7 +1074,13 @@ class _Handler(BaseHTTPRequestHandler):
             assert app.faults is not None
             wall_time.sleep(app.faults.plan.stall_seconds)  # outside the lock: others go on
             self.close_connection = True
-        data = b"" if reply.payload is None else json.dumps(reply.payload).encode()
+        payload = reply.payload
+        if payload is None:
+            data = b""
+        elif isinstance(payload, _Encoded):
+            data = payload.text.encode()
+        else:
+            data = json.dumps(payload).encode()
         try:
             self.send_response(reply.status)
             for name, value in reply.headers.items():

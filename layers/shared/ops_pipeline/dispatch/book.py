@@ -27,7 +27,7 @@ from decimal import Decimal
 from typing import Any
 
 from ops_pipeline.config import TradingMode
-from ops_pipeline.db import Connection
+from ops_pipeline.db import Connection, text_array
 from ops_pipeline.dispatch.orders import _dec, prefix_pattern
 from ops_pipeline.market import NEW_YORK
 from ops_pipeline.risk import Book, day_result
@@ -193,7 +193,7 @@ def read_marks(
     day_start = new_york_day_start(minute)
     rows = conn.run(
         MARKS,
-        tickers=sorted(tickers),
+        tickers=text_array(sorted(tickers)),
         minute=minute,
         day_start=day_start,
         since=day_start - MARK_LOOKBACK,

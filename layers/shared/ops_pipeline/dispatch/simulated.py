@@ -24,7 +24,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from ops_pipeline.config import RiskLimits, SimulationCosts, TradingMode, TradingState
-from ops_pipeline.db import Connection
+from ops_pipeline.db import Connection, text_array
 from ops_pipeline.dispatch.book import (
     MARK_LOOKBACK,
     OwnOrder,
@@ -182,7 +182,7 @@ class SimulatedLedger:
         self.bars = _Bars(
             conn.run(
                 SIM_BARS,
-                tickers=tickers,
+                tickers=text_array(tickers),
                 start=min(first, open_since),
                 end=last,
                 day_start=day_start,
