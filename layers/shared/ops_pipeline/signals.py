@@ -326,8 +326,9 @@ def decision_minute(bar_ts: datetime, since: datetime, minute: datetime) -> date
 
 
 PENDING_BARS = """
-SELECT f.ticker, f.ts, f.close, f.sma20, f.sma50, f.volume_ratio,
-       p.close AS prev_close, p.sma20 AS prev_sma20
+SELECT CAST(coalesce(json_agg(json_build_array(
+           f.ticker, f.ts, f.close, f.sma20, f.sma50, f.volume_ratio, p.close, p.sma20)),
+       '[]') AS text)
 FROM signal_evaluations_due d
 JOIN lane_features f ON f.ticker = d.ticker AND f.ts = d.ts
 LEFT JOIN LATERAL (
@@ -340,15 +341,10 @@ WHERE d.ticker = ANY(CAST(:tickers AS text[])) AND d.ts >= :since AND d.ts < :mi
 """
 # The features not evaluated yet are listed in signal_evaluations_due (migration 010: new feature
 # rows, and those whose evaluation was deleted), so this reads the due bars, not a day of features
-# against their evaluations. No ORDER BY: `evaluate_window` puts the bars in decision order.
-
-# The pending bars as one JSON document (numbers as PostgreSQL prints them, read back as exact
-# Decimals): one row to decode instead of thousands of eight-column rows, which cost pg8000 more
-# than the statement at thousands of tickers.
-PENDING_BARS_DOCUMENT = (
-    "SELECT CAST(coalesce(json_agg(json_build_array(ticker, ts, close, sma20, sma50,"
-    " volume_ratio, prev_close, prev_sma20)), '[]') AS text) FROM (" + PENDING_BARS + ") pending"
-)
+# against their evaluations. Each with the bar before it (close, sma20). They come back as one
+# JSON document (numbers as PostgreSQL prints them, read back as exact Decimals): one row to decode
+# instead of thousands of eight-column rows, which cost pg8000 more than the statement at
+# thousands of tickers. No ORDER BY: `evaluate_window` puts the bars in decision order.
 
 VISIBLE_NEWS = """
 SELECT t.ticker, c.event_id, r.title, c.polarity, c.event_time, r.fetched_at,
@@ -420,7 +416,7 @@ def load_pending(
     """Every bar closed by `minute` (within a day before the window) that has features and no
     evaluation yet, oldest first, with the bar before it for crosses."""
     ((document,),) = conn.run(
-        PENDING_BARS_DOCUMENT,
+        PENDING_BARS,
         tickers=text_array(tickers),
         since=since - LATE_LOOKBACK,
         minute=minute,

@@ -212,17 +212,25 @@ def _schema_sql(schema: str) -> str:
         f"{tables}\n"
         f"CREATE TABLE IF NOT EXISTS {schema}.sweep_setting (\n"
         "    one boolean PRIMARY KEY DEFAULT true CHECK (one), setting jsonb NOT NULL);\n"
-        # The features this setting has not evaluated (migration 010): all of them when the schema
-        # is new; from then on the features' trigger fills it, as it fills the public one.
-        f"DO $$ BEGIN IF to_regclass('{schema}.signal_evaluations_due') IS NULL THEN\n"
-        f"    CREATE TABLE {schema}.signal_evaluations_due\n"
-        "        (LIKE public.signal_evaluations_due INCLUDING ALL);\n"
-        f"    INSERT INTO {schema}.signal_evaluations_due (ticker, ts)\n"
-        "        SELECT ticker, ts FROM public.lane_features;\n"
-        "END IF; END $$;\n"
         f"SET search_path = {schema}, public;"
     )
 
+
+# The features the setting has not evaluated (migration 010), in the setting's schema (first on the
+# search_path once `_schema_sql` has run): all of them when the schema is new; from then on the
+# features' trigger fills it, as it fills the public one.
+SETTING_DUE_QUEUE = """
+DO $$
+BEGIN
+    IF to_regclass(format('%I.signal_evaluations_due', current_schema())) IS NULL THEN
+        EXECUTE format('CREATE TABLE %I.signal_evaluations_due'
+                       ' (LIKE public.signal_evaluations_due INCLUDING ALL)', current_schema());
+        EXECUTE format('INSERT INTO %I.signal_evaluations_due (ticker, ts)'
+                       ' SELECT ticker, ts FROM public.lane_features', current_schema());
+    END IF;
+END
+$$
+"""
 
 RECORD_SETTING = """
 WITH stored AS (
@@ -237,13 +245,14 @@ def enter_setting(conn: Connection, setting: Setting) -> None:
     """Make `conn` read and write `setting`'s rows: its schema (created on first use) first on
     the search_path, `public` after it. The schema records the values it was made for; the same
     name with other values is a `SettingChanged` (drop the schema, or name the setting anew).
-    Three round trips, in one transaction under the lock: the first run of a setting creates
+    Four round trips, in one transaction under the lock: the first run of a setting creates
     and records it, the others (shards starting at once) find it."""
     if not NAME.match(setting.name):  # never reached with a parsed setting; the SQL needs it
         raise InvalidSetting(f"setting name {setting.name!r} does not match {NAME.pattern}")
     wanted = setting.values()
     try:
         conn.run(_schema_sql(setting.schema))
+        conn.run(SETTING_DUE_QUEUE)
         stored = [
             json.loads(text) for (text,) in conn.run(RECORD_SETTING, setting=json.dumps(wanted))
         ]
