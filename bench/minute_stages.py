@@ -413,8 +413,19 @@ def _whole_minute(series: dict[str, Series]) -> tuple[list[StageRun], list[Stage
     )
 
 
+# Alpaca's page limit for bars: 10,000 a response. A multi-symbol request for more is followed page
+# by page, so "constant" HTTP means one request per page the minute's bars fill.
+PAGE_LIMIT = 10_000
+
+
+def pages(run: StageRun) -> int:
+    """The requests a run's bars need at the provider's page limit (0 for a stage without HTTP)."""
+    return max(1, -(-run.work // PAGE_LIMIT)) if run.http else 0
+
+
 def verdict(stage: str, results: dict[int, dict[str, Series]]) -> str:
-    """Do the same minutes make the same statements and requests whatever the ticker count?"""
+    """Do the same minutes make the same statements whatever the ticker count, and one request per
+    page of bars?"""
     sizes = sorted(results)
     by_minute = {
         n: {r.minute: r for r in results[n][stage].runs + results[n][stage].traced} for n in sizes
@@ -428,7 +439,7 @@ def verdict(stage: str, results: dict[int, dict[str, Series]]) -> str:
     for n in sizes[1:]:
         for m in common:
             a, b = by_minute[sizes[0]][m], by_minute[n][m]
-            if a.statements != b.statements or a.http != b.http:
+            if a.statements != b.statements or a.http != pages(a) or b.http != pages(b):
                 extra = [st for st in b.statements if st not in a.statements] or b.statements
                 lines.append(
                     f"          {m:%H:%M} UTC: {n} tickers {len(b.statements)} statements, {b.http} HTTP;"
@@ -437,7 +448,8 @@ def verdict(stage: str, results: dict[int, dict[str, Series]]) -> str:
                 break
     where = f"over the {len(common)} minutes every ticker count ran"
     if not lines:
-        return f"{stage:<9} CONSTANT: the same statements and requests minute by minute, {where} (round trips {spread}; HTTP {http_spread})"
+        paged = " = one per page of 10,000 bars" if any(max(h) > 1 for h in http.values()) else ""
+        return f"{stage:<9} CONSTANT: the same statements and requests minute by minute, {where} (round trips {spread}; HTTP {http_spread}{paged})"
     return "\n".join(
         [f"{stage:<9} NOT CONSTANT {where}: round trips {spread}; HTTP {http_spread}", *lines]
     )
