@@ -38,6 +38,7 @@ from sklearn.neural_network import MLPClassifier
 from threadpoolctl import threadpool_limits
 
 from ops_pipeline.news import sentiment as S
+from ops_pipeline.news import vader as V
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import sentiment_candidates as X
@@ -124,6 +125,76 @@ def mlp_fit(hidden: int, l2: float, epochs: int, lr: float = 1e-3) -> X.Fit:
     return fit
 
 
+BIN_EDGES = (-0.75, -0.5, -0.25, -0.05, 0.05, 0.25, 0.5, 0.75)
+
+
+def vader_bins(texts: Sequence[str]) -> csr_matrix:
+    """One-hot of VADER's compound among ``BIN_EDGES``' nine bins (from the port)."""
+    rows = np.zeros((len(texts), len(BIN_EDGES) + 1))
+    for i, t in enumerate(texts):
+        c = V.polarity_scores(t)["compound"]
+        rows[i, int(np.searchsorted(BIN_EDGES, c, side="right"))] = 1.0
+    return csr_matrix(rows)
+
+
+def bins_fit(alpha: float, c: float = 10.0) -> X.Fit:
+    """Round 7's shipped features (words, cues, VADER block) plus alpha x the compound's bin."""
+
+    def fit(sources: Sequence[Labelled]) -> Callable[[Sequence[str]], np.ndarray]:
+        texts, labels, sw = _xy(sources, SHIPPED)
+        vecs = T.make_vectorizers()
+        x = hstack([T.fit_transform(vecs, texts), alpha * vader_bins(texts)]).tocsr()
+        clf = LogisticRegression(C=c, max_iter=5000, solver="lbfgs")
+        with threadpool_limits(limits=1):
+            clf.fit(x, labels, sample_weight=sw)
+        cols = [list(clf.classes_).index(k) for k in S.LABELS]
+        return lambda t: clf.predict_proba(
+            hstack([T.transform(vecs, t), alpha * vader_bins(t)]).tocsr()
+        )[:, cols]
+
+    return fit
+
+
+@lru_cache(maxsize=4)
+def fin_lexicon(valence: float, override: bool) -> dict[str, float]:
+    """VADER's lexicon with the Loughran-McDonald words the model ships (finance_lexicon.json.gz)
+    at +-``valence``: added where VADER lacks them, or over VADER's value (``override``)."""
+    lm = {w: valence if c == "pos" else -valence for w, c in S._lexicon().items()}
+    base = V.lexicon()
+    return {**base, **lm} if override else {**lm, **base}
+
+
+def fin_fit(valence: float, override: bool, c: float = 10.0) -> X.Fit:
+    """The word and cue blocks plus VADER's four scores under ``fin_lexicon`` (instead of the
+    shipped VADER block)."""
+    lex = fin_lexicon(valence, override)
+
+    def dense_fin(texts: Sequence[str]) -> csr_matrix:
+        rows = []
+        for t in texts:
+            sc = V.polarity_scores(t, lex)
+            cp = sc["compound"]
+            rows.append((max(cp, 0.0), max(-cp, 0.0), sc["pos"], sc["neg"]))
+        return csr_matrix(np.array(rows))
+
+    def fit(sources: Sequence[Labelled]) -> Callable[[Sequence[str]], np.ndarray]:
+        texts, labels, sw = _xy(sources, SHIPPED)
+        vecs = T.make_vectorizers()
+        x = hstack([*(v.fit_transform(texts) for v in vecs), dense_fin(texts)]).tocsr()
+        clf = LogisticRegression(C=c, max_iter=5000, solver="lbfgs")
+        with threadpool_limits(limits=1):
+            clf.fit(x, labels, sample_weight=sw)
+        cols = [list(clf.classes_).index(k) for k in S.LABELS]
+
+        def proba(t: Sequence[str]) -> np.ndarray:
+            xt = hstack([*(v.transform(list(t)) for v in vecs), dense_fin(t)]).tocsr()
+            return clf.predict_proba(xt)[:, cols]
+
+        return proba
+
+    return fit
+
+
 X.CANDIDATES.update(
     {
         "vader1": vader_fit(1.0),
@@ -133,6 +204,12 @@ X.CANDIDATES.update(
         "mlp64a3": mlp_fit(64, 1e-3, 8),
         "mlp32": mlp_fit(32, 1e-4, 8),
         "mlp64e4": mlp_fit(64, 1e-4, 4),
+        "v7": X.lr_fit(10.0, weights=SHIPPED),  # headlines-v7 (T's features include VADER)
+        "v7bins1": bins_fit(1.0),
+        "v7bins0.5": bins_fit(0.5),
+        "vfin1.5": fin_fit(1.5, False),
+        "vfin1.5over": fin_fit(1.5, True),
+        "vfin2.5": fin_fit(2.5, False),
     }
 )
 

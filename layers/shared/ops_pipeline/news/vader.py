@@ -216,10 +216,10 @@ def _punctuation_emphasis(text: str) -> float:
     return ep + qm
 
 
-def polarity_scores(text: str) -> dict[str, float]:
+def polarity_scores(text: str, lex: dict[str, float] | None = None) -> dict[str, float]:
     """``neg``, ``neu``, ``pos`` (shares of the text's sentiment) and ``compound`` in [-1, 1],
-    rounded as the package rounds them."""
-    lex = lexicon()
+    rounded as the package rounds them; ``lex`` replaces the shipped lexicon (experiments)."""
+    lex = lexicon() if lex is None else lex
     text = text.strip()
     words = [_strip_punc_if_word(w) for w in text.split()]
     low = [w.lower() for w in words]
