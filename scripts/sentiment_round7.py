@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Round-7 experiments: lexicon scores and a small non-linear model beside headlines-v6.
+"""Round-7 experiments: lexicon scores and a small non-linear model beside headlines-v6 (v7 is
+the VADER block found here).
 
 Measured exactly as round 6's candidates (scripts/sentiment_candidates.py, whose cache and
 evaluation this reuses): out-of-fold probabilities on the SemEval headlines under the grouped
@@ -46,7 +47,11 @@ import sentiment_rules as R
 import train_sentiment as T
 from sentiment_sources import Labelled
 
-SHIPPED = {"semeval": 5.0, "twitter_train": 0.3, "written": 0.5}  # headlines-v6's weights
+SHIPPED = {
+    "semeval": 5.0,
+    "twitter_train": 0.3,
+    "written": 0.5,
+}  # headlines-v6's (and v7's) weights
 SHIPPED_RULE = "band 0.0 pneu 0.7"
 
 
@@ -195,6 +200,41 @@ def fin_fit(valence: float, override: bool, c: float = 10.0) -> X.Fit:
     return fit
 
 
+@lru_cache(maxsize=1)
+def _pattern():
+    from textblob.en.sentiments import PatternAnalyzer
+
+    return PatternAnalyzer()
+
+
+def textblob_dense(texts: Sequence[str]) -> csr_matrix:
+    """TextBlob's Pattern scores (PyPI ``textblob``, MIT; Pattern's en-sentiment.xml, BSD):
+    polarity split by sign, and subjectivity."""
+    rows = []
+    for t in texts:
+        pol, subj = _pattern().analyze(t)
+        rows.append((max(pol, 0.0), max(-pol, 0.0), subj))
+    return csr_matrix(np.array(rows))
+
+
+def textblob_fit(alpha: float, c: float = 10.0) -> X.Fit:
+    """Round 7's shipped features plus alpha x TextBlob's three scores."""
+
+    def fit(sources: Sequence[Labelled]) -> Callable[[Sequence[str]], np.ndarray]:
+        texts, labels, sw = _xy(sources, SHIPPED)
+        vecs = T.make_vectorizers()
+        x = hstack([T.fit_transform(vecs, texts), alpha * textblob_dense(texts)]).tocsr()
+        clf = LogisticRegression(C=c, max_iter=5000, solver="lbfgs")
+        with threadpool_limits(limits=1):
+            clf.fit(x, labels, sample_weight=sw)
+        cols = [list(clf.classes_).index(k) for k in S.LABELS]
+        return lambda t: clf.predict_proba(
+            hstack([T.transform(vecs, t), alpha * textblob_dense(t)]).tocsr()
+        )[:, cols]
+
+    return fit
+
+
 X.CANDIDATES.update(
     {
         "vader1": vader_fit(1.0),
@@ -210,6 +250,7 @@ X.CANDIDATES.update(
         "vfin1.5": fin_fit(1.5, False),
         "vfin1.5over": fin_fit(1.5, True),
         "vfin2.5": fin_fit(2.5, False),
+        "v7tb1": textblob_fit(1.0),
     }
 )
 
