@@ -16,10 +16,15 @@ chosen nested (scripts/sentiment_rules.py). Candidates:
 * ``mlp...``: one hidden layer (ReLU) over the same sparse TF-IDF word + cue blocks,
   scikit-learn's MLPClassifier (adam, L2 ``alpha``, a fixed number of epochs, seed 0), the
   same per-source sample weights;
-* ``avg:A+B@m``: the cached probabilities of A and B averaged (weight m on B), no refit.
+* ``avg:A+B@m``: the cached probabilities of A and B averaged (weight m on B), no refit;
+* ``v7``: the shipped headlines-v7 recipe (the VADER block through the port, ``vader.py``);
+  ``v7bins...``: plus a one-hot of VADER's compound in nine bins; ``vfin...``: VADER with the
+  shipped Loughran-McDonald words added (or over VADER's values) instead of the VADER block;
+  ``v7tb1``: plus TextBlob's Pattern scores (polarity by sign, subjectivity).
 
-Throw-away research code, the record of the round; needs the ``train`` extra and, for the
-VADER rows, ``pip install vaderSentiment`` (not a dependency of the project). Usage:
+Throw-away research code, the record of the round; needs the ``train`` extra (which brings
+``vaderSentiment``) and, for the TextBlob row, ``pip install textblob`` (not a dependency of
+the project). Usage:
     PYTHONPATH=layers/shared:src python scripts/sentiment_round7.py CANDIDATE... [--cache DIR]
 """
 
