@@ -46,6 +46,7 @@ from sklearn.linear_model import LogisticRegression
 
 from ops_pipeline.news import sentiment as S
 from ops_pipeline.news import tickers as K
+from ops_pipeline.news import vader as V
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
@@ -361,7 +362,8 @@ def main() -> int:
     )
     report["tickers"] = ticker_figures(args.data)
 
-    files = {p.name: p.stat().st_size for p in (S.MODEL_PATH, S.LEXICON_PATH) if p.exists()}
+    paths = (S.MODEL_PATH, S.LEXICON_PATH, V.VADER_LEXICON_PATH)
+    files = {p.name: p.stat().st_size for p in paths if p.exists()}
     cold = cold_start()
     layer = layer_bytes()
     rate = throughput(sem.texts + valid.texts)

