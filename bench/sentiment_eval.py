@@ -40,10 +40,6 @@ from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
-import numpy as np
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
-
 from ops_pipeline.news import sentiment as S
 from ops_pipeline.news import tickers as K
 from ops_pipeline.news import vader as V
@@ -65,17 +61,10 @@ from written_sentences import read_labelled  # noqa: E402
 
 # News sentences written for the project apart from the training ones, never trained on.
 HELDOUT_NEWS = Path(__file__).resolve().with_name("sentiment_heldout_news.tsv")
-ORDER = ("negative", "neutral", "positive")
+ORDER = T.CLASS_ORDER
 
 
-def f1_per_class(gold: Sequence[str], pred: Sequence[str]) -> dict[str, float]:
-    out = {}
-    for c in ORDER:
-        tp = sum(g == c and p == c for g, p in zip(gold, pred))
-        fp = sum(g != c and p == c for g, p in zip(gold, pred))
-        fn = sum(g == c and p != c for g, p in zip(gold, pred))
-        out[c] = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
-    return out
+f1_per_class = T.f1_per_class
 
 
 def scores(gold: Sequence[str], pred: Sequence[str]) -> dict[str, object]:
@@ -158,14 +147,7 @@ def plain_baseline(sem: Labelled) -> dict[str, object]:
         "semeval_is_cv": True,
     }
     for key, splits in (("semeval", T.grouped_folds(sem)), ("semeval_plain", T.plain_folds(sem))):
-        pred = np.empty(len(sem), dtype=object)
-        for tr, te in splits:
-            vec = TfidfVectorizer()
-            clf = LogisticRegression(max_iter=1000).fit(
-                vec.fit_transform([sem.texts[i] for i in tr]), [sem.labels[i] for i in tr]
-            )
-            pred[te] = clf.predict(vec.transform([sem.texts[i] for i in te]))
-        row[key] = scores(sem.labels, list(pred))
+        row[key] = scores(sem.labels, T.reference_predictions(sem, splits))
     return row
 
 

@@ -43,7 +43,7 @@ from written_sentences import read_labelled
 
 REPO = Path(__file__).resolve().parents[1]
 HELDOUT = REPO / "bench" / "sentiment_heldout_news.tsv"
-ORDER = ("negative", "neutral", "positive")
+ORDER = T.CLASS_ORDER
 IDX = {c: S.LABELS.index(c) for c in ORDER}  # probability columns are in S.LABELS order
 # Round 5's source weights: every candidate starts from them (not from T.CHOSEN, which moves).
 BASE_WEIGHTS = {"semeval": 3.0, "twitter_train": 0.3, "written": 0.5}
@@ -57,14 +57,7 @@ def plain_folds(source: Labelled, seed: int = 0) -> list[tuple[list[int], list[i
 # --- scores --------------------------------------------------------------------------------
 
 
-def f1s(gold: Sequence[str], pred: Sequence[str]) -> dict[str, float]:
-    out = {}
-    for c in ORDER:
-        tp = sum(g == c and p == c for g, p in zip(gold, pred))
-        fp = sum(g != c and p == c for g, p in zip(gold, pred))
-        fn = sum(g == c and p != c for g, p in zip(gold, pred))
-        out[c] = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
-    return out
+f1s = T.f1_per_class
 
 
 def score(gold: Sequence[str], pred: Sequence[str]) -> tuple[float, float, float]:
@@ -335,14 +328,7 @@ CANDIDATES: dict[str, Fit] = {
 def reference(sem: Labelled) -> dict[str, tuple[float, float, float]]:
     out = {}
     for name, folds in (("grouped", T.grouped_folds(sem)), ("plain", plain_folds(sem))):
-        pred = np.empty(len(sem), dtype=object)
-        for tr, te in folds:
-            vec = TfidfVectorizer()
-            clf = LogisticRegression(max_iter=1000).fit(
-                vec.fit_transform([sem.texts[i] for i in tr]), [sem.labels[i] for i in tr]
-            )
-            pred[te] = clf.predict(vec.transform([sem.texts[i] for i in te]))
-        out[name] = score(sem.labels, list(pred))
+        out[name] = score(sem.labels, T.reference_predictions(sem, folds))
     return out
 
 

@@ -238,6 +238,35 @@ def out_of_fold(
     return out
 
 
+CLASS_ORDER = ("negative", "neutral", "positive")
+
+
+def f1_per_class(gold: Sequence[str], pred: Sequence[str]) -> dict[str, float]:
+    """Each class's F1, negative / neutral / positive."""
+    out = {}
+    for c in CLASS_ORDER:
+        tp = sum(g == c and p == c for g, p in zip(gold, pred))
+        fp = sum(g != c and p == c for g, p in zip(gold, pred))
+        fn = sum(g == c and p != c for g, p in zip(gold, pred))
+        out[c] = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+    return out
+
+
+def reference_predictions(
+    source: Labelled, folds: Sequence[tuple[list[int], list[int]]]
+) -> list[str]:
+    """The plain reference, out of fold: TF-IDF + logistic regression with scikit-learn's
+    defaults (argmax), trained on `source` alone."""
+    pred = np.empty(len(source), dtype=object)
+    for tr, te in folds:
+        vec = TfidfVectorizer()
+        clf = LogisticRegression(max_iter=1000).fit(
+            vec.fit_transform([source.texts[i] for i in tr]), [source.labels[i] for i in tr]
+        )
+        pred[te] = clf.predict(vec.transform([source.texts[i] for i in te]))
+    return list(pred)
+
+
 def scores(gold: Sequence[str], pred: Sequence[str]) -> dict[str, float]:
     return {
         "accuracy": round(float(accuracy_score(gold, pred)), 4),
