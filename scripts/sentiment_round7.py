@@ -147,22 +147,29 @@ def vader_bins(texts: Sequence[str]) -> csr_matrix:
     return csr_matrix(rows)
 
 
-def bins_fit(alpha: float, c: float = 10.0) -> X.Fit:
-    """Round 7's shipped features (words, cues, VADER block) plus alpha x the compound's bin."""
+def extra_block_fit(
+    block: Callable[[Sequence[str]], csr_matrix], alpha: float, c: float = 10.0
+) -> X.Fit:
+    """Round 7's shipped features (words, cues, VADER block) plus alpha x one more dense block."""
 
     def fit(sources: Sequence[Labelled]) -> Callable[[Sequence[str]], np.ndarray]:
         texts, labels, sw = _xy(sources, SHIPPED)
         vecs = T.make_vectorizers()
-        x = hstack([T.fit_transform(vecs, texts), alpha * vader_bins(texts)]).tocsr()
+        x = hstack([T.fit_transform(vecs, texts), alpha * block(texts)]).tocsr()
         clf = LogisticRegression(C=c, max_iter=5000, solver="lbfgs")
         with threadpool_limits(limits=1):
             clf.fit(x, labels, sample_weight=sw)
         cols = [list(clf.classes_).index(k) for k in S.LABELS]
         return lambda t: clf.predict_proba(
-            hstack([T.transform(vecs, t), alpha * vader_bins(t)]).tocsr()
+            hstack([T.transform(vecs, t), alpha * block(t)]).tocsr()
         )[:, cols]
 
     return fit
+
+
+def bins_fit(alpha: float, c: float = 10.0) -> X.Fit:
+    """Round 7's shipped features plus alpha x the compound's bin."""
+    return extra_block_fit(vader_bins, alpha, c)
 
 
 @lru_cache(maxsize=4)
@@ -224,20 +231,7 @@ def textblob_dense(texts: Sequence[str]) -> csr_matrix:
 
 def textblob_fit(alpha: float, c: float = 10.0) -> X.Fit:
     """Round 7's shipped features plus alpha x TextBlob's three scores."""
-
-    def fit(sources: Sequence[Labelled]) -> Callable[[Sequence[str]], np.ndarray]:
-        texts, labels, sw = _xy(sources, SHIPPED)
-        vecs = T.make_vectorizers()
-        x = hstack([T.fit_transform(vecs, texts), alpha * textblob_dense(texts)]).tocsr()
-        clf = LogisticRegression(C=c, max_iter=5000, solver="lbfgs")
-        with threadpool_limits(limits=1):
-            clf.fit(x, labels, sample_weight=sw)
-        cols = [list(clf.classes_).index(k) for k in S.LABELS]
-        return lambda t: clf.predict_proba(
-            hstack([T.transform(vecs, t), alpha * textblob_dense(t)]).tocsr()
-        )[:, cols]
-
-    return fit
+    return extra_block_fit(textblob_dense, alpha, c)
 
 
 X.CANDIDATES.update(
