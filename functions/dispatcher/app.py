@@ -113,10 +113,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     filled = outcomes.get("filled", 0) + summary.get("reconciled_outcomes", {}).get("filled", 0)
     metrics.add_metric(name="OrdersFilled", unit="Count", value=filled)
     metrics.add_metric(name="OrdersSubmitted", unit="Count", value=outcomes.get("submitted", 0))
-    # Broker refusals are the alarm's concern; risk-gate blocks are the gates doing their job.
-    metrics.add_metric(
-        name="OrdersRejected", unit="Count", value=summary.get("refused_by_broker", 0)
-    )
+    # Broker refusals, at submission or after acceptance, are the alarm's concern; risk-gate
+    # blocks are the gates doing their job.
+    refused = summary.get("refused_by_broker", 0) + summary.get("rejected_after_acceptance", 0)
+    metrics.add_metric(name="OrdersRejected", unit="Count", value=refused)
     metrics.add_metric(
         name="RiskGateRejections", unit="Count", value=summary.get("blocked_by_risk_gates", 0)
     )

@@ -29,6 +29,7 @@ from ops_pipeline.risk import Decision, PendingRecommendation
 
 MAX_CLIENT_ORDER_ID = 48
 BROKER_FINISHED = frozenset({"canceled", "expired", "rejected"})
+BROKER_REJECTED = "broker: rejected"  # an order the broker accepted, then rejected
 BROKER_REFUSED = "broker refused"
 FINAL_STATUSES = ("filled", "rejected", "failed")
 PRICE_QUANTUM = Decimal("0.000001")
@@ -270,6 +271,10 @@ def summary(
         "rejections": rejections,
         "reconciled": len(reconciled),
         "reconciled_outcomes": counts(reconciled.values()),
+        # Accepted, then rejected by the broker (not canceled, not expired): a refusal too.
+        "rejected_after_acceptance": sum(
+            1 for o in reconciled.values() if o.status == "rejected" and o.reason == BROKER_REJECTED
+        ),
     }
 
 
