@@ -64,7 +64,8 @@ def holdings(conn: Any) -> Holdings:
 
 
 def start_clean(conn: Any) -> None:
-    """Empty every table of the schema but the migrations' ledger, in one statement."""
+    """Empty every table of the schema but the migrations' ledger, in one statement, and drop the
+    sweep settings' schemas."""
     conn.run(RUNS_TABLE)
     (names,) = conn.run(
         "SELECT string_agg(format('%I', table_name), ', ') FROM information_schema.tables"
@@ -73,6 +74,14 @@ def start_clean(conn: Any) -> None:
     )[0]
     if names:  # quoted names read from the catalogue, never input
         conn.run(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+    # A backtest sweep's settings keep their rows in schemas of their own (`ops_pipeline.sweep`):
+    # a clean start drops them with the rest, or their evaluations would outlive these bars.
+    ((schemas,),) = conn.run(
+        "SELECT string_agg(format('%I', nspname), ', ') FROM pg_namespace"
+        " WHERE nspname LIKE 'sweep\\_%'"
+    )
+    if schemas:  # quoted names read from the catalogue, never input
+        conn.run(f"DROP SCHEMA {schemas} CASCADE")
 
 
 def record(conn: Any, first: datetime, last: datetime, mode: str, costs: dict[str, Any]) -> None:

@@ -100,3 +100,15 @@ def test_each_setting_finds_the_features_it_has_not_evaluated(fresh, database_ur
         assert fresh.run("SELECT count(*) FROM public.signal_evaluations_due") == [[3]]
     finally:
         setting.close()
+
+
+def test_a_fresh_start_drops_the_settings_schemas(fresh):
+    """`replay --fresh` empties the database: a setting's rows must not outlive the bars they
+    were decided on (their evaluations would keep the new bars from being evaluated again)."""
+    from ops_pipeline_local.runs import start_clean
+
+    enter_setting(fresh, parse_setting({"name": "one"}))
+    fresh.run("RESET search_path")
+    start_clean(fresh)
+    assert fresh.run("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'sweep%'") == [[0]]
+    assert fresh.run("SELECT count(*) FROM lane_telemetry") == [[0]]
