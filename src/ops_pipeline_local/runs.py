@@ -76,9 +76,12 @@ def start_clean(conn: Any) -> None:
         conn.run(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
     # A backtest sweep's settings keep their rows in schemas of their own (`ops_pipeline.sweep`):
     # a clean start drops them with the rest, or their evaluations would outlive these bars.
+    from ops_pipeline.sweep import SCHEMA_PREFIX
+
     ((schemas,),) = conn.run(
         "SELECT string_agg(format('%I', nspname), ', ') FROM pg_namespace"
-        " WHERE nspname LIKE 'sweep\\_%'"
+        " WHERE starts_with(nspname, :prefix)",
+        prefix=SCHEMA_PREFIX,
     )
     if schemas:  # quoted names read from the catalogue, never input
         conn.run(f"DROP SCHEMA {schemas} CASCADE")

@@ -414,7 +414,7 @@ def load_pending(
     conn: Connection, tickers: Sequence[str], since: datetime, minute: datetime
 ) -> list[SignalInput]:
     """Every bar closed by `minute` (within a day before the window) that has features and no
-    evaluation yet, oldest first, with the bar before it for crosses."""
+    evaluation yet, with the bar before it for crosses, in no order (`evaluate_window` orders)."""
     ((document,),) = conn.run(
         PENDING_BARS,
         tickers=text_array(tickers),

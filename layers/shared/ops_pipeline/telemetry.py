@@ -335,20 +335,6 @@ def mark_sessions(bars: Sequence[Bar], calendar: MarketCalendar) -> list[Bar]:
     return [b if b.session == parts[b.ts] else replace(b, session=parts[b.ts]) for b in bars]
 
 
-def last_stored_bars(
-    conn: Connection, tickers: Sequence[str], minute: datetime
-) -> dict[str, datetime]:
-    rows = conn.run(
-        "SELECT ticker, max(ts) FROM lane_telemetry"
-        " WHERE ticker = ANY(CAST(:tickers AS text[])) AND ts >= :floor AND ts < :minute"
-        " GROUP BY ticker",
-        tickers=text_array(tickers),
-        floor=minute - LOOKBACK,
-        minute=minute,
-    )
-    return {ticker: ts for ticker, ts in rows}
-
-
 # --- failover: the provider in use ------------------------------------------------------------
 
 
