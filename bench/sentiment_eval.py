@@ -313,8 +313,12 @@ def main() -> int:
         rows, rebuilt = cross_source(args.data)
         print_table(rows)
         same = rebuilt == S.MODEL_PATH.read_bytes()
-        print(f"retraining reproduces the shipped weights byte for byte: {same}")
-        report.update(cross_source=rows, retrain_identical=same)
+        kernels = T.blas_kernels()
+        print(
+            f"retraining reproduces the shipped weights byte for byte: {same}"
+            f" (OpenBLAS kernels {', '.join(kernels)}; the file was fitted with {T.BLAS_KERNELS})"
+        )
+        report.update(cross_source=rows, retrain_identical=same, blas_kernels=kernels)
 
     valid = read_twitter(args.data, "valid")
     report["twitter_valid"] = print_scores(
