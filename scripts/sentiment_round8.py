@@ -78,6 +78,14 @@ def word_trigrams(text: str) -> list[str]:
     return _grams(_words(text), 3)
 
 
+def skip_bigrams(text: str, gap: int = 3) -> list[str]:
+    """Ordered word pairs one to ``gap`` words apart ("lawsuit ~ dismissed")."""
+    ws = _words(text)
+    return [
+        f"{a} ~ {ws[j]}" for i, a in enumerate(ws) for j in range(i + 2, min(i + 2 + gap, len(ws)))
+    ]
+
+
 # "Removal of a bad thing": a verb that ends, escapes or wins against a bad noun, or the noun
 # followed by its ending ("lawsuit ... dismissed").
 _BAD_NOUN = (
@@ -156,6 +164,7 @@ X.CANDIDATES.update(
         "w13": blocks_fit([(word_trigrams, 2, {}), CUES]),
         "wmin1": blocks_fit([(S.word_features, 1, {}), CUES]),
         "rev": blocks_fit([WORDS, CUES, REMOVAL]),
+        "skip": blocks_fit([WORDS, (skip_bigrams, 2, {}), CUES]),
         "w13rev": blocks_fit([(word_trigrams, 2, {}), CUES, REMOVAL]),
         "semneu2": blocks_fit([WORDS, CUES], semeval_neutral=2.0),
         "semneu3": blocks_fit([WORDS, CUES], semeval_neutral=3.0),
