@@ -78,6 +78,35 @@ def word_trigrams(text: str) -> list[str]:
     return _grams(_words(text), 3)
 
 
+_CLAUSE = frozenset(
+    [
+        "after",
+        "as",
+        "but",
+        "despite",
+        "while",
+        "though",
+        "although",
+        "amid",
+        "on",
+        "since",
+        "because",
+        "yet",
+    ]
+)
+
+
+def clause_words(text: str) -> list[str]:
+    """Words tagged by clause: before the first clause marker ("after", "as", "but", "despite" ...)
+    is the headline's main clause, after it the rest ("Profit falls after sales beat")."""
+    out, part = [], "main"
+    for w in _words(text):
+        if part == "main" and w in _CLAUSE:
+            part = "sub"
+        out.append(f"{part}:{w}")
+    return out
+
+
 def skip_bigrams(text: str, gap: int = 3) -> list[str]:
     """Ordered word pairs one to ``gap`` words apart ("lawsuit ~ dismissed")."""
     ws = _words(text)
@@ -164,6 +193,7 @@ X.CANDIDATES.update(
         "w13": blocks_fit([(word_trigrams, 2, {}), CUES]),
         "wmin1": blocks_fit([(S.word_features, 1, {}), CUES]),
         "rev": blocks_fit([WORDS, CUES, REMOVAL]),
+        "clause": blocks_fit([WORDS, (clause_words, 2, {}), CUES]),
         "skip": blocks_fit([WORDS, (skip_bigrams, 2, {}), CUES]),
         "w13rev": blocks_fit([(word_trigrams, 2, {}), CUES, REMOVAL]),
         "semneu2": blocks_fit([WORDS, CUES], semeval_neutral=2.0),
