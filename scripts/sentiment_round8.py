@@ -12,8 +12,9 @@ Two parts (docs/sentiment.md, "Round 8"):
 * candidates, measured as rounds 6 and 7 (``sentiment_candidates``' cache and folds,
   ``sentiment_round7.report``): the word block stemmed (Snowball, NLTK's port), stems beside
   the words, word trigrams, ``min_df`` 1, a "removal of a bad thing" cue ("lawsuit dismissed",
-  "wins appeal against claims"), the SemEval neutral headlines weighed more, and a SemEval-only
-  model averaged in.
+  "wins appeal against claims"), skip-bigrams, words tagged by clause, the SemEval neutral
+  headlines weighed more, and a SemEval-only model averaged in. The round's CNN is in
+  ``scripts/sentiment_cnn/`` (its own venv: torch).
 
 Throw-away research code, the record of the round; needs the ``train`` extra (NLTK comes with
 it). Usage:
