@@ -29,16 +29,9 @@ from written_sentences import written_sentences
 REPO = Path(__file__).resolve().parents[1]
 # Training data only (never tests, make run or examples): the data sets are not in the repository
 # (SemEval-2017's headlines are for research use). Give --data DIR, or $SENTIMENT_DATA (what
-# `make train` and `make eval` pass on); without either, a `shared/data/sentiment` folder in a
-# folder above the checkout, where the project's developers keep it.
-DEFAULT_DATA = (
-    Path(os.environ["SENTIMENT_DATA"])
-    if os.environ.get("SENTIMENT_DATA")
-    else next(
-        (p / "shared/data/sentiment" for p in REPO.parents if (p / "shared/data").is_dir()),
-        Path("sentiment-data-not-found"),
-    )
-)
+# `make train` and `make eval` read from the environment). Without either, nothing is looked for
+# outside the clone: `missing_data` names what to give.
+DEFAULT_DATA = Path(os.environ.get("SENTIMENT_DATA") or "SENTIMENT_DATA-not-set")
 SEMEVAL = "semeval2017_headlines_train.json"
 TWITTER_TRAIN = "twitter_financial_news_train.csv"
 TWITTER_VALID = "twitter_financial_news_valid.csv"
