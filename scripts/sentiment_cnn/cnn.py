@@ -1,8 +1,9 @@
 """Kim-2014 CNN over static (model2vec-distilled MiniLM) word embeddings, trained with the
 sentiment harness's folds, sources and sample weights (dumped by dump_data.py).
 
-    venv/bin/python cnn.py inner            # hyper-parameter check on inner data only
-    venv/bin/python cnn.py run NAME [--mode static|nonstatic] [--epochs E] [--seeds N]
+    /tmp/cnn/venv/bin/python scripts/sentiment_cnn/cnn.py inner   # epochs etc. on inner data only
+    /tmp/cnn/venv/bin/python scripts/sentiment_cnn/cnn.py run NAME [--mode static|nonstatic]
+        [--epochs E] [--seeds N]
         -> /tmp/senti-cache/NAME.npz (grouped, plain, valid, held), columns in S.LABELS order
 """
 
