@@ -13,7 +13,9 @@
   and compared byte for byte with the shipped file;
 * the shipped model through the pure-Python inference that runs in the Lambda: Twitter valid
   (used with the SemEval CV to choose the decision rule), the held-out written news sentences
-  (``bench/sentiment_heldout_news.tsv``, never trained on nor used to choose), and the SemEval
+  (``bench/sentiment_heldout_news.tsv``, never trained on nor used to choose), Financial
+  PhraseBank's AllAgree sentences when the data folder has ``Sentences_AllAgree.txt`` (never
+  trained on nor used to choose; also a column of the cross-source table), and the SemEval
   headlines (trained on: an in-sample figure, printed as such);
 * ticker finding on real headlines: Twitter Financial News texts with a cashtag of a company in
   the alias table whose name also appears in the text; recall of the name alone (cashtags
@@ -21,7 +23,8 @@
 * budget: model files' size, the shared layer's installed size, cold start in a fresh
   interpreter, throughput on one core.
 
-Financial PhraseBank is not here: it is not on this machine (no network), see docs/sentiment.md.
+Financial PhraseBank is optional (CC BY-NC-SA 3.0, not in the repository): without its file the
+PhraseBank column and section are left out, see docs/sentiment.md.
 Needs the ``train`` extra (scikit-learn). Usage:
     PYTHONPATH=layers/shared:src python bench/sentiment_eval.py [--data DIR] [--json] [--quick]
 """
@@ -49,8 +52,10 @@ sys.path.insert(0, str(REPO / "scripts"))
 import train_sentiment as T  # noqa: E402  (scripts/ is not a package)
 from sentiment_sources import (  # noqa: E402
     DEFAULT_DATA,
+    PHRASEBANK,
     Labelled,
     missing_data,
+    read_phrasebank,
     read_semeval,
     read_twitter,
     read_written,
@@ -88,6 +93,7 @@ def cross_source(data: Path) -> tuple[list[dict[str, object]], bytes]:
     sem, tw, wr = read_semeval(data), read_twitter(data), read_written()
     valid = read_twitter(data, "valid")
     held_texts, held_gold = read_labelled(HELDOUT_NEWS)
+    phrasebank = read_phrasebank(data)
     c, weights = T.CHOSEN["C"], T.CHOSEN["weights"]
 
     def labels(model: T.Fitted, texts: Sequence[str]) -> list[str]:
@@ -119,6 +125,9 @@ def cross_source(data: Path) -> tuple[list[dict[str, object]], bytes]:
             "twitter_valid": valid.labels,
             "heldout_written": held_gold,
         }
+        if phrasebank is not None:
+            probas["phrasebank"] = model.proba(phrasebank.texts)
+            gold["phrasebank"] = phrasebank.labels
         row: dict[str, object] = {"trained_on": name, "texts": sum(len(s) for s in sources)}
         row.update({k: scores(gold[k], T.chosen_labels(p)) for k, p in probas.items()})
         row["semeval_is_cv"] = trained_on_sem
@@ -133,11 +142,11 @@ def cross_source(data: Path) -> tuple[list[dict[str, object]], bytes]:
             row["semeval_is_cv"] = True
             rows.append(row)
     rebuilt = T.encode(T.train(data, T.CHOSEN, "the shipped configuration (CHOSEN, from --cv)"))
-    rows.append(plain_baseline(sem))
+    rows.append(plain_baseline(sem, phrasebank))
     return rows, rebuilt
 
 
-def plain_baseline(sem: Labelled) -> dict[str, object]:
+def plain_baseline(sem: Labelled, phrasebank: Labelled | None = None) -> dict[str, object]:
     """The ten-line reference: TfidfVectorizer + LogisticRegression defaults on SemEval alone."""
     row: dict[str, object] = {
         "trained_on": "reference: plain TF-IDF + LR, SemEval only",
@@ -146,6 +155,10 @@ def plain_baseline(sem: Labelled) -> dict[str, object]:
     }
     for key, splits in (("semeval", T.grouped_folds(sem)), ("semeval_plain", T.plain_folds(sem))):
         row[key] = scores(sem.labels, T.reference_predictions(sem, splits))
+    if phrasebank is not None:
+        row["phrasebank"] = scores(
+            phrasebank.labels, T.reference_fit(sem).predict(phrasebank.texts)
+        )
     return row
 
 
@@ -156,13 +169,13 @@ def print_table(rows: list[dict[str, object]]) -> None:
     )
     print(
         f"  {'trained on':<48}{'texts':>7}  {'SemEval':<17}{'SemEval plain':<17}"
-        f"{'Twitter valid':<17}{'held-out written':<17}"
+        f"{'Twitter valid':<17}{'held-out written':<17}{'PhraseBank All':<17}"
     )
     for r in rows:
         sem = cell(r["semeval"]) + ("*" if r["semeval_is_cv"] else " ")  # type: ignore[arg-type]
         cells = [
             cell(r[k]) if k in r else "-"  # type: ignore[arg-type]
-            for k in ("semeval_plain", "twitter_valid", "heldout_written")
+            for k in ("semeval_plain", "twitter_valid", "heldout_written", "phrasebank")
         ]
         print(
             f"  {r['trained_on']:<48}{r['texts']:>7}  {sem:<17}"
@@ -332,6 +345,14 @@ def main() -> int:
         held_gold,
         [s.label for s in S.classify_sentiments(held_texts)],
     )
+    if (phrasebank := read_phrasebank(args.data)) is not None:
+        report["phrasebank_allagree"] = print_scores(
+            "shipped, Financial PhraseBank AllAgree (never trained on nor used to choose)",
+            phrasebank.labels,
+            [s.label for s in S.classify_sentiments(phrasebank.texts)],
+        )
+    else:
+        print(f"Financial PhraseBank AllAgree: skipped, {args.data} has no {PHRASEBANK}")
     sem = read_semeval(args.data)
     report["semeval_in_sample"] = print_scores(
         "shipped, SemEval headlines (TRAINED ON: in-sample, see the CV above)",

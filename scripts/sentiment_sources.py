@@ -8,7 +8,9 @@ Sources (docs/sentiment.md has their licences and shares):
 * Twitter Financial News Sentiment, train and valid splits (0 = bearish, 1 = bullish,
   2 = neutral);
 * the news sentences written for the project (``scripts/sentiment_data/*.tsv``), counted
-  apart from the real text.
+  apart from the real text;
+* Financial PhraseBank v1.0, the sentences all annotators agreed on (``Sentences_AllAgree.txt``,
+  optional): evaluation only, never trained on nor used to choose.
 
 ``near_duplicate_groups`` gives every SemEval headline a group so that cross-validation never
 puts two near-identical headlines (the file repeats stories with a word changed) on both sides.
@@ -35,6 +37,8 @@ DEFAULT_DATA = Path(os.environ.get("SENTIMENT_DATA") or "SENTIMENT_DATA-not-set"
 SEMEVAL = "semeval2017_headlines_train.json"
 TWITTER_TRAIN = "twitter_financial_news_train.csv"
 TWITTER_VALID = "twitter_financial_news_valid.csv"
+# Optional, evaluation only (CC BY-NC-SA 3.0, Malo et al. 2014): the release's file as it is.
+PHRASEBANK = "Sentences_AllAgree.txt"
 
 
 def missing_data(data: Path) -> str | None:
@@ -87,6 +91,22 @@ def read_twitter(data: Path = DEFAULT_DATA, split: str = "train") -> Labelled:
     return Labelled(
         f"twitter_{split}", [r["text"] for r in rows], [LABEL_OF[int(r["label"])] for r in rows]
     )
+
+
+def read_phrasebank(data: Path = DEFAULT_DATA) -> Labelled | None:
+    """Financial PhraseBank's AllAgree sentences (``sentence@label`` lines, Latin-1 as released);
+    None when the file is not in ``data``."""
+    path = data / PHRASEBANK
+    if not path.is_file():
+        return None
+    texts, labels = [], []
+    for number, line in enumerate(path.read_text(encoding="latin-1").splitlines(), 1):
+        text, _, label = line.rpartition("@")
+        if label.strip() not in ("positive", "negative", "neutral") or not text.strip():
+            raise ValueError(f"{path}:{number}: not 'sentence@label': {line[:80]!r}")
+        texts.append(text.strip())
+        labels.append(label.strip())
+    return Labelled("phrasebank_allagree", texts, labels)
 
 
 def read_written() -> Labelled:

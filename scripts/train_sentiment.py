@@ -74,6 +74,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.metrics import accuracy_score, f1_score  # noqa: E402
 from sklearn.model_selection import GroupKFold, StratifiedKFold  # noqa: E402
+from sklearn.pipeline import Pipeline, make_pipeline  # noqa: E402
 from threadpoolctl import threadpool_info, threadpool_limits  # noqa: E402
 
 from ops_pipeline.news import sentiment as S  # noqa: E402
@@ -287,18 +288,21 @@ def f1_per_class(gold: Sequence[str], pred: Sequence[str]) -> dict[str, float]:
     return out
 
 
+def reference_fit(source: Labelled) -> Pipeline:
+    """The plain reference: TF-IDF + logistic regression with scikit-learn's defaults (argmax),
+    trained on `source` alone."""
+    return make_pipeline(TfidfVectorizer(), LogisticRegression(max_iter=1000)).fit(
+        source.texts, source.labels
+    )
+
+
 def reference_predictions(
     source: Labelled, folds: Sequence[tuple[list[int], list[int]]]
 ) -> list[str]:
-    """The plain reference, out of fold: TF-IDF + logistic regression with scikit-learn's
-    defaults (argmax), trained on `source` alone."""
+    """The plain reference, out of fold."""
     pred = np.empty(len(source), dtype=object)
     for tr, te in folds:
-        vec = TfidfVectorizer()
-        clf = LogisticRegression(max_iter=1000).fit(
-            vec.fit_transform([source.texts[i] for i in tr]), [source.labels[i] for i in tr]
-        )
-        pred[te] = clf.predict(vec.transform([source.texts[i] for i in te]))
+        pred[te] = reference_fit(subset(source, tr)).predict([source.texts[i] for i in te])
     return list(pred)
 
 
