@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from written_sentences import written_sentences
+from written_sentences import LABELS, written_sentences
 
 REPO = Path(__file__).resolve().parents[1]
 # Training data only (never tests, make run or examples): the data sets are not in the repository
@@ -102,7 +102,7 @@ def read_phrasebank(data: Path = DEFAULT_DATA) -> Labelled | None:
     texts, labels = [], []
     for number, line in enumerate(path.read_text(encoding="latin-1").splitlines(), 1):
         text, _, label = line.rpartition("@")
-        if label.strip() not in ("positive", "negative", "neutral") or not text.strip():
+        if label.strip() not in LABELS or not text.strip():
             raise ValueError(f"{path}:{number}: not 'sentence@label': {line[:80]!r}")
         texts.append(text.strip())
         labels.append(label.strip())

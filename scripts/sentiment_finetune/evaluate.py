@@ -1,136 +1,91 @@
-"""Score the MiniLM out-of-fold probabilities against v7's ($FT_WORK/oof/fold*.json, data.json).
+"""The fine-tuned MiniLM's out-of-fold probabilities ($FT_WORK/oof/fold*.json) against v7's
+(data.json), with the project's own decision rule and scores (``train_sentiment``): alone and
+averaged with v7, per fold and overall, right / wrong against v7 (exact McNemar), and the rule's
+p(neutral) threshold by averaging weight, also chosen nested (on four folds, applied to the
+fifth).
 
-Usage: venv/bin/python evaluate.py [oof_dir]   -> prints markdown tables, writes eval.json
+Runs in the project's venv, from the clone:
+    PYTHONPATH=layers/shared:src:scripts .venv/bin/python scripts/sentiment_finetune/evaluate.py [OOF_DIR]
 """
 
 import json
 import os
 import sys
+from math import comb
 from pathlib import Path
 
+import train_sentiment as T  # first: it pins the BLAS kernels before numpy loads
+
+# isort: split
 import numpy as np
 
-OUT = Path(os.environ.get("FT_WORK", "/tmp/ft"))
-oof_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else OUT / "oof"
-d = json.loads((OUT / "data.json").read_text())
-order = d["labels_order"]
-assert order == ["negative", "positive", "neutral"], order
-gold_all = d["sem"][1]
+WORK = Path(os.environ.get("FT_WORK", "/tmp/ft"))
+oof_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else WORK / "oof"
+d = json.loads((WORK / "data.json").read_text())
+assert d["labels_order"] == list(T.S.LABELS), d["labels_order"]
+gold = d["sem"][1]
 v7 = np.array(d["v7_oof"])
-CLASSES = ("negative", "neutral", "positive")
-
-
-def rule(p, neutral_min=0.7, band=0.0):
-    """v7's decision (S.decide): neutral if p(neutral) >= 0.7, else sign of p(pos) - p(neg)."""
-    out = []
-    for neg, pos, neu in p:
-        if neu >= neutral_min:
-            out.append("neutral")
-        else:
-            pol = pos - neg
-            out.append("positive" if pol > band else "negative" if pol < -band else "neutral")
-    return out
-
-
-def argmax(p):
-    return [order[i] for i in np.asarray(p).argmax(1)]
-
-
-def score(gold, pred):
-    acc = float(np.mean([g == q for g, q in zip(gold, pred)]))
-    f1s = []
-    for c in sorted(set(gold) | set(pred)):  # sklearn's macro: labels in gold or pred
-        tp = sum(g == c and q == c for g, q in zip(gold, pred))
-        fp = sum(g != c and q == c for g, q in zip(gold, pred))
-        fn = sum(g == c and q != c for g, q in zip(gold, pred))
-        f1s.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
-    return acc, float(np.mean(f1s))
-
-
-# sanity: the rule reproduces the project's chosen_labels on v7
-assert rule(v7) == d["v7_labels"], "rule mismatch"
-
-files = sorted(oof_dir.glob("fold*.json"))
-mini = np.full_like(v7, np.nan)
-rows, done_idx, info = [], [], {}
-for f in files:
+minilm = np.full_like(v7, np.nan)
+folds: dict[int, list[int]] = {}
+for f in sorted(oof_dir.glob("fold*.json")):
     r = json.loads(f.read_text())
-    te = r["te"]
-    mini[te] = np.array(r["proba"])
-    done_idx += te
-    info[r["fold"]] = r
+    minilm[r["te"]] = np.array(r["proba"])
+    folds[r["fold"]] = r["te"]
+done = sorted(i for te in folds.values() for i in te)
+THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 2.0)  # 2.0: never neutral (the sign alone)
 
 
-def block(idx):
-    g = [gold_all[i] for i in idx]
-    m, v = mini[idx], v7[idx]
-    res = {
-        "MiniLM argmax": score(g, argmax(m)),
-        "MiniLM v7 rule": score(g, rule(m)),
-        "v7 (v7 rule)": score(g, rule(v)),
-        "v7 argmax": score(g, argmax(v)),
-    }
-    for w in (0.3, 0.5, 0.7):
-        res[f"avg {w} MiniLM + {1 - w:.1f} v7 (v7 rule)"] = score(g, rule(w * m + (1 - w) * v))
-    for w in (0.3, 0.5, 0.7):
-        res[f"avg {w} MiniLM + {1 - w:.1f} v7 (argmax)"] = score(g, argmax(w * m + (1 - w) * v))
-    return res
+def rule(p: np.ndarray, neutral_min: float = 0.7) -> list[str]:
+    return T.decide_labels(p, 0.0, neutral_min)
 
 
-table = {}
-for k in sorted(info):
-    table[f"fold {k} (n={len(info[k]['te'])})"] = block(info[k]["te"])
-table[f"all done folds (n={len(done_idx)})"] = block(done_idx)
-names = list(next(iter(table.values())).keys())
-print("| model | " + " | ".join(table) + " |")
-print("|---|" + "---|" * len(table))
-for nm in names:
-    print(
-        f"| {nm} | "
-        + " | ".join(f"{table[c][nm][0]:.4f} / {table[c][nm][1]:.4f}" for c in table)
-        + " |"
-    )
+def argmax(p: np.ndarray) -> list[str]:
+    return [T.S.LABELS[i] for i in p.argmax(1)]
 
-# wins / losses against v7 (v7 rule for both, and MiniLM argmax)
-g = [gold_all[i] for i in done_idx]
-v7p = rule(v7[done_idx])
-wl = {}
-for nm, pred in (
-    ("MiniLM v7 rule", rule(mini[done_idx])),
-    ("MiniLM argmax", argmax(mini[done_idx])),
-    ("avg 0.3 (v7 rule)", rule(0.3 * mini[done_idx] + 0.7 * v7[done_idx])),
-    ("avg 0.5 (v7 rule)", rule(0.5 * mini[done_idx] + 0.5 * v7[done_idx])),
-):
-    wins = sum(p == t and q != t for p, q, t in zip(pred, v7p, g))
-    losses = sum(p != t and q == t for p, q, t in zip(pred, v7p, g))
-    wl[nm] = (wins, losses)
-    from math import comb
 
-    nn_ = wins + losses
-    p_mcn = (
-        min(1.0, 2 * sum(comb(nn_, i) for i in range(min(wins, losses) + 1)) / 2**nn_)
-        if nn_
-        else 1.0
-    )
-    print(
-        f"{nm}: right where v7 wrong {wins}, wrong where v7 right {losses} "
-        f"(exact McNemar p = {p_mcn:.3f})"
-    )
-# per-class confusion for MiniLM v7 rule
-for nm, pred in (("MiniLM v7 rule", rule(mini[done_idx])), ("v7", v7p)):
-    conf = {
-        t: {p: sum(a == t and b == p for a, b in zip(g, pred)) for p in CLASSES} for t in CLASSES
-    }
-    print(nm, "confusion gold->pred", conf)
-print(
-    "train seconds per fold:",
-    {k: round(info[k]["train_s"]) for k in sorted(info)},
-    "steps:",
-    {k: info[k]["steps"] for k in sorted(info)},
-)
-(oof_dir / "eval.json").write_text(
-    json.dumps(
-        {"table": table, "wins_losses": wl, "train_s": {k: info[k]["train_s"] for k in info}},
-        indent=1,
-    )
-)
+def cell(idx: list[int], pred: list[str]) -> str:
+    s = T.scores([gold[i] for i in idx], [pred[i] for i in idx])
+    return f"{s['accuracy']:.3f} / {s['macro_f1']:.3f}"
+
+
+def mcnemar(pred: list[str], base: list[str]) -> str:
+    win = sum(pred[i] == gold[i] != base[i] for i in done)
+    loss = sum(base[i] == gold[i] != pred[i] for i in done)
+    n = win + loss
+    p = min(1.0, 2 * sum(comb(n, j) for j in range(min(win, loss) + 1)) / 2**n) if n else 1.0
+    return f"{win} / {loss} (p {p:.4f})"
+
+
+assert rule(v7) == d["v7_labels"]  # the export's v7 labels are the project's rule
+v7_rule = rule(v7)
+models = {"v7": (v7_rule, argmax(v7)), "MiniLM": (rule(minilm), argmax(minilm))}
+for w in (0.2, 0.3, 0.5, 0.7):
+    p = w * minilm + (1 - w) * v7
+    models[f"{w} MiniLM + {1 - w:.1f} v7"] = (rule(p), argmax(p))
+columns = {f"fold {k}": folds[k] for k in sorted(folds)} | {f"all ({len(done)})": done}
+print("| model | decision | " + " | ".join(columns) + " | right / wrong where v7 is not |")
+print("|---|---|" + "---|" * (len(columns) + 1))
+for name, (by_rule, by_argmax) in models.items():
+    for decision, pred in (("v7's rule", by_rule), ("argmax", by_argmax)):
+        cells = [cell(idx, pred) for idx in columns.values()]
+        versus = mcnemar(pred, v7_rule) if name != "v7" else "-"
+        print(f"| {name} | {decision} | " + " | ".join(cells) + f" | {versus} |")
+
+print("\nthe rule's p(neutral) threshold, by weight (all folds), and chosen nested")
+for w in (0.0, 0.2, 0.3, 0.4, 0.5):
+    p = w * minilm + (1 - w) * v7
+    cells = [f"{n}: {cell(done, rule(p, n))}" for n in THRESHOLDS]
+    nested: list[str] = [""] * len(gold)
+    for test in folds.values():
+        held = set(test)
+        inner = [i for i in done if i not in held]
+
+        def inner_sum(n: float, p: np.ndarray = p, inner: list[int] = inner) -> float:
+            pred = rule(p, n)
+            s = T.scores([gold[i] for i in inner], [pred[i] for i in inner])
+            return s["accuracy"] + s["macro_f1"]
+
+        chosen = rule(p, max(THRESHOLDS, key=inner_sum))
+        for i in test:
+            nested[i] = chosen[i]
+    print(f"w={w}  " + "  ".join(cells) + f"  nested {cell(done, nested)}")
