@@ -100,12 +100,19 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     broker, state, limits = _broker(mode, budget), config.trading_state(), config.risk_limits()
     deployment = config.deployment_id()
     minutes = _dispatch_minutes(event)
+    run = str(event.get("execution") or "") or None  # the Step Functions execution: leases name it
     if setting is None:
         conn = DB.get()
     else:
         limits, conn = setting.risk_limits(limits), setting_connection(SWEEP_DB, setting)
     summary = dispatch_window(
-        conn, broker, minutes, state=state, limits=limits, deployment=deployment
+        conn,
+        broker,
+        minutes,
+        state=state,
+        limits=limits,
+        deployment=deployment,
+        run=run,
     )
     summary["rejections"] = summary.get("rejections", [])[:MAX_LISTED_REJECTIONS]
     metrics.add_dimension(name="mode", value=mode.value)

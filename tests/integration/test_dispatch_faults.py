@@ -142,22 +142,46 @@ def test_the_database_lost_while_an_order_is_in_flight_costs_no_second_order(
 
     @stage_handler
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        return dispatch(cache.get(), broker, minute=MINUTE, **KW)
+        return dispatch(cache.get(), broker, minute=MINUTE, run=event["execution"], **KW)
 
     context = LocalContext("DispatcherFunction", "arn:aws:lambda:us-east-1:0:function:d")
+    run = {"time": MINUTE.isoformat(), "execution": "arn:aws:states:us-east-1:0:execution:m:run"}
+    other = {**run, "execution": "arn:aws:states:us-east-1:0:execution:m:other"}
     with pytest.raises(DatabaseUnavailable) as raised:
-        handler({"time": MINUTE.isoformat()}, context)
+        handler(run, context)
     assert is_connection_lost(raised.value.__cause__)
     assert cache._conn is None  # dropped: the retry connects anew
     assert [r[1] for r in executions(conn)] == ["pending"]  # the claim was committed before
-    # The lost run's lease holds (it may still have been sending): the retry leaves the row
-    # alone; once the lease runs out (the database's clock, moved on), a run looks it up.
-    assert handler({"time": MINUTE.isoformat()}, context)["considered"] == 0
+    # The lost attempt could not hand its lease back. Another run (a second execution of the
+    # minute) leaves the row alone while the lease holds: the lost attempt may have been sending.
+    assert handler(other, context)["considered"] == 0
+    # The state machine's retry of the same run takes its own row at once, finds the order by
+    # its client order id and records it: nothing sent twice.
+    retried = handler(run, context)
+    assert retried["considered"] == 1 and retried["outcomes"] == {"filled": 1}
+    assert [r[1] for r in executions(conn)] == ["filled"]
+    assert len(posts(market)) == 1 and len(broker_orders(broker)) == 1
+    assert handler(other, context)["considered"] == 0  # and nothing is left for anyone
+    cache.close()
+
+
+def test_a_lost_runs_lease_runs_out_for_the_other_runs(database_url, conn, market, proxy, broker):
+    """A run that ends without a word (its retries spent, the execution failed) leaves its
+    `pending` row to the next scheduled run once the lease is LEASE old (the database's clock)."""
+    recommend(conn, "AAPL", "BUY", price="170")
+    proxy.fault("POST", ORDERS, "drop_reply")
+    proxy.fault("GET", LOOKUP, "drop_request", times=alpaca.ATTEMPTS)
+    lost = "arn:aws:states:us-east-1:0:execution:m:lost"
+    with pytest.raises(TransientError, match="left pending"):
+        dispatch(conn, broker, minute=MINUTE, run=lost, **KW)
+    # A run that leaves a row pending hands its lease back: simulate one that could not.
+    conn.run("UPDATE dispatch_executions SET updated_at = now(), leased_by = :run", run=lost)
+    later = MINUTE + timedelta(minutes=1)
+    assert dispatch(conn, broker, minute=later, run="next", **KW)["considered"] == 0
     conn.run("UPDATE dispatch_executions SET updated_at = updated_at - interval '2 minutes'")
-    retried = handler({"time": MINUTE.isoformat()}, context)
+    retried = dispatch(conn, broker, minute=later, run="next", **KW)
     assert retried["outcomes"] == {"filled": 1}
     assert len(posts(market)) == 1 and len(broker_orders(broker)) == 1
-    cache.close()
 
 
 # -- partial fills ----------------------------------------------------------------------------

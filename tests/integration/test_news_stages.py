@@ -499,7 +499,11 @@ def test_healthcheck_handler_reads_the_minute_pipelines_executions(
         sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"] for _ in range(3)
     ]
     sfn.stop_execution(executionArn=executions[1], error="Test", cause="stopped by the test")
-    result, emitted = _invoke("healthcheck", now)
+    # Check at the minute the last one started: the wall clock may have crossed a minute since
+    # `now`, and a run that starts after the checked minute is rightly not counted in it.
+    started = sfn.describe_execution(executionArn=executions[-1])["startDate"]
+    checked = started.astimezone(UTC).replace(second=0, microsecond=0)
+    result, emitted = _invoke("healthcheck", checked)
     runs = result["minute_executions"]
     assert runs["started_last_hour"] == 3
     assert runs["last_finished_status"] == "ABORTED" and runs["last_failed"] is True
@@ -514,11 +518,11 @@ def test_healthcheck_handler_reads_the_minute_pipelines_executions(
         "RecommendationsLastHour",
     ):
         assert emitted[metric][0] == [["service"]], metric
-    assert emitted["BarAgeSeconds"][1] == 120.0
+    assert emitted["BarAgeSeconds"][1] == 120.0 + (checked - now).total_seconds()
     assert emitted["NewsAgeSeconds"][1] == health.MISSING_AGE_SECONDS
     calendar = local_alpaca._calendar  # exchange_calendars XNYS, which the server answers from
-    session = calendar.session(now.astimezone(NEW_YORK).date())
-    market_open = session is not None and session.opens < now <= session.closes
+    session = calendar.session(checked.astimezone(NEW_YORK).date())
+    market_open = session is not None and session.opens < checked <= session.closes
     assert emitted["MarketOpen"][1] == (1.0 if market_open else 0.0)
     assert {r[1] for r in local_alpaca.requests} == {"/v2/calendar"}
     assert emitted["BarsLastHour"][1] == 1.0

@@ -112,3 +112,21 @@ def test_a_fresh_start_drops_the_settings_schemas(fresh):
     start_clean(fresh)
     assert fresh.run("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'sweep%'") == [[0]]
     assert fresh.run("SELECT count(*) FROM lane_telemetry") == [[0]]
+
+
+def test_a_settings_schema_made_before_the_pending_lease_named_its_run_gets_the_column(fresh):
+    """Migration 012 adds `leased_by` to public's table and to every setting's copy of it (a
+    copy made LIKE public's before the migration lacks it; the dispatcher's SQL names it)."""
+    from ops_pipeline.migrate import available_migrations
+
+    enter_setting(fresh, parse_setting({"name": "one"}))
+    fresh.run("ALTER TABLE sweep_one.dispatch_executions DROP COLUMN leased_by")  # as made before
+    fresh.run("RESET search_path")
+    (lease,) = [m for m in available_migrations() if m.name == "pending_lease_run"]
+    fresh.run(lease.sql)
+    fresh.run(lease.sql)  # and applying it again changes nothing
+    columns = fresh.run(
+        "SELECT table_schema FROM information_schema.columns"
+        " WHERE table_name = 'dispatch_executions' AND column_name = 'leased_by' ORDER BY 1"
+    )
+    assert [s for (s,) in columns] == ["public", "sweep_one"]

@@ -133,9 +133,9 @@ class Record:
 CLAIM = """
 INSERT INTO dispatch_executions
     (recommendation_id, ticker, side, qty, requested_qty, price, mode, client_order_id, status,
-     reject_reason, decided_at, gate_verdicts)
+     reject_reason, decided_at, gate_verdicts, leased_by)
 SELECT u.rec_id, u.ticker, u.side, u.qty, u.qty, u.price, u.mode, u.coid, u.status, u.reason,
-       u.decided_at, u.verdicts
+       u.decided_at, u.verdicts, CAST(:run AS text)
 FROM json_to_recordset(CAST(:rows AS json))
     AS u(rec_id bigint, ticker text, side text, qty numeric, price numeric, mode text, coid text,
          status text, reason text, decided_at timestamptz, verdicts jsonb)
@@ -176,13 +176,15 @@ def claim(
     mode: TradingMode,
     decided_at: Sequence[datetime],
     prefix: str,
+    run: str | None = None,
 ) -> set[int]:
     """Write every decision once (each decided at its minute); return the recommendation ids
-    this run now owns."""
+    this run now owns (its `pending` rows leased to `run`: see LEASE)."""
     if not decisions:
         return set()
     rows = conn.run(
         CLAIM,
+        run=run,
         rows=json_records(
             [
                 {
@@ -295,10 +297,15 @@ def add_summary(total: dict[str, Any], minute_summary: dict[str, Any]) -> None:
 
 # A `pending` row is leased to the run that claimed it (or took it back) until its `updated_at`
 # is LEASE old: no other run looks it up or decides it again meanwhile, so an overlapping run
-# (a redrive beside the scheduled run) never refuses an order another run is about to send.
-# LEASE is longer than any run (the dispatcher's Lambda timeout is 40 s, and no order is sent
-# past the run's budget); a run that leaves a row pending for the retry hands the lease back
-# (`release`), so the state machine's retry takes it at once.
+# (a second execution beside the scheduled one) never refuses an order another run is about to
+# send. LEASE is longer than any run (the dispatcher's Lambda timeout is 40 s, and no order is
+# sent past the run's budget); a run that leaves a row pending for the retry hands the lease back
+# (`release`), so the state machine's retry takes it at once. The lease names its run
+# (`leased_by`, the Step Functions execution, the same across the retries of a stage): a retry
+# takes its own run's rows at once even when the attempt before it lost its connection before it
+# could hand them back. The attempt has ended by then: the dispatcher runs one invocation at a
+# time (reserved concurrency 1), and a simulated window's lease is rolled back with its
+# transaction.
 LEASE = timedelta(minutes=2)
 
 # Recommendations decided in (since, minute] without an execution, and every `pending` execution
@@ -309,8 +316,9 @@ LEASE = timedelta(minutes=2)
 BACKLOG = timedelta(days=1)
 PENDING = """
 WITH taken AS (
-    UPDATE dispatch_executions SET updated_at = now()
-    WHERE status = 'pending' AND updated_at <= now() - CAST(:lease AS interval)
+    UPDATE dispatch_executions SET updated_at = now(), leased_by = CAST(:run AS text)
+    WHERE status = 'pending'
+      AND (updated_at <= now() - CAST(:lease AS interval) OR leased_by = CAST(:run AS text))
     RETURNING recommendation_id, client_order_id
 )
 (SELECT r.id, r.ticker, r.ts, r.decided_at, r.action, r.price, r.confidence,
@@ -326,21 +334,21 @@ ORDER BY 4, 3, 2
 """
 
 RELEASE = """
-UPDATE dispatch_executions SET updated_at = now() - CAST(:lease AS interval)
+UPDATE dispatch_executions SET updated_at = now() - CAST(:lease AS interval), leased_by = NULL
 WHERE status = 'pending'
   AND recommendation_id IN (SELECT unnest(CAST(:ids AS bigint[])))
 """
 
 
 def read_pending(
-    conn: Connection, since: datetime, minute: datetime
+    conn: Connection, since: datetime, minute: datetime, run: str | None = None
 ) -> list[tuple[PendingRecommendation, str | None]]:
     """The recommendations to dispatch by `minute`, each with its `pending` row's client order id
-    (None for a fresh one); the `pending` rows returned are leased to this run (see LEASE)."""
+    (None for a fresh one); the `pending` rows returned are leased to `run` (see LEASE)."""
     return [
         (PendingRecommendation(rid, t, ts, at, action, Decimal(p), Decimal(c)), coid)
         for rid, t, ts, at, action, p, c, coid in conn.run(
-            PENDING, since=since, minute=minute, lease=_interval(LEASE)
+            PENDING, since=since, minute=minute, lease=_interval(LEASE), run=run
         )
     ]
 

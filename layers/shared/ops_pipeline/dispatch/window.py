@@ -103,9 +103,12 @@ def dispatch_window(
     state: TradingState,
     limits: RiskLimits,
     deployment: str = "local",
+    run: str | None = None,
 ) -> dict[str, Any]:
     """Dispatch each minute of a window in order, as runs of their own would have: in
-    simulation in memory (`SimulatedLedger`), through a broker one minute at a time."""
+    simulation in memory (`SimulatedLedger`), through a broker one minute at a time. `run` names
+    the run (the Step Functions execution) that the `pending` rows it takes are leased to
+    (`orders.LEASE`)."""
     total: dict[str, Any] = {"mode": broker.mode.value, "minutes": len(minutes)}
     if not minutes:
         return total
@@ -118,7 +121,7 @@ def dispatch_window(
             ledger.write(conn)
         return total
     for at in minutes:
-        add_summary(total, _broker_minute(conn, broker, at, state, limits, prefix))
+        add_summary(total, _broker_minute(conn, broker, at, state, limits, prefix, run))
     return total
 
 
@@ -132,6 +135,7 @@ def dispatch(
     limits: RiskLimits,
     deployment: str = "local",
     session_close: datetime | None = None,
+    run: str | None = None,
 ) -> dict[str, Any]:
     """One minute: reconcile this deployment's open orders, then decide and execute every
     recommendation not yet dispatched (and every `pending` one that never reached the broker),
@@ -148,6 +152,7 @@ def dispatch(
         state=state,
         limits=limits,
         deployment=deployment,
+        run=run,
     )
     total.pop("minutes")
     return total
@@ -186,12 +191,13 @@ def _broker_minute(
     state: TradingState,
     limits: RiskLimits,
     prefix: str,
+    run: str | None,
 ) -> dict[str, Any]:
     minute, market_open = at.minute, at.market_open
     reconciled = broker.reconcile(conn, prefix, minute)
     record(conn, {i: Record(o, prior="submitted") for i, o in reconciled.items()})
 
-    rows = read_pending(conn, minute - BACKLOG, minute)
+    rows = read_pending(conn, minute - BACKLOG, minute, run)
     fresh = [rec for rec, coid in rows if coid is None]
     retried: list[tuple[PendingRecommendation, str]] = [
         (rec, coid) for rec, coid in rows if coid is not None
@@ -246,7 +252,7 @@ def _broker_minute(
         fresh_ids = {r.id for r in fresh}
         unsent_ids = {r.id for r in unsent}
         claims = [d for d in decisions if d.recommendation.id in fresh_ids]
-        owned = claim(conn, claims, planned, broker.mode, [minute] * len(claims), prefix)
+        owned = claim(conn, claims, planned, broker.mode, [minute] * len(claims), prefix, run)
         for d in decisions:
             rid = d.recommendation.id
             if rid in unsent_ids and not d.approved:

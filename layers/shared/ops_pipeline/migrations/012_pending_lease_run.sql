@@ -1,0 +1,24 @@
+-- A `pending` row's lease names the run that holds it (`leased_by`: the Step Functions execution,
+-- the same across the state machine's retries of a stage and a redrive; NULL for a run without
+-- one). A run takes a leased row back at once when the lease is its own: an attempt whose
+-- connection was lost between sending an order and recording it could not hand its lease back,
+-- and its retry then looks the order up at once instead of after orders.LEASE (a dispatcher runs
+-- one invocation at a time, so an attempt before the retry has ended).
+ALTER TABLE dispatch_executions ADD COLUMN IF NOT EXISTS leased_by text;
+
+-- The backtest sweep's settings hold their own copy of the table (sweep.SETTING_TABLES, made
+-- LIKE public's when the setting's schema was made): a schema made before this migration gets
+-- the column too.
+DO $$
+DECLARE
+    owner name;
+BEGIN
+    FOR owner IN
+        SELECT table_schema FROM information_schema.tables
+        WHERE table_name = 'dispatch_executions' AND table_schema LIKE 'sweep\_%'
+    LOOP
+        EXECUTE format('ALTER TABLE %I.dispatch_executions ADD COLUMN IF NOT EXISTS leased_by text',
+                       owner);
+    END LOOP;
+END
+$$;
