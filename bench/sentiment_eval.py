@@ -96,9 +96,6 @@ def cross_source(data: Path) -> tuple[list[dict[str, object]], bytes]:
     phrasebank = read_phrasebank(data)
     c, weights = T.CHOSEN["C"], T.CHOSEN["weights"]
 
-    def labels(model: T.Fitted, texts: Sequence[str]) -> list[str]:
-        return T.chosen_labels(model.proba(texts))
-
     rows: list[dict[str, object]] = []
     for name, sources in (
         ("SemEval headlines only", [sem]),
