@@ -23,7 +23,7 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
-from ops_pipeline.db import DatabaseConfigError, connect
+from ops_pipeline.db import DatabaseConfigError, connect, wait_for_statements
 from ops_pipeline.migrate import migrate
 from ops_pipeline.observability import logger
 
@@ -152,6 +152,9 @@ def _connect_with_retries(context: Any, sleep: Sleep = time.sleep):
 def _run_migrations(context: Any, sleep: Sleep) -> list[str]:
     conn = _connect_with_retries(context, sleep)
     try:
+        # A statement may take minutes (an index on a large table): wait for it until the guard
+        # answers CloudFormation, not the connect timeout.
+        wait_for_statements(conn, max(_remaining_ms(context) - TIMEOUT_GUARD_MS, 1_000) / 1000)
         return migrate(conn)
     finally:
         try:

@@ -879,10 +879,12 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
+    from ops_pipeline.db import wait_for_statements
     from ops_pipeline.migrate import migrate
 
     conn = _connect(args)
     try:
+        wait_for_statements(conn, None)  # an index on a large table takes what it takes
         applied = migrate(conn)
     finally:
         conn.close()

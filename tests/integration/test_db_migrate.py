@@ -434,3 +434,29 @@ def test_an_open_order_written_before_partial_fills_counted_starts_at_zero_fille
         ("AAPL", 0.0, 5.0),
         ("MSFT", 5.0, None),
     ]
+
+
+def test_a_migration_statement_waits_past_the_connect_timeout(database_url: str) -> None:
+    """The connect timeout bounds every wait for the server (pg8000 takes one timeout), so a
+    migration lifts it: an index built on a large table answers minutes later. The deploy's
+    migration waits until its guard answers CloudFormation, `ops-pipeline db migrate` without a
+    bound (`db.wait_for_statements`)."""
+    import pg8000.exceptions
+
+    from ops_pipeline.db import wait_for_statements
+
+    target = parse_database_url(database_url)
+    bounded = connect(target, timeout=0.5)
+    try:
+        with pytest.raises((pg8000.exceptions.InterfaceError, TimeoutError)):
+            bounded.run("SELECT pg_sleep(1.2)")  # a slow statement, as a large index build
+    finally:
+        bounded.close()
+    lifted = connect(target, timeout=0.5)
+    try:
+        wait_for_statements(lifted, 10)
+        assert lifted.run("SELECT pg_sleep(1.2), 1")[0][1] == 1
+        wait_for_statements(lifted, None)
+        assert lifted.run("SELECT pg_sleep(1.2), 2")[0][1] == 2
+    finally:
+        lifted.close()

@@ -172,6 +172,17 @@ def connect(
     return conn
 
 
+def wait_for_statements(conn: Connection, seconds: float | None) -> None:
+    """Let `conn` wait `seconds` (None: without a bound) for the server's answer to a statement,
+    instead of the connect timeout: a migration that builds an index on a large table answers
+    only when it is done, minutes later. pg8000 takes one timeout for both; its socket (the TLS
+    one when TLS is on) is `_usock` (pg8000 1.31)."""
+    sock = getattr(conn, "_usock", None)
+    if sock is None:
+        raise RuntimeError("pg8000's connection has no socket to set a timeout on (`_usock`)")
+    sock.settimeout(seconds)
+
+
 def _json_value(value: Any) -> str:
     if isinstance(value, Decimal):
         return str(value)  # exact: PostgreSQL reads it back as the same numeric
