@@ -417,7 +417,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     conn = _connect(args)
     try:
         migrate(conn)
-        report = write_report(conn, out, first=first, to=to, tickers=tickers, capital=args.capital)
+        setting = _read_setting(conn, args.setting)
+        report = write_report(
+            conn, out, first=first, to=to, tickers=tickers, capital=args.capital, setting=setting
+        )
     except NoBars as exc:
         raise CommandError(str(exc)) from None
     finally:
@@ -871,11 +874,31 @@ def cmd_explain(args: argparse.Namespace) -> int:
         print(f"--at: {exc}", file=sys.stderr)
         return 2
     conn = _connect(args)
-    migrate(conn)
-    explanation = gather(conn, args.ticker, at)
-    conn.close()
-    sys.stdout.write(render(explanation))
+    try:
+        migrate(conn)
+        setting = _read_setting(conn, args.setting)
+        explanation = gather(conn, args.ticker, at)
+    finally:
+        conn.close()
+    sys.stdout.write(render(explanation, setting))
     return 0 if explanation.found else 1
+
+
+def _read_setting(conn: Any, name: str | None) -> Any:
+    """`--setting NAME`: `conn` reads that sweep setting's rows from here on; None without it."""
+    from ops_pipeline.sweep import InvalidSetting, read_setting
+
+    if name is None:
+        return None
+    try:
+        return read_setting(conn, name)
+    except InvalidSetting as exc:
+        raise CommandError(f"--setting: {exc}") from None
+
+
+SETTING_HELP = (
+    "a backtest sweep's setting: read its rows (schema sweep_NAME) instead of the stack's own"
+)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -1151,6 +1174,7 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument(
         "--at", required=True, help="the bar's start, ISO-8601, e.g. 2019-02-12T14:31:00Z"
     )
+    exp.add_argument("--setting", metavar="NAME", help=SETTING_HELP)
     _broker_options(rep)
     st = command(
         "status",
@@ -1169,6 +1193,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--to", type=_minute_arg, help="last bar's start, ISO-8601 (default: the last stored)"
     )
     rpt.add_argument("--tickers", help="only these tickers (comma-separated; default: all)")
+    rpt.add_argument("--setting", metavar="NAME", help=SETTING_HELP)
     rpt.add_argument(
         "--capital",
         type=_capital,

@@ -17,7 +17,8 @@ from typing import Any
 from ops_pipeline.db import Connection, query
 from ops_pipeline.event_time import iso_minute
 from ops_pipeline.market import NEW_YORK
-from ops_pipeline.signals import SignalInput, blocked_cross, volume_band
+from ops_pipeline.signals import SPEC_VOLUME_RULE, SignalInput, blocked_cross, volume_band
+from ops_pipeline.sweep import Setting
 
 BAR = "SELECT open, high, low, close, volume FROM lane_telemetry WHERE ticker = :t AND ts = :ts"
 FEATURES = """
@@ -132,9 +133,13 @@ def _blocked_cross(ticker: str, v: dict[str, Any]) -> str | None:
     )
 
 
-def render(e: Explanation) -> str:
-    """The explanation as text, one topic per block."""
+def render(e: Explanation, setting: Setting | None = None) -> str:
+    """The explanation as text, one topic per block; with a sweep's `setting`, its rows (read
+    with `sweep.read_setting`) under its volume rule."""
     out = [f"{e.ticker} bar {_when(e.ts)}"]
+    if setting is not None:
+        values = ", ".join(f"{key} {value}" for key, value in setting.values().items())
+        out.append(f"  sweep setting {setting.name}: {values}")
     if not e.found:
         out.append("  no bar and no features stored for this ticker and minute")
         return "\n".join(out) + "\n"
@@ -153,7 +158,7 @@ def render(e: Explanation) -> str:
             f"  close {_num(f['close'], 4)}  sma20 {_num(f['sma20'], 4)}  sma50 {_num(f['sma50'], 4)}"
             f"  ({f['bars_in_window']} bars in the 50-bar window)"
         )
-        band = volume_band(f["volume_ratio"])
+        band = volume_band(f["volume_ratio"], setting.volume if setting else SPEC_VOLUME_RULE)
         out.append(
             f"  volume {f['volume_current']}, 20-bar average {_num(f['volume_avg_20'], 2)},"
             f" volume ratio {_num(f['volume_ratio'], 4)}: {band.name} x{band.multiplier}"

@@ -50,6 +50,7 @@ from typing import Any
 from ops_pipeline.config import RiskLimits
 from ops_pipeline.db import query
 from ops_pipeline.market import NEW_YORK
+from ops_pipeline.sweep import Setting
 
 MINUTES_PER_YEAR = 252 * 390
 # Fewer sessions than this: the page warns that an annualised ratio says little.
@@ -105,8 +106,10 @@ def load(
     to: datetime | None = None,
     tickers: Sequence[str] | None = None,
     capital: Decimal | None = None,
+    limits: RiskLimits | None = None,
 ) -> ReportData:
-    """The window's rows: by default every stored bar's minute and every ticker with bars."""
+    """The window's rows: by default every stored bar's minute and every ticker with bars; the
+    capital by default `limits.max_position_notional` per ticker (RiskLimits' defaults)."""
     from ops_pipeline.event_time import ONE_MINUTE
     from ops_pipeline_local.replay import window_fills
 
@@ -175,7 +178,7 @@ def load(
         end=end,
     )
     opening, fills = window_fills(conn, first, end, tickers)
-    limits = RiskLimits()
+    limits = limits or RiskLimits()
     return ReportData(
         first=first,
         end=end,
@@ -783,6 +786,7 @@ def render_html(
         ("Calmar ratio (annualised)", summary["calmar"]),
     ]
     rows = [
+        *([("sweep setting", summary["setting"])] if summary.get("setting") else []),
         ("window", summary["window"]),
         ("sessions", str(summary["sessions"])),
         ("tickers", summary["tickers"]),
@@ -963,11 +967,15 @@ def write_report(
     to: datetime | None = None,
     tickers: Sequence[str] | None = None,
     capital: Decimal | None = None,
+    setting: Setting | None = None,
 ) -> Report:
-    """Write `out/index.html`, `out/equity.png` and `out/<TICKER>.png`; return what was written."""
+    """Write `out/index.html`, `out/equity.png` and `out/<TICKER>.png`; return what was written.
+    With a sweep's `setting`, `conn` reads its rows (`sweep.read_setting`): its risk limits size
+    the default capital, and the page names it with its values."""
     from ops_pipeline_local.replay import simulated_pnl
 
-    data = load(conn, first=first, to=to, tickers=tickers, capital=capital)
+    limits = setting.risk_limits(RiskLimits()) if setting else None
+    data = load(conn, first=first, to=to, tickers=tickers, capital=capital, limits=limits)
     marks = _opening_marks(conn, data)
     curve = equity_curve(data, marks)
     benchmark = buy_and_hold(data).reindex(curve.index).ffill()
@@ -980,6 +988,9 @@ def write_report(
         {t: Decimal(str(c)) for t, c in marks.items()},
     )
     summary = statistics(data, curve, benchmark, pnl, spy, marks)
+    if setting is not None:
+        values = ", ".join(f"{key} {value}" for key, value in setting.values().items())
+        summary["setting"] = f"{setting.name} ({values})"
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     images: list[tuple[str, str]] = [

@@ -11,7 +11,7 @@ bars, another range's; positions carry over the nights.
 from __future__ import annotations
 
 import json
-from datetime import date, time
+from datetime import UTC, date, time
 
 import pytest
 from paths import bundled_day
@@ -247,6 +247,31 @@ def test_the_command_runs_a_backtest_and_prints_its_summary(conn, database_url, 
     out = capsys.readouterr()
     assert code == 0, out.err
     assert "Sweep: one row per setting" in out.out and "cli_weak" in out.out
+
+    # Why a setting's signal fired: explain and report read that setting's rows, under its rule.
+    ((ticker, ts),) = conn.run(
+        "SELECT ticker, ts FROM sweep_cli_weak.signal_evaluations w"
+        " JOIN sweep_cli_spec.signal_evaluations s USING (ticker, ts)"
+        " WHERE w.band = 'WEAK' AND s.band = 'KILL' ORDER BY 2, 1 LIMIT 1"
+    )
+    at = ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:00Z")
+    explain = ["explain", ticker, "--at", at, "--database-url", database_url]
+    assert main([*explain, "--setting", "cli_weak"]) == 0
+    weak = capsys.readouterr().out
+    assert "sweep setting cli_weak: weak_from 0.3," in weak
+    assert ": WEAK x0.9" in weak and " is WEAK: x0.9" in weak  # its rule, and its evaluation
+    assert main([*explain, "--setting", "cli_spec"]) == 0
+    spec = capsys.readouterr().out
+    assert "sweep setting cli_spec: weak_from 0.5," in spec
+    assert ": KILL x0" in spec and " is KILL: x0" in spec  # the SPEC's rule kills that ratio
+    assert main([*explain, "--setting", "cli_none"]) == 2
+    assert "no setting 'cli_none' has run in this database; settings: cli_spec, cli_weak" in (
+        capsys.readouterr().err
+    )
+    report = ["report", "--out", str(tmp_path / "weak"), "--database-url", database_url]
+    assert main([*report, "--setting", "cli_weak"]) == 0, capsys.readouterr().err
+    page = (tmp_path / "weak" / "index.html").read_text(encoding="utf-8")
+    assert "cli_weak (weak_from 0.3, " in page
 
     assert main([*args, "--sweep", "Bad Name"]) == 2
     assert "a setting's name must match" in capsys.readouterr().err

@@ -268,6 +268,37 @@ def enter_setting(conn: Connection, setting: Setting) -> None:
         raise
 
 
+class SettingNotFound(InvalidSetting):
+    """No setting of that name has run in this database (it has no schema `sweep_<name>`)."""
+
+
+# The settings that have run here: the schemas `enter_setting` made (with their record).
+STORED_SETTINGS = """
+SELECT substr(nspname, 7) FROM pg_namespace
+WHERE starts_with(nspname, 'sweep_')
+  AND to_regclass(format('%I.sweep_setting', nspname)) IS NOT NULL
+ORDER BY 1
+"""
+
+
+def read_setting(conn: Connection, name: str) -> Setting:
+    """Make `conn` read the rows of the sweep's setting `name` as its stages wrote them (its
+    schema first on the search_path, `public` after it), creating nothing; return the setting as
+    it ran (the values its schema recorded). A name that has not run here is a `SettingNotFound`
+    that names the settings that have."""
+    if not NAME.match(name):
+        raise InvalidSetting(f"a setting's name must match {NAME.pattern}, got {name!r}")
+    names = [n for (n,) in conn.run(STORED_SETTINGS)]
+    if name not in names:
+        held = ", ".join(names) or "none (a backtest with --sweep makes them)"
+        raise SettingNotFound(f"no setting {name!r} has run in this database; settings: {held}")
+    conn.run(
+        "SELECT set_config('search_path', :path, false)", path=f"{SCHEMA_PREFIX}{name}, public"
+    )
+    ((recorded,),) = conn.run("SELECT setting::text FROM sweep_setting")
+    return parse_setting({"name": name, **json.loads(recorded)})
+
+
 def setting_connection(cache: ConnectionCache, setting: Setting) -> Connection:
     """The cache's connection, in `setting`'s schema. A handler keeps this cache apart from the
     one a scheduled run uses, whose connection never has its search_path set."""

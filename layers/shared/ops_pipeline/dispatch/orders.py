@@ -135,7 +135,7 @@ INSERT INTO dispatch_executions
     (recommendation_id, ticker, side, qty, requested_qty, price, mode, client_order_id, status,
      reject_reason, decided_at, gate_verdicts, leased_by)
 SELECT u.rec_id, u.ticker, u.side, u.qty, u.qty, u.price, u.mode, u.coid, u.status, u.reason,
-       u.decided_at, u.verdicts, CAST(:run AS text)
+       u.decided_at, u.verdicts, NULLIF(CAST(:run AS text), '')
 FROM json_to_recordset(CAST(:rows AS json))
     AS u(rec_id bigint, ticker text, side text, qty numeric, price numeric, mode text, coid text,
          status text, reason text, decided_at timestamptz, verdicts jsonb)
@@ -316,9 +316,9 @@ LEASE = timedelta(minutes=2)
 BACKLOG = timedelta(days=1)
 PENDING = """
 WITH taken AS (
-    UPDATE dispatch_executions SET updated_at = now(), leased_by = CAST(:run AS text)
+    UPDATE dispatch_executions SET updated_at = now(), leased_by = NULLIF(CAST(:run AS text), '')
     WHERE status = 'pending'
-      AND (updated_at <= now() - CAST(:lease AS interval) OR leased_by = CAST(:run AS text))
+      AND (updated_at <= now() - CAST(:lease AS interval) OR leased_by = NULLIF(CAST(:run AS text), ''))
     RETURNING recommendation_id, client_order_id
 )
 (SELECT r.id, r.ticker, r.ts, r.decided_at, r.action, r.price, r.confidence,

@@ -14,8 +14,9 @@ DECLARE
     owner name;
 BEGIN
     FOR owner IN
-        SELECT table_schema FROM information_schema.tables
-        WHERE table_name = 'dispatch_executions' AND table_schema LIKE 'sweep\_%'
+        SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relname = 'dispatch_executions' AND c.relkind = 'r'
+          AND starts_with(n.nspname, 'sweep_')
     LOOP
         EXECUTE format('ALTER TABLE %I.dispatch_executions ADD COLUMN IF NOT EXISTS leased_by text',
                        owner);
