@@ -138,8 +138,7 @@ def render(e: Explanation, setting: Setting | None = None) -> str:
     with `sweep.read_setting`) under its volume rule."""
     out = [f"{e.ticker} bar {_when(e.ts)}"]
     if setting is not None:
-        values = ", ".join(f"{key} {value}" for key, value in setting.values().items())
-        out.append(f"  sweep setting {setting.name}: {values}")
+        out.append(f"  sweep setting {setting.describe()}")
     if not e.found:
         out.append("  no bar and no features stored for this ticker and minute")
         return "\n".join(out) + "\n"

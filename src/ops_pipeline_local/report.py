@@ -989,8 +989,7 @@ def write_report(
     )
     summary = statistics(data, curve, benchmark, pnl, spy, marks)
     if setting is not None:
-        values = ", ".join(f"{key} {value}" for key, value in setting.values().items())
-        summary["setting"] = f"{setting.name} ({values})"
+        summary["setting"] = setting.describe()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     images: list[tuple[str, str]] = [

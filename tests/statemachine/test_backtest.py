@@ -258,11 +258,11 @@ def test_the_command_runs_a_backtest_and_prints_its_summary(conn, database_url, 
     explain = ["explain", ticker, "--at", at, "--database-url", database_url]
     assert main([*explain, "--setting", "cli_weak"]) == 0
     weak = capsys.readouterr().out
-    assert "sweep setting cli_weak: weak_from 0.3," in weak
+    assert "sweep setting cli_weak (weak_from 0.3," in weak
     assert ": WEAK x0.9" in weak and " is WEAK: x0.9" in weak  # its rule, and its evaluation
     assert main([*explain, "--setting", "cli_spec"]) == 0
     spec = capsys.readouterr().out
-    assert "sweep setting cli_spec: weak_from 0.5," in spec
+    assert "sweep setting cli_spec (weak_from 0.5," in spec
     assert ": KILL x0" in spec and " is KILL: x0" in spec  # the SPEC's rule kills that ratio
     assert main([*explain, "--setting", "cli_none"]) == 2
     assert "no setting 'cli_none' has run in this database; settings: cli_spec, cli_weak" in (

@@ -96,6 +96,10 @@ class Setting:
         """The setting as the state machine's input lists it."""
         return dict(self.raw)
 
+    def describe(self) -> str:
+        """`name (key value, ...)`: what a page or an explanation says the setting is."""
+        return f"{self.name} ({', '.join(f'{k} {v}' for k, v in self.values().items())})"
+
     def values(self) -> dict[str, str]:
         """What the setting decides, every value as exact text: the volume rule in full and the
         risk overrides (`"1.5"` and `1.50` are one setting)."""
