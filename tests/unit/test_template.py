@@ -908,6 +908,33 @@ def test_required_alarms_exist(resources):
     assert errors == set(EXPECTED_FUNCTIONS) - {"DbMigrateFunction"}
 
 
+def test_the_database_grows_and_says_when_it_cannot(resources, template):
+    """Storage autoscaling up to DbMaxAllocatedStorage (0 turns it off), and an alarm on the
+    instance's free storage, created or existing, with its runbook."""
+    db = resources["Database"]["Properties"]
+    assert db["MaxAllocatedStorage"] == {
+        "Fn::If": [
+            "DbStorageAutoscaling",
+            {"Ref": "DbMaxAllocatedStorage"},
+            {"Ref": "AWS::NoValue"},
+        ]
+    }
+    assert (
+        template["Parameters"]["DbMaxAllocatedStorage"]["Default"]
+        > (template["Parameters"]["DbAllocatedStorage"]["Default"])
+    )
+    alarm = resources["DatabaseStorageLowAlarm"]
+    assert alarm["Condition"] == "HasDbInstance"
+    props = alarm["Properties"]
+    assert (props["Namespace"], props["MetricName"]) == ("AWS/RDS", "FreeStorageSpace")
+    (dimension,) = props["Dimensions"]
+    assert dimension["Value"] == {
+        "Fn::If": ["CreateDb", {"Ref": "Database"}, {"Ref": "ExistingDbInstanceIdentifier"}]
+    }
+    assert "docs/deploy.md#database-storage-low" in props["AlarmDescription"]
+    assert "### database-storage-low" in (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+
+
 def test_dashboard_body_is_json(resources):
     body = resources["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
     names = set(re.findall(r"\$\{([A-Za-z0-9_:.]+)\}", body))
