@@ -318,7 +318,8 @@ PENDING = """
 WITH taken AS (
     UPDATE dispatch_executions SET updated_at = now(), leased_by = NULLIF(CAST(:run AS text), '')
     WHERE status = 'pending'
-      AND (updated_at <= now() - CAST(:lease AS interval) OR leased_by = NULLIF(CAST(:run AS text), ''))
+      AND (updated_at <= now() - CAST(:lease AS interval)
+           OR leased_by = NULLIF(CAST(:run AS text), ''))
     RETURNING recommendation_id, client_order_id
 )
 (SELECT r.id, r.ticker, r.ts, r.decided_at, r.action, r.price, r.confidence,
