@@ -160,6 +160,7 @@ def test_the_database_lost_while_an_order_is_in_flight_costs_no_second_order(
     retried = handler(run, context)
     assert retried["considered"] == 1 and retried["outcomes"] == {"filled": 1}
     assert [r[1] for r in executions(conn)] == ["filled"]
+    assert conn.run("SELECT leased_by FROM dispatch_executions") == [[None]]  # the lease ended
     assert len(posts(market)) == 1 and len(broker_orders(broker)) == 1
     assert handler(other, context)["considered"] == 0  # and nothing is left for anyone
     cache.close()

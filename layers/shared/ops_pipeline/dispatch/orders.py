@@ -135,7 +135,8 @@ INSERT INTO dispatch_executions
     (recommendation_id, ticker, side, qty, requested_qty, price, mode, client_order_id, status,
      reject_reason, decided_at, gate_verdicts, leased_by)
 SELECT u.rec_id, u.ticker, u.side, u.qty, u.qty, u.price, u.mode, u.coid, u.status, u.reason,
-       u.decided_at, u.verdicts, NULLIF(CAST(:run AS text), '')
+       u.decided_at, u.verdicts,
+       CASE WHEN u.status = 'pending' THEN NULLIF(CAST(:run AS text), '') END
 FROM json_to_recordset(CAST(:rows AS json))
     AS u(rec_id bigint, ticker text, side text, qty numeric, price numeric, mode text, coid text,
          status text, reason text, decided_at timestamptz, verdicts jsonb)
@@ -156,6 +157,7 @@ SET status = u.status,
     filled_at = coalesce(u.filled_at, e.filled_at),
     gate_verdicts = coalesce(u.verdicts, e.gate_verdicts),
     decided_at = coalesce(u.decided_at, e.decided_at),
+    leased_by = CASE WHEN u.status = 'pending' THEN e.leased_by END,  -- a lease ends with `pending`
     updated_at = now()
 FROM json_to_recordset(CAST(:rows AS json))
     AS u(rec_id bigint, status text, price numeric, qty numeric, requested_qty numeric,

@@ -3,7 +3,8 @@
 -- one). A run takes a leased row back at once when the lease is its own: an attempt whose
 -- connection was lost between sending an order and recording it could not hand its lease back,
 -- and its retry then looks the order up at once instead of after orders.LEASE (a dispatcher runs
--- one invocation at a time, so an attempt before the retry has ended).
+-- one invocation at a time, so an attempt before the retry has ended). Only a `pending` row has
+-- one: a lease ends with the status.
 ALTER TABLE dispatch_executions ADD COLUMN IF NOT EXISTS leased_by text;
 
 -- The backtest sweep's settings hold their own copy of the table (sweep.SETTING_TABLES, made
