@@ -935,20 +935,48 @@ def test_the_database_grows_and_says_when_it_cannot(resources, template):
     assert "### database-storage-low" in (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
 
 
+def _dashboard(resources: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The dashboard's body and its Fn::Sub variables (the database's, which follow CreateDatabase)."""
+    body, variables = resources["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    return body, variables
+
+
 def test_dashboard_body_is_json(resources):
-    body = resources["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    body, variables = _dashboard(resources)
     names = set(re.findall(r"\$\{([A-Za-z0-9_:.]+)\}", body))
     for name in names:
         base = name.split(".")[0]
-        assert base.startswith("AWS::") or base in resources or base == "DataGapThresholdSeconds", (
-            name
-        )
-    rendered = re.sub(r"\$\{DataGapThresholdSeconds\}", "300", body)
-    rendered = re.sub(r"\$\{[A-Za-z0-9_:.]+\}", "x", rendered)
-    widgets = json.loads(rendered)["widgets"]
+        assert (
+            base.startswith("AWS::")
+            or base in resources
+            or base in variables
+            or base == "DataGapThresholdSeconds"
+        ), name
+    for storage_alarm in ('"arn:x", ', ""):  # with the database's storage alarm, and without
+        rendered = body.replace("${DbStorageAlarm}", storage_alarm)
+        rendered = re.sub(r"\$\{DataGapThresholdSeconds\}", "300", rendered)
+        rendered = re.sub(r"\$\{[A-Za-z0-9_:.]+\}", "x", rendered)
+        widgets = json.loads(rendered)["widgets"]
     titles = " ".join(w["properties"].get("title", "") for w in widgets).lower()
-    for word in ("executions", "data age", "recommendations", "mode", "durations"):
+    for word in ("executions", "data age", "recommendations", "mode", "durations", "database"):
         assert word in titles, word
+    (alarms,) = [w["properties"]["alarms"] for w in widgets if w["type"] == "alarm"]
+    listed = {
+        a.removeprefix("${").removesuffix(".Arn}") for a in re.findall(r"\$\{\w+\.Arn\}", body)
+    }
+    composites = _of_type(resources, "AWS::CloudWatch::CompositeAlarm").values()
+    parts = {  # a composite's parts show through the composite
+        name
+        for c in composites
+        for name in re.findall(r"\$\{(\w+)\.Arn\}", c["Properties"]["AlarmRule"]["Fn::Sub"])
+    }
+    alarms_made = set(_of_type(resources, "AWS::CloudWatch::Alarm")) | {
+        n for n, r in resources.items() if r["Type"] == "AWS::CloudWatch::CompositeAlarm"
+    }
+    assert listed | {"DatabaseStorageLowAlarm"} == alarms_made - parts  # every alarm on the board
+    assert variables["DbStorageAlarm"] == {
+        "Fn::If": ["HasDbInstance", {"Fn::Sub": '"${DatabaseStorageLowAlarm.Arn}", '}, ""]
+    }
 
 
 def test_outputs(template):
@@ -990,7 +1018,7 @@ def test_the_market_data_failover_has_its_secret_alarm_and_dashboard(resources, 
     assert (alarm["Namespace"], alarm["MetricName"]) == ("OpsPipeline", "BackupSourceInUse")
     assert "docs/deploy.md#market-data-failover" in alarm["AlarmDescription"]
     assert "### market-data-failover" in (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
-    body = resources["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    body, _ = _dashboard(resources)
     assert "BackupSourceInUse" in body and "MarketDataSourceSwitches" in body
     assert "${MarketDataFailoverAlarm.Arn}" in body
     assert "MassiveSecretArn" in template["Outputs"]
