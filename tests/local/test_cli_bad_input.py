@@ -132,6 +132,20 @@ def test_report_on_a_window_after_the_stored_bars_is_one_line(
     _one_line(capsys, code, 2, "--to", "is before --from")
 
 
+@pytest.mark.parametrize("command", ["explain", "report"])
+def test_a_setting_that_is_no_setting_is_one_line(database_url, conn, tmp_path, capsys, command):
+    argv = (
+        ["explain", "AAPL", "--at", "2019-02-12T15:00:00Z"]
+        if command == "explain"
+        else ["report", "--out", str(tmp_path / "r")]
+    )
+    argv += ["--database-url", database_url]
+    code = main([*argv, "--setting", "Bad Name; DROP SCHEMA public"])
+    _one_line(capsys, code, 2, "--setting", "a setting's name must match")
+    code = main([*argv, "--setting", "never_run"])
+    _one_line(capsys, code, 2, "no setting 'never_run' has run in this database", "settings: none")
+
+
 def test_report_out_naming_an_existing_file_is_one_line(tmp_path, capsys):
     path = tmp_path / "index.html"
     path.write_text("mine")
