@@ -54,16 +54,12 @@ from sentiment_sources import (  # noqa: E402
     DEFAULT_DATA,
     PHRASEBANK,
     Labelled,
+    Sources,
     missing_data,
-    read_phrasebank,
-    read_semeval,
+    read_sources,
     read_twitter,
-    read_written,
 )
-from written_sentences import read_labelled  # noqa: E402
 
-# News sentences written for the project apart from the training ones, never trained on.
-HELDOUT_NEWS = Path(__file__).resolve().with_name("sentiment_heldout_news.tsv")
 ORDER = T.CLASS_ORDER
 
 
@@ -88,12 +84,10 @@ def cell(s: dict[str, object]) -> str:
     return f"{s['accuracy']:.3f} / {s['macro_f1']:.3f}"
 
 
-def cross_source(data: Path) -> tuple[list[dict[str, object]], bytes]:
+def cross_source(data: Path, src: Sources) -> tuple[list[dict[str, object]], bytes]:
     """The table's rows, and the shipped mix's weights file rebuilt (the last fit)."""
-    sem, tw, wr = read_semeval(data), read_twitter(data), read_written()
-    valid = read_twitter(data, "valid")
-    held_texts, held_gold = read_labelled(HELDOUT_NEWS)
-    phrasebank = read_phrasebank(data)
+    sem, tw, wr, valid, held = src.semeval, src.twitter, src.written, src.twitter_valid, src.heldout
+    phrasebank = src.phrasebank
     c, weights = T.CHOSEN["C"], T.CHOSEN["weights"]
 
     rows: list[dict[str, object]] = []
@@ -112,7 +106,7 @@ def cross_source(data: Path) -> tuple[list[dict[str, object]], bytes]:
             if trained_on_sem
             else model.proba(sem.texts),
             "twitter_valid": model.proba(valid.texts),
-            "heldout_written": model.proba(held_texts),
+            "heldout_written": model.proba(held.texts),
         }
         if trained_on_sem:
             probas["semeval_plain"] = T.out_of_fold(sem, others, weights, c, T.plain_folds(sem))
@@ -120,7 +114,7 @@ def cross_source(data: Path) -> tuple[list[dict[str, object]], bytes]:
             "semeval": sem.labels,
             "semeval_plain": sem.labels,
             "twitter_valid": valid.labels,
-            "heldout_written": held_gold,
+            "heldout_written": held.labels,
         }
         if phrasebank is not None:
             probas["phrasebank"] = model.proba(phrasebank.texts)
@@ -319,8 +313,9 @@ def main() -> int:
         f"model {S.MODEL_NAME}: neutral when p(neutral) >= {model.neutral_min_proba}, else the "
         f"polarity's band at +-{model.neutral_band}"
     )
+    src = read_sources(args.data)
     if not args.quick:
-        rows, rebuilt = cross_source(args.data)
+        rows, rebuilt = cross_source(args.data, src)
         print_table(rows)
         same = rebuilt == S.MODEL_PATH.read_bytes()
         kernels = T.blas_kernels()
@@ -330,19 +325,18 @@ def main() -> int:
         )
         report.update(cross_source=rows, retrain_identical=same, blas_kernels=kernels)
 
-    valid = read_twitter(args.data, "valid")
+    valid, held, phrasebank, sem = src.twitter_valid, src.heldout, src.phrasebank, src.semeval
     report["twitter_valid"] = print_scores(
         "shipped, Twitter valid (not trained on; chose the decision rule with the SemEval CV)",
         valid.labels,
         [s.label for s in S.classify_sentiments(valid.texts)],
     )
-    held_texts, held_gold = read_labelled(HELDOUT_NEWS)
     report["heldout_written"] = print_scores(
         "shipped, held-out written news sentences (never trained on nor used to choose)",
-        held_gold,
-        [s.label for s in S.classify_sentiments(held_texts)],
+        held.labels,
+        [s.label for s in S.classify_sentiments(held.texts)],
     )
-    if (phrasebank := read_phrasebank(args.data)) is not None:
+    if phrasebank is not None:
         report["phrasebank_allagree"] = print_scores(
             "shipped, Financial PhraseBank AllAgree (never trained on nor used to choose)",
             phrasebank.labels,
@@ -350,7 +344,6 @@ def main() -> int:
         )
     else:
         print(f"Financial PhraseBank AllAgree: skipped, {args.data} has no {PHRASEBANK}")
-    sem = read_semeval(args.data)
     report["semeval_in_sample"] = print_scores(
         "shipped, SemEval headlines (TRAINED ON: in-sample, see the CV above)",
         sem.labels,

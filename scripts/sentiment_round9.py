@@ -32,18 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import train_sentiment as T  # first: it pins the BLAS kernels before numpy loads
-from sentiment_sources import (
-    DEFAULT_DATA,
-    Labelled,
-    missing_data,
-    read_phrasebank,
-    read_semeval,
-    read_twitter,
-    read_written,
-)
-from written_sentences import read_labelled
-
-HELDOUT_NEWS = Path(__file__).resolve().parents[1] / "bench" / "sentiment_heldout_news.tsv"
+from sentiment_sources import DEFAULT_DATA, Labelled, missing_data, read_sources
 
 
 def read_sentfin(path: Path) -> Labelled:
@@ -64,10 +53,9 @@ def cell(gold: Sequence[str], proba) -> str:
 
 
 def measure(name: str, extra: list[Labelled], weights: dict[str, float], data: Path) -> None:
-    sem, tw, wr = read_semeval(data), read_twitter(data), read_written()
-    valid = read_twitter(data, "valid")
-    held_texts, held_gold = read_labelled(HELDOUT_NEWS)
-    phrasebank = read_phrasebank(data)
+    src = read_sources(data)
+    sem, tw, wr, valid, held = src.semeval, src.twitter, src.written, src.twitter_valid, src.heldout
+    phrasebank = src.phrasebank
     t0 = time.time()
     others = [s for s in (tw, wr, *extra) if weights[s.name] > 0]  # weight 0: left out
     grouped = T.out_of_fold(sem, others, weights, T.CHOSEN["C"])
@@ -77,7 +65,7 @@ def measure(name: str, extra: list[Labelled], weights: dict[str, float], data: P
         cell(sem.labels, grouped),
         cell(sem.labels, plain),
         cell(valid.labels, model.proba(valid.texts)),
-        cell(held_gold, model.proba(held_texts)),
+        cell(held.labels, model.proba(held.texts)),
         cell(phrasebank.labels, model.proba(phrasebank.texts)) if phrasebank else "-",
     ]
     print(f"| {name} | " + " | ".join(cells) + f" | {time.time() - t0:.0f} s", flush=True)

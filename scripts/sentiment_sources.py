@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from written_sentences import LABELS, written_sentences
+from written_sentences import LABELS, read_labelled, written_sentences
 
 REPO = Path(__file__).resolve().parents[1]
 # Training data only (never tests, make run or examples): the data sets are not in the repository
@@ -39,6 +39,8 @@ TWITTER_TRAIN = "twitter_financial_news_train.csv"
 TWITTER_VALID = "twitter_financial_news_valid.csv"
 # Optional, evaluation only (CC BY-NC-SA 3.0, Malo et al. 2014): the release's file as it is.
 PHRASEBANK = "Sentences_AllAgree.txt"
+# News sentences written for the project apart from the training ones, never trained on.
+HELDOUT_NEWS = REPO / "bench" / "sentiment_heldout_news.tsv"
 
 
 def missing_data(data: Path) -> str | None:
@@ -112,6 +114,30 @@ def read_phrasebank(data: Path = DEFAULT_DATA) -> Labelled | None:
 def read_written() -> Labelled:
     texts, labels = written_sentences()
     return Labelled("written", texts, labels)
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Every source a model is fitted on or measured against (docs/sentiment.md)."""
+
+    semeval: Labelled
+    twitter: Labelled
+    written: Labelled
+    twitter_valid: Labelled  # with the SemEval CV, it chooses the decision rule
+    heldout: Labelled  # never trained on nor used to choose
+    phrasebank: Labelled | None  # optional; never trained on nor used to choose
+
+
+def read_sources(data: Path = DEFAULT_DATA) -> Sources:
+    texts, labels = read_labelled(HELDOUT_NEWS)
+    return Sources(
+        read_semeval(data),
+        read_twitter(data),
+        read_written(),
+        read_twitter(data, "valid"),
+        Labelled("heldout_written", texts, labels),
+        read_phrasebank(data),
+    )
 
 
 def _words(text: str) -> frozenset[str]:

@@ -439,10 +439,9 @@ def test_inference_does_not_import_numpy_or_sklearn() -> None:
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
+from sentiment_sources import HELDOUT_NEWS as HELD_OUT  # noqa: E402
 from sentiment_sources import band, near_duplicate_groups, read_phrasebank  # noqa: E402
 from written_sentences import read_labelled, written_sentences  # noqa: E402
-
-HELD_OUT = REPO / "bench" / "sentiment_heldout_news.tsv"
 
 
 def _right(path: Path) -> tuple[int, int, list[tuple[str, str]]]:
