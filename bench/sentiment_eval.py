@@ -12,8 +12,8 @@
 * the shipped weights: rebuilt from the training data by scripts/train_sentiment.py's code,
   and compared byte for byte with the shipped file;
 * the shipped model through the pure-Python inference that runs in the Lambda: Twitter valid
-  (used with the SemEval CV to choose the decision rule), the held-out written news sentences
-  (``bench/sentiment_heldout_news.tsv``, never trained on nor used to choose), Financial
+  (used with the SemEval CV to choose the decision rule), the held-out written US news
+  (``bench/sentiment_heldout_us_news.tsv``, never trained on nor used to choose), Financial
   PhraseBank's AllAgree sentences when the data folder has ``Sentences_AllAgree.txt`` (never
   trained on nor used to choose; also a column of the cross-source table), and the SemEval
   headlines (trained on: an in-sample figure, printed as such);
@@ -332,7 +332,7 @@ def main() -> int:
         [s.label for s in S.classify_sentiments(valid.texts)],
     )
     report["heldout_written"] = print_scores(
-        "shipped, held-out written news sentences (never trained on nor used to choose)",
+        "shipped, held-out written US news (never trained on nor used to choose)",
         held.labels,
         [s.label for s in S.classify_sentiments(held.texts)],
     )

@@ -46,10 +46,10 @@ def model_dir() -> Path:
 
 
 def texts_by_source() -> dict[str, list[str]]:
-    from sentiment_sources import read_semeval, read_twitter, read_written
+    from sentiment_sources import HELDOUT_NEWS, read_semeval, read_twitter, read_written
     from written_sentences import read_labelled
 
-    held = read_labelled(REPO / "bench" / "sentiment_heldout_news.tsv")
+    held = read_labelled(HELDOUT_NEWS)
     return {
         "semeval": read_semeval().texts,
         "twitter_train": read_twitter().texts,

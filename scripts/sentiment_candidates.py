@@ -38,11 +38,11 @@ from ops_pipeline.news import sentiment as S
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import train_sentiment as T
-from sentiment_sources import Labelled, read_semeval, read_twitter, read_written
+from sentiment_sources import HELDOUT_NEWS, Labelled, read_semeval, read_twitter, read_written
 from written_sentences import read_labelled
 
 REPO = Path(__file__).resolve().parents[1]
-HELDOUT = REPO / "bench" / "sentiment_heldout_news.tsv"
+HELDOUT = HELDOUT_NEWS  # round 10: the US news set (rounds 5-9 measured the first one)
 ORDER = T.CLASS_ORDER
 IDX = {c: S.LABELS.index(c) for c in ORDER}  # probability columns are in S.LABELS order
 # Round 5's source weights: every candidate starts from them (not from T.CHOSEN, which moves).

@@ -40,7 +40,7 @@ TWITTER_VALID = "twitter_financial_news_valid.csv"
 # Optional, evaluation only (CC BY-NC-SA 3.0, Malo et al. 2014): the release's file as it is.
 PHRASEBANK = "Sentences_AllAgree.txt"
 # News sentences written for the project apart from the training ones, never trained on.
-HELDOUT_NEWS = REPO / "bench" / "sentiment_heldout_news.tsv"
+HELDOUT_NEWS = REPO / "bench" / "sentiment_heldout_us_news.tsv"
 
 
 def missing_data(data: Path) -> str | None:

@@ -1,11 +1,13 @@
-"""Labelled news sentences written for this project (``scripts/sentiment_data/*.tsv``).
+"""Labelled news text written for this project (``scripts/sentiment_data/*.tsv``).
 
-Each file holds one ``label<TAB>sentence`` per line, written for ops-pipeline by the team with
-an AI writing assistant, from a labelling guide (``scripts/sentiment_data/GUIDE.md``): invented
-companies, people and figures, in the register of company press releases and financial news
-headlines. No sentence is taken or paraphrased from a labelled data set. Licence: this
-repository's (MIT). The held-out counterpart, written separately and never trained on, is
-``bench/sentiment_heldout_news.tsv`` (read by ``bench/sentiment_eval.py``).
+Each file holds one ``label<TAB>text`` per line, written for ops-pipeline by the team with AI
+writing assistants, from a labelling guide (``scripts/sentiment_data/GUIDE.md``, version 2,
+round 10) that describes the pipeline's input, US market news (headlines and the opening
+sentences of wire stories and press releases about US-listed companies), and names no data
+set's wording: invented companies, people, tickers and figures. No text is taken or
+paraphrased from a labelled data set. Licence: this repository's (MIT). The held-out
+counterpart, written separately from the same guide and never trained on, is
+``bench/sentiment_heldout_us_news.tsv`` (read by ``bench/sentiment_eval.py``).
 """
 
 from __future__ import annotations

@@ -454,10 +454,12 @@ def _right(path: Path) -> tuple[int, int, list[tuple[str, str]]]:
 
 def test_hand_written_press_release_sentences() -> None:
     """90 own press-release sentences and headlines (54 neutral, 24 positive, 12 negative),
-    written by hand for issue 10 and never trained on: headlines-v5 and -v6 get 86 right."""
+    written by hand for issue 10 in the Nordic press-release register and never trained on:
+    headlines-v5 and -v6 get 86 right; headlines-v8, whose written sentences are US market
+    news (round 10), 82 (five neutral facts called positive, three polar ones missed)."""
     right, total, misses = _right(Path(__file__).with_name("press_release_sentences.tsv"))
     assert total == 90
-    assert right >= 84, misses
+    assert right >= 81, misses
 
 
 def _words(text: str) -> frozenset[str]:
@@ -466,26 +468,44 @@ def _words(text: str) -> frozenset[str]:
 
 def test_written_training_sentences_are_apart_from_the_held_out_set() -> None:
     """Every training line parses (``written_sentences`` raises on a malformed one), and no
-    held-out sentence shares over 80 % of its words (Jaccard) with a training sentence: the
-    held-out file was built without those."""
+    held-out sentence shares 60 % of its words (Jaccard) with a training sentence: the held-out
+    file was written apart, and the few that shared a frame with a training line were left
+    out of it (round 10)."""
     train, labels = written_sentences()
     held, _ = read_labelled(HELD_OUT)
-    assert len(train) > 3000 and len(held) > 600
+    assert len(train) > 2900 and len(held) > 600
     assert set(labels) == {"negative", "neutral", "positive"}
     seen = [_words(t) for t in train]
     close = [
         text
         for text, words in ((t, _words(t)) for t in held)
-        if any(len(words & w) > 0.8 * len(words | w) for w in seen)
+        if any(len(words & w) >= 0.6 * len(words | w) for w in seen)
     ]
     assert close == []
 
 
-def test_held_out_written_news_in_the_phrasebank_register() -> None:
-    """The held-out written news sentences (about 60 % neutral, press-release register),
-    never trained on nor used to choose anything, held to Financial PhraseBank's goal (0.85
-    accuracy, 0.80 macro-F1). PhraseBank itself (CC BY-NC-SA) is not in the repository:
-    `make eval` measures it when the data folder has it (docs/sentiment.md, round 9)."""
+# The marks issue 19 names as one test set's style (Financial PhraseBank's: Nordic company
+# reports, "EUR mn", "corresponding period"), which the first guide asked for by name.
+TEST_SET_MARKS = re.compile(r"\bOyj\b|\bEUR\b|\d mn\b|corresponding period|Nordic|Finnish")
+
+
+def test_written_sentences_and_their_guide_carry_no_test_sets_register() -> None:
+    """Round 10: the guide describes the pipeline's input (US market news) and names no data
+    set's wording; no written sentence, trained on or held out, carries the marks issue 19
+    found in the first set."""
+    guide = (REPO / "scripts" / "sentiment_data" / "GUIDE.md").read_text(encoding="utf-8")
+    assert not TEST_SET_MARKS.search(guide)
+    assert "PhraseBank" not in guide and "SemEval" not in guide
+    texts = written_sentences()[0] + read_labelled(HELD_OUT)[0]
+    assert [t for t in texts if TEST_SET_MARKS.search(t)] == []
+
+
+def test_held_out_us_news_sentences() -> None:
+    """The held-out US market news (693 headlines and sentences, 37 % neutral, written from the
+    same guide apart from the training ones), never trained on nor used to choose anything,
+    held to the goal's bar for financial sentences (0.85 accuracy, 0.80 macro-F1; Financial
+    PhraseBank itself, CC BY-NC-SA, is not in the repository: `make eval` measures it when the
+    data folder has it, docs/sentiment.md)."""
     texts, gold = read_labelled(HELD_OUT)
     got = [s.label for s in S.classify_sentiments(texts)]
     accuracy = sum(g == p for g, p in zip(gold, got)) / len(gold)

@@ -38,7 +38,7 @@ from typing import Any
 
 from ops_pipeline.news.vader import vader_features
 
-MODEL_NAME = "headlines-v7"
+MODEL_NAME = "headlines-v8"
 MODEL_PATH = Path(__file__).with_name("sentiment_model.json.gz")
 # Bump when normalise()/analyzers change; the weights file records the version it was built with.
 # 5: the dense ``vader`` block (headlines-v7).
