@@ -17,7 +17,7 @@ written sets (v1's ``bench/sentiment_heldout_news.tsv`` at 982c781 and v2's), an
 PhraseBank AllAgree when the data folder has it (never used to choose).
 
     SENTIMENT_DATA=DIR PYTHONPATH=layers/shared:src:scripts python scripts/sentiment_round10.py \
-        v1 v2 none v2@1
+        [--semeval-weight 5] v1 v2 none v2@1     # or --overlap
 """
 
 from __future__ import annotations
@@ -110,9 +110,15 @@ def overlap(written: list[str], sources: dict[str, list[str]], jaccard: float = 
     return out
 
 
-def measure(name: str, written: Labelled | None, weight: float, ev: dict[str, Labelled]) -> dict:
+def measure(
+    name: str,
+    written: Labelled | None,
+    weight: float,
+    ev: dict[str, Labelled],
+    semeval_weight: float = T.CHOSEN["weights"]["semeval"],
+) -> dict:
     sem, tw = ev["semeval"], ev["twitter"]
-    weights = {**T.CHOSEN["weights"], "written": weight}
+    weights = {**T.CHOSEN["weights"], "semeval": semeval_weight, "written": weight}
     c = T.CHOSEN["C"]
     others = [tw] + ([written] if written is not None else [])
     t0 = time.perf_counter()
@@ -131,6 +137,7 @@ def measure(name: str, written: Labelled | None, weight: float, ev: dict[str, La
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("candidates", nargs="*")
+    ap.add_argument("--semeval-weight", type=float, default=T.CHOSEN["weights"]["semeval"])
     ap.add_argument("--overlap", action="store_true", help="near copies of other sets' texts")
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--v2", type=Path, default=REPO / "scripts" / "sentiment_data")
@@ -165,7 +172,8 @@ def main() -> int:
         print(json.dumps({"heldout_v2": overlap(held, against)}), flush=True)
     for cand in args.candidates:
         base, _, w = cand.partition("@")
-        row = measure(cand, sets[base], float(w or T.CHOSEN["weights"]["written"]), ev)
+        weight = float(w or T.CHOSEN["weights"]["written"])
+        row = measure(cand, sets[base], weight, ev, args.semeval_weight)
         print(json.dumps(row), flush=True)
     return 0
 
