@@ -8,7 +8,7 @@ source weights, decision rule):
 * ``v1``: the sentences of rounds 4-9 (``scripts/sentiment_data/written_*.tsv`` at commit
   982c781, from the first guide, which asked for the press-release register by name);
 * ``v2``: the sentences written in round 10 from ``scripts/sentiment_data/GUIDE.md`` version 2
-  (US market news; the files under ``--v2 DIR``, default the repository's ``us_*.tsv``);
+  (US market news; the ``*.tsv`` files under ``--v2 DIR``, default the repository's);
 * ``none``: no written sentences;
 * ``v2@W``: v2 at written weight W instead of 0.5.
 
@@ -39,7 +39,7 @@ from sentiment_sources import (
     read_semeval,
     read_twitter,
 )
-from written_sentences import read_labelled
+from written_sentences import read_labelled, written_sentences
 
 REPO = Path(__file__).resolve().parents[1]
 V1_COMMIT = "982c781"
@@ -74,13 +74,7 @@ def v1_written() -> Labelled:
 
 
 def v2_written(folder: Path) -> Labelled:
-    texts: list[str] = []
-    labels: list[str] = []
-    for path in sorted(folder.glob("us_*.tsv")):
-        t, lab = read_labelled(path)
-        texts += t
-        labels += lab
-    return Labelled("written", texts, labels)
+    return Labelled("written", *written_sentences(folder))
 
 
 def _words(text: str) -> frozenset[str]:
