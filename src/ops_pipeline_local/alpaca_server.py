@@ -10,7 +10,9 @@ Real alpaca-py clients talk to it unchanged::
 Everything is relative to a simulated clock: a bar is visible once its minute has closed
 (start + 1 min <= now). Refusals are answered as Alpaca answers them: the HTTP status and a
 ``{"code", "message"}`` body (422 40010001 for validation, 403 40310000 for buying power and
-quantity, 404 40410000 for an unknown order, 429 past 200 requests per key per simulated minute,
+quantity, and for a potential wash trade, an order while one of the other side for its symbol is
+open: Alpaca documents the 403, the code and message "potential wash trade detected. use complex
+orders" are those its users report; 404 40410000 for an unknown order, 429 past 200 requests per key per simulated minute,
 with ``X-RateLimit-Limit``/``-Remaining``/``-Reset`` on every reply; the reset is in wall-clock
 epoch seconds, as Alpaca's, as far away as the simulated minute's end).
 
@@ -28,7 +30,11 @@ Market orders (``fill_market_orders``):
   replies rather than prices); outside the session it is queued as above.
 - ``"next_minute"``: as ``next_open`` but at the CLOSE of each bar, once that bar has closed.
 
-An open order can be canceled (``DELETE /v2/orders/{id}``). A `FaultPlan` makes the server fail
+An open order can be canceled (``DELETE /v2/orders/{id}``, 204): one still queued for the open
+at once; one working in the session is ``pending_cancel`` (still open: it holds its shares and
+buying power) until the next minute, when it is ``canceled``, and it may still fill meanwhile on
+the bar that had begun when the cancel was asked, as the venue may fill it before the cancel
+lands. A `FaultPlan` makes the server fail
 as the real one does now and then (see faults.py): its ``late`` runs the clock that many seconds
 ahead of ``set_time`` (a late run), its ``unfilled`` leaves orders open, unfilled, until they
 expire. ``holdings``: shares the account holds from the start, bought by someone else (a manual
@@ -70,7 +76,10 @@ _PRICE_QUANTUM = Decimal("0.000000001")
 _NAMESPACE = uuid.UUID("6f1d4c1e-8f57-4e55-9a7e-3f4f0d6c2a10")
 _EXCHANGES = {"SPY": "ARCA"}
 FILL_MODES = ("on_submit", "next_minute", "next_open")
-OPEN_STATUSES = frozenset({"new", "accepted", "partially_filled", "pending_new"})
+OPEN_STATUSES = frozenset({"new", "accepted", "partially_filled", "pending_new", "pending_cancel"})
+# Alpaca: "cannot be replaced when the status is accepted, pending_new, pending_cancel or
+# pending_replace" (Replace Order by ID).
+NOT_REPLACEABLE = frozenset({"accepted", "pending_new", "pending_cancel", "pending_replace"})
 TIMES_IN_FORCE = frozenset({"day", "gtc"})
 # A market order takes at most this fraction of a bar's volume; the rest fills on later bars.
 DEFAULT_PARTICIPATION = Decimal("0.1")
@@ -239,6 +248,7 @@ class _Order:
     unfillable: bool = False  # a fault plan's `unfilled`: it waits, then expires
     replaced_by: str | None = None  # the order that replaced it (PATCH /v2/orders/{id})
     replaces: str | None = None
+    cancel_asked: datetime | None = None  # when a cancel was asked of it while it worked
 
     @property
     def is_open(self) -> bool:
@@ -253,7 +263,10 @@ class _Order:
         paid = (self.filled_avg_price or Decimal(0)) * self.filled_qty + price * qty
         self.filled_avg_price = (paid / done).quantize(_PRICE_QUANTUM)
         self.filled_qty = done
-        self.status = "filled" if done == self.qty else "partially_filled"
+        if done == self.qty:
+            self.status = "filled"
+        elif self.status != "pending_cancel":
+            self.status = "partially_filled"
         self.updated_at = at
 
     def to_json(self) -> dict[str, Any]:
@@ -812,6 +825,7 @@ class LocalAlpaca(LoopbackServer):
         if client_id in self._orders_by_client_id:
             raise _unprocessable("client_order_id must be unique", VALIDATION)
         symbol, side, qty, time_in_force = self._validate_order(data)
+        self._refuse_wash_trade(symbol, side)
         order = _Order(
             id=str(uuid.uuid4()),
             client_order_id=client_id,
@@ -844,12 +858,13 @@ class LocalAlpaca(LoopbackServer):
 
     def _replace_order(self, order_id: str, body: bytes) -> Json:
         """As Alpaca: an open order is `replaced` by a new one (a new id, `replaces` it; the old
-        one's `replaced_by` names it) with the quantity asked for; here only while nothing of it
-        has filled."""
+        one's `replaced_by` names it) with the quantity asked for; not while it is still queued
+        (`accepted`) or a cancel is pending (`NOT_REPLACEABLE`), and here only while nothing of
+        it has filled."""
         order = self._orders_by_id.get(order_id)
         if order is None:
             raise _not_found("order not found")
-        if not order.is_open or order.filled_qty:
+        if not order.is_open or order.filled_qty or order.status in NOT_REPLACEABLE:
             raise _unprocessable(f'order is not replaceable in "{order.status}" state')
         data = _json_object(body)
         client_id = str(data.get("client_order_id") or uuid.uuid4())
@@ -879,9 +894,16 @@ class LocalAlpaca(LoopbackServer):
         order = self._orders_by_id.get(order_id)
         if order is None:
             raise _not_found("order not found")
-        if not order.is_open:
+        if not order.is_open or order.status == "pending_cancel":
             raise _unprocessable(f'order is already in "{order.status}" state')
-        order.status, order.updated_at = "canceled", self._now
+        if order.status == "accepted":  # still queued for the open: it never reached the market
+            order.status, order.updated_at = "canceled", self._now
+        else:  # working in the session: the venue confirms the cancel at the next minute
+            order.status, order.updated_at, order.cancel_asked = (
+                "pending_cancel",
+                self._now,
+                self._now,
+            )
 
     # -- order lifecycle
 
@@ -912,6 +934,8 @@ class LocalAlpaca(LoopbackServer):
         end = self._now - lag  # a bar counts once its price is known
         if order.expires_at is not None:
             end = min(end, order.expires_at - timedelta(microseconds=1))
+        if order.cancel_asked is not None:  # only the bar that had begun may still fill it
+            end = min(end, order.cancel_asked)
         starts = self._starts[order.symbol]
         lo = bisect.bisect_left(starts, start)
         hi = bisect.bisect_right(starts, end)
@@ -942,6 +966,10 @@ class LocalAlpaca(LoopbackServer):
                     break
             if order.is_open and order.expires_at is not None and self._now >= order.expires_at:
                 order.status, order.updated_at = "expired", order.expires_at
+            if order.is_open and order.cancel_asked is not None:
+                confirmed = self._minute(order.cancel_asked) + ONE_MINUTE
+                if self._now >= confirmed:
+                    order.status, order.updated_at = "canceled", confirmed
 
     def _validate_order(self, data: dict[str, Any]) -> tuple[str, str, Decimal, str]:
         symbol = str(data.get("symbol") or "")
@@ -987,6 +1015,17 @@ class LocalAlpaca(LoopbackServer):
         if side == "buy":
             self._check_buying_power(qty * price)
         return symbol, side, qty, time_in_force
+
+    def _refuse_wash_trade(self, symbol: str, side: str) -> None:
+        """Alpaca's wash-trade protection ("Preventing Wash Trades", User Protection): a new
+        market order is refused while a simple order of the other side for its symbol is open
+        in the account, whoever sent it (the operator, another deployment). This server has
+        simple market orders only (Alpaca exempts bracket, OCO and trailing-stop legs). Every
+        open status counts here, `accepted` and `pending_cancel` included: Alpaca's page shows
+        a queued order counting and does not list the statuses."""
+        other = "sell" if side == "buy" else "buy"
+        if any(o.is_open and o.symbol == symbol and o.side == other for o in self._orders):
+            raise _ApiError(403, FORBIDDEN, "potential wash trade detected. use complex orders")
 
     def _check_buying_power(self, cost_basis: Decimal) -> None:
         buying_power = self._buying_power()

@@ -191,6 +191,16 @@ def test_a_lost_runs_lease_runs_out_for_the_other_runs(database_url, conn, marke
 def test_a_partial_fill_then_cancel_is_recorded_filled_with_the_filled_quantity(
     conn, bundled_bars, monkeypatch
 ):
+    """The deployment's order fills in parts; the operator cancels it. Alpaca answers
+    `pending_cancel`: still open, and a run that reconciles it then keeps the row `submitted`
+    with what has filled. The venue fills part of the bar in progress before the cancel lands,
+    then the order is `canceled`: the row is `filled` with all that filled."""
+    later, last = MINUTE + timedelta(minutes=1), MINUTE + timedelta(minutes=2)
+    first, second = (
+        next(b for b in bundled_bars if b.symbol == "AAPL" and b.ts == ts) for ts in (MINUTE, later)
+    )
+    participation = Decimal("20.5") / max(first.volume, second.volume)  # 20 shares a bar at most
+    parts = [int(b.volume * participation) for b in (first, second)]
     with LocalAlpaca(
         bundled_bars,
         CREDS.key_id,
@@ -198,38 +208,31 @@ def test_a_partial_fill_then_cancel_is_recorded_filled_with_the_filled_quantity(
         now=MINUTE,
         fill_market_orders="next_minute",
         no_shorting=True,
+        participation=participation,
     ) as server:
-        proxy = FaultProxy(server.base_url)
-        monkeypatch.setenv("ALPACA_TRADING_URL", proxy.base_url)
+        monkeypatch.setenv("ALPACA_TRADING_URL", server.base_url)
         paper = AlpacaBroker(alpaca.trading_client(CREDS, timeout=5), TradingMode.PAPER)
         recommend(conn, "AAPL", "BUY", price="170")
         assert dispatch(conn, paper, minute=MINUTE, **KW)["outcomes"] == {"submitted": 1}
-        ((order_id,),) = conn.run("SELECT broker_order_id FROM dispatch_executions")
-        paper.client.cancel_order_by_id(order_id)
-
-        def twenty_filled_before_the_cancel(orders: list) -> list:
-            for order in orders:
-                if order["id"] == order_id:
-                    order.update(filled_qty="20", filled_avg_price="170.5")
-            return orders
-
-        proxy.fault("GET", ORDERS, "rewrite", rewrite=twenty_filled_before_the_cancel)
-        later = MINUTE + timedelta(minutes=1)
         server.set_time(later)
-        summary = dispatch(conn, paper, minute=later, **KW)
-        proxy.close()
+        dispatch(conn, paper, minute=later, **KW)
+        ((order_id, so_far),) = conn.run("SELECT broker_order_id, qty FROM dispatch_executions")
+        paper.client.cancel_order_by_id(order_id)
+        server.advance(timedelta(seconds=30))  # a redrive of the same minute
+        again = dispatch(conn, paper, minute=later, **KW)
+        asked = server.orders[0]["status"]
+        server.set_time(last)
+        summary = dispatch(conn, paper, minute=last, **KW)
+        final = server.orders[0]["status"]
+    assert so_far == parts[0] and (asked, final) == ("pending_cancel", "canceled")
+    assert again["reconciled_outcomes"] == {"submitted": 1}
     assert summary["reconciled_outcomes"] == {"filled": 1}
-    assert conn.run(
+    ((status, qty, requested, price, reason),) = conn.run(
         "SELECT status, qty, requested_qty, price, reject_reason FROM dispatch_executions"
-    ) == [
-        [
-            "filled",
-            Decimal(20),
-            Decimal(58),
-            Decimal("170.5"),
-            "partial fill: 20 of 58, then canceled",
-        ]
-    ]
+    )
+    assert (status, qty, requested) == ("filled", sum(parts), 58)
+    assert reason == f"partial fill: {sum(parts)} of 58, then canceled"
+    assert min(first.close, second.close) <= price <= max(first.close, second.close)
 
 
 def test_a_malformed_reply_is_looked_up_recorded_and_the_batch_goes_on(conn, market, proxy, broker):

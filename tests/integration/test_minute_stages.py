@@ -432,7 +432,13 @@ def test_a_submitted_order_is_reconciled_to_its_fill_on_the_next_run(
     assert third["reconciled"] == 0 and len(market.requests) == seen + 1  # nothing left to ask
 
 
-def test_a_canceled_order_is_recorded_as_rejected_by_the_broker(conn, next_minute_broker):
+def test_a_cancel_that_reaches_the_venue_after_the_fill_leaves_the_order_filled(
+    conn, bundled_bars, next_minute_broker
+):
+    # The operator cancels the deployment's working market order within its minute: Alpaca
+    # answers `pending_cancel`, and the venue fills it on the bar in progress before the cancel
+    # lands. The row is `filled` at that bar's close and the shares are held. (A cancel that
+    # wins, with nothing filled: test_money_path_edges, "broker: canceled".)
     market, broker = next_minute_broker
     minute = OPEN + timedelta(minutes=60)
     market.set_time(minute)
@@ -443,13 +449,14 @@ def test_a_canceled_order_is_recorded_as_rejected_by_the_broker(conn, next_minut
         "SELECT broker_order_id FROM dispatch_executions WHERE recommendation_id = :r", r=rec_id
     )
     broker.client.cancel_order_by_id(order_id)
+    assert broker.client.get_order_by_id(order_id)["status"] == "pending_cancel"
     market.set_time(minute + timedelta(minutes=1))
     summary = dispatch(conn, broker, minute=minute + timedelta(minutes=1), **kwargs)
-    assert summary["reconciled_outcomes"] == {"rejected": 1}
-    assert conn.run("SELECT status, reject_reason, broker_order_id FROM dispatch_executions") == [
-        ["rejected", "broker: canceled", order_id]
+    assert summary["reconciled_outcomes"] == {"filled": 1}
+    assert _executions(conn) == [
+        ["AAPL", "filled", _close(bundled_bars, "AAPL", minute), None, order_id]
     ]
-    assert broker.client.get_all_positions() == []
+    assert [p["qty"] for p in broker.client.get_all_positions()] == ["58"]
 
 
 def test_a_reconciliation_outage_fails_the_run_and_the_retry_reconciles_then_sends(

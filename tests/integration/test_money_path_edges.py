@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 import pytest
+from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, TimeInForce
 from alpaca.trading.requests import MarketOrderRequest, ReplaceOrderRequest
 from fault_proxy import FaultProxy
@@ -208,6 +209,54 @@ def test_nothing_is_sent_from_an_account_that_may_sell_short(conn, bundled_bars,
         "the account may sell short: set it long-only (Alpaca account configuration no_shorting)",
     ]
     assert posts(server) == []
+
+
+def test_an_operators_order_sent_just_before_ours_makes_alpaca_refuse_ours_as_a_wash_trade(
+    conn, bundled_bars, monkeypatch
+):
+    # The gate reads the account's open orders, then the operator sells 10 of their own AAPL by
+    # hand before the deployment's AAPL BUY reaches Alpaca, which refuses an order while one of
+    # the other side is open for its symbol. The refusal is recorded with Alpaca's code, the
+    # rest of the batch goes on, and the next minute's BUY waits behind the operator's order.
+    with paper(
+        bundled_bars, monkeypatch, faults=FaultPlan(unfilled=1.0), holdings={"AAPL": D(100)}
+    ) as (server, proxy, broker):
+        operator = TradingClient(
+            CREDS.key_id, CREDS.secret_key, paper=True, url_override=server.base_url
+        )
+        sold: list[str] = []
+
+        def operator_sells_first() -> None:
+            if not sold:
+                sold.append("AAPL")
+                operator.submit_order(
+                    MarketOrderRequest(
+                        symbol="AAPL",
+                        qty=10,
+                        side=OrderSide.SELL,
+                        time_in_force=TimeInForce.DAY,
+                        client_order_id="operator-sell",
+                    )
+                )
+
+        proxy.fault("POST", ORDERS, "forward", hook=operator_sells_first)
+        recommend(conn, "AAPL", "BUY", MINUTE, price="170")
+        recommend(conn, "MSFT", "BUY", MINUTE, price="105")
+        dispatch(conn, broker, minute=MINUTE, limits=RiskLimits(), **ACTIVE)
+        later = MINUTE + timedelta(minutes=1)
+        server.set_time(later)
+        recommend(conn, "AAPL", "BUY", later, price="170")
+        dispatch(conn, broker, minute=later, limits=RiskLimits(), **ACTIVE)
+        orders = {o["client_order_id"]: o for o in server.orders}
+    refused, msft, held = rows(conn)
+    assert refused[:5] == ["AAPL", "buy", "rejected", D(0), D(58)]
+    assert (
+        refused[5] == "broker refused (40310000): potential wash trade detected. use complex orders"
+    )
+    assert msft[:3] == ["MSFT", "buy", "submitted"]
+    assert held[2:] == ["rejected", D(0), D(0), "an order for AAPL is already open"]
+    assert orders["operator-sell"]["status"] == "new"  # open, unfilled
+    assert [o["symbol"] for o in orders.values()] == ["AAPL", "MSFT"]  # the refused one is not
 
 
 # -- 2. a late run ---------------------------------------------------------------------------

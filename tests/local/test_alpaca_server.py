@@ -13,7 +13,12 @@ from alpaca.data.requests import StockBarsRequest
 from alpaca.data.timeframe import TimeFrame
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, OrderStatus, QueryOrderStatus, TimeInForce
-from alpaca.trading.requests import GetCalendarRequest, GetOrdersRequest, MarketOrderRequest
+from alpaca.trading.requests import (
+    GetCalendarRequest,
+    GetOrdersRequest,
+    MarketOrderRequest,
+    ReplaceOrderRequest,
+)
 
 from ops_pipeline_local.alpaca_server import LocalAlpaca
 from ops_pipeline_local.bars import NEW_YORK, Bar, read_bars
@@ -490,6 +495,63 @@ def test_an_open_order_can_be_canceled_once() -> None:
         assert again.value.message == 'order is already in "canceled" state'
         server.set_time(_ny(ACME_DAY2, 9, 31))
         assert trading.get_all_positions() == []
+
+
+def test_a_working_order_is_pending_cancel_until_the_next_minute_and_may_fill_meanwhile() -> None:
+    # As Alpaca: a cancel of an order working in the session is asked of the venue, which may
+    # still fill it on the bar in progress; the order is `pending_cancel` (open: not cancelable
+    # again, not replaceable) until the cancel lands, then `canceled` with what filled.
+    bars = [_acme(ACME_DAY1, 15, 59, "9")] + [
+        _acme(ACME_DAY2, 9, m, "10", volume=100) for m in (30, 31, 32)
+    ]
+    with LocalAlpaca(
+        bars, KEY, SECRET, now=_ny(ACME_DAY2, 9, 30) + timedelta(seconds=20)
+    ) as server:  # next_open: sent within the 9:30 bar, it fills at that bar's close
+        trading = _trading(server)
+        order = trading.submit_order(_market_order("ACME", 50, OrderSide.BUY, "c1"))
+        server.advance(timedelta(seconds=20))
+        trading.cancel_order_by_id(order.id)
+        assert trading.get_order_by_id(order.id).status == OrderStatus.PENDING_CANCEL
+        with pytest.raises(APIError) as again:
+            trading.cancel_order_by_id(order.id)
+        assert again.value.message == 'order is already in "pending_cancel" state'
+        with pytest.raises(APIError) as replace:
+            trading.replace_order_by_id(order.id, ReplaceOrderRequest(qty=20))
+        assert replace.value.message == 'order is not replaceable in "pending_cancel" state'
+        assert [o.symbol for o in trading.get_orders()] == ["ACME"]  # still open
+        server.set_time(_ny(ACME_DAY2, 9, 32))
+        done = trading.get_order_by_id(order.id)
+        assert (done.status, done.filled_qty) == (OrderStatus.CANCELED, "10")  # the 9:30 bar's
+        assert [p.qty for p in trading.get_all_positions()] == ["10"]
+
+
+def test_an_order_while_one_of_the_other_side_is_open_is_refused_as_a_wash_trade() -> None:
+    # Alpaca's wash-trade protection: whoever sent the open order (the operator, another
+    # deployment), a market order of the other side for its symbol could fill against it.
+    bars = [_acme(ACME_DAY1, 15, 59, "9"), _acme(ACME_DAY2, 9, 30, "10")]
+    with LocalAlpaca(
+        bars, KEY, SECRET, now=_ny(ACME_DAY2, 9, 0), fill_market_orders="next_open"
+    ) as server:
+        trading = _trading(server)
+        first = trading.submit_order(_market_order("ACME", 1, OrderSide.BUY, "b1"))
+        trading.submit_order(_market_order("ACME", 1, OrderSide.BUY, "b2"))  # the same side
+        with pytest.raises(APIError) as error:
+            trading.submit_order(_market_order("ACME", 1, OrderSide.SELL, "s1"))
+        assert (error.value.status_code, error.value.code, error.value.message) == (
+            403,
+            40310000,
+            "potential wash trade detected. use complex orders",
+        )
+        with pytest.raises(APIError) as queued:  # Alpaca replaces no order still queued
+            trading.replace_order_by_id(first.id, ReplaceOrderRequest(qty=2))
+        assert queued.value.message == 'order is not replaceable in "accepted" state'
+        trading.cancel_order_by_id(first.id)
+        with pytest.raises(APIError):  # b2 is still open
+            trading.submit_order(_market_order("ACME", 1, OrderSide.SELL, "s2"))
+        server.set_time(_ny(ACME_DAY2, 9, 31))  # b2 filled at the open
+        sold = trading.submit_order(_market_order("ACME", 1, OrderSide.SELL, "s3"))
+        assert [o["client_order_id"] for o in server.orders] == ["b1", "b2", "s3"]
+        assert sold.status == OrderStatus.ACCEPTED
 
 
 def test_rate_limit_headers_on_every_reply_and_429_past_the_limit(bars: list[Bar]) -> None:
