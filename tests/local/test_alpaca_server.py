@@ -480,21 +480,29 @@ def test_a_large_order_fills_in_parts_over_successive_bars_then_expires_at_the_c
         assert Decimal(position.qty) == 18
 
 
-def test_an_open_order_can_be_canceled_once() -> None:
+@pytest.fixture
+def before_open() -> Iterator[LocalAlpaca]:
+    """ACME's last bar of a day and the next day's first, the clock half an hour before that
+    open: an order sent now is queued (`accepted`) for the open."""
     bars = [_acme(ACME_DAY1, 15, 59, "9"), _acme(ACME_DAY2, 9, 30, "10")]
     with LocalAlpaca(
         bars, KEY, SECRET, now=_ny(ACME_DAY2, 9, 0), fill_market_orders="next_open"
     ) as server:
-        trading = _trading(server)
-        order = trading.submit_order(_market_order("ACME", 1, OrderSide.BUY, "c1"))
+        yield server
+
+
+def test_an_open_order_can_be_canceled_once(before_open: LocalAlpaca) -> None:
+    server = before_open
+    trading = _trading(server)
+    order = trading.submit_order(_market_order("ACME", 1, OrderSide.BUY, "c1"))
+    trading.cancel_order_by_id(order.id)
+    assert trading.get_order_by_id(order.id).status == OrderStatus.CANCELED
+    with pytest.raises(APIError) as again:
         trading.cancel_order_by_id(order.id)
-        assert trading.get_order_by_id(order.id).status == OrderStatus.CANCELED
-        with pytest.raises(APIError) as again:
-            trading.cancel_order_by_id(order.id)
-        assert again.value.status_code == 422
-        assert again.value.message == 'order is already in "canceled" state'
-        server.set_time(_ny(ACME_DAY2, 9, 31))
-        assert trading.get_all_positions() == []
+    assert again.value.status_code == 422
+    assert again.value.message == 'order is already in "canceled" state'
+    server.set_time(_ny(ACME_DAY2, 9, 31))
+    assert trading.get_all_positions() == []
 
 
 def test_a_working_order_is_pending_cancel_until_the_next_minute_and_may_fill_meanwhile() -> None:
@@ -525,33 +533,32 @@ def test_a_working_order_is_pending_cancel_until_the_next_minute_and_may_fill_me
         assert [p.qty for p in trading.get_all_positions()] == ["10"]
 
 
-def test_an_order_while_one_of_the_other_side_is_open_is_refused_as_a_wash_trade() -> None:
+def test_an_order_while_one_of_the_other_side_is_open_is_refused_as_a_wash_trade(
+    before_open: LocalAlpaca,
+) -> None:
     # Alpaca's wash-trade protection: whoever sent the open order (the operator, another
     # deployment), a market order of the other side for its symbol could fill against it.
-    bars = [_acme(ACME_DAY1, 15, 59, "9"), _acme(ACME_DAY2, 9, 30, "10")]
-    with LocalAlpaca(
-        bars, KEY, SECRET, now=_ny(ACME_DAY2, 9, 0), fill_market_orders="next_open"
-    ) as server:
-        trading = _trading(server)
-        first = trading.submit_order(_market_order("ACME", 1, OrderSide.BUY, "b1"))
-        trading.submit_order(_market_order("ACME", 1, OrderSide.BUY, "b2"))  # the same side
-        with pytest.raises(APIError) as error:
-            trading.submit_order(_market_order("ACME", 1, OrderSide.SELL, "s1"))
-        assert (error.value.status_code, error.value.code, error.value.message) == (
-            403,
-            40310000,
-            "potential wash trade detected. use complex orders",
-        )
-        with pytest.raises(APIError) as queued:  # Alpaca replaces no order still queued
-            trading.replace_order_by_id(first.id, ReplaceOrderRequest(qty=2))
-        assert queued.value.message == 'order is not replaceable in "accepted" state'
-        trading.cancel_order_by_id(first.id)
-        with pytest.raises(APIError):  # b2 is still open
-            trading.submit_order(_market_order("ACME", 1, OrderSide.SELL, "s2"))
-        server.set_time(_ny(ACME_DAY2, 9, 31))  # b2 filled at the open
-        sold = trading.submit_order(_market_order("ACME", 1, OrderSide.SELL, "s3"))
-        assert [o["client_order_id"] for o in server.orders] == ["b1", "b2", "s3"]
-        assert sold.status == OrderStatus.ACCEPTED
+    server = before_open
+    trading = _trading(server)
+    first = trading.submit_order(_market_order("ACME", 1, OrderSide.BUY, "b1"))
+    trading.submit_order(_market_order("ACME", 1, OrderSide.BUY, "b2"))  # the same side
+    with pytest.raises(APIError) as error:
+        trading.submit_order(_market_order("ACME", 1, OrderSide.SELL, "s1"))
+    assert (error.value.status_code, error.value.code, error.value.message) == (
+        403,
+        40310000,
+        "potential wash trade detected. use complex orders",
+    )
+    with pytest.raises(APIError) as queued:  # Alpaca replaces no order still queued
+        trading.replace_order_by_id(first.id, ReplaceOrderRequest(qty=2))
+    assert queued.value.message == 'order is not replaceable in "accepted" state'
+    trading.cancel_order_by_id(first.id)
+    with pytest.raises(APIError):  # b2 is still open
+        trading.submit_order(_market_order("ACME", 1, OrderSide.SELL, "s2"))
+    server.set_time(_ny(ACME_DAY2, 9, 31))  # b2 filled at the open
+    sold = trading.submit_order(_market_order("ACME", 1, OrderSide.SELL, "s3"))
+    assert [o["client_order_id"] for o in server.orders] == ["b1", "b2", "s3"]
+    assert sold.status == OrderStatus.ACCEPTED
 
 
 def test_rate_limit_headers_on_every_reply_and_429_past_the_limit(bars: list[Bar]) -> None:
