@@ -17,12 +17,17 @@ written sets (v1's ``bench/sentiment_heldout_news.tsv`` at 982c781 and v2's), an
 PhraseBank AllAgree when the data folder has it (never used to choose).
 
     SENTIMENT_DATA=DIR PYTHONPATH=layers/shared:src:scripts python scripts/sentiment_round10.py \
-        [--semeval-weight 5] v1 v2 none v2@1     # or --overlap
+        [--semeval-weight 5] v1 v2 none v2@1     # or --overlap, or --rule-ceiling
+
+``--rule-ceiling`` (after round 10): the shipped recipe's grouped out-of-fold probabilities on
+the SemEval headlines under every decision rule of ``--cv``'s grid, without the Twitter-valid
+floor: the most accuracy any rule gets out of these probabilities, and the grouped errors by kind.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import re
 import subprocess
@@ -128,11 +133,35 @@ def measure(
     return row
 
 
+def rule_ceiling(ev: dict[str, Labelled], written: Labelled) -> dict:
+    """Every (band, p(neutral)) rule on the shipped recipe's grouped out-of-fold probabilities,
+    best accuracy first, beside the shipped rule and its errors (gold -> called)."""
+    sem = ev["semeval"]
+    oof = T.out_of_fold(sem, [ev["twitter"], written], T.CHOSEN["weights"], T.CHOSEN["C"])
+    rules = [
+        {"band": band, "neutral_min_proba": neutral, **T.scores(sem.labels, labels)}
+        for band, neutral in itertools.product(T.BANDS, T.NEUTRAL_MIN_PROBAS)
+        for labels in [T.decide_labels(oof, band, neutral)]
+    ]
+    rules.sort(key=lambda r: (r["accuracy"], r["macro_f1"]), reverse=True)
+    shipped = T.chosen_labels(oof)
+    errors: dict[str, int] = {}
+    for gold, called in zip(sem.labels, shipped):
+        if gold != called:
+            errors[f"{gold}->{called}"] = errors.get(f"{gold}->{called}", 0) + 1
+    return {
+        "best_rules": rules[:5],
+        "shipped_rule": T.scores(sem.labels, shipped),
+        "errors": dict(sorted(errors.items(), key=lambda kv: -kv[1])),
+    }
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("candidates", nargs="*")
     ap.add_argument("--semeval-weight", type=float, default=T.CHOSEN["weights"]["semeval"])
     ap.add_argument("--overlap", action="store_true", help="near copies of other sets' texts")
+    ap.add_argument("--rule-ceiling", action="store_true", help="every rule, no floor (v8)")
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--v2", type=Path, default=REPO / "scripts" / "sentiment_data")
     ap.add_argument("--heldout-v2", type=Path, default=HELDOUT_NEWS)
@@ -164,6 +193,8 @@ def main() -> int:
             flush=True,
         )
         print(json.dumps({"heldout_v2": overlap(held, against)}), flush=True)
+    if args.rule_ceiling:
+        print(json.dumps(rule_ceiling(ev, sets["v2"])), flush=True)
     for cand in args.candidates:
         base, _, w = cand.partition("@")
         weight = float(w or T.CHOSEN["weights"]["written"])
