@@ -33,6 +33,7 @@ import re
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import train_sentiment as T  # pins the BLAS kernels before numpy loads
@@ -145,14 +146,11 @@ def rule_ceiling(ev: dict[str, Labelled], written: Labelled) -> dict:
     ]
     rules.sort(key=lambda r: (r["accuracy"], r["macro_f1"]), reverse=True)
     shipped = T.chosen_labels(oof)
-    errors: dict[str, int] = {}
-    for gold, called in zip(sem.labels, shipped):
-        if gold != called:
-            errors[f"{gold}->{called}"] = errors.get(f"{gold}->{called}", 0) + 1
+    errors = Counter(f"{g}->{c}" for g, c in zip(sem.labels, shipped) if g != c)
     return {
         "best_rules": rules[:5],
         "shipped_rule": T.scores(sem.labels, shipped),
-        "errors": dict(sorted(errors.items(), key=lambda kv: -kv[1])),
+        "errors": dict(errors.most_common()),
     }
 
 

@@ -10,11 +10,12 @@ Real alpaca-py clients talk to it unchanged::
 Everything is relative to a simulated clock: a bar is visible once its minute has closed
 (start + 1 min <= now). Refusals are answered as Alpaca answers them: the HTTP status and a
 ``{"code", "message"}`` body (422 40010001 for validation, 403 40310000 for buying power and
-quantity, and for a potential wash trade, an order while one of the other side for its symbol is
-open: Alpaca documents the 403, the code and message "potential wash trade detected. use complex
-orders" are those its users report; 404 40410000 for an unknown order, 429 past 200 requests per key per simulated minute,
-with ``X-RateLimit-Limit``/``-Remaining``/``-Reset`` on every reply; the reset is in wall-clock
-epoch seconds, as Alpaca's, as far away as the simulated minute's end).
+quantity, and for a potential wash trade: an order while one of the other side for its symbol is
+open, where Alpaca documents the 403 and its users report the code and the message "potential
+wash trade detected. use complex orders"; 404 40410000 for an unknown order, 429 past 200
+requests per key per simulated minute, with ``X-RateLimit-Limit``/``-Remaining``/``-Reset`` on
+every reply; the reset is in wall-clock epoch seconds, as Alpaca's, as far away as the simulated
+minute's end).
 
 Market orders (``fill_market_orders``):
 
@@ -34,10 +35,9 @@ An open order can be canceled (``DELETE /v2/orders/{id}``, 204): one still queue
 at once; one working in the session is ``pending_cancel`` (still open: it holds its shares and
 buying power) until the next minute, when it is ``canceled``, and it may still fill meanwhile on
 the bar that had begun when the cancel was asked, as the venue may fill it before the cancel
-lands. A `FaultPlan` makes the server fail
-as the real one does now and then (see faults.py): its ``late`` runs the clock that many seconds
-ahead of ``set_time`` (a late run), its ``unfilled`` leaves orders open, unfilled, until they
-expire. ``holdings``: shares the account holds from the start, bought by someone else (a manual
+lands. A `FaultPlan` makes the server fail as the real one does now and then (see faults.py): its
+``late`` runs the clock that many seconds ahead of ``set_time`` (a late run), its ``unfilled``
+leaves orders open, unfilled, until they expire. ``holdings``: shares the account holds from the start, bought by someone else (a manual
 position, another deployment's). As a paper account by default, the account may sell short: a
 sell when flat opens a short position (a sell beyond a long position is refused); with
 ``no_shorting`` (``PATCH /v2/account/configurations``, Alpaca's long-only mode) every sell beyond
@@ -1023,8 +1023,7 @@ class LocalAlpaca(LoopbackServer):
         simple market orders only (Alpaca exempts bracket, OCO and trailing-stop legs). Every
         open status counts here, `accepted` and `pending_cancel` included: Alpaca's page shows
         a queued order counting and does not list the statuses."""
-        other = "sell" if side == "buy" else "buy"
-        if any(o.is_open and o.symbol == symbol and o.side == other for o in self._orders):
+        if self._open_remaining(symbol, "sell" if side == "buy" else "buy"):
             raise _ApiError(403, FORBIDDEN, "potential wash trade detected. use complex orders")
 
     def _check_buying_power(self, cost_basis: Decimal) -> None:

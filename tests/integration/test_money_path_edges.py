@@ -224,22 +224,15 @@ def test_an_operators_order_sent_just_before_ours_makes_alpaca_refuse_ours_as_a_
         operator = TradingClient(
             CREDS.key_id, CREDS.secret_key, paper=True, url_override=server.base_url
         )
-        sold: list[str] = []
-
-        def operator_sells_first() -> None:
-            if not sold:
-                sold.append("AAPL")
-                operator.submit_order(
-                    MarketOrderRequest(
-                        symbol="AAPL",
-                        qty=10,
-                        side=OrderSide.SELL,
-                        time_in_force=TimeInForce.DAY,
-                        client_order_id="operator-sell",
-                    )
-                )
-
-        proxy.fault("POST", ORDERS, "forward", hook=operator_sells_first)
+        sell = MarketOrderRequest(
+            symbol="AAPL",
+            qty=10,
+            side=OrderSide.SELL,
+            time_in_force=TimeInForce.DAY,
+            client_order_id="operator-sell",
+        )
+        # Once, as the batch's first order (AAPL) reaches the proxy.
+        proxy.fault("POST", ORDERS, "forward", hook=lambda: operator.submit_order(sell))
         recommend(conn, "AAPL", "BUY", MINUTE, price="170")
         recommend(conn, "MSFT", "BUY", MINUTE, price="105")
         dispatch(conn, broker, minute=MINUTE, limits=RiskLimits(), **ACTIVE)
